@@ -1,0 +1,51 @@
+//! [`App`]: the state every tool handler shares, built once at start-up and owned by `Arc`.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+/// Environment variable set in every `codex app-server` child we spawn; a server started inside such a child
+/// refuses write tools so a nested Codex cannot submit work to itself.
+pub const RECURSION_MARKER_ENV: &str = "CODEX_CONTROL_PLANE_MCP_PARENT";
+
+/// Shared server state.
+pub struct App {
+    /// The resolved configuration.
+    pub config: Config,
+    /// When this process started serving (monotonic).
+    pub started_at: Instant,
+    /// When this process started serving (wall clock).
+    pub started_at_wall: SystemTime,
+    recursion_guard: bool,
+}
+
+impl App {
+    /// Builds the application state from a validated configuration.
+    pub fn new(config: Config) -> anyhow::Result<App> {
+        let recursion_guard = std::env::var_os(RECURSION_MARKER_ENV).is_some_and(|v| !v.is_empty());
+        if recursion_guard {
+            tracing::warn!(
+                "started inside a Codex session spawned by codex-control-plane-mcp; write tools are refused"
+            );
+        }
+        Ok(App {
+            config,
+            started_at: Instant::now(),
+            started_at_wall: SystemTime::now(),
+            recursion_guard,
+        })
+    }
+
+    /// True when this process must refuse write tools (see [`RECURSION_MARKER_ENV`]).
+    pub fn recursion_guard_active(&self) -> bool {
+        self.recursion_guard
+    }
+
+    /// The plugins this process knows, as the health summary shows them.
+    pub fn plugin_infos(&self) -> Vec<Value> {
+        let _ = json!(null);
+        Vec::new()
+    }
+}

@@ -1,0 +1,278 @@
+//! The tool catalog: every tool's name, description, input and output schema, and contract metadata.
+//!
+//! **API Boundary:** the specs under `tools/specs/` are the published contract. Names, parameters, defaults and
+//! bounds of the input schemas are the seed's, verbatim, so a client switches by changing one line of its MCP
+//! config; output schemas are ours and describe the real fields. The catalog is parsed once, on first use.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Version of the agent guide the `codexMcp` metadata refers to (the seed's).
+pub const GUIDE_VERSION: &str = "codex-mcp-agent-guide/v1";
+/// Version of the tool contract (the seed's).
+pub const CONTRACT_VERSION: &str = "1";
+/// The tool to call first on start-up.
+pub const RECOMMENDED_STARTUP_TOOL: &str = "codex_health_summary";
+/// The durable write tool.
+pub const RECOMMENDED_PRIMARY_WRITE_TOOL: &str = "codex_submit_task";
+
+/// Which stability promise a tool carries (the seed's `openclawContractGroup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractGroup {
+    /// Kept stable across versions.
+    Stable,
+    /// Kept for compatibility with older clients.
+    Compatibility,
+}
+
+impl ContractGroup {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractGroup::Stable => "stable",
+            ContractGroup::Compatibility => "compatibility",
+        }
+    }
+}
+
+/// One tool as published in `tools/list`.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    /// The tool name (`codex_*`).
+    pub name: &'static str,
+    /// What the tool does and when to use it.
+    pub description: String,
+    /// JSON Schema of the arguments; enforced on every call.
+    pub input_schema: Arc<Map<String, Value>>,
+    /// JSON Schema of `structuredContent`.
+    pub output_schema: Arc<Map<String, Value>>,
+    /// Stability group.
+    pub group: ContractGroup,
+    /// The seed's `codexMcp` guidance block (role, nextTools, idempotency, passiveRead, mayStartTurn...).
+    pub codex_mcp: Value,
+}
+
+impl ToolSpec {
+    /// True when the tool only reads state.
+    pub fn is_passive_read(&self) -> bool {
+        self.codex_mcp
+            .get("passiveRead")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// True when the tool writes (refused by the recursion guard).
+    pub fn is_write(&self) -> bool {
+        !self.is_passive_read()
+    }
+}
+
+/// The specs of the tools this build serves, in `tools/list` order.
+const SPECS: &[(&str, &str)] = &[(
+    "codex_health_summary",
+    include_str!("tools/specs/codex_health_summary.json"),
+)];
+
+/// The parsed catalog plus derived values computed once.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Tools in `tools/list` order.
+    pub tools: Vec<ToolSpec>,
+    /// `toolSurfaceHash`: sha256 over the sorted canonical tool surface (the seed's formula).
+    pub tool_surface_hash: String,
+}
+
+impl Catalog {
+    /// The process-wide catalog.
+    pub fn get() -> &'static Catalog {
+        static CATALOG: OnceLock<Catalog> = OnceLock::new();
+        CATALOG.get_or_init(|| match Catalog::parse(SPECS) {
+            Ok(catalog) => catalog,
+            // The specs are compiled into the binary and checked by the catalog tests, so a failure here is a
+            // build defect, not a runtime condition.
+            Err(message) => panic!("built-in tool catalog is invalid: {message}"),
+        })
+    }
+
+    /// Looks a tool up by name.
+    pub fn find(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.iter().find(|tool| tool.name == name)
+    }
+
+    /// Sorted names of the tools in one group.
+    pub fn names_in(&self, group: ContractGroup) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .tools
+            .iter()
+            .filter(|t| t.group == group)
+            .map(|t| t.name)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn parse(specs: &[(&'static str, &str)]) -> Result<Catalog, String> {
+        let mut tools = Vec::with_capacity(specs.len());
+        for (name, text) in specs {
+            let spec: Value =
+                serde_json::from_str(text).map_err(|err| format!("{name}: {err}"))?;
+            let field = |key: &str| {
+                spec.get(key)
+                    .cloned()
+                    .ok_or_else(|| format!("{name}: missing {key}"))
+            };
+            let object = |key: &str| match field(key)? {
+                Value::Object(map) => Ok(Arc::new(map)),
+                _ => Err(format!("{name}: {key} is not an object")),
+            };
+            let group = match field("contractGroup")?.as_str() {
+                Some("stable") => ContractGroup::Stable,
+                Some("compatibility") => ContractGroup::Compatibility,
+                other => return Err(format!("{name}: bad contractGroup {other:?}")),
+            };
+            tools.push(ToolSpec {
+                name,
+                description: field("description")?
+                    .as_str()
+                    .ok_or_else(|| format!("{name}: description is not a string"))?
+                    .to_string(),
+                input_schema: object("inputSchema")?,
+                output_schema: object("outputSchema")?,
+                group,
+                codex_mcp: field("codexMcp")?,
+            });
+        }
+        let tool_surface_hash = surface_hash(&tools);
+        Ok(Catalog {
+            tools,
+            tool_surface_hash,
+        })
+    }
+}
+
+/// sha256 of `[{name, description, inputSchema, outputSchema, contractGroup, codexMcp}]` sorted by name, as
+/// canonical JSON (sorted keys, no spaces), so any change to the published surface changes the hash.
+fn surface_hash(tools: &[ToolSpec]) -> String {
+    let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
+    sorted.sort_by_key(|t| t.name);
+    let surface: Vec<Value> = sorted
+        .into_iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "description": t.description,
+                "inputSchema": Value::Object((*t.input_schema).clone()),
+                "outputSchema": Value::Object((*t.output_schema).clone()),
+                "contractGroup": t.group.as_str(),
+                "codexMcp": t.codex_mcp,
+            })
+        })
+        .collect();
+    sha256_hex(canonical_json(&Value::Array(surface)).as_bytes())
+}
+
+/// Hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// JSON with object keys sorted at every level and no insignificant whitespace.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (idx, key) in keys.into_iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::schema::SUPPORTED_KEYWORDS;
+
+    fn keywords_in(schema: &Value, tool: &str, out: &mut Vec<String>) {
+        if let Value::Object(map) = schema {
+            for (key, value) in map {
+                if !SUPPORTED_KEYWORDS.contains(&key.as_str()) {
+                    out.push(format!("{tool}: {key}"));
+                }
+                match key.as_str() {
+                    "properties" => {
+                        if let Value::Object(props) = value {
+                            for prop in props.values() {
+                                keywords_in(prop, tool, out);
+                            }
+                        }
+                    }
+                    "items" | "additionalProperties" => keywords_in(value, tool, out),
+                    "anyOf" | "oneOf" => {
+                        if let Value::Array(branches) = value {
+                            for branch in branches {
+                                keywords_in(branch, tool, out);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_spec_parses_and_uses_only_enforced_keywords() {
+        let catalog = Catalog::get();
+        assert_eq!(catalog.tools.len(), SPECS.len());
+        let mut unsupported = Vec::new();
+        for tool in &catalog.tools {
+            assert_eq!(tool.input_schema.get("type"), Some(&Value::from("object")));
+            assert_eq!(tool.output_schema.get("type"), Some(&Value::from("object")));
+            assert_eq!(
+                tool.input_schema.get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{} must refuse unknown arguments",
+                tool.name
+            );
+            keywords_in(&Value::Object((*tool.input_schema).clone()), tool.name, &mut unsupported);
+        }
+        assert!(unsupported.is_empty(), "unsupported keywords: {unsupported:?}");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": "é"}], "c": null}});
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":null,"d":[1,{"y":"é","z":0}]},"b":1}"#
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The one error shape every tool returns: `{ok:false, error:{code, message, details, retryable}}`.
+//!
+//! Domain modules return their own `thiserror` enums; this module is the only place that maps them to the
+//! seed's `CODEX_*` codes, so a code can't mean two things in two tools.
+
+use serde_json::{json, Map, Value};
+
+/// The seed's error codes, kept verbatim so clients that branch on them keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Bad input: schema violation, unknown tool, unknown id, path outside the allowed roots.
+    InvalidArgument,
+    /// The project id, name or path is unknown.
+    ProjectNotFound,
+    /// The thread is unknown.
+    ThreadNotFound,
+    /// The turn is unknown.
+    TurnNotFound,
+    /// A chat was read that has no transcript yet.
+    TranscriptNotFound,
+    /// The same prompt is already active in the same scope.
+    DuplicatePromptActive,
+    /// A `client_request_id` was reused with a different payload.
+    IdempotencyKeyReused,
+    /// The thread has an active turn or a pending interaction.
+    Busy,
+    /// The state database stayed locked.
+    StateBusy,
+    /// An app-server request or a restart timed out.
+    Timeout,
+    /// No app-server process can be had.
+    AppServerUnavailable,
+    /// The interaction id is unknown.
+    PendingInteractionNotFound,
+    /// The interaction is no longer answerable.
+    PendingInteractionUnavailable,
+    /// A call to app-server failed.
+    SendFailed,
+    /// Codex's own state could not be read.
+    InternalStateReadError,
+    /// A plugin failed (trap, budget, limit, bad output).
+    PluginFailed,
+    /// This process refuses writes because it runs inside a Codex session we started (recursion guard).
+    RecursionGuard,
+    /// Anything unexpected inside this server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::ProjectNotFound => "CODEX_PROJECT_NOT_FOUND",
+            ErrorCode::ThreadNotFound => "CODEX_THREAD_NOT_FOUND",
+            ErrorCode::TurnNotFound => "CODEX_TURN_NOT_FOUND",
+            ErrorCode::TranscriptNotFound => "CODEX_TRANSCRIPT_NOT_FOUND",
+            ErrorCode::DuplicatePromptActive => "CODEX_DUPLICATE_PROMPT_ACTIVE",
+            ErrorCode::IdempotencyKeyReused => "CODEX_IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::Busy => "CODEX_BUSY",
+            ErrorCode::StateBusy => "CODEX_STATE_BUSY",
+            ErrorCode::Timeout => "CODEX_TIMEOUT",
+            ErrorCode::AppServerUnavailable => "CODEX_APP_SERVER_UNAVAILABLE",
+            ErrorCode::PendingInteractionNotFound => "CODEX_PENDING_INTERACTION_NOT_FOUND",
+            ErrorCode::PendingInteractionUnavailable => "CODEX_PENDING_INTERACTION_UNAVAILABLE",
+            ErrorCode::SendFailed => "CODEX_SEND_FAILED",
+            ErrorCode::InternalStateReadError => "CODEX_INTERNAL_STATE_READ_ERROR",
+            ErrorCode::PluginFailed => "CODEX_PLUGIN_FAILED",
+            ErrorCode::RecursionGuard => "CODEX_RECURSION_GUARD",
+            ErrorCode::Internal => "CODEX_INTERNAL_ERROR",
+        }
+    }
+
+    /// Whether the same call may succeed later unchanged (the seed's table).
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::TranscriptNotFound
+                | ErrorCode::Busy
+                | ErrorCode::StateBusy
+                | ErrorCode::Timeout
+                | ErrorCode::AppServerUnavailable
+                | ErrorCode::PendingInteractionUnavailable
+                | ErrorCode::InternalStateReadError
+        )
+    }
+}
+
+/// A tool failure, rendered as the seed's error payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolError {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// A human-readable sentence.
+    pub message: String,
+    /// Structured context (ids, the offending field, ...).
+    pub details: Map<String, Value>,
+    /// Overrides the code's default retryability when set.
+    pub retryable: Option<bool>,
+}
+
+impl ToolError {
+    /// An error with no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ToolError {
+            code,
+            message: message.into(),
+            details: Map::new(),
+            retryable: None,
+        }
+    }
+
+    /// `INVALID_ARGUMENT` naming the field at fault.
+    pub fn invalid_argument(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let text = if field.is_empty() {
+            message.clone()
+        } else {
+            format!("{field}: {message}")
+        };
+        ToolError::new(ErrorCode::InvalidArgument, text).with_detail("field", json!(field))
+    }
+
+    /// Adds one detail entry.
+    pub fn with_detail(mut self, key: &str, value: Value) -> Self {
+        self.details.insert(key.to_string(), value);
+        self
+    }
+
+    /// The `{ok:false, error:{...}}` payload.
+    pub fn to_payload(&self) -> Value {
+        json!({
+            "ok": false,
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message,
+                "details": Value::Object(self.details.clone()),
+                "retryable": self.retryable.unwrap_or_else(|| self.code.retryable()),
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ToolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_has_the_seed_shape() {
+        let payload = ToolError::invalid_argument("limit", "must be at most 50").to_payload();
+        assert_eq!(payload["ok"], json!(false));
+        assert_eq!(payload["error"]["code"], json!("INVALID_ARGUMENT"));
+        assert_eq!(payload["error"]["retryable"], json!(false));
+        assert_eq!(payload["error"]["details"]["field"], json!("limit"));
+        assert_eq!(
+            ToolError::new(ErrorCode::Busy, "busy").to_payload()["error"]["retryable"],
+            json!(true)
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The MCP surface: the stdio transport (rmcp), the tool catalog, argument validation and the error shape.
+//!
+//! **Architecture Invariant:** `mcp` is the only module that knows about MCP and about the seed's payload
+//! conventions (`ok`, `statusContract`, `CODEX_*` codes). The modules below it return typed values and typed
+//! errors; [`error`] maps them once.
+//!
+//! Requests are served concurrently (rmcp spawns a task per request), so a slow call never blocks a status poll.
+
+pub mod catalog;
+pub mod error;
+pub mod schema;
+pub mod server;
+pub mod tools;
+
+pub use error::{ErrorCode, ToolError};
+pub use server::McpServer;

@@ -1,0 +1,103 @@
+//! `codex_health_summary`: a storage-only readiness report plus the contract's version block.
+//!
+//! It never starts app-server and never waits on it: a client calls it first on every start-up, so it must
+//! answer in microseconds even when Codex is broken.
+
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::mcp::catalog::{
+    Catalog, ContractGroup, CONTRACT_VERSION, GUIDE_VERSION, RECOMMENDED_PRIMARY_WRITE_TOOL,
+    RECOMMENDED_STARTUP_TOOL,
+};
+use crate::mcp::error::ToolError;
+use crate::mcp::server::SERVER_NAME;
+use crate::time::iso8601_now;
+
+/// One readiness check.
+struct Check {
+    name: &'static str,
+    status: &'static str,
+    message: String,
+}
+
+/// Handler of `codex_health_summary`.
+pub async fn health_summary(app: &App, _args: &Map<String, Value>) -> Result<Value, ToolError> {
+    let catalog = Catalog::get();
+    let stable = catalog.names_in(ContractGroup::Stable);
+    let compatibility = catalog.names_in(ContractGroup::Compatibility);
+    let version = json!({
+        "serverName": SERVER_NAME,
+        "serverVersion": env!("CARGO_PKG_VERSION"),
+        "contractVersion": CONTRACT_VERSION,
+        "toolSurfaceHash": catalog.tool_surface_hash,
+        "guideVersion": GUIDE_VERSION,
+        "recommendedStartupFlow": "startup",
+        "recommendedStartupTool": RECOMMENDED_STARTUP_TOOL,
+        "recommendedPrimaryWriteTool": RECOMMENDED_PRIMARY_WRITE_TOOL,
+        "stableToolCount": stable.len(),
+        "compatibilityToolCount": compatibility.len(),
+        "stableTools": stable,
+        "compatibilityTools": compatibility,
+        "generatedAt": iso8601_now(),
+    });
+
+    let mut checks = Vec::new();
+    let plugins = app.plugin_infos();
+    let failed: Vec<&str> = plugins
+        .iter()
+        .filter(|p| p.get("status").and_then(Value::as_str) == Some("failed"))
+        .filter_map(|p| p.get("name").and_then(Value::as_str))
+        .collect();
+    checks.push(if failed.is_empty() {
+        Check {
+            name: "plugins",
+            status: "ok",
+            message: format!("{} plugin(s) loaded", plugins.len()),
+        }
+    } else {
+        Check {
+            name: "plugins",
+            status: "warning",
+            message: format!("plugins failed to load: {}", failed.join(", ")),
+        }
+    });
+    for root in &app.config.allowed_roots {
+        if !root.is_dir() {
+            checks.push(Check {
+                name: "allowed_roots",
+                status: "warning",
+                message: format!("allowed root {} is not a directory", root.display()),
+            });
+        }
+    }
+
+    let overall = if checks.iter().any(|c| c.status == "error") {
+        "broken"
+    } else if checks.iter().any(|c| c.status == "warning") {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let next_action = if overall == "healthy" {
+        "none"
+    } else {
+        "inspect_diagnostics"
+    };
+    let checks: Vec<Value> = checks
+        .into_iter()
+        .map(|c| json!({"name": c.name, "status": c.status, "message": c.message}))
+        .collect();
+    Ok(json!({
+        "version": version,
+        "overallStatus": overall,
+        "plugins": plugins,
+        "recursionGuard": {
+            "active": app.recursion_guard_active(),
+            "writeToolsRefused": app.recursion_guard_active(),
+        },
+        "checks": checks,
+        "nextRecommendedAction": next_action,
+        "uptimeSeconds": app.started_at.elapsed().as_secs_f64(),
+    }))
+}

@@ -1,0 +1,50 @@
+//! Start-up and shutdown: builds [`App`], serves MCP on stdio until the client closes it, then stops the
+//! background tasks in order.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rmcp::service::ServerInitializeError;
+use rmcp::ServiceExt;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::mcp::McpServer;
+use crate::shutdown;
+
+/// Serves MCP over this process's stdin/stdout until the client disconnects or `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown_signal: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = Arc::new(App::new(config).context("failed to initialise the server")?);
+    let (trigger, _listener) = shutdown::channel();
+    let server = McpServer::new(app.clone());
+    let transport = rmcp::transport::stdio();
+    let running = match server.serve(transport).await {
+        Ok(running) => running,
+        // A client that goes away before `initialize` is not an error of ours.
+        Err(ServerInitializeError::ConnectionClosed(_))
+        | Err(ServerInitializeError::ExpectedInitializeRequest(None)) => {
+            tracing::info!("client closed the connection before initialize");
+            trigger.fire();
+            return Ok(());
+        }
+        Err(err) => return Err(anyhow::anyhow!("MCP initialisation failed: {err}")),
+    };
+    let cancel = running.cancellation_token();
+    tokio::select! {
+        result = running.waiting() => {
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "MCP service ended with an error");
+            }
+        }
+        _ = shutdown_signal => {
+            tracing::info!("shutdown requested");
+            cancel.cancel();
+        }
+    }
+    trigger.fire();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests, one module per area.
+
+mod config;
+mod mcp_stdio;

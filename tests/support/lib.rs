@@ -1,0 +1,4 @@
+//! Test support: a real MCP stdio client for the built server, the fake model server, the real codex peer,
+//! and helpers to build isolated configurations. Everything talks to 127.0.0.1 only.
+
+pub mod mcp_client;

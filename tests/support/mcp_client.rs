@@ -1,0 +1,304 @@
+//! A small, real MCP client over stdio: spawns the built server binary and speaks JSON-RPC lines to it.
+//!
+//! It is deliberately independent of the server's own MCP library, so a bug there cannot hide itself in
+//! the tests.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+/// Name of the server binary.
+pub const SERVER_BIN: &str = "codex-control-plane-mcp";
+
+/// Default time to wait for one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cargo profile directory the running test binary lives in (`target/debug`, `target/release`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target/debug"))
+}
+
+/// Builds (once per test process) and returns the path of a workspace binary.
+///
+/// Tests in this crate drive binaries of other packages, which `cargo test` does not build for us, so we ask
+/// cargo for them; when they are up to date this costs a fraction of a second.
+pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    let profile = profile_dir();
+    let path = profile.join(bin);
+    let mut done = built
+        .lock()
+        .map_err(|_| anyhow!("build lock poisoned"))?;
+    if !done.iter().any(|b| b == bin) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut command = Command::new(cargo);
+        command
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if profile.file_name().and_then(|n| n.to_str()) == Some("release") {
+            command.arg("--release");
+        }
+        let status = command
+            .status()
+            .with_context(|| format!("failed to run cargo build for {bin}"))?;
+        if !status.success() {
+            bail!("cargo build of {bin} failed: {status}");
+        }
+        done.push(bin.to_string());
+    }
+    if !path.exists() {
+        bail!("{} was not produced by cargo build", path.display());
+    }
+    Ok(path)
+}
+
+/// Path of the built server binary (`CODEX_CONTROL_PLANE_MCP_BIN` overrides).
+pub fn server_binary() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("CODEX_CONTROL_PLANE_MCP_BIN") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => workspace_binary("codex-control-plane-mcp", SERVER_BIN),
+    }
+}
+
+/// A running server and the client end of its stdio.
+pub struct McpClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    next_id: u64,
+    /// Notifications and server requests received while waiting for replies.
+    pub notifications: Vec<Value>,
+}
+
+impl McpClient {
+    /// Spawns the server with exactly `env` (plus PATH) and the given extra arguments.
+    pub fn spawn(env: &[(String, String)], args: &[&str]) -> anyhow::Result<McpClient> {
+        let binary = server_binary()?;
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("failed to spawn {}", binary.display()))?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(McpClient {
+            child,
+            stdin: Some(stdin),
+            lines,
+            next_id: 1,
+            notifications: Vec::new(),
+        })
+    }
+
+    /// Spawns and completes the `initialize` handshake.
+    pub fn start(env: &[(String, String)]) -> anyhow::Result<McpClient> {
+        let mut client = McpClient::spawn(env, &[])?;
+        client.initialize("2025-06-18")?;
+        Ok(client)
+    }
+
+    /// Sends `initialize` with `protocol_version` and the `initialized` notification; returns the result.
+    pub fn initialize(&mut self, protocol_version: &str) -> anyhow::Result<Value> {
+        let result = self.request(
+            "initialize",
+            json!({
+                "protocolVersion": protocol_version,
+                "capabilities": {},
+                "clientInfo": {"name": "e2e-test-client", "version": "1.0.0"}
+            }),
+        )?;
+        self.notify("notifications/initialized", json!({}))?;
+        Ok(result)
+    }
+
+    /// Writes one raw line.
+    pub fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin already closed")?;
+        stdin.write_all(line.as_bytes())?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()?;
+        Ok(())
+    }
+
+    /// Sends a notification.
+    pub fn notify(&mut self, method: &str, params: Value) -> anyhow::Result<()> {
+        let message = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        self.send_line(&message.to_string())
+    }
+
+    /// Sends a request without waiting; returns its id.
+    pub fn send_request(&mut self, method: &str, params: Value) -> anyhow::Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_line(&message.to_string())?;
+        Ok(id)
+    }
+
+    /// Waits for the reply with `id` (the whole JSON-RPC message).
+    pub fn wait_reply(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(remaining) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => bail!("no reply to request {id} within {timeout:?}"),
+                Err(RecvTimeoutError::Disconnected) => bail!("server closed stdout before replying to {id}"),
+            };
+            let message: Value = serde_json::from_str(&line)
+                .with_context(|| format!("server wrote a non-JSON line to stdout: {line:?}"))?;
+            if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
+                return Ok(message);
+            }
+            self.notifications.push(message);
+        }
+    }
+
+    /// Sends a request and returns its `result`, failing on a JSON-RPC error.
+    pub fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let id = self.send_request(method, params)?;
+        let reply = self.wait_reply(id, REPLY_TIMEOUT)?;
+        if let Some(error) = reply.get("error") {
+            bail!("{method} failed: {error}");
+        }
+        reply.get("result").cloned().context("reply without result")
+    }
+
+    /// Calls a tool and returns the whole `CallToolResult`.
+    pub fn call_tool_raw(&mut self, name: &str, arguments: Value) -> anyhow::Result<Value> {
+        self.request("tools/call", json!({"name": name, "arguments": arguments}))
+    }
+
+    /// Calls a tool and returns its `structuredContent`, checking that the text block carries the same JSON.
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> anyhow::Result<Value> {
+        let result = self.call_tool_raw(name, arguments)?;
+        let structured = result
+            .get("structuredContent")
+            .cloned()
+            .context("tool result without structuredContent")?;
+        let text = result
+            .pointer("/content/0/text")
+            .and_then(Value::as_str)
+            .context("tool result without a text block")?;
+        let from_text: Value = serde_json::from_str(text).context("text block is not JSON")?;
+        if from_text != structured {
+            bail!("text block and structuredContent differ");
+        }
+        let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+        let ok = structured.get("ok").and_then(Value::as_bool).unwrap_or(false);
+        if is_error == ok {
+            bail!("isError={is_error} disagrees with ok={ok}");
+        }
+        Ok(structured)
+    }
+
+    /// Closes stdin and waits for the server to exit.
+    pub fn close(mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        // Dropping stdin is the MCP stdio way of saying goodbye.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                bail!("server did not exit within {timeout:?} after stdin closed");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A minimal environment for the server under test with every path inside `root`.
+pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
+    let projects = root.join("projects");
+    let _ = std::fs::create_dir_all(&projects);
+    let vars = [
+        ("HOME", root.to_path_buf()),
+        ("CODEX_HOME", root.join("codex-home")),
+        ("CODEX_PROJECTS_ROOT", projects.clone()),
+        ("CODEX_ALLOWED_ROOTS", projects),
+        ("CODEX_MCP_STATE_DB", root.join("state").join("state.sqlite3")),
+        ("CODEX_CONTROL_PLANE_MCP_LOG", root.join("server.log")),
+    ];
+    vars.into_iter()
+        .map(|(k, v)| (k.to_string(), v.display().to_string()))
+        .collect()
+}
+
+/// A fresh temporary directory removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a unique directory under the system temp dir.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "ccp-{label}-{}-{n}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let _ = std::fs::create_dir_all(&path);
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
