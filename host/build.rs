@@ -1,1 +1,179 @@
-fn main() {}
+//! Builds the default plugins (every crate under `plugins/` that has a `plugin.toml`) for
+//! `wasm32-wasip2` with a nested `cargo build`, and writes `default_plugins.rs` into `OUT_DIR`:
+//! one `EmbeddedPlugin` per crate with its manifest and component bytes (`include_bytes!`).
+//!
+//! The nested build uses its own target directory (`target/wasm-plugins`) so it never waits on the
+//! outer build's lock, and clears the variables the outer cargo sets for build scripts (flags meant
+//! for the host target, the jobserver, clippy's wrapper) so the wasm build is an ordinary one.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Variables the outer cargo (or clippy) sets that must not leak into the nested wasm build.
+const CLEARED_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_MAKEFLAGS",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PKG_NAME",
+    "OUT_DIR",
+    "TARGET",
+    "HOST",
+    "PROFILE",
+    "OPT_LEVEL",
+    "DEBUG",
+];
+
+fn main() {
+    if let Err(message) = run() {
+        // A build script reports failure by panicking; the message is what the user sees.
+        panic!("building the default plugins failed: {message}");
+    }
+}
+
+/// One default plugin crate found under `plugins/`.
+struct PluginCrate {
+    /// The crate directory, e.g. `plugins/default-policy`.
+    dir: PathBuf,
+    /// The package name from its `Cargo.toml`.
+    package: String,
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let workspace = manifest_dir
+        .parent()
+        .ok_or("host crate has no parent directory")?
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let plugins_dir = workspace.join("plugins");
+
+    println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
+    println!("cargo:rerun-if-changed={}", plugins_dir.display());
+    println!("cargo:rerun-if-changed=build.rs");
+
+    // Cargo scans a watched directory recursively, so any edit under wit/ or plugins/ reruns this.
+    let crates = find_plugin_crates(&plugins_dir)?;
+    if !crates.is_empty() {
+        build_wasm(&workspace, &crates)?;
+    }
+
+    let wasm_dir = workspace.join("target/wasm-plugins/wasm32-wasip2/release");
+    let mut source = String::from(
+        "/// Default plugins built from `plugins/*` by `host/build.rs`.\n\
+         pub const DEFAULT_PLUGINS: &[EmbeddedPlugin] = &[\n",
+    );
+    for plugin in &crates {
+        let wasm_name = format!("{}.wasm", plugin.package.replace('-', "_"));
+        let wasm_src = wasm_dir.join(&wasm_name);
+        // Copy into OUT_DIR so the embedded bytes cannot change under a finished build.
+        let wasm_dst = out_dir.join(&wasm_name);
+        fs::copy(&wasm_src, &wasm_dst)
+            .map_err(|e| format!("copying {}: {e}", wasm_src.display()))?;
+        let manifest_src = plugin.dir.join("plugin.toml");
+        let manifest_dst = out_dir.join(format!("{}.plugin.toml", plugin.package));
+        fs::copy(&manifest_src, &manifest_dst)
+            .map_err(|e| format!("copying {}: {e}", manifest_src.display()))?;
+        writeln!(
+            source,
+            "    EmbeddedPlugin {{ crate_name: {:?}, manifest: include_str!({:?}), wasm: include_bytes!({:?}) }},",
+            plugin.package,
+            manifest_dst.display().to_string(),
+            wasm_dst.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    source.push_str("];\n");
+    fs::write(out_dir.join("default_plugins.rs"), source)
+        .map_err(|e| format!("writing default_plugins.rs: {e}"))?;
+    Ok(())
+}
+
+/// Lists the crates under `plugins/` that carry a `plugin.toml`, sorted by directory name so the
+/// embedded order (and so the policy chain order) is stable.
+fn find_plugin_crates(plugins_dir: &Path) -> Result<Vec<PluginCrate>, String> {
+    let mut crates = Vec::new();
+    let entries = match fs::read_dir(plugins_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(crates),
+        Err(e) => return Err(format!("reading {}: {e}", plugins_dir.display())),
+    };
+    for entry in entries {
+        let dir = entry.map_err(|e| e.to_string())?.path();
+        if !dir.join("plugin.toml").is_file() || !dir.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let cargo_toml = fs::read_to_string(dir.join("Cargo.toml"))
+            .map_err(|e| format!("reading {}/Cargo.toml: {e}", dir.display()))?;
+        let package = package_name(&cargo_toml)
+            .ok_or_else(|| format!("{}/Cargo.toml has no package name", dir.display()))?;
+        crates.push(PluginCrate { dir, package });
+    }
+    crates.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(crates)
+}
+
+/// The `name = "..."` of the `[package]` table (a line scan keeps the build script dependency-free).
+fn package_name(cargo_toml: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in cargo_toml.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        if in_package {
+            if let Some(rest) = line.strip_prefix("name") {
+                let value = rest.trim_start().strip_prefix('=')?.trim();
+                return Some(value.trim_matches('"').to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Runs the nested `cargo build --release --target wasm32-wasip2` for all plugin crates at once.
+fn build_wasm(workspace: &Path, crates: &[PluginCrate]) -> Result<(), String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(workspace.join("target/wasm-plugins"));
+    for plugin in crates {
+        command.args(["-p", &plugin.package]);
+    }
+    for name in CLEARED_ENV {
+        command.env_remove(name);
+    }
+    for (name, _) in env::vars() {
+        if name.starts_with("CARGO_FEATURE_") || name.starts_with("CARGO_CFG_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("running cargo for wasm32-wasip2: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build --target wasm32-wasip2 failed (is the wasm32-wasip2 target installed? \
+             `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}

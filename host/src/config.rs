@@ -315,9 +315,11 @@ impl Config {
     /// environment on top.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env.get(CONFIG_PATH_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.get(CONFIG_PATH_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         Config::from_sources(file.as_deref(), &env)
     }
 
@@ -502,16 +504,16 @@ impl Layer<'_> {
     }
 
     fn path(&self, names: &[&'static str]) -> Option<PathBuf> {
-        self.get(names).map(|(_, value)| expand_home(Path::new(value), self.env))
+        self.get(names)
+            .map(|(_, value)| expand_home(Path::new(value), self.env))
     }
 
     fn int(&self, names: &[&'static str]) -> Result<Option<(&'static str, i64)>, ConfigError> {
         match self.get(names) {
             None => Ok(None),
-            Some((name, value)) => value
-                .parse::<i64>()
-                .map(|n| Some((name, n)))
-                .map_err(|_| ConfigError::value(name, format!("expected an integer, got {value:?}"))),
+            Some((name, value)) => value.parse::<i64>().map(|n| Some((name, n))).map_err(|_| {
+                ConfigError::value(name, format!("expected an integer, got {value:?}"))
+            }),
         }
     }
 
@@ -640,7 +642,10 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
         .path(&["CODEX_BINARY_PATH"])
         .or_else(|| file_path(raw.codex_binary_path));
 
-    let default_sandbox = match layer.get(&["CODEX_MCP_DEFAULT_SANDBOX", "CODEX_MCP_DEFAULT_SANDBOX_POLICY"]) {
+    let default_sandbox = match layer.get(&[
+        "CODEX_MCP_DEFAULT_SANDBOX",
+        "CODEX_MCP_DEFAULT_SANDBOX_POLICY",
+    ]) {
         Some((name, value)) => parse_sandbox(name, value)?,
         None => match raw.default_sandbox.as_deref() {
             Some(value) => parse_sandbox("default_sandbox", value)?,
@@ -666,9 +671,10 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
             None => None,
         },
     };
-    let stalled_turn_action = match layer
-        .get(&["CODEX_MCP_STALLED_TURN_ACTION"])
-        .or(raw.stalled_turn_action.as_deref().map(|v| ("stalled_turn_action", v)))
+    let stalled_turn_action = match layer.get(&["CODEX_MCP_STALLED_TURN_ACTION"]).or(raw
+        .stalled_turn_action
+        .as_deref()
+        .map(|v| ("stalled_turn_action", v)))
     {
         None => StalledTurnAction::DiagnoseOnly,
         Some((_, "diagnose_only")) => StalledTurnAction::DiagnoseOnly,
@@ -863,7 +869,9 @@ fn parse_sandbox(key: &str, value: &str) -> Result<SandboxMode, ConfigError> {
     SandboxMode::parse(value).ok_or_else(|| {
         ConfigError::value(
             key,
-            format!("expected one of read-only, workspace-write, danger-full-access; got {value:?}"),
+            format!(
+                "expected one of read-only, workspace-write, danger-full-access; got {value:?}"
+            ),
         )
     })
 }
@@ -883,7 +891,10 @@ fn parse_effort(key: &str, value: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::value(
             key,
-            format!("expected one of {}; got {value:?}", EFFORT_LEVELS.join(", ")),
+            format!(
+                "expected one of {}; got {value:?}",
+                EFFORT_LEVELS.join(", ")
+            ),
         ))
     }
 }
@@ -931,7 +942,10 @@ mod tests {
     fn environment_overrides_file() {
         let config = from_text(
             "default_sandbox = \"workspace-write\"\ncodex_home = \"/a\"\n",
-            &[("CODEX_HOME", "/b"), ("CODEX_MCP_DEFAULT_SANDBOX", "danger-full-access")],
+            &[
+                ("CODEX_HOME", "/b"),
+                ("CODEX_MCP_DEFAULT_SANDBOX", "danger-full-access"),
+            ],
         )
         .expect("valid");
         assert_eq!(config.codex_home, PathBuf::from("/b"));
@@ -944,7 +958,11 @@ mod tests {
             .expect("valid");
         assert_eq!(
             config.allowed_roots,
-            vec![PathBuf::from("/a"), PathBuf::from("/b"), PathBuf::from("/c")]
+            vec![
+                PathBuf::from("/a"),
+                PathBuf::from("/b"),
+                PathBuf::from("/c")
+            ]
         );
     }
 
@@ -964,19 +982,38 @@ mod tests {
     fn bad_enum_value_is_named() {
         let err = from_text("default_sandbox = \"wide-open\"\n", &[]).expect_err("bad enum");
         let text = err.to_string();
-        assert!(text.contains("default_sandbox") && text.contains("wide-open"), "{text}");
-        let err = Config::from_sources(None, &env(&[("CODEX_MCP_DEFAULT_APPROVAL_POLICY", "always")]))
-            .expect_err("bad env enum");
-        assert!(err.to_string().contains("CODEX_MCP_DEFAULT_APPROVAL_POLICY"), "{err}");
+        assert!(
+            text.contains("default_sandbox") && text.contains("wide-open"),
+            "{text}"
+        );
+        let err = Config::from_sources(
+            None,
+            &env(&[("CODEX_MCP_DEFAULT_APPROVAL_POLICY", "always")]),
+        )
+        .expect_err("bad env enum");
+        assert!(
+            err.to_string()
+                .contains("CODEX_MCP_DEFAULT_APPROVAL_POLICY"),
+            "{err}"
+        );
     }
 
     #[test]
     fn non_positive_ints_are_refused_not_defaulted() {
         let err = Config::from_sources(None, &env(&[("CODEX_MCP_MAX_ACTIVE_TURNS_GLOBAL", "0")]))
             .expect_err("zero refused");
-        assert!(err.to_string().contains("CODEX_MCP_MAX_ACTIVE_TURNS_GLOBAL"), "{err}");
-        let err = from_text("[limits]\nmax_active_turns_per_thread = -1\n", &[]).expect_err("negative");
-        assert!(err.to_string().contains("limits.max_active_turns_per_thread"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("CODEX_MCP_MAX_ACTIVE_TURNS_GLOBAL"),
+            "{err}"
+        );
+        let err =
+            from_text("[limits]\nmax_active_turns_per_thread = -1\n", &[]).expect_err("negative");
+        assert!(
+            err.to_string()
+                .contains("limits.max_active_turns_per_thread"),
+            "{err}"
+        );
     }
 
     #[test]

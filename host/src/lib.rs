@@ -5,6 +5,8 @@
 //! - [`config`]: one typed configuration from a TOML file and the seed's environment variables.
 //! - [`mcp`]: the MCP transport (rmcp over stdio), the tool catalog, argument validation and the error shape.
 //!   The only module that knows about MCP.
+//! - [`plugins`]: the WebAssembly plugin runtime (wasmtime): default and third-party plugins, limits, the
+//!   policy chain. Knows nothing about MCP.
 //! - [`app`]: the state shared by tool handlers.
 //! - [`server`]: start-up and shutdown wiring (`run`).
 //! - [`shutdown`]: the shutdown signal passed to every long-lived task.
@@ -15,6 +17,8 @@
 pub mod app;
 pub mod config;
 pub mod mcp;
+pub mod plugins;
+pub mod projects;
 pub mod server;
 pub mod shutdown;
 pub mod time;

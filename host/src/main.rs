@@ -85,9 +85,11 @@ async fn shutdown_signal() {
 /// Logs go to the configured file, else stderr; stdout belongs to MCP.
 fn init_logging(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
     use anyhow::Context;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .context("invalid log level")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&config.log_level).context("invalid log level")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     match &config.log_path {
         Some(path) => {
             if let Some(parent) = path.parent() {
@@ -99,7 +101,9 @@ fn init_logging(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
-            let writer = file.try_clone().context("cannot share the log file handle")?;
+            let writer = file
+                .try_clone()
+                .context("cannot share the log file handle")?;
             builder.with_writer(std::sync::Mutex::new(writer)).init();
             Ok(Some(file))
         }

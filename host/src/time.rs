@@ -52,6 +52,9 @@ mod tests {
     fn renders_known_instants() {
         assert_eq!(iso8601_from_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601_from_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(iso8601_from_ms(1_795_996_800_000), "2026-11-30T00:00:00.000Z");
+        assert_eq!(
+            iso8601_from_ms(1_795_996_800_000),
+            "2026-11-30T00:00:00.000Z"
+        );
     }
 }

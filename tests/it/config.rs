@@ -41,7 +41,10 @@ fn unknown_key_is_named() {
 fn bad_enum_value_is_named() {
     let (code, stderr) = run_with_config("default_approval_policy = \"sometimes\"\n", &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("default_approval_policy") && stderr.contains("sometimes"), "{stderr}");
+    assert!(
+        stderr.contains("default_approval_policy") && stderr.contains("sometimes"),
+        "{stderr}"
+    );
     let (code, stderr) = run_with_config("", &[("CODEX_MCP_DEFAULT_SANDBOX", "everything")]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("CODEX_MCP_DEFAULT_SANDBOX"), "{stderr}");
@@ -62,7 +65,10 @@ fn example_config_is_valid() {
 #[test]
 fn version_and_help_work() {
     let binary = server_binary().expect("binary");
-    let version = Command::new(&binary).arg("--version").output().expect("run");
+    let version = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .expect("run");
     assert!(version.status.success());
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("codex-control-plane-mcp "));
     let help = Command::new(&binary).arg("--help").output().expect("run");

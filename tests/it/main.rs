@@ -2,3 +2,4 @@
 
 mod config;
 mod mcp_stdio;
+mod plugins;

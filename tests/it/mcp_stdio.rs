@@ -12,7 +12,10 @@ fn initialize_negotiates_the_protocol_versions_clients_use() {
         let mut client = McpClient::spawn(&isolated_env(dir.path()), &[]).expect("spawn");
         let result = client.initialize(version).expect("initialize");
         assert_eq!(result["protocolVersion"], json!(version));
-        assert_eq!(result["serverInfo"]["name"], json!("codex-control-plane-mcp"));
+        assert_eq!(
+            result["serverInfo"]["name"],
+            json!("codex-control-plane-mcp")
+        );
         assert!(result["capabilities"]["tools"].is_object(), "{result}");
         client.request("ping", json!({})).expect("ping");
         let status = client.close(Duration::from_secs(10)).expect("exit");
@@ -31,9 +34,16 @@ fn every_tool_declares_input_and_output_schemas() {
         let name = tool["name"].as_str().expect("name");
         assert!(name.starts_with("codex_"), "{name}");
         assert_eq!(tool["inputSchema"]["type"], json!("object"), "{name}");
-        assert_eq!(tool["inputSchema"]["additionalProperties"], json!(false), "{name}");
+        assert_eq!(
+            tool["inputSchema"]["additionalProperties"],
+            json!(false),
+            "{name}"
+        );
         assert_eq!(tool["outputSchema"]["type"], json!("object"), "{name}");
-        assert!(tool["outputSchema"]["properties"]["ok"].is_object(), "{name}");
+        assert!(
+            tool["outputSchema"]["properties"]["ok"].is_object(),
+            "{name}"
+        );
         assert!(tool["_meta"]["codexMcp"]["role"].is_string(), "{name}");
     }
 }
@@ -46,7 +56,10 @@ fn health_summary_reports_the_version_block_and_default_plugins() {
         .call_tool("codex_health_summary", json!({}))
         .expect("health");
     assert_eq!(health["ok"], json!(true), "{health}");
-    assert_eq!(health["statusContract"]["surface"], json!("codex_health_summary"));
+    assert_eq!(
+        health["statusContract"]["surface"],
+        json!("codex_health_summary")
+    );
     let version = &health["version"];
     assert_eq!(version["serverName"], json!("codex-control-plane-mcp"));
     assert_eq!(version["contractVersion"], json!("1"));
@@ -64,8 +77,13 @@ fn health_summary_reports_the_version_block_and_default_plugins() {
         .unwrap_or_else(|| panic!("default-policy plugin missing: {health}"));
     assert_eq!(policy["kind"], json!("wasm"));
     assert_eq!(policy["status"], json!("loaded"), "{policy}");
-    assert!(policy["worlds"].as_array().expect("worlds").contains(&json!("policy")));
-    assert!(["healthy", "degraded", "broken"].contains(&health["overallStatus"].as_str().unwrap_or("")));
+    assert!(policy["worlds"]
+        .as_array()
+        .expect("worlds")
+        .contains(&json!("policy")));
+    assert!(
+        ["healthy", "degraded", "broken"].contains(&health["overallStatus"].as_str().unwrap_or(""))
+    );
 }
 
 #[test]
@@ -77,7 +95,10 @@ fn bad_arguments_get_the_structured_error_shape() {
         (json!({"since_minutes": 10081}), "since_minutes"),
         (json!({"since_minutes": "5"}), "since_minutes"),
         (json!({"no_such_argument": true}), "no_such_argument"),
-        (json!({"include_recent_errors": "yes"}), "include_recent_errors"),
+        (
+            json!({"include_recent_errors": "yes"}),
+            "include_recent_errors",
+        ),
     ];
     for (arguments, field) in cases {
         let result = client
@@ -90,10 +111,14 @@ fn bad_arguments_get_the_structured_error_shape() {
         assert_eq!(error["details"]["field"], json!(field), "{result}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let unknown = client.call_tool("codex_no_such_tool", json!({})).expect("call");
+    let unknown = client
+        .call_tool("codex_no_such_tool", json!({}))
+        .expect("call");
     assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
     // The server is still serving after all of that.
-    let health = client.call_tool("codex_health_summary", json!({})).expect("health");
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health");
     assert_eq!(health["ok"], json!(true));
 }
 
@@ -104,13 +129,22 @@ fn requests_are_served_concurrently_and_in_any_order() {
     let ids: Vec<u64> = (0..50)
         .map(|_| {
             client
-                .send_request("tools/call", json!({"name": "codex_health_summary", "arguments": {}}))
+                .send_request(
+                    "tools/call",
+                    json!({"name": "codex_health_summary", "arguments": {}}),
+                )
                 .expect("send")
         })
         .collect();
     for id in ids {
-        let reply = client.wait_reply(id, Duration::from_secs(20)).expect("reply");
-        assert_eq!(reply["result"]["structuredContent"]["ok"], json!(true), "{reply}");
+        let reply = client
+            .wait_reply(id, Duration::from_secs(20))
+            .expect("reply");
+        assert_eq!(
+            reply["result"]["structuredContent"]["ok"],
+            json!(true),
+            "{reply}"
+        );
     }
 }
 
@@ -120,7 +154,9 @@ fn malformed_json_does_not_kill_the_server() {
     let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");
     client.send_line("{this is not json").expect("send");
     let started = Instant::now();
-    let health = client.call_tool("codex_health_summary", json!({})).expect("health after garbage");
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health after garbage");
     assert_eq!(health["ok"], json!(true));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -131,11 +167,11 @@ fn recursion_guard_refuses_write_tools_inside_our_own_codex_child() {
     let mut env = isolated_env(dir.path());
     env.push(("CODEX_CONTROL_PLANE_MCP_PARENT".into(), "12345".into()));
     let mut client = McpClient::start(&env).expect("start");
-    let health = client.call_tool("codex_health_summary", json!({})).expect("health");
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health");
     assert_eq!(health["recursionGuard"]["active"], json!(true), "{health}");
-    let write_tools: Vec<Value> = client
-        .request("tools/list", json!({}))
-        .expect("list")["tools"]
+    let write_tools: Vec<Value> = client.request("tools/list", json!({})).expect("list")["tools"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -149,6 +185,10 @@ fn recursion_guard_refuses_write_tools_inside_our_own_codex_child() {
             // Required arguments are checked first; the guard then refuses valid calls (covered per tool).
             continue;
         }
-        assert_eq!(result["error"]["code"], json!("CODEX_RECURSION_GUARD"), "{name}: {result}");
+        assert_eq!(
+            result["error"]["code"],
+            json!("CODEX_RECURSION_GUARD"),
+            "{name}: {result}"
+        );
     }
 }

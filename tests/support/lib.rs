@@ -2,3 +2,4 @@
 //! and helpers to build isolated configurations. Everything talks to 127.0.0.1 only.
 
 pub mod mcp_client;
+pub mod wasm_plugins;

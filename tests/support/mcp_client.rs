@@ -38,9 +38,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let built = BUILT.get_or_init(|| std::sync::Mutex::new(Vec::new()));
     let profile = profile_dir();
     let path = profile.join(bin);
-    let mut done = built
-        .lock()
-        .map_err(|_| anyhow!("build lock poisoned"))?;
+    let mut done = built.lock().map_err(|_| anyhow!("build lock poisoned"))?;
     if !done.iter().any(|b| b == bin) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut command = Command::new(cargo);
@@ -78,6 +76,8 @@ pub struct McpClient {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     next_id: u64,
+    /// Replies that arrived while we waited for another id.
+    early_replies: std::collections::HashMap<u64, Value>,
     /// Notifications and server requests received while waiting for replies.
     pub notifications: Vec<Value>,
 }
@@ -114,6 +114,7 @@ impl McpClient {
             stdin: Some(stdin),
             lines,
             next_id: 1,
+            early_replies: std::collections::HashMap::new(),
             notifications: Vec::new(),
         })
     }
@@ -165,18 +166,32 @@ impl McpClient {
 
     /// Waits for the reply with `id` (the whole JSON-RPC message).
     pub fn wait_reply(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Value> {
+        if let Some(reply) = self.early_replies.remove(&id) {
+            return Ok(reply);
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let line = match self.lines.recv_timeout(remaining) {
                 Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => bail!("no reply to request {id} within {timeout:?}"),
-                Err(RecvTimeoutError::Disconnected) => bail!("server closed stdout before replying to {id}"),
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!("no reply to request {id} within {timeout:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    bail!("server closed stdout before replying to {id}")
+                }
             };
             let message: Value = serde_json::from_str(&line)
                 .with_context(|| format!("server wrote a non-JSON line to stdout: {line:?}"))?;
-            if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
-                return Ok(message);
+            if message.get("method").is_none() {
+                match message.get("id").and_then(Value::as_u64) {
+                    Some(reply_id) if reply_id == id => return Ok(message),
+                    Some(reply_id) => {
+                        self.early_replies.insert(reply_id, message);
+                        continue;
+                    }
+                    None => {}
+                }
             }
             self.notifications.push(message);
         }
@@ -212,8 +227,14 @@ impl McpClient {
         if from_text != structured {
             bail!("text block and structuredContent differ");
         }
-        let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
-        let ok = structured.get("ok").and_then(Value::as_bool).unwrap_or(false);
+        let is_error = result
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let ok = structured
+            .get("ok")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if is_error == ok {
             bail!("isError={is_error} disagrees with ok={ok}");
         }
@@ -261,7 +282,10 @@ pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
         ("CODEX_HOME", root.join("codex-home")),
         ("CODEX_PROJECTS_ROOT", projects.clone()),
         ("CODEX_ALLOWED_ROOTS", projects),
-        ("CODEX_MCP_STATE_DB", root.join("state").join("state.sqlite3")),
+        (
+            "CODEX_MCP_STATE_DB",
+            root.join("state").join("state.sqlite3"),
+        ),
         ("CODEX_CONTROL_PLANE_MCP_LOG", root.join("server.log")),
     ];
     vars.into_iter()

@@ -116,8 +116,7 @@ impl Catalog {
     fn parse(specs: &[(&'static str, &str)]) -> Result<Catalog, String> {
         let mut tools = Vec::with_capacity(specs.len());
         for (name, text) in specs {
-            let spec: Value =
-                serde_json::from_str(text).map_err(|err| format!("{name}: {err}"))?;
+            let spec: Value = serde_json::from_str(text).map_err(|err| format!("{name}: {err}"))?;
             let field = |key: &str| {
                 spec.get(key)
                     .cloned()
@@ -262,9 +261,16 @@ mod tests {
                 "{} must refuse unknown arguments",
                 tool.name
             );
-            keywords_in(&Value::Object((*tool.input_schema).clone()), tool.name, &mut unsupported);
+            keywords_in(
+                &Value::Object((*tool.input_schema).clone()),
+                tool.name,
+                &mut unsupported,
+            );
         }
-        assert!(unsupported.is_empty(), "unsupported keywords: {unsupported:?}");
+        assert!(
+            unsupported.is_empty(),
+            "unsupported keywords: {unsupported:?}"
+        );
     }
 
     #[test]

@@ -115,7 +115,11 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
         if !allowed.is_empty() && !allowed.iter().any(|t| matches_type(t, value)) {
             return Err(violation(
                 path,
-                format!("expected {}, got {}", allowed.join(" or "), type_name(value)),
+                format!(
+                    "expected {}, got {}",
+                    allowed.join(" or "),
+                    type_name(value)
+                ),
             ));
         }
     }
@@ -136,7 +140,10 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
     for keyword in ["anyOf", "oneOf"] {
         if let Some(Value::Array(branches)) = schema.get(keyword) {
             let mut scratch = path.clone();
-            if !branches.iter().any(|b| check(b, value, &mut scratch).is_ok()) {
+            if !branches
+                .iter()
+                .any(|b| check(b, value, &mut scratch).is_ok())
+            {
                 return Err(violation(path, "does not match any allowed shape"));
             }
         }
@@ -145,12 +152,18 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
         Value::Number(number) => {
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
                 if number.as_f64().is_some_and(|n| n < min) {
-                    return Err(violation(path, format!("must be at least {min}, got {number}")));
+                    return Err(violation(
+                        path,
+                        format!("must be at least {min}, got {number}"),
+                    ));
                 }
             }
             if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
                 if number.as_f64().is_some_and(|n| n > max) {
-                    return Err(violation(path, format!("must be at most {max}, got {number}")));
+                    return Err(violation(
+                        path,
+                        format!("must be at most {max}, got {number}"),
+                    ));
                 }
             }
         }
@@ -158,7 +171,10 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
             let n_chars = text.chars().count() as u64;
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
                 if n_chars < min {
-                    return Err(violation(path, format!("must have at least {min} characters")));
+                    return Err(violation(
+                        path,
+                        format!("must have at least {min} characters"),
+                    ));
                 }
             }
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
@@ -233,12 +249,18 @@ fn check_object(
     }
     if let Some(min) = schema.get("minProperties").and_then(Value::as_u64) {
         if (object.len() as u64) < min {
-            return Err(violation(path, format!("must have at least {min} properties")));
+            return Err(violation(
+                path,
+                format!("must have at least {min} properties"),
+            ));
         }
     }
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64) {
         if object.len() as u64 > max {
-            return Err(violation(path, format!("must have at most {max} properties")));
+            return Err(violation(
+                path,
+                format!("must have at most {max} properties"),
+            ));
         }
     }
     Ok(())
@@ -297,8 +319,16 @@ mod tests {
 
     #[test]
     fn wrong_types_unknown_fields_and_enums_are_named() {
-        check_err(json!({"mode": "a", "limit": "5"}), "limit", "expected integer");
-        check_err(json!({"mode": "a", "limt": 5}), "limt", "not a known argument");
+        check_err(
+            json!({"mode": "a", "limit": "5"}),
+            "limit",
+            "expected integer",
+        );
+        check_err(
+            json!({"mode": "a", "limt": 5}),
+            "limt",
+            "not a known argument",
+        );
         check_err(json!({"mode": "c"}), "mode", "not one of");
         check_err(json!({}), "mode", "required");
         check_err(json!({"mode": "a", "name": "toolong"}), "name", "at most 5");

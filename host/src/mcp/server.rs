@@ -94,7 +94,11 @@ impl McpServer {
 }
 
 fn to_rmcp_tool(spec: &ToolSpec) -> Tool {
-    let role = spec.codex_mcp.get("role").and_then(Value::as_str).unwrap_or("");
+    let role = spec
+        .codex_mcp
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let idempotent = spec.is_passive_read()
         || matches!(
             spec.codex_mcp.get("idempotency").and_then(Value::as_str),

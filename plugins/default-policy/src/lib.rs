@@ -67,8 +67,7 @@ pub fn decide(request: &ActionRequest, config: &PolicyConfig) -> Decision {
             ));
         }
     }
-    if settings.sandbox == Some(SandboxMode::DangerFullAccess) && !config.allow_danger_full_access
-    {
+    if settings.sandbox == Some(SandboxMode::DangerFullAccess) && !config.allow_danger_full_access {
         return Decision::Deny(
             "sandbox danger-full-access is not allowed by the default policy".to_string(),
         );
@@ -214,17 +213,32 @@ mod tests {
     fn cwd_inside_root_is_allowed() {
         // The root itself and anything below it are inside.
         let kind = ActionKind::StartTurn;
-        assert_eq!(check(kind, Some("/work/a"), SandboxMode::WorkspaceWrite), Decision::Allow);
-        assert_eq!(check(kind, Some("/work/a/x/./y//"), SandboxMode::ReadOnly), Decision::Allow);
-        assert_eq!(check(kind, Some("/srv/p"), SandboxMode::ReadOnly), Decision::Allow);
+        assert_eq!(
+            check(kind, Some("/work/a"), SandboxMode::WorkspaceWrite),
+            Decision::Allow
+        );
+        assert_eq!(
+            check(kind, Some("/work/a/x/./y//"), SandboxMode::ReadOnly),
+            Decision::Allow
+        );
+        assert_eq!(
+            check(kind, Some("/srv/p"), SandboxMode::ReadOnly),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn cwd_outside_roots_is_denied() {
         // A sibling with a common string prefix is not inside.
         let kind = ActionKind::StartThread;
-        assert!(matches!(check(kind, Some("/work/ab"), SandboxMode::ReadOnly), Decision::Deny(_)));
-        assert!(matches!(check(kind, Some("/etc"), SandboxMode::ReadOnly), Decision::Deny(_)));
+        assert!(matches!(
+            check(kind, Some("/work/ab"), SandboxMode::ReadOnly),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            check(kind, Some("/etc"), SandboxMode::ReadOnly),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]
@@ -240,8 +254,15 @@ mod tests {
     #[test]
     fn danger_full_access_needs_config() {
         // Denied by default, allowed when the config says so.
-        let request = request(ActionKind::StartTurn, Some("/work/a"), SandboxMode::DangerFullAccess);
-        assert!(matches!(decide(&request, &PolicyConfig::default()), Decision::Deny(_)));
+        let request = request(
+            ActionKind::StartTurn,
+            Some("/work/a"),
+            SandboxMode::DangerFullAccess,
+        );
+        assert!(matches!(
+            decide(&request, &PolicyConfig::default()),
+            Decision::Deny(_)
+        ));
         let config = PolicyConfig {
             allow_danger_full_access: true,
             ..PolicyConfig::default()
@@ -252,7 +273,11 @@ mod tests {
     #[test]
     fn reviews_and_read_only_roots_are_narrowed() {
         // A write sandbox becomes read-only, other settings are kept.
-        let review = check(ActionKind::StartReview, Some("/work/a"), SandboxMode::WorkspaceWrite);
+        let review = check(
+            ActionKind::StartReview,
+            Some("/work/a"),
+            SandboxMode::WorkspaceWrite,
+        );
         assert!(
             matches!(review, Decision::Narrow(s) if s.sandbox == Some(SandboxMode::ReadOnly) && s.cwd.is_none())
         );
@@ -260,19 +285,37 @@ mod tests {
             read_only_roots: vec!["/work/a/vendor".to_string()],
             ..PolicyConfig::default()
         };
-        let turn = request(ActionKind::StartTurn, Some("/work/a/vendor/x"), SandboxMode::WorkspaceWrite);
+        let turn = request(
+            ActionKind::StartTurn,
+            Some("/work/a/vendor/x"),
+            SandboxMode::WorkspaceWrite,
+        );
         assert!(matches!(decide(&turn, &config), Decision::Narrow(_)));
-        let read = request(ActionKind::StartTurn, Some("/work/a/vendor/x"), SandboxMode::ReadOnly);
+        let read = request(
+            ActionKind::StartTurn,
+            Some("/work/a/vendor/x"),
+            SandboxMode::ReadOnly,
+        );
         assert_eq!(decide(&read, &config), Decision::Allow);
     }
 
     #[test]
     fn no_cwd_and_no_roots() {
         // Without a cwd only the sandbox rules apply; with no roots every cwd is refused.
-        assert_eq!(check(ActionKind::InterruptTurn, None, SandboxMode::ReadOnly), Decision::Allow);
-        let mut request = request(ActionKind::StartThread, Some("/work/a"), SandboxMode::ReadOnly);
+        assert_eq!(
+            check(ActionKind::InterruptTurn, None, SandboxMode::ReadOnly),
+            Decision::Allow
+        );
+        let mut request = request(
+            ActionKind::StartThread,
+            Some("/work/a"),
+            SandboxMode::ReadOnly,
+        );
         request.context.allowed_roots.clear();
-        assert!(matches!(decide(&request, &PolicyConfig::default()), Decision::Deny(_)));
+        assert!(matches!(
+            decide(&request, &PolicyConfig::default()),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]

@@ -21,7 +21,9 @@ use codex_control_plane::plugin::host;
 use codex_control_plane::plugin::types::{Finding, LogLevel, Severity, TurnSettings};
 use exports::codex_control_plane::plugin::analyzer_plugin;
 use exports::codex_control_plane::plugin::policy_plugin::{self, ActionRequest, Answer, Decision};
-use exports::codex_control_plane::plugin::repair_plugin::{self, RepairAction, RepairContext, RepairStep};
+use exports::codex_control_plane::plugin::repair_plugin::{
+    self, RepairAction, RepairContext, RepairStep,
+};
 use exports::codex_control_plane::plugin::workflow_plugin::{
     self, Action, CompleteAction, Event, StartThreadAction, Step, WorkflowInfo,
 };
@@ -57,7 +59,9 @@ impl policy_plugin::Guest for Hostile {
                 Decision::Deny(format!("count={count} stored={}", stored.is_ok()))
             }
             "config" => Decision::Deny(host::get_config()),
-            "view" => Decision::Deny(host::get_operation("op-1").unwrap_or_else(|| "none".to_string())),
+            "view" => {
+                Decision::Deny(host::get_operation("op-1").unwrap_or_else(|| "none".to_string()))
+            }
             "narrow" => Decision::Narrow(TurnSettings {
                 cwd: None,
                 sandbox: None,
@@ -67,7 +71,10 @@ impl policy_plugin::Guest for Hostile {
                 collaboration_mode: None,
             }),
             _ => {
-                host::log(LogLevel::Debug, &format!("allowing {} at {}", request.action_id, host::now_ms()));
+                host::log(
+                    LogLevel::Debug,
+                    &format!("allowing {} at {}", request.action_id, host::now_ms()),
+                );
                 Decision::Allow
             }
         }

@@ -1,0 +1,222 @@
+//! The one wasmtime `Engine`, its epoch ticker, and the on-disk cache of compiled components.
+//!
+//! Compiling a component takes tens of milliseconds; deserializing a cached artifact takes a
+//! fraction of one. Artifacts are keyed by a SHA-256 over the host version, the engine's
+//! compatibility hash (wasmtime version and every setting that affects code generation) and the
+//! component bytes, so a changed plugin, engine setting or wasmtime upgrade never reuses a stale
+//! artifact.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use super::error::PluginError;
+
+/// Period of the epoch ticker. A call's wall-clock deadline is enforced to within one tick, and
+/// the ticker thread wakes this often for as long as the engine lives; 5 ms keeps both small.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Extension of cached artifacts.
+const ARTIFACT_EXTENSION: &str = "cwasm";
+
+/// Builds the engine: component model, fuel metering (a deterministic instruction budget) and
+/// epoch interruption (a wall-clock deadline, which also bounds time spent in host calls that fuel
+/// does not count). Starts the ticker thread, which holds only a weak handle and so ends when the
+/// engine is dropped.
+pub fn new_engine() -> Result<Engine, PluginError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).map_err(|e| PluginError::Engine {
+        message: format!("{e:#}"),
+    })?;
+    start_epoch_ticker(&engine)?;
+    Ok(engine)
+}
+
+/// Number of epoch ticks that covers `timeout_ms` (at least one full tick beyond it, because the
+/// first tick may come at any moment after the deadline is set).
+pub fn epoch_ticks(timeout_ms: u64) -> u64 {
+    let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
+    timeout_ms.div_ceil(tick_ms).saturating_add(1)
+}
+
+/// Spawns the ticker thread for `engine`.
+fn start_epoch_ticker(engine: &Engine) -> Result<(), PluginError> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".to_string())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| PluginError::Engine {
+            message: format!("starting the epoch ticker: {e}"),
+        })
+}
+
+/// Where a component came from on load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Deserialized from a cached artifact.
+    Hit,
+    /// Compiled, and the artifact written for next time.
+    Miss,
+    /// Compiled; the cache is unavailable (not writable), so nothing was stored.
+    Uncached,
+}
+
+impl CacheOutcome {
+    /// `"hit"`, `"miss"` or `"uncached"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Uncached => "uncached",
+        }
+    }
+}
+
+/// The on-disk artifact cache.
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    /// Directory holding `<plugin id>-<key>.cwasm` files; created on first write.
+    dir: PathBuf,
+}
+
+impl ArtifactCache {
+    /// A cache in `dir`.
+    pub fn new(dir: PathBuf) -> ArtifactCache {
+        ArtifactCache { dir }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads the component for `wasm`: from the cache when an artifact for exactly these bytes and
+    /// this engine exists, otherwise by compiling (and then storing the artifact).
+    pub fn load(
+        &self,
+        engine: &Engine,
+        plugin_id: &str,
+        plugin_version: &str,
+        wasm: &[u8],
+    ) -> Result<(Component, CacheOutcome), PluginError> {
+        let path = self.artifact_path(engine, plugin_id, wasm);
+        if path.is_file() {
+            // SAFETY: `deserialize_file` trusts its input to be an artifact produced by
+            // `Component::serialize` of a compatible engine, because it maps it as executable code.
+            // The only files read here are ones this cache wrote: the name is derived from the
+            // SHA-256 of the component bytes and the engine's compatibility hash, files are
+            // written to a temporary name and renamed into place (so a crash never leaves a
+            // truncated artifact under a valid name), and the directory belongs to the operator,
+            // with the same trust as the binary itself. Wasmtime additionally checks the
+            // artifact's header against this engine and rejects mismatches with an error.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                Err(e) => tracing::warn!(
+                    plugin = plugin_id,
+                    path = %path.display(),
+                    error = %format!("{e:#}"),
+                    "cached plugin artifact unusable; recompiling"
+                ),
+            }
+        }
+        let component = Component::new(engine, wasm).map_err(|e| PluginError::Compile {
+            plugin: plugin_id.to_string(),
+            version: plugin_version.to_string(),
+            message: format!("{e:#}"),
+        })?;
+        let outcome = match self.store(&path, &component) {
+            Ok(()) => CacheOutcome::Miss,
+            Err(message) => {
+                tracing::warn!(
+                    plugin = plugin_id,
+                    path = %path.display(),
+                    error = %message,
+                    "could not cache compiled plugin; it will be compiled again next start"
+                );
+                CacheOutcome::Uncached
+            }
+        };
+        Ok((component, outcome))
+    }
+
+    /// The artifact path for these bytes under this engine.
+    fn artifact_path(&self, engine: &Engine, plugin_id: &str, wasm: &[u8]) -> PathBuf {
+        let key = artifact_key(engine, wasm);
+        self.dir
+            .join(format!("{plugin_id}-{}.{ARTIFACT_EXTENSION}", &key[..32]))
+    }
+
+    /// Writes an artifact atomically (temporary file, then rename).
+    fn store(&self, path: &Path, component: &Component) -> Result<(), String> {
+        let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        let temporary =
+            path.with_extension(format!("{ARTIFACT_EXTENSION}.tmp{}", std::process::id()));
+        std::fs::write(&temporary, &bytes)
+            .map_err(|e| format!("writing {}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, path).map_err(|e| {
+            // Best effort: a leftover temporary file is harmless but untidy.
+            let _ = std::fs::remove_file(&temporary);
+            format!("renaming into {}: {e}", path.display())
+        })
+    }
+}
+
+/// Hex SHA-256 over (host version, engine compatibility hash, component bytes).
+fn artifact_key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut hasher = ShaHasher(Sha256::new());
+    hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.0.update([0]);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.update([0]);
+    hasher.0.update(ENGINE_FINGERPRINT);
+    hasher.0.update(wasm);
+    hex::encode(hasher.0.finalize())
+}
+
+/// Settings of ours that change the generated code (fuel and epoch instrumentation), spelled out
+/// even though the compatibility hash covers them, so the key changes if `new_engine` does.
+const ENGINE_FINGERPRINT: &[u8] = b"component-model;consume-fuel;epoch-interruption";
+
+/// Adapts SHA-256 to `std::hash::Hasher` so wasmtime's `impl Hash` can feed it.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        // Only the SHA-256 digest is used; `finish` is required by the trait but never called.
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_ticks_cover_the_timeout() {
+        // One extra tick because the first tick can come right after the deadline is set.
+        assert_eq!(epoch_ticks(0), 1);
+        assert_eq!(epoch_ticks(5), 2);
+        assert_eq!(epoch_ticks(6), 3);
+        assert_eq!(epoch_ticks(100), 21);
+    }
+}

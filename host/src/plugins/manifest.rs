@@ -1,0 +1,262 @@
+//! `plugin.toml`: what a plugin declares about itself.
+//!
+//! ```toml
+//! id = "site-policy"             # unique id; `plugins.disabled` names plugins by it
+//! name = "Site policy"           # optional display name (defaults to the id)
+//! version = "1.2.0"
+//! description = "..."
+//! wit = "0.1.0"                  # WIT package version the component was built against
+//! worlds = ["policy"]            # worlds it implements: workflow, analyzer, repair, policy
+//! kind = "wasm"                  # or "native" (trusted shared library, off by default)
+//! component = "plugin.wasm"      # optional, the component file next to the manifest
+//!
+//! [limits]                       # optional; each is capped by the host configuration
+//! fuel = 10_000_000
+//! timeout_ms = 100
+//! memory_bytes = 16_777_216
+//!
+//! [config]                       # optional, any table; the plugin reads it with `get-config`
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::PluginError;
+use super::wit::{self, WitVersion};
+
+/// The parsed `plugin.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Unique plugin id.
+    pub id: String,
+    /// Display name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The plugin's own version.
+    pub version: String,
+    /// What the plugin does.
+    #[serde(default)]
+    pub description: String,
+    /// WIT package version it was built against, `X.Y.Z`.
+    pub wit: String,
+    /// Worlds it implements.
+    pub worlds: Vec<World>,
+    /// WASM component or native library.
+    #[serde(default)]
+    pub kind: PluginKind,
+    /// Component (or library) file name, relative to the manifest.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// Budgets the plugin asks for.
+    #[serde(default)]
+    pub limits: ManifestLimits,
+    /// Free-form configuration handed to the plugin as JSON.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}
+
+/// A world of the plugin contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// `world workflow`.
+    Workflow,
+    /// `world analyzer`.
+    Analyzer,
+    /// `world repair`.
+    Repair,
+    /// `world policy`.
+    Policy,
+}
+
+impl World {
+    /// The world's WIT name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Workflow => "workflow",
+            World::Analyzer => "analyzer",
+            World::Repair => "repair",
+            World::Policy => "policy",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a plugin is implemented.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// A WebAssembly component run in wasmtime (the default and the only sandboxed kind).
+    #[default]
+    Wasm,
+    /// A trusted native shared library.
+    Native,
+}
+
+impl PluginKind {
+    /// `"wasm"` or `"native"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Wasm => "wasm",
+            PluginKind::Native => "native",
+        }
+    }
+}
+
+/// The `[limits]` table; absent values take the host's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLimits {
+    /// Fuel (roughly, wasm instructions) per call.
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+impl Manifest {
+    /// Parses a manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Manifest, PluginError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| PluginError::Manifest {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> Result<Manifest, PluginError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PluginError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Manifest::parse(&text, path)
+    }
+
+    /// The display name.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The declared WIT version, checked against the versions this host serves.
+    pub fn wit_version(&self) -> Result<WitVersion, PluginError> {
+        let unsupported = || PluginError::UnsupportedWitVersion {
+            plugin: self.id.clone(),
+            version: self.version.clone(),
+            wanted: self.wit.clone(),
+            known: wit::known_versions_text(),
+        };
+        let wanted = WitVersion::parse(&self.wit).ok_or_else(unsupported)?;
+        wit::select(wanted).ok_or_else(unsupported)
+    }
+
+    /// The `[config]` table as a JSON object.
+    pub fn config_json(&self) -> String {
+        serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// Checks what serde cannot: a usable id and at least one world.
+    fn validate(&self, origin: &Path) -> Result<(), PluginError> {
+        let invalid = |message: String| PluginError::Manifest {
+            path: origin.to_path_buf(),
+            message,
+        };
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(invalid(format!(
+                "id {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
+                self.id
+            )));
+        }
+        if self.worlds.is_empty() {
+            return Err(invalid("`worlds` must name at least one world".to_string()));
+        }
+        if let Some(component) = &self.component {
+            if component.contains('/') || component.contains('\\') || component == ".." {
+                return Err(invalid(format!(
+                    "component {component:?} must be a file name next to the manifest"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses an inline manifest.
+    #[track_caller]
+    fn parse(text: &str) -> Result<Manifest, PluginError> {
+        Manifest::parse(text, Path::new("inline/plugin.toml"))
+    }
+
+    #[test]
+    fn minimal_manifest_parses() {
+        // Only id, version, wit and worlds are required.
+        let manifest =
+            parse("id = \"p\"\nversion = \"1.0.0\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n")
+                .expect("valid manifest");
+        assert_eq!(manifest.display_name(), "p");
+        assert_eq!(manifest.kind, PluginKind::Wasm);
+        assert_eq!(manifest.config_json(), "{}");
+        assert!(manifest.wit_version().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_and_worlds_are_refused() {
+        // deny_unknown_fields catches typos instead of ignoring them.
+        let typo = parse(
+            "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\nfeul = 1\n",
+        );
+        assert!(matches!(typo, Err(PluginError::Manifest { .. })));
+        let world = parse("id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"nope\"]\n");
+        assert!(matches!(world, Err(PluginError::Manifest { .. })));
+        let no_world = parse("id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = []\n");
+        assert!(matches!(no_world, Err(PluginError::Manifest { .. })));
+    }
+
+    #[test]
+    fn unknown_wit_version_names_both_versions() {
+        // The error tells the operator what the plugin wants and what the host has.
+        let manifest =
+            parse("id = \"p\"\nversion = \"1\"\nwit = \"9.0.0\"\nworlds = [\"policy\"]\n")
+                .expect("parses");
+        let error = manifest
+            .wit_version()
+            .expect_err("9.0.0 is unknown")
+            .to_string();
+        assert!(
+            error.contains("9.0.0") && error.contains("0.1.0"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_ids_and_component_paths_are_refused() {
+        // Ids become file names in the cache; components must sit next to the manifest.
+        let id = parse("id = \"../x\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n");
+        assert!(matches!(id, Err(PluginError::Manifest { .. })));
+        let component = parse(
+            "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\ncomponent = \"../x.wasm\"\n",
+        );
+        assert!(matches!(component, Err(PluginError::Manifest { .. })));
+    }
+}

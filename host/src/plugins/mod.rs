@@ -1,0 +1,749 @@
+//! The plugin runtime: WebAssembly components (wasmtime, component model) that decide while the
+//! host does the I/O.
+//!
+//! # Layout
+//!
+//! - [`PluginHost`] (this file): loads the embedded default plugins and third-party plugins,
+//!   reports their status ([`PluginInfo`]), and exposes typed calls per world (the policy chain,
+//!   workflows, analyzers, repairs).
+//! - [`manifest`] - `plugin.toml`.
+//! - [`engine`] - the one `Engine`, its epoch ticker, the compiled-artifact cache.
+//! - `runtime`: store data, linker, `InstancePre` per plugin, calls under limits, error mapping.
+//! - [`limits`] - fuel, deadline, memory and output caps.
+//! - [`capability`] - the host functions of the WIT `host` interface, one module per capability.
+//! - [`wit`] - `bindgen!` output, one module per WIT version folder.
+//! - [`embedded`] - the default plugins built by `host/build.rs`.
+//!
+//! **Architecture Invariant:** `plugins` knows nothing about MCP, SQLite or app-server. It turns
+//! requests into decisions; callers perform them.
+//!
+//! # Threading
+//!
+//! Calls are synchronous wasmtime calls that take microseconds, bounded by the plugin's fuel and
+//! wall-clock deadline (100 ms for the default policy, at most `plugins.default_timeout_ms`).
+//! `PluginHost` is `Send + Sync` and every call builds its own `Store`, so it can be shared in an
+//! `Arc` and called from many threads at once. Async callers should use
+//! `tokio::task::spawn_blocking` for calls whose budget is large; for the default policy's
+//! budget, calling inline is acceptable.
+
+pub mod capability;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod limits;
+pub mod manifest;
+mod runtime;
+pub mod wit;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::config::{self as host_config, Config, PluginsConfig};
+
+pub use capability::state::{InMemoryStateStore, PluginStateStore};
+pub use capability::views::{HostViews, NoViews};
+pub use engine::CacheOutcome;
+pub use error::{CallErrorKind, PluginError};
+pub use limits::CallLimits;
+pub use manifest::{Manifest, PluginKind, World};
+pub use runtime::{PluginCtx, WarmInstance, WasmPlugin};
+
+use capability::{CapabilityCtx, PluginIdentity};
+use embedded::{EmbeddedPlugin, DEFAULT_PLUGINS};
+use engine::ArtifactCache;
+
+/// The WIT types of the latest contract version, re-exported for callers.
+pub mod types {
+    pub use super::wit::latest::codex_control_plane::plugin::types::{
+        ApprovalPolicy, CollaborationMode, Finding, SandboxMode, Severity, ThreadRef, TurnSettings,
+    };
+    pub use super::wit::latest::exports::codex_control_plane::plugin::policy_plugin::{
+        ActionKind, ActionRequest, Answer, Decision, InputSummary, Interaction, PolicyContext,
+    };
+    pub use super::wit::latest::exports::codex_control_plane::plugin::repair_plugin::{
+        RepairAction, RepairContext, RepairStep,
+    };
+    pub use super::wit::latest::exports::codex_control_plane::plugin::workflow_plugin::{
+        Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CompleteAction,
+        Event, FailAction, InteractionAnswer, InteractionInfo, OperationStatus, PlanItem,
+        SetGoalAction, StartReviewAction, StartThreadAction, StartTurnAction, SteerTurnAction,
+        Step, ThreadAction, TurnCompleted, WaitForApprovalAction, WorkflowInfo,
+    };
+}
+
+use types::{
+    ActionRequest, Answer, Decision, Event, Finding, Interaction, PolicyContext, RepairContext,
+    RepairStep, Step, TurnSettings, WorkflowInfo,
+};
+
+/// Load status of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    /// Loaded and callable.
+    Loaded,
+    /// Could not be loaded; see `error`.
+    Failed,
+    /// Not loaded on purpose (`plugins.disabled`, or native plugins not allowed).
+    Disabled,
+}
+
+/// What the health summary shows about one plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginInfo {
+    /// Plugin id (from the manifest; the directory name when the manifest is unreadable).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Plugin version ("" when the manifest is unreadable).
+    pub version: String,
+    /// `"wasm"` or `"native"`.
+    pub kind: &'static str,
+    /// `"embedded"` for default plugins, otherwise the plugin directory.
+    pub source: String,
+    /// Worlds the manifest declares.
+    pub worlds: Vec<World>,
+    /// WIT package version the manifest declares.
+    pub wit_version: String,
+    /// Loaded, failed or disabled.
+    pub status: PluginStatus,
+    /// Why it failed or is disabled.
+    pub error: Option<String>,
+    /// Whether the compiled artifact came from the cache (`"hit"`), was compiled (`"miss"`), or
+    /// could not be cached (`"uncached"`); `None` when not loaded.
+    pub cache: Option<&'static str>,
+    /// Time spent loading it, in microseconds.
+    pub load_micros: u64,
+    /// The budgets of its calls, when loaded.
+    #[serde(skip)]
+    pub limits: Option<CallLimits>,
+}
+
+/// An automatic answer to an interaction, with the policy that gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoAnswer {
+    /// Id of the policy plugin that answered.
+    pub plugin: String,
+    /// The answer.
+    pub answer: Answer,
+}
+
+/// What one analyzer reported.
+#[derive(Debug)]
+pub struct AnalyzerReport {
+    /// Analyzer plugin id.
+    pub plugin: String,
+    /// Its findings, or why it failed.
+    pub result: Result<Vec<Finding>, PluginError>,
+}
+
+/// A loaded plugin.
+struct LoadedPlugin {
+    /// Its manifest.
+    manifest: Manifest,
+    /// The linked component.
+    wasm: WasmPlugin,
+}
+
+/// Options of [`PluginHost::builder`].
+pub struct PluginHostBuilder<'a> {
+    /// The host configuration.
+    config: &'a Config,
+    /// Backing of plugin key/value state.
+    state: Arc<dyn PluginStateStore>,
+    /// Backing of the read-only views.
+    views: Arc<dyn HostViews>,
+    /// Whether to load the embedded default plugins.
+    defaults: bool,
+}
+
+impl<'a> PluginHostBuilder<'a> {
+    /// Uses `state` for plugin key/value state (default: in memory).
+    pub fn state_store(mut self, state: Arc<dyn PluginStateStore>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Uses `views` for `get-operation` / `get-workflow` (default: [`NoViews`]).
+    pub fn views(mut self, views: Arc<dyn HostViews>) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// Skips the embedded default plugins (for tests and benchmarks of one plugin).
+    pub fn without_defaults(mut self) -> Self {
+        self.defaults = false;
+        self
+    }
+
+    /// Creates the engine and loads every plugin. A plugin that fails to load is reported in
+    /// [`PluginHost::infos`] and skipped; only an engine failure is an error.
+    pub fn load(self) -> Result<PluginHost, PluginError> {
+        let engine = engine::new_engine()?;
+        let linker = runtime::new_linker(&engine)?;
+        let cache = ArtifactCache::new(self.config.plugin_cache_dir());
+        let mut loader = Loader {
+            engine: &engine,
+            linker: &linker,
+            cache: &cache,
+            config: &self.config.plugins,
+            state: self.state,
+            views: self.views,
+            loaded: Vec::new(),
+            infos: Vec::new(),
+        };
+        if self.defaults {
+            for plugin in DEFAULT_PLUGINS {
+                loader.load_embedded(plugin);
+            }
+        }
+        for dir in &self.config.plugins.dirs {
+            loader.load_dir(dir);
+        }
+        let Loader { loaded, infos, .. } = loader;
+        Ok(PluginHost {
+            context: policy_context(self.config),
+            cache_dir: cache.dir().to_path_buf(),
+            loaded,
+            infos,
+            engine,
+        })
+    }
+}
+
+/// The loaded plugins and typed calls into them.
+pub struct PluginHost {
+    /// Loaded plugins, in chain order: default plugins, then each directory of `plugins.dirs` in
+    /// order (plugins inside one directory sorted by directory name).
+    loaded: Vec<LoadedPlugin>,
+    /// Status of every plugin seen, loaded or not, in the same order.
+    infos: Vec<PluginInfo>,
+    /// Policy context built from the configuration.
+    context: PolicyContext,
+    /// Where compiled artifacts are cached.
+    cache_dir: PathBuf,
+    /// The engine; kept last so plugins (which hold engine references) drop first.
+    engine: Engine,
+}
+
+impl PluginHost {
+    /// Loads the default plugins and those of `config.plugins.dirs`, with in-memory state and no
+    /// views.
+    pub fn load(config: &Config) -> Result<PluginHost, PluginError> {
+        PluginHost::builder(config).load()
+    }
+
+    /// A builder for other state stores or views.
+    pub fn builder(config: &Config) -> PluginHostBuilder<'_> {
+        PluginHostBuilder {
+            config,
+            state: Arc::new(InMemoryStateStore::default()),
+            views: Arc::new(NoViews),
+            defaults: true,
+        }
+    }
+
+    /// Status of every plugin, for the health summary.
+    pub fn infos(&self) -> &[PluginInfo] {
+        &self.infos
+    }
+
+    /// Status of every plugin, owned.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.infos.clone()
+    }
+
+    /// The engine (for benchmarks and diagnostics).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Directory of the compiled-artifact cache.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// The policy context (allowed roots, defaults) to put into requests.
+    pub fn policy_context(&self) -> PolicyContext {
+        self.context.clone()
+    }
+
+    /// Ids of the loaded plugins implementing `world`, in chain order.
+    pub fn plugins_with(&self, world: World) -> Vec<String> {
+        self.loaded
+            .iter()
+            .filter(|plugin| plugin.manifest.worlds.contains(&world))
+            .map(|plugin| plugin.manifest.id.clone())
+            .collect()
+    }
+
+    /// A loaded plugin by id.
+    pub fn plugin(&self, id: &str) -> Result<&WasmPlugin, PluginError> {
+        self.loaded
+            .iter()
+            .find(|plugin| plugin.manifest.id == id)
+            .map(|plugin| &plugin.wasm)
+            .ok_or_else(|| PluginError::NotFound {
+                plugin: id.to_string(),
+            })
+    }
+
+    /// Runs the policy chain on `request`. Each policy sees the request as narrowed by the ones
+    /// before it; the first denial ends the chain (its reason names the policy). Returns `Allow`
+    /// when nothing changed, `Narrow` with the complete effective settings when something did.
+    /// An error from any policy is returned as is: callers must treat it as a denial (fail
+    /// closed).
+    pub fn check_action(&self, request: &ActionRequest) -> Result<Decision, PluginError> {
+        let mut current = request.clone();
+        let mut narrowed = false;
+        for plugin in self.loaded_with(World::Policy) {
+            let decision = self.policy_call(plugin, &current)?;
+            match decision {
+                Decision::Allow => {}
+                Decision::Deny(reason) => {
+                    tracing::info!(plugin = %plugin.manifest.id, action = %request.action_id, %reason, "policy denied action");
+                    return Ok(Decision::Deny(format!(
+                        "{reason} (policy {})",
+                        plugin.manifest.id
+                    )));
+                }
+                Decision::Narrow(settings) => {
+                    narrowed = true;
+                    current.settings = merge_settings(&current.settings, &settings);
+                }
+            }
+        }
+        Ok(if narrowed {
+            Decision::Narrow(current.settings)
+        } else {
+            Decision::Allow
+        })
+    }
+
+    /// Calls one policy's `check-action`, without the chain.
+    pub fn check_action_with(
+        &self,
+        plugin: &str,
+        request: &ActionRequest,
+    ) -> Result<Decision, PluginError> {
+        let plugin = self.find(plugin)?;
+        self.policy_call(plugin, request)
+    }
+
+    /// Offers an interaction to the policies in chain order; the first answer wins. A policy that
+    /// fails is logged and skipped, which leaves the interaction to a person.
+    pub fn on_interaction(&self, interaction: &Interaction) -> Option<AutoAnswer> {
+        for plugin in self.loaded_with(World::Policy) {
+            let result = plugin.wasm.call(
+                World::Policy,
+                |e| &e.policy,
+                |indices, store, instance| {
+                    indices
+                        .load(&mut *store, instance)?
+                        .call_on_interaction(store, interaction)
+                },
+            );
+            match result {
+                Ok(Some(answer)) => {
+                    return Some(AutoAnswer {
+                        plugin: plugin.manifest.id.clone(),
+                        answer,
+                    })
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "policy failed on an interaction; skipped");
+                }
+            }
+        }
+        None
+    }
+
+    /// A workflow plugin's description.
+    pub fn workflow_describe(&self, plugin: &str) -> Result<WorkflowInfo, PluginError> {
+        self.find(plugin)?.wasm.call(
+            World::Workflow,
+            |e| &e.workflow,
+            |indices, store, instance| indices.load(&mut *store, instance)?.call_describe(store),
+        )
+    }
+
+    /// Starts a workflow: initial state and first actions. The input must be JSON.
+    pub fn workflow_start(&self, plugin: &str, input: &str) -> Result<Step, PluginError> {
+        let loaded = self.find(plugin)?;
+        // The generated signature takes `&String` (WIT `json` is a string alias).
+        let input = input.to_string();
+        let step = loaded.wasm.call(
+            World::Workflow,
+            |e| &e.workflow,
+            |indices, store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_start(store, &input)
+            },
+        )?;
+        check_step(loaded, step)
+    }
+
+    /// Feeds an event to a workflow: new state and actions.
+    pub fn workflow_on_event(
+        &self,
+        plugin: &str,
+        state: &str,
+        event: &Event,
+    ) -> Result<Step, PluginError> {
+        let loaded = self.find(plugin)?;
+        let state = state.to_string();
+        let step = loaded.wasm.call(
+            World::Workflow,
+            |e| &e.workflow,
+            |indices, store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_on_event(store, &state, event)
+            },
+        )?;
+        check_step(loaded, step)
+    }
+
+    /// Runs one analyzer on a snapshot (JSON).
+    pub fn analyze(&self, plugin: &str, snapshot: &str) -> Result<Vec<Finding>, PluginError> {
+        let snapshot = snapshot.to_string();
+        self.find(plugin)?.wasm.call(
+            World::Analyzer,
+            |e| &e.analyzer,
+            |indices, store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_analyze(store, &snapshot)
+            },
+        )
+    }
+
+    /// Runs every analyzer on a snapshot; one failing analyzer does not hide the others.
+    pub fn analyze_all(&self, snapshot: &str) -> Vec<AnalyzerReport> {
+        self.loaded_with(World::Analyzer)
+            .map(|plugin| AnalyzerReport {
+                plugin: plugin.manifest.id.clone(),
+                result: self.analyze(&plugin.manifest.id, snapshot),
+            })
+            .collect()
+    }
+
+    /// Asks a repair plugin for the steps repairing `finding`. The host executes them only when
+    /// asked to, and in dry-run mode by default (`context.dry_run`).
+    pub fn plan_repair(
+        &self,
+        plugin: &str,
+        finding: &Finding,
+        context: &RepairContext,
+    ) -> Result<Vec<RepairStep>, PluginError> {
+        self.find(plugin)?.wasm.call(
+            World::Repair,
+            |e| &e.repair,
+            |indices, store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_plan(store, finding, context)
+            },
+        )
+    }
+
+    /// Loaded plugins implementing `world`, in chain order.
+    fn loaded_with(&self, world: World) -> impl Iterator<Item = &LoadedPlugin> {
+        self.loaded
+            .iter()
+            .filter(move |plugin| plugin.manifest.worlds.contains(&world))
+    }
+
+    /// A loaded plugin by id.
+    fn find(&self, id: &str) -> Result<&LoadedPlugin, PluginError> {
+        self.loaded
+            .iter()
+            .find(|plugin| plugin.manifest.id == id)
+            .ok_or_else(|| PluginError::NotFound {
+                plugin: id.to_string(),
+            })
+    }
+
+    /// One `check-action` call.
+    fn policy_call(
+        &self,
+        plugin: &LoadedPlugin,
+        request: &ActionRequest,
+    ) -> Result<Decision, PluginError> {
+        plugin.wasm.call(
+            World::Policy,
+            |e| &e.policy,
+            |indices, store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_check_action(store, request)
+            },
+        )
+    }
+}
+
+/// The policy context derived from the configuration.
+fn policy_context(config: &Config) -> PolicyContext {
+    use types::{ApprovalPolicy, SandboxMode};
+    PolicyContext {
+        allowed_roots: config
+            .allowed_roots
+            .iter()
+            .map(|root| host_config::normalize_path(root).display().to_string())
+            .collect(),
+        default_sandbox: match config.default_sandbox {
+            host_config::SandboxMode::ReadOnly => SandboxMode::ReadOnly,
+            host_config::SandboxMode::WorkspaceWrite => SandboxMode::WorkspaceWrite,
+            host_config::SandboxMode::DangerFullAccess => SandboxMode::DangerFullAccess,
+        },
+        default_approval_policy: match config.default_approval_policy {
+            host_config::ApprovalPolicy::Never => ApprovalPolicy::Never,
+            host_config::ApprovalPolicy::OnRequest => ApprovalPolicy::OnRequest,
+            host_config::ApprovalPolicy::OnFailure => ApprovalPolicy::OnFailure,
+            host_config::ApprovalPolicy::Untrusted => ApprovalPolicy::Untrusted,
+        },
+    }
+}
+
+/// `base` with every `Some` field of `narrowed` applied.
+fn merge_settings(base: &TurnSettings, narrowed: &TurnSettings) -> TurnSettings {
+    TurnSettings {
+        cwd: narrowed.cwd.clone().or_else(|| base.cwd.clone()),
+        sandbox: narrowed.sandbox.or(base.sandbox),
+        approval_policy: narrowed.approval_policy.or(base.approval_policy),
+        model: narrowed.model.clone().or_else(|| base.model.clone()),
+        effort: narrowed.effort.clone().or_else(|| base.effort.clone()),
+        collaboration_mode: narrowed.collaboration_mode.or(base.collaboration_mode),
+    }
+}
+
+/// Refuses a step whose state is not JSON (the host persists it as JSON).
+fn check_step(plugin: &LoadedPlugin, step: Step) -> Result<Step, PluginError> {
+    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&step.state) {
+        return Err(PluginError::Call {
+            plugin: plugin.manifest.id.clone(),
+            version: plugin.manifest.version.clone(),
+            kind: CallErrorKind::InvalidOutput {
+                message: format!("workflow state is not JSON: {error}"),
+            },
+        });
+    }
+    Ok(step)
+}
+
+/// Loading state shared by the default and third-party plugins.
+struct Loader<'a> {
+    /// The engine.
+    engine: &'a Engine,
+    /// The shared linker.
+    linker: &'a wasmtime::component::Linker<PluginCtx>,
+    /// The artifact cache.
+    cache: &'a ArtifactCache,
+    /// Plugin configuration.
+    config: &'a PluginsConfig,
+    /// State store handed to every plugin.
+    state: Arc<dyn PluginStateStore>,
+    /// Views handed to every plugin.
+    views: Arc<dyn HostViews>,
+    /// Plugins loaded so far.
+    loaded: Vec<LoadedPlugin>,
+    /// Status of every plugin seen so far.
+    infos: Vec<PluginInfo>,
+}
+
+impl Loader<'_> {
+    /// Loads one embedded default plugin.
+    fn load_embedded(&mut self, plugin: &EmbeddedPlugin) {
+        let origin = PathBuf::from(format!("embedded:{}", plugin.crate_name));
+        match Manifest::parse(plugin.manifest, &origin) {
+            Ok(manifest) => self.load_manifest(manifest, "embedded".to_string(), |_| {
+                Ok(plugin.wasm.to_vec())
+            }),
+            Err(error) => self.record_unreadable(plugin.crate_name, "embedded".to_string(), error),
+        }
+    }
+
+    /// Loads the plugin in `dir` (a folder with `plugin.toml`), or every plugin folder inside it.
+    fn load_dir(&mut self, dir: &Path) {
+        if dir.join("plugin.toml").is_file() {
+            self.load_folder(dir);
+            return;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "plugin directory unreadable; skipped");
+                return;
+            }
+        };
+        let mut folders: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.join("plugin.toml").is_file())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            self.load_folder(&folder);
+        }
+    }
+
+    /// Loads the plugin in one folder.
+    fn load_folder(&mut self, folder: &Path) {
+        let source = folder.display().to_string();
+        match Manifest::read(&folder.join("plugin.toml")) {
+            Ok(manifest) => {
+                let folder = folder.to_path_buf();
+                self.load_manifest(manifest, source, move |manifest| {
+                    let file = manifest.component.as_deref().unwrap_or("plugin.wasm");
+                    let path = folder.join(file);
+                    std::fs::read(&path).map_err(|source| PluginError::Io { path, source })
+                })
+            }
+            Err(error) => {
+                let fallback_id = folder
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                self.record_unreadable(&fallback_id, source, error)
+            }
+        }
+    }
+
+    /// Loads a plugin whose manifest was read; `read_wasm` supplies the component bytes.
+    fn load_manifest(
+        &mut self,
+        manifest: Manifest,
+        source: String,
+        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+    ) {
+        let started = Instant::now();
+        let mut info = PluginInfo {
+            id: manifest.id.clone(),
+            name: manifest.display_name().to_string(),
+            version: manifest.version.clone(),
+            kind: manifest.kind.as_str(),
+            source,
+            worlds: manifest.worlds.clone(),
+            wit_version: manifest.wit.clone(),
+            status: PluginStatus::Failed,
+            error: None,
+            cache: None,
+            load_micros: 0,
+            limits: None,
+        };
+        let disabled = self
+            .config
+            .disabled
+            .iter()
+            .any(|name| *name == manifest.id || *name == manifest.display_name());
+        let outcome = if disabled {
+            Err((
+                PluginStatus::Disabled,
+                "disabled by plugins.disabled".to_string(),
+            ))
+        } else if self.loaded.iter().any(|p| p.manifest.id == manifest.id) {
+            Err((
+                PluginStatus::Failed,
+                format!("another plugin with id {} is already loaded", manifest.id),
+            ))
+        } else if manifest.kind == PluginKind::Native {
+            Err(native_refusal(self.config))
+        } else {
+            self.link(&manifest, read_wasm)
+                .map_err(|error| (PluginStatus::Failed, error.to_string()))
+        };
+        info.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok((wasm, cache)) => {
+                info.status = PluginStatus::Loaded;
+                info.cache = Some(cache.as_str());
+                info.limits = Some(wasm.limits());
+                tracing::info!(plugin = %manifest.id, version = %manifest.version, cache = cache.as_str(), micros = info.load_micros, "plugin loaded");
+                self.loaded.push(LoadedPlugin { manifest, wasm });
+            }
+            Err((status, message)) => {
+                if status == PluginStatus::Failed {
+                    tracing::warn!(plugin = %manifest.id, error = %message, "plugin not loaded");
+                } else {
+                    tracing::info!(plugin = %manifest.id, reason = %message, "plugin not loaded");
+                }
+                info.status = status;
+                info.error = Some(message);
+            }
+        }
+        self.infos.push(info);
+    }
+
+    /// Checks the WIT version, compiles or deserializes, links and checks the exports.
+    fn link(
+        &self,
+        manifest: &Manifest,
+        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+    ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
+        manifest.wit_version()?;
+        let wasm = read_wasm(manifest)?;
+        let (component, outcome): (Component, CacheOutcome) =
+            self.cache
+                .load(self.engine, &manifest.id, &manifest.version, &wasm)?;
+        let capabilities = CapabilityCtx {
+            identity: Arc::new(PluginIdentity {
+                id: manifest.id.clone(),
+                version: manifest.version.clone(),
+            }),
+            config_json: Arc::from(manifest.config_json()),
+            state: self.state.clone(),
+            views: self.views.clone(),
+        };
+        let limits = CallLimits::resolve(self.config, &manifest.limits);
+        let plugin = WasmPlugin::new(
+            self.linker,
+            &component,
+            &manifest.worlds,
+            capabilities,
+            limits,
+        )?;
+        Ok((plugin, outcome))
+    }
+
+    /// Records a plugin whose manifest could not be read.
+    fn record_unreadable(&mut self, id: &str, source: String, error: PluginError) {
+        tracing::warn!(plugin = id, %error, "plugin manifest unreadable");
+        self.infos.push(PluginInfo {
+            id: id.to_string(),
+            name: id.to_string(),
+            version: String::new(),
+            kind: PluginKind::Wasm.as_str(),
+            source,
+            worlds: Vec::new(),
+            wit_version: String::new(),
+            status: PluginStatus::Failed,
+            error: Some(error.to_string()),
+            cache: None,
+            load_micros: 0,
+            limits: None,
+        });
+    }
+}
+
+/// Why a native plugin is not loaded: disabled by configuration, or (when allowed) unsupported
+/// by this build. Never silently ignored.
+fn native_refusal(config: &PluginsConfig) -> (PluginStatus, String) {
+    if config.allow_native {
+        (
+            PluginStatus::Failed,
+            "native plugins are not supported by this build yet; ship the plugin as a wasm component"
+                .to_string(),
+        )
+    } else {
+        (
+            PluginStatus::Disabled,
+            "native plugins are disabled (plugins.allow_native = false)".to_string(),
+        )
+    }
+}

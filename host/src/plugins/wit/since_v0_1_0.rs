@@ -1,0 +1,15 @@
+//! Host bindings for `codex-control-plane:plugin@0.1.0` (`wit/since_v0.1.0`).
+//!
+//! This is the latest version: `wit::latest` points here. When a new WIT folder is added, its module
+//! becomes `latest` and this one maps its unchanged interfaces to `latest` with `with:` and converts
+//! changed types with `From`, so host functions are implemented once.
+
+/// Lowest package version this module serves (plugins declaring `wit = "0.1.x"`).
+pub const MIN_VERSION: super::WitVersion = super::WitVersion::new(0, 1, 0);
+
+wasmtime::component::bindgen!({
+    path: "../wit/since_v0.1.0",
+    world: "all",
+    // Values are compared in tests and by the policy chain.
+    additional_derives: [PartialEq],
+});
