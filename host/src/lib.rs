@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod config;
+pub mod engine;
 pub mod mcp;
 pub mod plugins;
 pub mod projects;

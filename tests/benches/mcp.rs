@@ -5,6 +5,8 @@
 //! Prints cold start (spawn -> tools/list answered, default plugins loaded), tools/list and
 //! codex_health_summary latencies (median, p99 nearest-rank) and the server's VmRSS.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -37,17 +39,53 @@ fn vm_rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The seed (Python `codex-control-plane-mcp` 0.2.1) in a venv under `target/`, installed on first use so
+/// both servers are measured in the same run on the same machine.
+fn seed_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CODEX_SEED_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = support::mcp_client::profile_dir()
+        .parent()
+        .map(|target| target.join("seed-venv"))?;
+    let binary = venv.join("bin").join("codex-control-plane-mcp");
+    if !binary.exists() {
+        eprintln!("installing the seed (codex-control-plane-mcp==0.2.1) into {}", venv.display());
+        let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().ok()?;
+        let installed = Command::new(venv.join("bin").join("pip"))
+            .args(["install", "-q", "codex-control-plane-mcp==0.2.1"])
+            .status()
+            .ok()?;
+        if !created.success() || !installed.success() {
+            eprintln!("seed install failed; measuring this server only");
+            return None;
+        }
+    }
+    Some(binary)
+}
+
 fn main() -> anyhow::Result<()> {
     let dir = TempDir::new("bench-mcp");
     let env = isolated_env(dir.path());
+    println!("== codex-control-plane-mcp (this server)");
+    bench(&support::mcp_client::server_binary()?, &env)?;
+    if let Some(seed) = seed_binary() {
+        println!("== seed: codex-control-plane-mcp 0.2.1 (Python)");
+        bench(&seed, &env)?;
+    }
+    Ok(())
+}
 
+fn bench(binary: &Path, env: &[(String, String)]) -> anyhow::Result<()> {
     // Warm the plugin cache and the page cache once, as a user's second start would be.
-    McpClient::start(&env)?.close(Duration::from_secs(10))?;
+    let mut warm = McpClient::spawn_program(binary, env, &[])?;
+    warm.initialize("2025-06-18")?;
+    warm.close(Duration::from_secs(10))?;
 
     let mut cold = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        let mut client = McpClient::spawn(&env, &[])?;
+        let mut client = McpClient::spawn_program(binary, env, &[])?;
         client.initialize("2025-06-18")?;
         client.request("tools/list", json!({}))?;
         cold.push(started.elapsed());
@@ -55,7 +93,8 @@ fn main() -> anyhow::Result<()> {
     }
     report("cold start: spawn -> tools/list reply", cold);
 
-    let mut client = McpClient::start(&env)?;
+    let mut client = McpClient::spawn_program(binary, env, &[])?;
+    client.initialize("2025-06-18")?;
     let mut list = Vec::new();
     for _ in 0..200 {
         let started = Instant::now();

@@ -85,8 +85,16 @@ pub struct McpClient {
 impl McpClient {
     /// Spawns the server with exactly `env` (plus PATH) and the given extra arguments.
     pub fn spawn(env: &[(String, String)], args: &[&str]) -> anyhow::Result<McpClient> {
-        let binary = server_binary()?;
-        let mut command = Command::new(&binary);
+        McpClient::spawn_program(&server_binary()?, env, args)
+    }
+
+    /// Spawns any MCP stdio server program (used by benchmarks to run the server we replace side by side).
+    pub fn spawn_program(
+        binary: &Path,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> anyhow::Result<McpClient> {
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env_clear()

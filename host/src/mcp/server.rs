@@ -12,6 +12,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 
+use super::args::Args;
 use super::catalog::{Catalog, ToolSpec};
 use super::error::{ErrorCode, ToolError};
 use super::schema;
@@ -81,7 +82,9 @@ impl McpServer {
         let schema_value = Value::Object((*spec.input_schema).clone());
         schema::validate(&schema_value, &Value::Object(args.clone()))
             .map_err(|v| ToolError::invalid_argument(&v.field, v.message))?;
+        let provided = args.keys().cloned().collect();
         schema::apply_defaults(&schema_value, &mut args);
+        let args = Args::new(args, provided);
         if spec.is_write() && self.app.recursion_guard_active() {
             return Err(ToolError::new(
                 ErrorCode::RecursionGuard,

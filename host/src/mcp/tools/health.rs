@@ -3,13 +3,14 @@
 //! It never starts app-server and never waits on it: a client calls it first on every start-up, so it must
 //! answer in microseconds even when Codex is broken.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::mcp::catalog::{
     Catalog, ContractGroup, CONTRACT_VERSION, GUIDE_VERSION, RECOMMENDED_PRIMARY_WRITE_TOOL,
     RECOMMENDED_STARTUP_TOOL,
 };
+use crate::mcp::args::Args;
 use crate::mcp::error::ToolError;
 use crate::mcp::server::SERVER_NAME;
 use crate::time::iso8601_now;
@@ -22,7 +23,7 @@ struct Check {
 }
 
 /// Handler of `codex_health_summary`.
-pub async fn health_summary(app: &App, _args: &Map<String, Value>) -> Result<Value, ToolError> {
+pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError> {
     let catalog = Catalog::get();
     let stable = catalog.names_in(ContractGroup::Stable);
     let compatibility = catalog.names_in(ContractGroup::Compatibility);

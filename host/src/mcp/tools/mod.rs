@@ -2,7 +2,9 @@
 
 mod health;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::args::Args;
 
 use super::catalog::ToolSpec;
 use super::error::{ErrorCode, ToolError};
@@ -12,7 +14,7 @@ use crate::app::App;
 pub async fn dispatch(
     app: &App,
     spec: &ToolSpec,
-    args: Map<String, Value>,
+    args: Args,
 ) -> Result<Value, ToolError> {
     match spec.name {
         "codex_health_summary" => health::health_summary(app, &args).await,

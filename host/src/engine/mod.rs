@@ -1,0 +1,3 @@
+//! The engine: turns validated requests into durable operations and drives them through app-server.
+
+pub mod request;

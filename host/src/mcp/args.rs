@@ -1,0 +1,79 @@
+//! [`Args`]: a tool's arguments after schema validation, with the schema's defaults filled in and a record of
+//! which ones the caller actually sent (some defaults come from the server's config instead of the schema).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use super::error::ToolError;
+
+/// Validated arguments of one tool call.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    values: Map<String, Value>,
+    provided: BTreeSet<String>,
+}
+
+impl Args {
+    /// Wraps arguments; `provided` names the keys the caller sent (before defaults were applied).
+    pub fn new(values: Map<String, Value>, provided: BTreeSet<String>) -> Args {
+        Args { values, provided }
+    }
+
+    /// Arguments exactly as given, every key counted as provided (tests, internal calls).
+    pub fn from_map(values: Map<String, Value>) -> Args {
+        let provided = values.keys().cloned().collect();
+        Args { values, provided }
+    }
+
+    /// True when the caller sent `key` with a non-null value.
+    pub fn was_provided(&self, key: &str) -> bool {
+        self.provided.contains(key) && !self.values.get(key).is_none_or(Value::is_null)
+    }
+
+    /// The raw value, `None` when absent or null.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.values.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A string argument, `None` when absent, null or blank.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.value(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    }
+
+    /// A string argument, owned.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.str(key).map(str::to_string)
+    }
+
+    /// A required string argument.
+    pub fn required_str(&self, key: &str) -> Result<&str, ToolError> {
+        self.str(key)
+            .ok_or_else(|| ToolError::invalid_argument(key, "is required"))
+    }
+
+    /// A boolean argument (schema defaults make it present).
+    pub fn bool(&self, key: &str) -> bool {
+        self.value(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// An integer argument, `None` when absent or null.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.value(key).and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        })
+    }
+
+    /// An integer argument with a fallback.
+    pub fn int_or(&self, key: &str, fallback: i64) -> i64 {
+        self.int(key).unwrap_or(fallback)
+    }
+
+    /// All values (for fingerprints and echoing back).
+    pub fn values(&self) -> &Map<String, Value> {
+        &self.values
+    }
+}
