@@ -95,6 +95,27 @@ fn run() -> Result<(), String> {
         std::hint::black_box(decision);
     }
     let warm_call = started.elapsed() / N_CALLS_WARM;
+
+    // Warm, minimal request: no cwd, model or ids, one empty root; shows the fixed cost of a
+    // call apart from lowering strings into the guest.
+    let mut minimal = request.clone();
+    minimal.kind = ActionKind::InterruptTurn;
+    minimal.operation_id = None;
+    minimal.thread_id = None;
+    minimal.settings = TurnSettings {
+        cwd: None,
+        sandbox: None,
+        approval_policy: None,
+        model: None,
+        effort: None,
+        collaboration_mode: None,
+    };
+    let started = Instant::now();
+    for _ in 0..N_CALLS_WARM {
+        let decision = warm.check_action(&minimal).map_err(|e| e.to_string())?;
+        std::hint::black_box(decision);
+    }
+    let warm_minimal = started.elapsed() / N_CALLS_WARM;
     if warm.check_action(&request).map_err(|e| e.to_string())? != Decision::Allow {
         return Err("the default policy should allow the benchmark request".to_string());
     }
@@ -105,6 +126,7 @@ fn run() -> Result<(), String> {
     println!("  call, fresh instance:             {:>9.2} us", us(fresh));
     println!("  call, policy chain (check_action): {:>8.2} us", us(chain));
     println!("  call, warm instance:              {:>9.3} us", us(warm_call));
+    println!("  call, warm instance, minimal request: {:>5.3} us", us(warm_minimal));
     // Best effort: the scratch directory is only benchmark output.
     let _ = std::fs::remove_dir_all(&root);
     Ok(())

@@ -10,9 +10,7 @@ use crate::config::Config;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
 
-/// Environment variable set in every `codex app-server` child we spawn; a server started inside such a child
-/// refuses write tools so a nested Codex cannot submit work to itself.
-pub const RECURSION_MARKER_ENV: &str = "CODEX_CONTROL_PLANE_MCP_PARENT";
+pub use crate::appserver::RECURSION_MARKER_ENV;
 
 /// Shared server state.
 pub struct App {

@@ -15,6 +15,7 @@
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod app;
+pub mod appserver;
 pub mod config;
 pub mod engine;
 pub mod mcp;

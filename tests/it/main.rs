@@ -1,5 +1,6 @@
 //! End-to-end tests, one module per area.
 
+mod appserver;
 mod config;
 mod mcp_stdio;
 mod plugins;

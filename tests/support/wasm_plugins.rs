@@ -69,6 +69,41 @@ fn build() -> Result<TestPlugins, String> {
     })
 }
 
+/// Builds the example third-party policy (`examples/policy-plugin`, a crate outside the
+/// workspace) once per process and returns its component.
+pub fn example_policy_plugin() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let target_dir = root.join("target/wasm-test-plugins/examples");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let output = Command::new(cargo)
+                .current_dir(root.join("examples/policy-plugin"))
+                .args(["build", "--release", "--target", "wasm32-wasip2"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_BUILD_TARGET")
+                .env_remove("CARGO_MAKEFLAGS")
+                .env_remove("MAKEFLAGS")
+                .env_remove("RUSTC_WORKSPACE_WRAPPER")
+                .output()
+                .map_err(|e| format!("running cargo: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "building examples/policy-plugin failed:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            Ok(target_dir.join("wasm32-wasip2/release/site_policy.wasm"))
+        })
+        .clone()
+        .map_err(|message| anyhow::anyhow!(message))
+}
+
 /// Writes a plugin folder `parent/name` holding `manifest` as `plugin.toml` and a copy of `wasm`
 /// as `plugin.wasm`; returns the folder.
 pub fn plugin_folder(

@@ -184,7 +184,7 @@ impl<'a> PluginHostBuilder<'a> {
     /// Creates the engine and loads every plugin. A plugin that fails to load is reported in
     /// [`PluginHost::infos`] and skipped; only an engine failure is an error.
     pub fn load(self) -> Result<PluginHost, PluginError> {
-        let engine = engine::new_engine()?;
+        let engine = engine::new_engine(self.config.plugins.default_memory_bytes)?;
         let linker = runtime::new_linker(&engine)?;
         let cache = ArtifactCache::new(self.config.plugin_cache_dir());
         let mut loader = Loader {

@@ -154,10 +154,15 @@ fn in_read_only_root(settings: &TurnSettings, config: &PolicyConfig) -> bool {
 /// The exported implementation.
 struct DefaultPolicy;
 
+/// The configuration, read once per instance: it cannot change while an instance lives, and
+/// parsing it on every call would dominate the cost of a call on a reused instance.
+static CONFIG: std::sync::OnceLock<PolicyConfig> = std::sync::OnceLock::new();
+
 impl Guest for DefaultPolicy {
     fn check_action(request: ActionRequest) -> Decision {
-        let config = parse_config(&codex_control_plane::plugin::host::get_config());
-        decide(&request, &config)
+        let config =
+            CONFIG.get_or_init(|| parse_config(&codex_control_plane::plugin::host::get_config()));
+        decide(&request, config)
     }
 
     fn on_interaction(interaction: Interaction) -> Option<Answer> {

@@ -1,0 +1,87 @@
+//! Canonical JSON (sorted keys, compact) for request fingerprints, and the top-level fields two requests differ in.
+//!
+//! serde_json keeps insertion order in this workspace (`preserve_order`), so sorting is done here explicitly.
+
+use serde_json::{Map, Value};
+
+use super::prompt::sha256_hex;
+
+/// `value` with every object's keys sorted, recursively.
+pub fn canonicalize(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut out = Map::with_capacity(map.len());
+            for key in keys {
+                out.insert(key.clone(), canonicalize(&map[key]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonicalize).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Compact canonical JSON text of `value`.
+pub fn canonical_json(value: &Value) -> String {
+    canonicalize(value).to_string()
+}
+
+/// sha256 hex of the canonical JSON: equal for requests that differ only in key order.
+pub fn fingerprint(value: &Value) -> String {
+    sha256_hex(&canonical_json(value))
+}
+
+/// The top-level keys whose values differ between two request objects (a key missing on one side counts as
+/// `null`), sorted. Non-objects compare as a whole under the name `"request"`.
+pub fn differing_fields(stored: &Value, incoming: &Value) -> Vec<String> {
+    let (Value::Object(a), Value::Object(b)) = (stored, incoming) else {
+        return if canonicalize(stored) == canonicalize(incoming) {
+            Vec::new()
+        } else {
+            vec!["request".to_string()]
+        };
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|key| {
+            let left = a.get(*key).unwrap_or(&Value::Null);
+            let right = b.get(*key).unwrap_or(&Value::Null);
+            canonicalize(left) != canonicalize(right)
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_order_does_not_change_the_fingerprint() {
+        let a = json!({"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}});
+        let b = json!({"a": {"x": null, "y": [1, {"c": 3, "d": 2}]}, "b": 1});
+        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&json!({"b": 2})));
+    }
+
+    #[test]
+    fn differing_fields_are_named_and_sorted() {
+        let cases = [
+            (json!({"m": "x", "p": 1}), json!({"p": 1, "m": "x"}), vec![]),
+            (json!({"m": "x", "p": 1}), json!({"m": "y", "p": 2}), vec!["m", "p"]),
+            (json!({"m": "x"}), json!({"m": "x", "extra": true}), vec!["extra"]),
+            // A key set to null equals a missing key.
+            (json!({"m": "x", "t": null}), json!({"m": "x"}), vec![]),
+            (json!(1), json!(2), vec!["request"]),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(differing_fields(&a, &b), expected, "{a} vs {b}");
+        }
+    }
+}

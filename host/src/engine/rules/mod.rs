@@ -1,0 +1,17 @@
+//! Pure domain rules the store and the tools share: no I/O, no clock, no SQL.
+//!
+//! - [`prompt`]: prompt normalisation, hashing and the dedup basis text.
+//! - [`similarity`]: a faithful port of Python's `difflib.SequenceMatcher.ratio` and the seed's similarity.
+//! - [`dedup`]: the active duplicate-prompt guard over candidate rows.
+//! - [`output_schema`]: strict `output_schema` validation and its hash.
+//! - [`status`]: status sets, allowed transitions, next actions, poll hints, retry backoff, token bands.
+//! - [`canonical`]: canonical JSON, request fingerprints and the fields that differ between two requests.
+//! - [`interactions`]: pending-interaction kinds and their default (auto-decline) replies.
+
+pub mod canonical;
+pub mod dedup;
+pub mod interactions;
+pub mod output_schema;
+pub mod prompt;
+pub mod similarity;
+pub mod status;

@@ -1,0 +1,292 @@
+//! Prompt similarity exactly as the seed computes it, on top of a faithful port of Python's
+//! `difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()`.
+//!
+//! Strings are compared as sequences of Unicode scalar values, which is what Python's `str` indexes.
+
+use std::collections::HashMap;
+
+/// Below this many characters on either side two different prompts are never "similar" (the seed's bound).
+pub const MIN_SIMILARITY_CHARS: usize = 40;
+
+/// `SequenceMatcher` over two char sequences with no junk and no popularity heuristic.
+pub struct SequenceMatcher<'a> {
+    a: &'a [char],
+    b: &'a [char],
+    /// For every char of `b`, the ascending indexes where it occurs (difflib's `b2j`).
+    b2j: HashMap<char, Vec<usize>>,
+}
+
+impl<'a> SequenceMatcher<'a> {
+    /// Prepares the matcher (indexes `b`).
+    pub fn new(a: &'a [char], b: &'a [char]) -> SequenceMatcher<'a> {
+        let mut b2j: HashMap<char, Vec<usize>> = HashMap::new();
+        for (idx, ch) in b.iter().enumerate() {
+            b2j.entry(*ch).or_default().push(idx);
+        }
+        SequenceMatcher { a, b, b2j }
+    }
+
+    /// Longest matching block in `a[alo..ahi]` and `b[blo..bhi]` as `(i, j, size)`; ties go to the block that
+    /// ends first in `a`, then in `b`, exactly like difflib's `find_longest_match`.
+    pub fn find_longest_match(&self, alo: usize, ahi: usize, blo: usize, bhi: usize) -> (usize, usize, usize) {
+        let (mut best_i, mut best_j, mut best_size) = (alo, blo, 0usize);
+        // j2len[j] = length of the longest match ending with a[i-1] and b[j].
+        let mut j2len: HashMap<usize, usize> = HashMap::new();
+        for i in alo..ahi {
+            let mut new_j2len: HashMap<usize, usize> = HashMap::new();
+            if let Some(positions) = self.b2j.get(&self.a[i]) {
+                for &j in positions {
+                    if j < blo {
+                        continue;
+                    }
+                    if j >= bhi {
+                        break;
+                    }
+                    let k = j.checked_sub(1).and_then(|p| j2len.get(&p)).copied().unwrap_or(0) + 1;
+                    new_j2len.insert(j, k);
+                    if k > best_size {
+                        best_i = i + 1 - k;
+                        best_j = j + 1 - k;
+                        best_size = k;
+                    }
+                }
+            }
+            j2len = new_j2len;
+        }
+        // difflib then extends the block over equal neighbours; with no junk these loops only matter at the
+        // slice edges, but they are kept so the port stays line-for-line comparable.
+        while best_i > alo && best_j > blo && self.a[best_i - 1] == self.b[best_j - 1] {
+            best_i -= 1;
+            best_j -= 1;
+            best_size += 1;
+        }
+        while best_i + best_size < ahi
+            && best_j + best_size < bhi
+            && self.a[best_i + best_size] == self.b[best_j + best_size]
+        {
+            best_size += 1;
+        }
+        (best_i, best_j, best_size)
+    }
+
+    /// Total size of all matching blocks (difflib's `get_matching_blocks`, summed).
+    pub fn matching_chars(&self) -> usize {
+        let mut total = 0;
+        let mut queue = vec![(0, self.a.len(), 0, self.b.len())];
+        while let Some((alo, ahi, blo, bhi)) = queue.pop() {
+            let (i, j, k) = self.find_longest_match(alo, ahi, blo, bhi);
+            if k > 0 {
+                total += k;
+                if alo < i && blo < j {
+                    queue.push((alo, i, blo, j));
+                }
+                if i + k < ahi && j + k < bhi {
+                    queue.push((i + k, ahi, j + k, bhi));
+                }
+            }
+        }
+        total
+    }
+
+    /// `2 * M / T`, or 1.0 when both sequences are empty.
+    pub fn ratio(&self) -> f64 {
+        ratio_of(self.matching_chars(), self.a.len() + self.b.len())
+    }
+
+    /// Upper bound on [`ratio`](Self::ratio) from the multiset of chars (difflib's `quick_ratio`).
+    pub fn quick_ratio(&self) -> f64 {
+        let mut avail: HashMap<char, isize> = HashMap::new();
+        for ch in self.b {
+            *avail.entry(*ch).or_default() += 1;
+        }
+        let mut matches = 0;
+        for ch in self.a {
+            let slot = avail.entry(*ch).or_default();
+            if *slot > 0 {
+                matches += 1;
+            }
+            *slot -= 1;
+        }
+        ratio_of(matches, self.a.len() + self.b.len())
+    }
+}
+
+fn ratio_of(matches: usize, total: usize) -> f64 {
+    if total == 0 {
+        1.0
+    } else {
+        2.0 * matches as f64 / total as f64
+    }
+}
+
+/// Upper bound on the ratio from the lengths alone (difflib's `real_quick_ratio`).
+fn real_quick_ratio(la: usize, lb: usize) -> f64 {
+    ratio_of(la.min(lb), la + lb)
+}
+
+/// `SequenceMatcher(None, a, b, autojunk=False).ratio()`.
+pub fn ratio(a: &str, b: &str) -> f64 {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    SequenceMatcher::new(&a, &b).ratio()
+}
+
+/// The `\w+` tokens of `text`, sorted and joined by single spaces.
+///
+/// Python's `\w` on `str` is "alphanumeric or underscore" in the Unicode sense; `char::is_alphanumeric` is the
+/// same property set (Alphabetic or Numeric), so tokens agree for letters and digits of every script.
+pub fn sorted_tokens(text: &str) -> String {
+    let mut tokens: Vec<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
+        .collect();
+    tokens.sort_unstable();
+    tokens.join(" ")
+}
+
+/// The seed's similarity: 1 if equal; 0 if either side is under [`MIN_SIMILARITY_CHARS`] chars; else the larger of
+/// the raw ratio and the ratio of the sorted word tokens.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    similarity_at_least(a, b, 0.0).unwrap_or(0.0)
+}
+
+/// Like [`similarity`], but returns `None` early when the result is provably below `threshold` (difflib's cheap
+/// upper bounds); the value returned when `Some` is exact.
+pub fn similarity_at_least(a: &str, b: &str, threshold: f64) -> Option<f64> {
+    if a == b {
+        return Some(1.0);
+    }
+    let ac: Vec<char> = a.chars().collect();
+    let bc: Vec<char> = b.chars().collect();
+    if ac.len() < MIN_SIMILARITY_CHARS || bc.len() < MIN_SIMILARITY_CHARS {
+        return (threshold <= 0.0).then_some(0.0);
+    }
+    let raw = bounded_ratio(&ac, &bc, threshold);
+    let ta: Vec<char> = sorted_tokens(a).chars().collect();
+    let tb: Vec<char> = sorted_tokens(b).chars().collect();
+    let tokens = bounded_ratio(&ta, &tb, threshold);
+    let best = raw.unwrap_or(0.0).max(tokens.unwrap_or(0.0));
+    (raw.is_some() || tokens.is_some()).then_some(best).filter(|v| *v >= threshold)
+}
+
+/// The exact ratio, or `None` when an upper bound already shows it is below `threshold`.
+fn bounded_ratio(a: &[char], b: &[char], threshold: f64) -> Option<f64> {
+    if real_quick_ratio(a.len(), b.len()) < threshold {
+        return None;
+    }
+    let matcher = SequenceMatcher::new(a, b);
+    if matcher.quick_ratio() < threshold {
+        return None;
+    }
+    Some(matcher.ratio())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values computed once with CPython 3.11 `difflib.SequenceMatcher(None, a, b, autojunk=False)`:
+    /// (a, b, ratio of the raw strings, ratio of the sorted `\w+` tokens).
+    const DIFFLIB: &[(&str, &str, f64, f64)] = &[
+        ("abcd", "bcde", 0.75, 0.75),
+        ("", "", 1.0, 1.0),
+        ("a", "", 0.0, 0.0),
+        (
+            "private Thread currentThread;",
+            "private volatile Thread currentThread;",
+            0.8656716417910447,
+            0.8615384615384616,
+        ),
+        (
+            "Please refactor the storage layer to use WAL mode and add tests",
+            "Please refactor the storage layer to use WAL mode and add unit tests",
+            0.9618320610687023,
+            0.9618320610687023,
+        ),
+        (
+            "fix the login bug in auth.rs and add a regression test please",
+            "add a regression test please and fix the login bug in auth.rs",
+            0.45901639344262296,
+            1.0,
+        ),
+        (
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "baaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            0.9795918367346939,
+            0.9795918367346939,
+        ),
+        (
+            "the quick brown fox jumps over the lazy dog",
+            "the quick brown cat jumps over the lazy dog",
+            0.9302325581395349,
+            0.9069767441860465,
+        ),
+        (
+            "Привет, мир! Сделай ревью кода в модуле store и поправь ошибки",
+            "Привет, мир! Сделай ревью кода в модуле store и исправь ошибки",
+            0.967741935483871,
+            0.8666666666666667,
+        ),
+        (
+            "abxcdabxcdabxcdabxcdabxcdabxcdabxcdabxcdabxcdabxcd",
+            "abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd",
+            0.8163265306122449,
+            0.8163265306122449,
+        ),
+        (
+            "implement the feature described in the plan above carefully",
+            "write a poem about the sea and the sky and the stars tonight",
+            0.4369747899159664,
+            0.2689075630252101,
+        ),
+    ];
+
+    #[test]
+    fn ratios_match_cpython_difflib() {
+        for (a, b, raw, tokens) in DIFFLIB {
+            assert!((ratio(a, b) - raw).abs() < 1e-12, "raw ratio of {a:?} / {b:?}");
+            let (ta, tb) = (sorted_tokens(a), sorted_tokens(b));
+            assert!((ratio(&ta, &tb) - tokens).abs() < 1e-12, "token ratio of {a:?} / {b:?}");
+        }
+    }
+
+    #[test]
+    fn similarity_follows_the_seed_rules() {
+        // Equal strings are 1 whatever their length.
+        assert_eq!(similarity("hi", "hi"), 1.0);
+        // Under 40 chars on either side: 0.
+        assert_eq!(similarity("abcd", "bcde"), 0.0);
+        // Otherwise the larger of the two ratios: reordered words score 1 through the token pass.
+        let s = similarity(
+            "fix the login bug in auth.rs and add a regression test please",
+            "add a regression test please and fix the login bug in auth.rs",
+        );
+        assert!((s - 1.0).abs() < 1e-12);
+        let s = similarity(
+            "Привет, мир! Сделай ревью кода в модуле store и поправь ошибки",
+            "Привет, мир! Сделай ревью кода в модуле store и исправь ошибки",
+        );
+        assert!((s - 0.967741935483871).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bounded_similarity_is_exact_or_provably_low() {
+        for (a, b, raw, tokens) in DIFFLIB {
+            let exact = similarity(a, b);
+            match similarity_at_least(a, b, 0.9) {
+                Some(v) => assert!((v - exact).abs() < 1e-12 && v >= 0.9),
+                None => assert!(exact < 0.9, "{a:?} {b:?} {raw} {tokens}"),
+            }
+        }
+    }
+
+    #[test]
+    fn quick_ratio_bounds_the_ratio() {
+        for (a, b, _, _) in DIFFLIB {
+            let (ac, bc): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            let m = SequenceMatcher::new(&ac, &bc);
+            assert!(m.quick_ratio() + 1e-12 >= m.ratio());
+            assert!(real_quick_ratio(ac.len(), bc.len()) + 1e-12 >= m.quick_ratio());
+        }
+    }
+}

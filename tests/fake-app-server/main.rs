@@ -1,0 +1,97 @@
+//! A scripted stand-in for `codex app-server`, for the faults the real one cannot be made to show.
+//!
+//! It speaks the same line-delimited JSON-RPC. `FAKE_APP_SERVER_MODE` picks the fault:
+//! - `normal`: answers initialize, thread/start, turn/start (then completes the turn after 50 ms).
+//! - `exit_mid_turn`: like normal, but exits with code 3 right after `turn/started`.
+//! - `hang`: never answers `thread/start`.
+//! - `malformed`: writes a malformed line before every reply.
+//! - `unknown_request`: after `initialized`, sends an unknown server request `x/unknown` (id 0).
+//! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
+//!   when it is answered.
+//!
+//! Every line it receives is appended to `FAKE_APP_SERVER_LOG` when set, so tests can see our replies.
+
+use std::io::{BufRead, Write};
+
+use serde_json::{json, Value};
+
+fn main() {
+    let mode = std::env::var("FAKE_APP_SERVER_MODE").unwrap_or_else(|_| "normal".into());
+    let log_path = std::env::var_os("FAKE_APP_SERVER_LOG");
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    let mut send = |value: Value| {
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    };
+    let mut turn_counter = 0;
+    let mut pending_turn: Option<(String, String)> = None;
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        if let Some(path) = &log_path {
+            if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(file, "{line}");
+            }
+        }
+        let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+        let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+        let id = message.get("id").cloned();
+        if mode == "malformed" && id.is_some() && !method.is_empty() {
+            send_raw("{this is not json");
+        }
+        match (method, id) {
+            ("initialize", Some(id)) => send(json!({"id": id, "result": {"userAgent": "fake/0.0.0"}})),
+            ("initialized", None) => {
+                if mode == "unknown_request" {
+                    send(json!({"id": 0, "method": "x/unknown", "params": {}}));
+                }
+            }
+            ("thread/start", Some(id)) => {
+                if mode == "hang" {
+                    continue;
+                }
+                send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));
+            }
+            ("turn/start", Some(id)) => {
+                turn_counter += 1;
+                let turn = format!("turn_fake_{turn_counter}");
+                let thread = message
+                    .pointer("/params/threadId")
+                    .and_then(Value::as_str)
+                    .unwrap_or("thr_fake")
+                    .to_string();
+                send(json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress", "items": []}}}));
+                send(json!({"method": "turn/started", "params": {"threadId": thread, "turn": {"id": turn, "status": "inProgress"}}}));
+                match mode.as_str() {
+                    "exit_mid_turn" => std::process::exit(3),
+                    "approval" => {
+                        send(json!({"id": 0, "method": "item/commandExecution/requestApproval",
+                            "params": {"threadId": thread, "turnId": turn, "itemId": "call_1", "command": "echo hi",
+                                       "availableDecisions": ["accept", "cancel"]}}));
+                        pending_turn = Some((thread, turn));
+                    }
+                    _ => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        send(json!({"method": "turn/completed", "params": {"threadId": thread,
+                            "turn": {"id": turn, "status": "completed", "items": []}}}));
+                    }
+                }
+            }
+            ("", Some(_)) => {
+                // A reply to one of our server requests.
+                if let Some((thread, turn)) = pending_turn.take() {
+                    send(json!({"method": "turn/completed", "params": {"threadId": thread,
+                        "turn": {"id": turn, "status": "completed", "items": []}}}));
+                }
+            }
+            (_, Some(id)) => send(json!({"id": id, "result": {}})),
+            _ => {}
+        }
+    }
+}
+
+fn send_raw(line: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

@@ -1,0 +1,347 @@
+//! A scriptable fake of the Responses API on 127.0.0.1: what `codex app-server` talks to instead of a model.
+//!
+//! Each `POST /v1/responses` takes the next [`Reply`] from the script (or [`Reply::default_text`] when the
+//! script is empty) and answers with the server-sent events Codex expects. Every request is recorded so tests
+//! can count model calls: the basis of every "no duplicate turn" assertion.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// One scripted answer to a model request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// An assistant message streamed as deltas, then completed.
+    Text {
+        /// Delta chunks; the message text is their concatenation.
+        chunks: Vec<String>,
+        /// Pause before each event.
+        delay: Duration,
+    },
+    /// A function call (e.g. `exec_command`) the model wants run.
+    FunctionCall {
+        /// Tool name.
+        name: String,
+        /// JSON arguments.
+        arguments: Value,
+        /// Call id.
+        call_id: String,
+    },
+    /// An HTTP error status with a small JSON body.
+    HttpError {
+        /// Status code.
+        status: u16,
+    },
+    /// Deltas, then the connection closes before `response.completed`.
+    Cut {
+        /// Text streamed before the cut.
+        text: String,
+    },
+}
+
+impl Reply {
+    /// A text reply in one chunk.
+    pub fn text(text: &str) -> Reply {
+        Reply::Text {
+            chunks: vec![text.to_string()],
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A text reply streamed in `n_chunks` pieces with `delay` before each event.
+    pub fn slow_text(text: &str, n_chunks: usize, delay: Duration) -> Reply {
+        let chars: Vec<char> = text.chars().collect();
+        let size = chars.len().div_ceil(n_chunks.max(1)).max(1);
+        Reply::Text {
+            chunks: chars.chunks(size).map(|c| c.iter().collect()).collect(),
+            delay,
+        }
+    }
+
+    /// An `exec_command` call running `cmd`.
+    pub fn exec(cmd: &str, call_id: &str) -> Reply {
+        Reply::FunctionCall {
+            name: "exec_command".into(),
+            arguments: json!({"cmd": cmd, "yield_time_ms": 2000}),
+            call_id: call_id.into(),
+        }
+    }
+
+    /// The reply used when the script is empty.
+    pub fn default_text() -> Reply {
+        Reply::text("Done.")
+    }
+}
+
+/// One recorded model request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Request path.
+    pub path: String,
+    /// Lower-cased header names and values.
+    pub headers: Vec<(String, String)>,
+    /// Parsed JSON body (`Null` if it was not JSON).
+    pub body: Value,
+}
+
+impl Recorded {
+    /// Text of every `input_text` part of the user messages in the request, in order.
+    pub fn user_texts(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(items) = self.body.get("input").and_then(Value::as_array) {
+            for item in items {
+                if item.get("role").and_then(Value::as_str) != Some("user") {
+                    continue;
+                }
+                if let Some(parts) = item.get("content").and_then(Value::as_array) {
+                    for part in parts {
+                        if let Some(text) = part.get("text").and_then(Value::as_str) {
+                            out.push(text.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    script: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<Recorded>>,
+    stop: AtomicBool,
+    served: AtomicU64,
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeModel {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeModel {
+    /// Starts on a random 127.0.0.1 port.
+    pub fn start() -> FakeModel {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake model on 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared::default());
+        let accept_shared = shared.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_shared.stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let shared = accept_shared.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_connection(stream, &shared);
+                });
+            }
+        });
+        FakeModel { addr, shared }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`, the provider's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Appends replies to the script.
+    pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(replies);
+    }
+
+    /// Every model request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Number of `/responses` requests so far.
+    pub fn n_model_calls(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/responses"))
+            .count()
+    }
+}
+
+impl Drop for FakeModel {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            read_chunked(&mut reader)?
+        } else {
+            let length: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            body
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Recorded {
+                path: path.clone(),
+                headers,
+                body,
+            });
+        if !path.ends_with("/responses") {
+            let body = b"{}";
+            write!(
+                writer,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            writer.write_all(body)?;
+            continue;
+        }
+        let n = shared.served.fetch_add(1, Ordering::AcqRel) + 1;
+        let reply = shared
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+            .unwrap_or_else(Reply::default_text);
+        // Each response ends the connection: simpler framing and it is what a cut stream looks like anyway.
+        return answer(&mut writer, reply, n);
+    }
+}
+
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            let mut end = String::new();
+            reader.read_line(&mut end)?;
+            return Ok(body);
+        }
+        let mut chunk = vec![0; size];
+        reader.read_exact(&mut chunk)?;
+        body.extend_from_slice(&chunk);
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
+
+fn event(writer: &mut TcpStream, value: Value) -> std::io::Result<()> {
+    let kind = value["type"].as_str().unwrap_or("message").to_string();
+    write!(writer, "event: {kind}\ndata: {value}\n\n")?;
+    writer.flush()
+}
+
+fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
+    if let Reply::HttpError { status } = reply {
+        let body = json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
+            .to_string();
+        write!(
+            writer,
+            "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return writer.flush();
+    }
+    write!(
+        writer,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    )?;
+    let response_id = format!("resp_{n}");
+    event(writer, json!({"type": "response.created", "response": {"id": response_id}}))?;
+    let usage = json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0},
+                       "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 17});
+    match reply {
+        Reply::Text { chunks, delay } => {
+            let item_id = format!("msg_{n}");
+            event(writer, json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}))?;
+            for chunk in &chunks {
+                std::thread::sleep(delay);
+                event(writer, json!({"type": "response.output_text.delta", "item_id": item_id,
+                    "output_index": 0, "content_index": 0, "delta": chunk}))?;
+            }
+            std::thread::sleep(delay);
+            let text: String = chunks.concat();
+            event(writer, json!({"type": "response.output_item.done", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "completed",
+                         "content": [{"type": "output_text", "text": text, "annotations": []}]}}))?;
+            event(writer, json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}))?;
+        }
+        Reply::FunctionCall {
+            name,
+            arguments,
+            call_id,
+        } => {
+            let item = json!({"type": "function_call", "id": format!("fc_{n}"), "call_id": call_id,
+                              "name": name, "arguments": arguments.to_string(), "status": "completed"});
+            event(writer, json!({"type": "response.output_item.added", "output_index": 0, "item": item}))?;
+            event(writer, json!({"type": "response.output_item.done", "output_index": 0, "item": item}))?;
+            event(writer, json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}))?;
+        }
+        Reply::Cut { text } => {
+            let item_id = format!("msg_{n}");
+            event(writer, json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}))?;
+            event(writer, json!({"type": "response.output_text.delta", "item_id": item_id,
+                "output_index": 0, "content_index": 0, "delta": text}))?;
+        }
+        Reply::HttpError { .. } => {}
+    }
+    writer.flush()
+}

@@ -1,0 +1,118 @@
+//! The real peer: `codex app-server` from the pinned npm package `@openai/codex@0.169.0`, and an isolated
+//! offline `CODEX_HOME` pointed at the fake model.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::fake_model::FakeModel;
+use crate::mcp_client::TempDir;
+
+/// The pinned Codex version the tests run against.
+pub const CODEX_VERSION: &str = "0.169.0";
+
+/// Where `npm ci --prefix tests/peer` puts the native binary.
+const NATIVE_BINARY: &str =
+    "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex";
+
+fn peer_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/peer"))
+}
+
+/// Path of the real codex binary (`CODEX_TEST_BINARY` overrides). Installs the pinned npm package with
+/// `npm ci` on first use when it is missing, so `cargo test` works on a fresh machine; fails loudly if that
+/// is impossible, never skips.
+pub fn codex_binary() -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    if let Some(path) = std::env::var_os("CODEX_TEST_BINARY") {
+        return PathBuf::from(path);
+    }
+    let binary = peer_dir().join(NATIVE_BINARY);
+    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if !binary.exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(peer_dir())
+            .status();
+        match status {
+            Ok(status) if status.success() => {}
+            other => panic!(
+                "the real codex peer is missing and `npm ci --prefix tests/peer` failed ({other:?}); \
+                 run it by hand and retry"
+            ),
+        }
+    }
+    assert!(
+        binary.exists(),
+        "{} is missing after npm ci; run `npm ci --prefix tests/peer`",
+        binary.display()
+    );
+    binary
+}
+
+/// An isolated, offline `CODEX_HOME` whose only model provider is the fake model.
+pub struct CodexHome {
+    dir: TempDir,
+}
+
+impl CodexHome {
+    /// Writes `config.toml` pointing at `model` with retries off and every networked feature disabled.
+    pub fn new(model: &FakeModel) -> CodexHome {
+        let dir = TempDir::new("codex-home");
+        std::fs::create_dir_all(dir.path().join("home")).expect("mkdir home");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("mkdir tmp");
+        std::fs::create_dir_all(dir.path().join("work")).expect("mkdir work");
+        let config = format!(
+            r#"model = "test-model"
+model_provider = "fake"
+approval_policy = "never"
+sandbox_mode = "read-only"
+
+[model_providers.fake]
+name = "fake"
+base_url = "{base_url}"
+wire_api = "responses"
+env_key = "FAKE_API_KEY"
+request_max_retries = 0
+stream_max_retries = 0
+stream_idle_timeout_ms = 20000
+supports_websockets = false
+requires_openai_auth = false
+
+[features]
+plugins = false
+apps = false
+
+[analytics]
+enabled = false
+"#,
+            base_url = model.base_url()
+        );
+        std::fs::write(dir.path().join("home").join("config.toml"), config).expect("write config");
+        CodexHome { dir }
+    }
+
+    /// The `CODEX_HOME` directory (also used as `HOME`).
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A scratch working directory for threads.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Environment the child needs: `HOME`, a `TMPDIR` outside `CODEX_HOME`, and the fake provider's key.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("HOME".into(), self.path().display().to_string()),
+            ("TMPDIR".into(), self.dir.path().join("tmp").display().to_string()),
+            ("FAKE_API_KEY".into(), "x".into()),
+        ]
+    }
+
+    /// The root of everything this home owns.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
