@@ -6,11 +6,15 @@ use std::time::{Instant, SystemTime};
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use crate::appserver::{AppServer, AppServerEvent, AppServerSettings};
 use crate::config::Config;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
 
 pub use crate::appserver::RECURSION_MARKER_ENV;
+
+/// How many app-server events `codex_get_app_server_status` can show.
+const RECENT_EVENTS: usize = 50;
 
 /// Shared server state.
 pub struct App {
@@ -24,6 +28,9 @@ pub struct App {
     pub plugins: Arc<PluginHost>,
     /// Project references to roots.
     pub projects: ProjectRegistry,
+    /// The `codex app-server` supervisor (started lazily).
+    pub appserver: AppServer,
+    recent_events: std::sync::Mutex<std::collections::VecDeque<Value>>,
     recursion_guard: bool,
 }
 
@@ -51,6 +58,8 @@ impl App {
             );
         }
         Ok(App {
+            appserver: AppServer::new(AppServerSettings::from_config(&config)),
+            recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             projects: ProjectRegistry::new(&config),
             plugins: Arc::new(plugins),
             config,
@@ -58,6 +67,65 @@ impl App {
             started_at_wall: SystemTime::now(),
             recursion_guard,
         })
+    }
+
+    /// Keeps a short, redacted history of app-server events (method, generation, ids, time) for status
+    /// tools; runs until the event channel closes or shutdown.
+    pub async fn record_app_server_events(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        let mut events = self.appserver.subscribe();
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.recv() => return,
+                event = events.recv() => event,
+            };
+            let summary = match event {
+                Ok(AppServerEvent::Started { generation, pid }) => {
+                    json!({"event": "started", "processGeneration": generation, "pid": pid})
+                }
+                Ok(AppServerEvent::Notification { generation, method, params }) => {
+                    if method.ends_with("/delta") {
+                        continue;
+                    }
+                    json!({"event": "notification", "method": method, "processGeneration": generation,
+                           "threadId": params.get("threadId"),
+                           "turnId": params.pointer("/turn/id").or_else(|| params.get("turnId"))})
+                }
+                Ok(AppServerEvent::ServerRequest { generation, method, params, .. }) => {
+                    json!({"event": "server_request", "method": method, "processGeneration": generation,
+                           "threadId": params.get("threadId"), "turnId": params.get("turnId")})
+                }
+                Ok(AppServerEvent::Exited { generation, code, active_turns }) => {
+                    json!({"event": "exited", "processGeneration": generation, "code": code,
+                           "activeTurns": active_turns.len()})
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    json!({"event": "lagged", "missed": n})
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let mut recent = self.recent_events.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() >= RECENT_EVENTS {
+                recent.pop_front();
+            }
+            let mut summary = summary;
+            summary["at"] = json!(crate::time::iso8601_now());
+            recent.push_back(summary);
+        }
+    }
+
+    /// The most recent app-server events this process saw, oldest first.
+    pub fn recent_app_server_events(&self) -> Vec<Value> {
+        self.recent_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Interactions waiting for an answer (0 until the store tracks them).
+    pub fn pending_interaction_count(&self) -> usize {
+        0
     }
 
     /// True when this process must refuse write tools (see [`RECURSION_MARKER_ENV`]).

@@ -18,7 +18,8 @@ pub async fn run(
     shutdown_signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let app = Arc::new(App::new(config).context("failed to initialise the server")?);
-    let (trigger, _listener) = shutdown::channel();
+    let (trigger, listener) = shutdown::channel();
+    let recorder = tokio::spawn(app.clone().record_app_server_events(listener.clone()));
     let server = McpServer::new(app.clone());
     let transport = rmcp::transport::stdio();
     let running = match server.serve(transport).await {
@@ -45,6 +46,9 @@ pub async fn run(
         }
     }
     trigger.fire();
+    // The child must not outlive us: close its stdin, wait, then kill it by pid.
+    app.appserver.shutdown().await;
+    let _ = recorder.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -2,5 +2,6 @@
 
 mod appserver;
 mod config;
+mod mcp_appserver;
 mod mcp_stdio;
 mod plugins;

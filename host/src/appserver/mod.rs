@@ -470,6 +470,27 @@ impl AppServer {
         self.spawn().await
     }
 
+    /// Stops the live process, if any (close stdin, wait, then kill by pid); the next request starts a new one.
+    /// Returns the stopped generation.
+    pub async fn stop(&self, mode: RestartMode) -> Result<Option<u64>, AppServerError> {
+        let _guard = self.inner.lifecycle.lock().await;
+        let Some(process) = self.live() else {
+            return Ok(None);
+        };
+        let active = process
+            .active_turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        if mode == RestartMode::Idle && active > 0 {
+            return Err(AppServerError::Busy {
+                active_turns: active,
+            });
+        }
+        stop(&process, SHUTDOWN_GRACE).await;
+        Ok(Some(process.generation))
+    }
+
     /// Stops the process (close stdin, wait, then kill by pid) and refuses further starts.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);

@@ -70,10 +70,20 @@ impl ToolSpec {
 }
 
 /// The specs of the tools this build serves, in `tools/list` order.
-const SPECS: &[(&str, &str)] = &[(
-    "codex_health_summary",
-    include_str!("tools/specs/codex_health_summary.json"),
-)];
+const SPECS: &[(&str, &str)] = &[
+    (
+        "codex_health_summary",
+        include_str!("tools/specs/codex_health_summary.json"),
+    ),
+    (
+        "codex_get_app_server_status",
+        include_str!("tools/specs/codex_get_app_server_status.json"),
+    ),
+    (
+        "codex_restart_app_server",
+        include_str!("tools/specs/codex_restart_app_server.json"),
+    ),
+];
 
 /// The parsed catalog plus derived values computed once.
 #[derive(Debug)]

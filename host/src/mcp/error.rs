@@ -149,6 +149,47 @@ impl std::fmt::Display for ToolError {
 
 impl std::error::Error for ToolError {}
 
+impl From<crate::appserver::AppServerError> for ToolError {
+    fn from(err: crate::appserver::AppServerError) -> Self {
+        use crate::appserver::AppServerError as E;
+        let code = match &err {
+            E::Unavailable { .. } => ErrorCode::AppServerUnavailable,
+            E::Timeout { .. } => ErrorCode::Timeout,
+            E::Busy { .. } => ErrorCode::Busy,
+            E::StaleGeneration { .. } => ErrorCode::PendingInteractionUnavailable,
+            // The process died under the request: the seed reports this as a failed send; it may work on
+            // the next generation, so it is retryable.
+            E::ProcessExited { .. } => ErrorCode::SendFailed,
+            _ => ErrorCode::SendFailed,
+        };
+        let mut tool_error = ToolError::new(code, err.to_string());
+        match &err {
+            E::Rpc { method, code, data, .. } => {
+                tool_error = tool_error
+                    .with_detail("method", json!(method))
+                    .with_detail("rpcCode", json!(code))
+                    .with_detail("rpcData", data.clone().unwrap_or(Value::Null));
+            }
+            E::Timeout { method, timeout_ms } => {
+                tool_error = tool_error
+                    .with_detail("method", json!(method))
+                    .with_detail("timeoutMs", json!(timeout_ms));
+            }
+            E::Busy { active_turns } => {
+                tool_error = tool_error
+                    .with_detail("status", json!("active_turns"))
+                    .with_detail("activeTurns", json!(active_turns));
+            }
+            E::ProcessExited { generation, .. } => {
+                tool_error = tool_error.with_detail("processGeneration", json!(generation));
+                tool_error.retryable = Some(true);
+            }
+            _ => {}
+        }
+        tool_error
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,27 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
             message: format!("plugins failed to load: {}", failed.join(", ")),
         }
     });
+    let app_server = app.appserver.status();
+    checks.push(if app_server.codex_binary_exists {
+        Check {
+            name: "codex_binary",
+            status: "ok",
+            message: format!(
+                "codex binary at {}",
+                app_server
+                    .codex_binary_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        }
+    } else {
+        Check {
+            name: "codex_binary",
+            status: "error",
+            message: "codex binary not found; set CODEX_BINARY_PATH or put codex on PATH".into(),
+        }
+    });
     for root in &app.config.allowed_roots {
         if !root.is_dir() {
             checks.push(Check {
@@ -82,6 +103,8 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
     };
     let next_action = if overall == "healthy" {
         "none"
+    } else if !app_server.codex_binary_exists {
+        "fix_codex_binary"
     } else {
         "inspect_diagnostics"
     };
@@ -93,6 +116,15 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         "version": version,
         "overallStatus": overall,
         "plugins": plugins,
+        "appServer": {
+            "running": app_server.running,
+            "pid": app_server.pid,
+            "processGeneration": app_server.process_generation,
+            "binaryPath": app_server.codex_binary_path.as_ref().map(|p| p.display().to_string()),
+            "binaryFound": app_server.codex_binary_exists,
+            "status": if app_server.running { "running" } else { "not_started" },
+            "activeTurns": app_server.active_turns,
+        },
         "recursionGuard": {
             "active": app.recursion_guard_active(),
             "writeToolsRefused": app.recursion_guard_active(),

@@ -1,5 +1,6 @@
 //! Tool handlers, one module per area; [`dispatch`] routes a validated call to its handler.
 
+mod appserver;
 mod health;
 
 use serde_json::Value;
@@ -18,6 +19,8 @@ pub async fn dispatch(
 ) -> Result<Value, ToolError> {
     match spec.name {
         "codex_health_summary" => health::health_summary(app, &args).await,
+        "codex_get_app_server_status" => appserver::status(app, &args).await,
+        "codex_restart_app_server" => appserver::restart(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),
