@@ -121,12 +121,26 @@ fn run() -> Result<(), String> {
     }
 
     println!("plugin dispatch benchmark (default-policy, embedded)");
-    println!("  cold load, cache miss (compile):  best {:>9.3} ms  mean {:>9.3} ms", ms(best(&miss)), ms(mean(&miss)));
-    println!("  cold load, cache hit (deserialize): best {:>7.3} ms  mean {:>9.3} ms", ms(best(&hit)), ms(mean(&hit)));
+    println!(
+        "  cold load, cache miss (compile):  best {:>9.3} ms  mean {:>9.3} ms",
+        ms(best(&miss)),
+        ms(mean(&miss))
+    );
+    println!(
+        "  cold load, cache hit (deserialize): best {:>7.3} ms  mean {:>9.3} ms",
+        ms(best(&hit)),
+        ms(mean(&hit))
+    );
     println!("  call, fresh instance:             {:>9.2} us", us(fresh));
     println!("  call, policy chain (check_action): {:>8.2} us", us(chain));
-    println!("  call, warm instance:              {:>9.3} us", us(warm_call));
-    println!("  call, warm instance, minimal request: {:>5.3} us", us(warm_minimal));
+    println!(
+        "  call, warm instance:              {:>9.3} us",
+        us(warm_call)
+    );
+    println!(
+        "  call, warm instance, minimal request: {:>5.3} us",
+        us(warm_minimal)
+    );
     // Best effort: the scratch directory is only benchmark output.
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
@@ -140,7 +154,10 @@ fn check_loaded(host: &PluginHost, expected: &str) -> Result<(), String> {
         .find(|info| info.id == "default-policy")
         .ok_or("default-policy missing")?;
     if info.cache != Some(expected) {
-        return Err(format!("expected cache {expected}, got {:?} ({:?})", info.cache, info.error));
+        return Err(format!(
+            "expected cache {expected}, got {:?} ({:?})",
+            info.cache, info.error
+        ));
     }
     Ok(())
 }
@@ -196,4 +213,3 @@ fn ms(duration: Duration) -> f64 {
 fn us(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
 }
-

@@ -8,8 +8,11 @@ use serde_json::{json, Value};
 
 use crate::appserver::{AppServer, AppServerEvent, AppServerSettings};
 use crate::config::Config;
+use crate::engine::{config_fingerprint, Engine, EngineSettings};
+use crate::mcp::error::ToolError;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
+use crate::store::Store;
 
 pub use crate::appserver::RECURSION_MARKER_ENV;
 
@@ -30,6 +33,8 @@ pub struct App {
     pub projects: ProjectRegistry,
     /// The `codex app-server` supervisor (started lazily).
     pub appserver: AppServer,
+    /// The durable dispatcher over the SQLite store.
+    pub engine: Arc<Engine>,
     recent_events: std::sync::Mutex<std::collections::VecDeque<Value>>,
     recursion_guard: bool,
 }
@@ -57,11 +62,27 @@ impl App {
                 "plugin"
             );
         }
+        let store = Store::open(&config.state_db_path).with_context(|| {
+            format!(
+                "cannot open the state database {}",
+                config.state_db_path.display()
+            )
+        })?;
+        let appserver = AppServer::new(AppServerSettings::from_config(&config));
+        let plugins = Arc::new(plugins);
+        let engine = Engine::new(
+            store,
+            appserver.clone(),
+            plugins.clone(),
+            EngineSettings::from_config(&config),
+            config_fingerprint(&config),
+        );
         Ok(App {
-            appserver: AppServer::new(AppServerSettings::from_config(&config)),
+            appserver,
+            engine,
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             projects: ProjectRegistry::new(&config),
-            plugins: Arc::new(plugins),
+            plugins,
             config,
             started_at: Instant::now(),
             started_at_wall: SystemTime::now(),
@@ -71,7 +92,10 @@ impl App {
 
     /// Keeps a short, redacted history of app-server events (method, generation, ids, time) for status
     /// tools; runs until the event channel closes or shutdown.
-    pub async fn record_app_server_events(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+    pub async fn record_app_server_events(
+        self: Arc<Self>,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
         let mut events = self.appserver.subscribe();
         loop {
             let event = tokio::select! {
@@ -82,7 +106,11 @@ impl App {
                 Ok(AppServerEvent::Started { generation, pid }) => {
                     json!({"event": "started", "processGeneration": generation, "pid": pid})
                 }
-                Ok(AppServerEvent::Notification { generation, method, params }) => {
+                Ok(AppServerEvent::Notification {
+                    generation,
+                    method,
+                    params,
+                }) => {
                     if method.ends_with("/delta") {
                         continue;
                     }
@@ -90,11 +118,20 @@ impl App {
                            "threadId": params.get("threadId"),
                            "turnId": params.pointer("/turn/id").or_else(|| params.get("turnId"))})
                 }
-                Ok(AppServerEvent::ServerRequest { generation, method, params, .. }) => {
+                Ok(AppServerEvent::ServerRequest {
+                    generation,
+                    method,
+                    params,
+                    ..
+                }) => {
                     json!({"event": "server_request", "method": method, "processGeneration": generation,
                            "threadId": params.get("threadId"), "turnId": params.get("turnId")})
                 }
-                Ok(AppServerEvent::Exited { generation, code, active_turns }) => {
+                Ok(AppServerEvent::Exited {
+                    generation,
+                    code,
+                    active_turns,
+                }) => {
                     json!({"event": "exited", "processGeneration": generation, "code": code,
                            "activeTurns": active_turns.len()})
                 }
@@ -126,6 +163,11 @@ impl App {
     /// Interactions waiting for an answer (0 until the store tracks them).
     pub fn pending_interaction_count(&self) -> usize {
         0
+    }
+
+    /// The engine (always present; the `Result` lets handlers use `?` uniformly).
+    pub fn engine(&self) -> Result<&Arc<Engine>, ToolError> {
+        Ok(&self.engine)
     }
 
     /// True when this process must refuse write tools (see [`RECURSION_MARKER_ENV`]).

@@ -23,4 +23,5 @@ pub mod plugins;
 pub mod projects;
 pub mod server;
 pub mod shutdown;
+pub mod store;
 pub mod time;

@@ -20,6 +20,12 @@ pub async fn run(
     let app = Arc::new(App::new(config).context("failed to initialise the server")?);
     let (trigger, listener) = shutdown::channel();
     let recorder = tokio::spawn(app.clone().record_app_server_events(listener.clone()));
+    // Recovery runs before the first request is served, so a poll never sees a dead process's lease as live.
+    let engine_tasks = app
+        .engine
+        .start(listener.clone())
+        .await
+        .map_err(|err| anyhow::anyhow!("engine start failed: {err}"))?;
     let server = McpServer::new(app.clone());
     let transport = rmcp::transport::stdio();
     let running = match server.serve(transport).await {
@@ -46,6 +52,10 @@ pub async fn run(
         }
     }
     trigger.fire();
+    for task in engine_tasks {
+        let _ = task.await;
+    }
+    app.engine.stop().await;
     // The child must not outlive us: close its stdin, wait, then kill it by pid.
     app.appserver.shutdown().await;
     let _ = recorder.await;

@@ -50,8 +50,16 @@ fn seed_binary() -> Option<PathBuf> {
         .map(|target| target.join("seed-venv"))?;
     let binary = venv.join("bin").join("codex-control-plane-mcp");
     if !binary.exists() {
-        eprintln!("installing the seed (codex-control-plane-mcp==0.2.1) into {}", venv.display());
-        let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().ok()?;
+        eprintln!(
+            "installing the seed (codex-control-plane-mcp==0.2.1) into {}",
+            venv.display()
+        );
+        let created = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .ok()?;
         let installed = Command::new(venv.join("bin").join("pip"))
             .args(["install", "-q", "codex-control-plane-mcp==0.2.1"])
             .status()

@@ -29,22 +29,28 @@ fn main() {
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         if let Some(path) = &log_path {
-            if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = writeln!(file, "{line}");
             }
         }
-        let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
         let method = message.get("method").and_then(Value::as_str).unwrap_or("");
         let id = message.get("id").cloned();
         if mode == "malformed" && id.is_some() && !method.is_empty() {
             send_raw("{this is not json");
         }
         match (method, id) {
-            ("initialize", Some(id)) => send(json!({"id": id, "result": {"userAgent": "fake/0.0.0"}})),
-            ("initialized", None) => {
-                if mode == "unknown_request" {
-                    send(json!({"id": 0, "method": "x/unknown", "params": {}}));
-                }
+            ("initialize", Some(id)) => {
+                send(json!({"id": id, "result": {"userAgent": "fake/0.0.0"}}))
+            }
+            ("initialized", None) if mode == "unknown_request" => {
+                send(json!({"id": 0, "method": "x/unknown", "params": {}}));
             }
             ("thread/start", Some(id)) => {
                 if mode == "hang" {
@@ -60,28 +66,38 @@ fn main() {
                     .and_then(Value::as_str)
                     .unwrap_or("thr_fake")
                     .to_string();
-                send(json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress", "items": []}}}));
-                send(json!({"method": "turn/started", "params": {"threadId": thread, "turn": {"id": turn, "status": "inProgress"}}}));
+                send(
+                    json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress", "items": []}}}),
+                );
+                send(
+                    json!({"method": "turn/started", "params": {"threadId": thread, "turn": {"id": turn, "status": "inProgress"}}}),
+                );
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
                     "approval" => {
-                        send(json!({"id": 0, "method": "item/commandExecution/requestApproval",
+                        send(
+                            json!({"id": 0, "method": "item/commandExecution/requestApproval",
                             "params": {"threadId": thread, "turnId": turn, "itemId": "call_1", "command": "echo hi",
-                                       "availableDecisions": ["accept", "cancel"]}}));
+                                       "availableDecisions": ["accept", "cancel"]}}),
+                        );
                         pending_turn = Some((thread, turn));
                     }
                     _ => {
                         std::thread::sleep(std::time::Duration::from_millis(50));
-                        send(json!({"method": "turn/completed", "params": {"threadId": thread,
-                            "turn": {"id": turn, "status": "completed", "items": []}}}));
+                        send(
+                            json!({"method": "turn/completed", "params": {"threadId": thread,
+                            "turn": {"id": turn, "status": "completed", "items": []}}}),
+                        );
                     }
                 }
             }
             ("", Some(_)) => {
                 // A reply to one of our server requests.
                 if let Some((thread, turn)) = pending_turn.take() {
-                    send(json!({"method": "turn/completed", "params": {"threadId": thread,
-                        "turn": {"id": turn, "status": "completed", "items": []}}}));
+                    send(
+                        json!({"method": "turn/completed", "params": {"threadId": thread,
+                        "turn": {"id": turn, "status": "completed", "items": []}}}),
+                    );
                 }
             }
             (_, Some(id)) => send(json!({"id": id, "result": {}})),

@@ -35,7 +35,10 @@ fn fake_settings(mode: &str, log: Option<PathBuf>) -> AppServerSettings {
         env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
     }
     AppServerSettings {
-        binary: Some(workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server")),
+        binary: Some(
+            workspace_binary("codex-control-plane-tests", "fake-app-server")
+                .expect("fake app-server"),
+        ),
         codex_home: std::env::temp_dir(),
         cwd: std::env::temp_dir(),
         extra_args: Vec::new(),
@@ -62,7 +65,9 @@ async fn wait_for<T>(
                     return found;
                 }
             }
-            Ok(Err(broadcast::error::RecvError::Lagged(n))) => panic!("event subscriber lagged by {n}"),
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                panic!("event subscriber lagged by {n}")
+            }
             Ok(Err(err)) => panic!("event channel closed: {err}"),
             Err(_) => panic!("expected event did not arrive within {timeout:?}"),
         }
@@ -76,7 +81,10 @@ fn notification<'a>(event: &'a AppServerEvent, wanted: &str) -> Option<&'a Value
     }
 }
 
-async fn wait_turn_completed(events: &mut broadcast::Receiver<AppServerEvent>, turn_id: &str) -> Value {
+async fn wait_turn_completed(
+    events: &mut broadcast::Receiver<AppServerEvent>,
+    turn_id: &str,
+) -> Value {
     wait_for(events, WAIT, |event| {
         notification(event, "turn/completed")
             .filter(|p| p.pointer("/turn/id").and_then(Value::as_str) == Some(turn_id))
@@ -85,7 +93,12 @@ async fn wait_turn_completed(events: &mut broadcast::Receiver<AppServerEvent>, t
     .await
 }
 
-async fn start_thread(server: &AppServer, home: &CodexHome, approval: &str, sandbox: &str) -> String {
+async fn start_thread(
+    server: &AppServer,
+    home: &CodexHome,
+    approval: &str,
+    sandbox: &str,
+) -> String {
     let reply = server
         .request(
             "thread/start",
@@ -141,7 +154,10 @@ async fn text_turn_streams_and_completes_with_the_model_text() {
         .to_string();
     assert_eq!(text, "Hello from the fake model.");
     assert_eq!(model.n_model_calls(), 1);
-    assert!(model.requests()[0].user_texts().iter().any(|t| t.contains("say hello")));
+    assert!(model.requests()[0]
+        .user_texts()
+        .iter()
+        .any(|t| t.contains("say hello")));
     server.shutdown().await;
     assert!(!server.status().running);
 }
@@ -149,7 +165,10 @@ async fn text_turn_streams_and_completes_with_the_model_text() {
 async fn approval_round_trip(decision: &str) -> (Value, bool, usize) {
     let model = FakeModel::start();
     model.push([
-        Reply::exec("echo probe-ok > approved.txt && cat approved.txt", "call_probe_1"),
+        Reply::exec(
+            "echo probe-ok > approved.txt && cat approved.txt",
+            "call_probe_1",
+        ),
         Reply::text("All done."),
     ]);
     let home = CodexHome::new(&model);
@@ -158,16 +177,22 @@ async fn approval_round_trip(decision: &str) -> (Value, bool, usize) {
     let thread = start_thread(&server, &home, "untrusted", "workspace-write").await;
     let turn = start_turn(&server, &thread, "write the file").await;
     let (generation, id, params) = wait_for(&mut events, WAIT, |event| match event {
-        AppServerEvent::ServerRequest { generation, id, method, params }
-            if method == "item/commandExecution/requestApproval" =>
-        {
+        AppServerEvent::ServerRequest {
+            generation,
+            id,
+            method,
+            params,
+        } if method == "item/commandExecution/requestApproval" => {
             Some((*generation, id.clone(), params.clone()))
         }
         _ => None,
     })
     .await;
     assert_eq!(params["turnId"], json!(turn));
-    assert!(params["command"].as_str().unwrap_or("").contains("approved.txt"));
+    assert!(params["command"]
+        .as_str()
+        .unwrap_or("")
+        .contains("approved.txt"));
     server
         .respond(generation, &id, Ok(json!({"decision": decision})))
         .await
@@ -198,21 +223,35 @@ async fn command_approval_decline_skips_the_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupt_mid_stream_ends_the_turn_interrupted() {
     let model = FakeModel::start();
-    model.push([Reply::slow_text(&"slow ".repeat(40), 40, Duration::from_millis(150))]);
+    model.push([Reply::slow_text(
+        &"slow ".repeat(40),
+        40,
+        Duration::from_millis(150),
+    )]);
     let home = CodexHome::new(&model);
     let server = AppServer::new(real_settings(&home));
     let mut events = server.subscribe();
     let thread = start_thread(&server, &home, "never", "read-only").await;
     let turn = start_turn(&server, &thread, "talk slowly").await;
-    wait_for(&mut events, WAIT, |event| notification(event, "item/agentMessage/delta").map(|_| ())).await;
+    wait_for(&mut events, WAIT, |event| {
+        notification(event, "item/agentMessage/delta").map(|_| ())
+    })
+    .await;
     let asked = Instant::now();
     server
-        .request("turn/interrupt", json!({"threadId": thread, "turnId": turn}))
+        .request(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": turn}),
+        )
         .await
         .expect("turn/interrupt");
     let completed = wait_turn_completed(&mut events, &turn).await;
     assert_eq!(completed["status"], json!("interrupted"), "{completed}");
-    assert!(asked.elapsed() < Duration::from_secs(3), "interrupt took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "interrupt took {:?}",
+        asked.elapsed()
+    );
     server.shutdown().await;
 }
 
@@ -228,7 +267,10 @@ async fn steer_lands_in_the_active_turn() {
     let mut events = server.subscribe();
     let thread = start_thread(&server, &home, "never", "read-only").await;
     let turn = start_turn(&server, &thread, "start talking").await;
-    wait_for(&mut events, WAIT, |event| notification(event, "item/agentMessage/delta").map(|_| ())).await;
+    wait_for(&mut events, WAIT, |event| {
+        notification(event, "item/agentMessage/delta").map(|_| ())
+    })
+    .await;
     let reply = server
         .request(
             "turn/steer",
@@ -236,12 +278,22 @@ async fn steer_lands_in_the_active_turn() {
         )
         .await
         .expect("turn/steer");
-    assert_eq!(protocol::turn_id_of("turn/steer", &reply).ok(), Some(turn.clone()));
+    assert_eq!(
+        protocol::turn_id_of("turn/steer", &reply).ok(),
+        Some(turn.clone())
+    );
     let completed = wait_turn_completed(&mut events, &turn).await;
     assert_eq!(completed["status"], json!("completed"), "{completed}");
     let requests = model.requests();
-    assert_eq!(requests.len(), 2, "the steer restarts the model request once");
-    assert!(requests[1].user_texts().iter().any(|t| t.contains("focus on tests")));
+    assert_eq!(
+        requests.len(),
+        2,
+        "the steer restarts the model request once"
+    );
+    assert!(requests[1]
+        .user_texts()
+        .iter()
+        .any(|t| t.contains("focus on tests")));
     // With no active turn, steering is an RPC error, not a hang.
     let err = server
         .request(
@@ -266,7 +318,9 @@ async fn http_500_fails_the_turn_with_codex_error_info() {
     let completed = wait_turn_completed(&mut events, &turn).await;
     assert_eq!(completed["status"], json!("failed"), "{completed}");
     assert!(
-        completed["error"].to_string().contains("internalServerError"),
+        completed["error"]
+            .to_string()
+            .contains("internalServerError"),
         "{completed}"
     );
     assert_eq!(model.n_model_calls(), 1, "retries are off");
@@ -280,10 +334,15 @@ async fn recursion_guard_disables_our_entry_and_marks_the_child() {
     // A user config that would let the nested Codex call us back.
     let config_path = home.path().join("config.toml");
     let mut config = std::fs::read_to_string(&config_path).expect("config");
-    config.push_str("\n[mcp_servers.my-control-plane]\ncommand = \"/usr/local/bin/codex-control-plane-mcp\"\n");
+    config.push_str(
+        "\n[mcp_servers.my-control-plane]\ncommand = \"/usr/local/bin/codex-control-plane-mcp\"\n",
+    );
     std::fs::write(&config_path, config).expect("write config");
     let server = AppServer::new(real_settings(&home));
-    let effective = server.request("config/read", json!({})).await.expect("config/read");
+    let effective = server
+        .request("config/read", json!({}))
+        .await
+        .expect("config/read");
     let servers = &effective["config"]["mcp_servers"];
     for name in ["my-control-plane", "codex-control-plane-mcp"] {
         assert_eq!(servers[name]["enabled"], json!(false), "{name}: {servers}");
@@ -292,7 +351,9 @@ async fn recursion_guard_disables_our_entry_and_marks_the_child() {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("child environ");
     let marker = format!("CODEX_CONTROL_PLANE_MCP_PARENT={}", std::process::id());
     assert!(
-        environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()),
+        environ
+            .split(|b| *b == 0)
+            .any(|var| var == marker.as_bytes()),
         "child lacks the recursion marker"
     );
     server.shutdown().await;
@@ -304,27 +365,51 @@ async fn recursion_guard_disables_our_entry_and_marks_the_child() {
 async fn our_requests_conform_to_the_pinned_protocol_schema() {
     let dir = TempDir::new("schema");
     let status = std::process::Command::new(codex_binary())
-        .args(["app-server", "generate-json-schema", "--experimental", "--out"])
+        .args([
+            "app-server",
+            "generate-json-schema",
+            "--experimental",
+            "--out",
+        ])
         .arg(dir.path())
         .status()
         .expect("generate-json-schema");
     assert!(status.success());
     let cases = [
-        ("ThreadStartParams", json!({"cwd": "/tmp/x", "approvalPolicy": "on-request", "sandbox": "read-only", "model": "m"})),
-        ("TurnStartParams", json!({"threadId": "t", "input": [protocol::text_input("hi"), {"type": "image", "url": "https://x/y.png"}, {"type": "localImage", "path": "/tmp/a.png"}],
+        (
+            "ThreadStartParams",
+            json!({"cwd": "/tmp/x", "approvalPolicy": "on-request", "sandbox": "read-only", "model": "m"}),
+        ),
+        (
+            "TurnStartParams",
+            json!({"threadId": "t", "input": [protocol::text_input("hi"), {"type": "image", "url": "https://x/y.png"}, {"type": "localImage", "path": "/tmp/a.png"}],
             "cwd": "/tmp/x", "approvalPolicy": "untrusted", "sandboxPolicy": protocol::sandbox_policy("workspace-write"),
             "outputSchema": {"type": "object"},
-            "collaborationMode": {"mode": "plan", "settings": {"model": "m", "reasoning_effort": null, "developer_instructions": null}}})),
-        ("TurnSteerParams", json!({"threadId": "t", "expectedTurnId": "u", "input": [protocol::text_input("x")]})),
-        ("TurnInterruptParams", json!({"threadId": "t", "turnId": "u"})),
-        ("ThreadForkParams", json!({"threadId": "t", "ephemeral": true})),
+            "collaborationMode": {"mode": "plan", "settings": {"model": "m", "reasoning_effort": null, "developer_instructions": null}}}),
+        ),
+        (
+            "TurnSteerParams",
+            json!({"threadId": "t", "expectedTurnId": "u", "input": [protocol::text_input("x")]}),
+        ),
+        (
+            "TurnInterruptParams",
+            json!({"threadId": "t", "turnId": "u"}),
+        ),
+        (
+            "ThreadForkParams",
+            json!({"threadId": "t", "ephemeral": true}),
+        ),
     ];
     for (name, params) in cases {
         let path = dir.path().join("v2").join(format!("{name}.json"));
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
-            .expect("schema json");
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+                .expect("schema json");
         let validator = jsonschema::validator_for(&schema).expect("compile schema");
-        let errors: Vec<String> = validator.iter_errors(&params).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&params)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
         let known = schema["properties"].as_object().expect("properties");
         for key in params.as_object().expect("object").keys() {
@@ -349,20 +434,33 @@ async fn exit_mid_turn_is_detected_within_a_second() {
     let _ = server
         .request("turn/start", json!({"threadId": thread, "input": []}))
         .await;
-    let (exited_generation, code, active) = wait_for(&mut events, Duration::from_secs(5), |event| match event {
-        AppServerEvent::Exited { generation, code, active_turns } => {
-            Some((*generation, *code, active_turns.clone()))
-        }
-        _ => None,
-    })
-    .await;
-    assert!(sent.elapsed() <= Duration::from_secs(1), "took {:?}", sent.elapsed());
+    let (exited_generation, code, active) =
+        wait_for(&mut events, Duration::from_secs(5), |event| match event {
+            AppServerEvent::Exited {
+                generation,
+                code,
+                active_turns,
+            } => Some((*generation, *code, active_turns.clone())),
+            _ => None,
+        })
+        .await;
+    assert!(
+        sent.elapsed() <= Duration::from_secs(1),
+        "took {:?}",
+        sent.elapsed()
+    );
     assert_eq!(exited_generation, generation);
     assert_eq!(code, Some(3));
-    assert_eq!(active, vec![("thr_fake".to_string(), "turn_fake_1".to_string())]);
+    assert_eq!(
+        active,
+        vec![("thr_fake".to_string(), "turn_fake_1".to_string())]
+    );
     assert!(!server.status().running);
     // A request to a dead process fails at once; a new one starts a fresh generation.
-    let (next, _) = server.request_on("thread/start", json!({})).await.expect("restart lazily");
+    let (next, _) = server
+        .request_on("thread/start", json!({}))
+        .await
+        .expect("restart lazily");
     assert_eq!(next, generation + 1);
     server.shutdown().await;
 }
@@ -375,7 +473,10 @@ async fn hung_request_times_out_with_a_typed_error() {
         .request_with_timeout("thread/start", json!({}), Duration::from_millis(300))
         .await
         .expect_err("must time out");
-    assert!(matches!(err, AppServerError::Timeout { ref method, .. } if method == "thread/start"), "{err:?}");
+    assert!(
+        matches!(err, AppServerError::Timeout { ref method, .. } if method == "thread/start"),
+        "{err:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     // The connection is still usable afterwards.
     server
@@ -388,8 +489,14 @@ async fn hung_request_times_out_with_a_typed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_lines_are_skipped() {
     let server = AppServer::new(fake_settings("malformed", None));
-    let reply = server.request("thread/start", json!({})).await.expect("reply after garbage");
-    assert_eq!(protocol::thread_id_of("thread/start", &reply).ok(), Some("thr_fake".into()));
+    let reply = server
+        .request("thread/start", json!({}))
+        .await
+        .expect("reply after garbage");
+    assert_eq!(
+        protocol::thread_id_of("thread/start", &reply).ok(),
+        Some("thr_fake".into())
+    );
     server.shutdown().await;
 }
 
@@ -409,7 +516,10 @@ async fn unknown_server_request_gets_an_error_reply() {
         {
             break line;
         }
-        assert!(Instant::now() < deadline, "no reply to the unknown request: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no reply to the unknown request: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(reply["error"]["code"], json!(-32601), "{reply}");
@@ -420,7 +530,10 @@ async fn unknown_server_request_gets_an_error_reply() {
 async fn restart_bumps_the_generation_and_old_answers_are_refused() {
     let server = AppServer::new(fake_settings("approval", None));
     let mut events = server.subscribe();
-    server.request("thread/start", json!({})).await.expect("thread");
+    server
+        .request("thread/start", json!({}))
+        .await
+        .expect("thread");
     server
         .request("turn/start", json!({"threadId": "thr_fake", "input": []}))
         .await
@@ -430,9 +543,18 @@ async fn restart_bumps_the_generation_and_old_answers_are_refused() {
         _ => None,
     })
     .await;
-    let err = server.restart(RestartMode::Idle).await.expect_err("idle restart with an active turn");
-    assert!(matches!(err, AppServerError::Busy { active_turns: 1 }), "{err:?}");
-    let next = server.restart(RestartMode::Force).await.expect("force restart");
+    let err = server
+        .restart(RestartMode::Idle)
+        .await
+        .expect_err("idle restart with an active turn");
+    assert!(
+        matches!(err, AppServerError::Busy { active_turns: 1 }),
+        "{err:?}"
+    );
+    let next = server
+        .restart(RestartMode::Force)
+        .await
+        .expect("force restart");
     assert_eq!(next, generation + 1);
     let err = server
         .respond(generation, &id, Ok(json!({"decision": "accept"})))
@@ -450,7 +572,10 @@ async fn missing_binary_is_unavailable_not_a_hang() {
     let mut settings = fake_settings("normal", None);
     settings.binary = Some(PathBuf::from("/nonexistent/codex"));
     let server = AppServer::new(settings);
-    let err = server.request("thread/start", json!({})).await.expect_err("no binary");
+    let err = server
+        .request("thread/start", json!({}))
+        .await
+        .expect_err("no binary");
     assert!(matches!(err, AppServerError::Unavailable { .. }), "{err:?}");
     assert!(!server.status().codex_binary_exists);
 }

@@ -4,4 +4,5 @@ mod appserver;
 mod config;
 mod mcp_appserver;
 mod mcp_stdio;
+mod operations;
 mod plugins;

@@ -15,7 +15,10 @@ pub fn peer_env(dir: &TempDir, home: &CodexHome) -> Vec<(String, String)> {
         .collect();
     env.extend(home.child_env());
     env.push(("CODEX_HOME".into(), home.path().display().to_string()));
-    env.push(("CODEX_BINARY_PATH".into(), codex_binary().display().to_string()));
+    env.push((
+        "CODEX_BINARY_PATH".into(),
+        codex_binary().display().to_string(),
+    ));
     env
 }
 
@@ -33,35 +36,58 @@ fn status_never_starts_and_restart_bumps_the_generation() {
     let dir = TempDir::new("mcp-appserver");
     let mut client = McpClient::start(&peer_env(&dir, &home)).expect("start");
 
-    let status = client.call_tool("codex_get_app_server_status", json!({})).expect("status");
+    let status = client
+        .call_tool("codex_get_app_server_status", json!({}))
+        .expect("status");
     assert_eq!(status["running"], json!(false), "{status}");
     assert_eq!(status["codexBinaryExists"], json!(true), "{status}");
 
-    let health = client.call_tool("codex_health_summary", json!({})).expect("health");
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health");
     assert_eq!(health["appServer"]["binaryFound"], json!(true), "{health}");
-    assert_eq!(health["appServer"]["running"], json!(false), "health must not start app-server");
+    assert_eq!(
+        health["appServer"]["running"],
+        json!(false),
+        "health must not start app-server"
+    );
 
-    let restarted = client.call_tool("codex_restart_app_server", json!({})).expect("restart");
+    let restarted = client
+        .call_tool("codex_restart_app_server", json!({}))
+        .expect("restart");
     assert_eq!(restarted["started"], json!(true), "{restarted}");
     assert_eq!(restarted["processGeneration"], json!(1));
     let first_pid = restarted["afterPid"].as_u64().expect("pid");
     assert!(pid_alive(first_pid));
 
-    let again = client.call_tool("codex_restart_app_server", json!({})).expect("restart again");
+    let again = client
+        .call_tool("codex_restart_app_server", json!({}))
+        .expect("restart again");
     assert_eq!(again["processGeneration"], json!(2), "{again}");
     assert_eq!(again["beforePid"], json!(first_pid));
     let second_pid = again["afterPid"].as_u64().expect("pid");
     assert_ne!(first_pid, second_pid);
 
     let status = client
-        .call_tool("codex_get_app_server_status", json!({"include_recent_events": true}))
+        .call_tool(
+            "codex_get_app_server_status",
+            json!({"include_recent_events": true}),
+        )
         .expect("status");
     assert_eq!(status["running"], json!(true));
     let events = status["recentEvents"].as_array().expect("events");
-    assert!(events.iter().any(|e| e["event"] == "exited" && e["processGeneration"] == 1), "{status}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "exited" && e["processGeneration"] == 1),
+        "{status}"
+    );
 
     let stopped = client
-        .call_tool("codex_restart_app_server", json!({"start_after_restart": false}))
+        .call_tool(
+            "codex_restart_app_server",
+            json!({"start_after_restart": false}),
+        )
         .expect("stop");
     assert_eq!(stopped["started"], json!(false), "{stopped}");
     assert!(!pid_alive(second_pid), "stopped child still alive");
@@ -72,7 +98,9 @@ fn status_never_starts_and_restart_bumps_the_generation() {
     assert_eq!(bad["error"]["code"], json!("INVALID_ARGUMENT"));
 
     // Closing our stdin stops the server, and the server stops its child.
-    let restarted = client.call_tool("codex_restart_app_server", json!({})).expect("start");
+    let restarted = client
+        .call_tool("codex_restart_app_server", json!({}))
+        .expect("start");
     let pid = restarted["afterPid"].as_u64().expect("pid");
     let status = client.close(Duration::from_secs(15)).expect("exit");
     assert!(status.success());

@@ -572,15 +572,23 @@ fn example_third_party_policy_builds_and_runs() {
     let dir = temp.path().join("plugins");
     plugin_folder(&dir, "site-policy", &manifest, &wasm).expect("plugin folder");
     let host = PluginHost::load(&config(temp.path(), vec![dir])).expect("host loads");
-    assert_eq!(info(&host, "site-policy").status, PluginStatus::Loaded, "{:?}", host.infos());
+    assert_eq!(
+        info(&host, "site-policy").status,
+        PluginStatus::Loaded,
+        "{:?}",
+        host.infos()
+    );
     let inside = format!("{}/repo", root_of(&host));
 
     let approved = request(&host, &inside, SandboxMode::ReadOnly, "gpt-5-codex");
     assert_eq!(host.check_action(&approved).expect("call"), Decision::Allow);
     let other = request(&host, &inside, SandboxMode::ReadOnly, "other-model");
-    assert!(matches!(host.check_action(&other).expect("call"), Decision::Deny(reason) if reason.contains("site-policy")));
+    assert!(
+        matches!(host.check_action(&other).expect("call"), Decision::Deny(reason) if reason.contains("site-policy"))
+    );
     let mut never = approved.clone();
-    never.settings.approval_policy = Some(codex_control_plane::plugins::types::ApprovalPolicy::Never);
+    never.settings.approval_policy =
+        Some(codex_control_plane::plugins::types::ApprovalPolicy::Never);
     match host.check_action(&never).expect("call") {
         Decision::Narrow(settings) => assert_eq!(
             settings.approval_policy,
@@ -598,5 +606,87 @@ fn example_third_party_policy_builds_and_runs() {
         context: host.policy_context(),
     };
     let answer = host.on_interaction(&interaction).expect("answered");
-    assert_eq!((answer.plugin.as_str(), answer.answer), ("site-policy", Answer::Accept));
+    assert_eq!(
+        (answer.plugin.as_str(), answer.answer),
+        ("site-policy", Answer::Accept)
+    );
+}
+
+#[test]
+fn native_plugins_load_only_when_allowed() {
+    // With plugins.allow_native the library joins the policy chain through the C ABI; its
+    // decisions and failures are typed like a wasm plugin's.
+    let temp = TempDir::new("plugins-native");
+    let library = support::wasm_plugins::native_test_plugin().expect("native plugin builds");
+    let dir = temp.path().join("plugins");
+    let manifest = "id = \"native-policy\"\nversion = \"1.0.0\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\nkind = \"native\"\ncomponent = \"plugin.so\"\n";
+    let folder = dir.join("native-policy");
+    std::fs::create_dir_all(&folder).expect("folder");
+    std::fs::write(folder.join("plugin.toml"), manifest).expect("manifest");
+    std::fs::copy(&library, folder.join("plugin.so")).expect("library");
+
+    let mut config = config(temp.path(), vec![dir]);
+    let refused = PluginHost::load(&config).expect("host loads");
+    assert_eq!(
+        info(&refused, "native-policy").status,
+        PluginStatus::Disabled
+    );
+
+    config.plugins.allow_native = true;
+    let host = PluginHost::load(&config).expect("host loads");
+    let native = info(&host, "native-policy");
+    assert_eq!(
+        (native.status, native.kind, native.cache),
+        (PluginStatus::Loaded, "native", None)
+    );
+    let inside = format!("{}/repo", root_of(&host));
+    let allow = host.check_action(&request(&host, &inside, SandboxMode::ReadOnly, "m"));
+    assert_eq!(allow.expect("call"), Decision::Allow);
+    let deny = host.check_action(&request(
+        &host,
+        &inside,
+        SandboxMode::ReadOnly,
+        "native-deny",
+    ));
+    assert_eq!(
+        deny.expect("call"),
+        Decision::Deny("native says no (policy native-policy)".to_string())
+    );
+    let fail = host.check_action(&request(
+        &host,
+        &inside,
+        SandboxMode::ReadOnly,
+        "native-fail",
+    ));
+    assert!(
+        matches!(
+            fail.as_ref().map_err(PluginError::call_kind),
+            Err(Some(CallErrorKind::Trap { .. }))
+        ),
+        "{fail:?}"
+    );
+    let wrong_world = host.analyze("native-policy", "{}");
+    assert!(
+        matches!(wrong_world, Err(PluginError::WrongWorld { .. })),
+        "{wrong_world:?}"
+    );
+}
+
+#[test]
+fn operator_config_overrides_reach_default_policy() {
+    // With `allow_danger_full_access = true` set by the operator, the default policy allows it.
+    let temp = TempDir::new("plugins-override");
+    let config = config(temp.path(), Vec::new());
+    let mut table = serde_json::Map::new();
+    table.insert(
+        "allow_danger_full_access".to_string(),
+        serde_json::Value::Bool(true),
+    );
+    let host = PluginHost::builder(&config)
+        .plugin_config("default-policy", table)
+        .load()
+        .expect("host loads");
+    let inside = format!("{}/repo", root_of(&host));
+    let danger = host.check_action(&request(&host, &inside, SandboxMode::DangerFullAccess, ""));
+    assert_eq!(danger.expect("call"), Decision::Allow);
 }

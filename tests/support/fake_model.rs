@@ -289,8 +289,9 @@ fn event(writer: &mut TcpStream, value: Value) -> std::io::Result<()> {
 
 fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
     if let Reply::HttpError { status } = reply {
-        let body = json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
-            .to_string();
+        let body =
+            json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
+                .to_string();
         write!(
             writer,
             "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -303,25 +304,40 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
     )?;
     let response_id = format!("resp_{n}");
-    event(writer, json!({"type": "response.created", "response": {"id": response_id}}))?;
+    event(
+        writer,
+        json!({"type": "response.created", "response": {"id": response_id}}),
+    )?;
     let usage = json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0},
                        "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 17});
     match reply {
         Reply::Text { chunks, delay } => {
             let item_id = format!("msg_{n}");
-            event(writer, json!({"type": "response.output_item.added", "output_index": 0,
-                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}))?;
+            event(
+                writer,
+                json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}),
+            )?;
             for chunk in &chunks {
                 std::thread::sleep(delay);
-                event(writer, json!({"type": "response.output_text.delta", "item_id": item_id,
-                    "output_index": 0, "content_index": 0, "delta": chunk}))?;
+                event(
+                    writer,
+                    json!({"type": "response.output_text.delta", "item_id": item_id,
+                    "output_index": 0, "content_index": 0, "delta": chunk}),
+                )?;
             }
             std::thread::sleep(delay);
             let text: String = chunks.concat();
-            event(writer, json!({"type": "response.output_item.done", "output_index": 0,
+            event(
+                writer,
+                json!({"type": "response.output_item.done", "output_index": 0,
                 "item": {"type": "message", "role": "assistant", "id": item_id, "status": "completed",
-                         "content": [{"type": "output_text", "text": text, "annotations": []}]}}))?;
-            event(writer, json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}))?;
+                         "content": [{"type": "output_text", "text": text, "annotations": []}]}}),
+            )?;
+            event(
+                writer,
+                json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}),
+            )?;
         }
         Reply::FunctionCall {
             name,
@@ -330,16 +346,31 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
         } => {
             let item = json!({"type": "function_call", "id": format!("fc_{n}"), "call_id": call_id,
                               "name": name, "arguments": arguments.to_string(), "status": "completed"});
-            event(writer, json!({"type": "response.output_item.added", "output_index": 0, "item": item}))?;
-            event(writer, json!({"type": "response.output_item.done", "output_index": 0, "item": item}))?;
-            event(writer, json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}))?;
+            event(
+                writer,
+                json!({"type": "response.output_item.added", "output_index": 0, "item": item}),
+            )?;
+            event(
+                writer,
+                json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
+            )?;
+            event(
+                writer,
+                json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}),
+            )?;
         }
         Reply::Cut { text } => {
             let item_id = format!("msg_{n}");
-            event(writer, json!({"type": "response.output_item.added", "output_index": 0,
-                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}))?;
-            event(writer, json!({"type": "response.output_text.delta", "item_id": item_id,
-                "output_index": 0, "content_index": 0, "delta": text}))?;
+            event(
+                writer,
+                json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": item_id, "status": "in_progress", "content": []}}),
+            )?;
+            event(
+                writer,
+                json!({"type": "response.output_text.delta", "item_id": item_id,
+                "output_index": 0, "content_index": 0, "delta": text}),
+            )?;
         }
         Reply::HttpError { .. } => {}
     }

@@ -249,6 +249,12 @@ impl McpClient {
         Ok(structured)
     }
 
+    /// Kills the server with SIGKILL (a crash: no shutdown code runs) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Closes stdin and waits for the server to exit.
     pub fn close(mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
         // Dropping stdin is the MCP stdio way of saying goodbye.

@@ -106,7 +106,10 @@ enabled = false
     pub fn child_env(&self) -> Vec<(String, String)> {
         vec![
             ("HOME".into(), self.path().display().to_string()),
-            ("TMPDIR".into(), self.dir.path().join("tmp").display().to_string()),
+            (
+                "TMPDIR".into(),
+                self.dir.path().join("tmp").display().to_string(),
+            ),
             ("FAKE_API_KEY".into(), "x".into()),
         ]
     }

@@ -104,6 +104,42 @@ pub fn example_policy_plugin() -> anyhow::Result<PathBuf> {
         .map_err(|message| anyhow::anyhow!(message))
 }
 
+/// Builds the native test plugin (`tests/hostile-plugins/native`, a `cdylib` for the host
+/// target) once per process and returns the shared library.
+pub fn native_test_plugin() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let target_dir = root.join("target/native-test-plugins");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let output = Command::new(cargo)
+                .current_dir(&root)
+                .args(["build", "-p", "native-test-plugin"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .env_remove("CARGO_TARGET_DIR")
+                .env_remove("CARGO_MAKEFLAGS")
+                .env_remove("MAKEFLAGS")
+                .env_remove("RUSTC_WORKSPACE_WRAPPER")
+                .output()
+                .map_err(|e| format!("running cargo: {e}"))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "building the native test plugin failed:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            Ok(target_dir.join(format!(
+                "debug/{}native_test_plugin{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            )))
+        })
+        .clone()
+        .map_err(|message| anyhow::anyhow!(message))
+}
+
 /// Writes a plugin folder `parent/name` holding `manifest` as `plugin.toml` and a copy of `wasm`
 /// as `plugin.wasm`; returns the folder.
 pub fn plugin_folder(

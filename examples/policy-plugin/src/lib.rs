@@ -39,7 +39,10 @@ impl Guest for SitePolicy {
             return Decision::Deny(format!("at most {max_images} images per turn"));
         }
         if request.settings.approval_policy == Some(ApprovalPolicy::Never) {
-            host::log(LogLevel::Info, "narrowing approval policy never -> on-request");
+            host::log(
+                LogLevel::Info,
+                "narrowing approval policy never -> on-request",
+            );
             return Decision::Narrow(TurnSettings {
                 cwd: None,
                 sandbox: None,
@@ -78,7 +81,10 @@ fn string_list(json: &str, key: &str) -> Vec<String> {
 /// The number of `"key":123` in a flat JSON object.
 fn number(json: &str, key: &str) -> Option<u64> {
     let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let digits: String = json[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = json[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 

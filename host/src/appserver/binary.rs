@@ -98,11 +98,24 @@ mod tests {
         .expect("write");
         let overrides = self_disable_overrides(&home, "codex-control-plane-mcp");
         let values: Vec<&str> = overrides.iter().map(|(_, v)| v.as_str()).collect();
-        assert!(values[0].starts_with("mcp_servers.codex-control-plane-mcp={"), "{values:?}");
-        assert!(values.iter().any(|v| v.starts_with("mcp_servers.cp={")), "{values:?}");
-        assert!(values.iter().any(|v| v.starts_with("mcp_servers.\"via npx\"={")), "{values:?}");
+        assert!(
+            values[0].starts_with("mcp_servers.codex-control-plane-mcp={"),
+            "{values:?}"
+        );
+        assert!(
+            values.iter().any(|v| v.starts_with("mcp_servers.cp={")),
+            "{values:?}"
+        );
+        assert!(
+            values
+                .iter()
+                .any(|v| v.starts_with("mcp_servers.\"via npx\"={")),
+            "{values:?}"
+        );
         assert!(!values.iter().any(|v| v.contains("other")), "{values:?}");
-        assert!(overrides.iter().all(|(flag, v)| flag == "-c" && v.ends_with("enabled=false}")));
+        assert!(overrides
+            .iter()
+            .all(|(flag, v)| flag == "-c" && v.ends_with("enabled=false}")));
         let _ = std::fs::remove_dir_all(&home);
     }
 }

@@ -37,8 +37,8 @@ pub enum AppServerError {
         code: i64,
         /// Error message.
         message: String,
-        /// Error data, if any.
-        data: Option<serde_json::Value>,
+        /// Error data, if any (boxed: it is rare, and it keeps every `Result` small).
+        data: Option<Box<serde_json::Value>>,
     },
     /// An answer was addressed to a process generation that is gone.
     #[error("app-server generation {requested} is gone (current: {current:?})")]

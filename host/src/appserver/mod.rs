@@ -317,10 +317,9 @@ impl AppServer {
         let generation = self.inner.last_generation.fetch_add(1, Ordering::AcqRel) + 1;
         let mut command = Command::new(&binary);
         command.arg("app-server");
-        for (flag, value) in self_disable_overrides(
-            &settings.codex_home,
-            &settings.self_mcp_server_name,
-        ) {
+        for (flag, value) in
+            self_disable_overrides(&settings.codex_home, &settings.self_mcp_server_name)
+        {
             command.arg(flag).arg(value);
         }
         command
@@ -340,9 +339,12 @@ impl AppServer {
         })?;
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| AppServerError::Unavailable {
-            reason: "child has no stdout".into(),
-        })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| AppServerError::Unavailable {
+                reason: "child has no stdout".into(),
+            })?;
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
@@ -421,7 +423,13 @@ impl AppServer {
         let process = self.live().ok_or_else(|| AppServerError::Unavailable {
             reason: "app-server exited during start".into(),
         })?;
-        let reply = call(&process, method, params, self.inner.settings.request_timeout).await?;
+        let reply = call(
+            &process,
+            method,
+            params,
+            self.inner.settings.request_timeout,
+        )
+        .await?;
         Ok((process.generation, reply))
     }
 
@@ -432,12 +440,13 @@ impl AppServer {
         id: &Value,
         result: Result<Value, (i64, String)>,
     ) -> Result<(), AppServerError> {
-        let process = self.live().filter(|p| p.generation == generation).ok_or_else(|| {
-            AppServerError::StaleGeneration {
+        let process = self
+            .live()
+            .filter(|p| p.generation == generation)
+            .ok_or_else(|| AppServerError::StaleGeneration {
                 requested: generation,
                 current: self.generation(),
-            }
-        })?;
+            })?;
         let message = match result {
             Ok(result) => json!({"id": id, "result": result}),
             Err((code, message)) => json!({"id": id, "error": {"code": code, "message": message}}),
@@ -532,7 +541,12 @@ impl AppServer {
                 .unwrap_or(0),
             active_turns: live
                 .as_ref()
-                .map(|p| p.active_turns.lock().unwrap_or_else(|e| e.into_inner()).len())
+                .map(|p| {
+                    p.active_turns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .len()
+                })
                 .unwrap_or(0),
             codex_binary_exists: binary.is_some(),
             codex_binary_path: binary.or_else(|| self.inner.settings.binary.clone()),
@@ -619,7 +633,11 @@ async fn stop(process: &Arc<Process>, grace: Duration) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     if process.alive.load(Ordering::Acquire) {
-        tracing::warn!(generation = process.generation, pid = process.pid, "app-server did not exit; killing it");
+        tracing::warn!(
+            generation = process.generation,
+            pid = process.pid,
+            "app-server did not exit; killing it"
+        );
         kill(process);
         let deadline = Instant::now() + grace;
         while process.alive.load(Ordering::Acquire) && Instant::now() < deadline {
@@ -637,7 +655,10 @@ async fn read_loop(inner: Arc<Inner>, process: Arc<Process>, stdout: tokio::proc
         match read_line_bounded(&mut reader, &mut buffer).await {
             Ok(LineRead::Eof) => break,
             Ok(LineRead::TooLong) => {
-                tracing::warn!(generation = process.generation, "app-server line over {MAX_LINE_BYTES} bytes skipped");
+                tracing::warn!(
+                    generation = process.generation,
+                    "app-server line over {MAX_LINE_BYTES} bytes skipped"
+                );
                 continue;
             }
             Ok(LineRead::Line) => {}
@@ -689,7 +710,12 @@ async fn read_loop(inner: Arc<Inner>, process: Arc<Process>, stdout: tokio::proc
         .drain()
         .map(|(turn, thread)| (thread, turn))
         .collect();
-    tracing::info!(generation = process.generation, ?code, n_active_turns = active_turns.len(), "codex app-server exited");
+    tracing::info!(
+        generation = process.generation,
+        ?code,
+        n_active_turns = active_turns.len(),
+        "codex app-server exited"
+    );
     *inner.last_exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(json!({
         "generation": process.generation,
         "code": code,
@@ -740,13 +766,20 @@ async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
         let consumed = done.unwrap_or(available.len());
         reader.consume(consumed);
         if done.is_some() {
-            return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+            return Ok(if too_long {
+                LineRead::TooLong
+            } else {
+                LineRead::Line
+            });
         }
     }
 }
 
 async fn route(inner: &Arc<Inner>, process: &Arc<Process>, message: Value) {
-    let method = message.get("method").and_then(Value::as_str).map(str::to_string);
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let id = message.get("id").cloned().filter(|id| !id.is_null());
     match (method, id) {
         (Some(method), Some(id)) => {
@@ -806,7 +839,7 @@ async fn route(inner: &Arc<Inner>, process: &Arc<Process>, message: Value) {
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_string(),
-                    data: error.get("data").cloned(),
+                    data: error.get("data").cloned().map(Box::new),
                 }),
                 None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
             };

@@ -1,4 +1,274 @@
 //! The engine: turns validated requests into durable operations and drives them through app-server.
+//!
+//! # Tasks
+//!
+//! [`Engine::start`] spawns the engine's long-lived tasks; each owns a [`Shutdown`] listener and stops on it:
+//!
+//! - the **dispatcher** ([`dispatcher`]): claims startable operations under the concurrency limits (a lease row
+//!   in SQLite, so several server processes can share one database) and runs each on its own task;
+//! - the **tracker** ([`tracker`]): the only consumer of app-server events; notifications become turn rows,
+//!   messages, progress and final reports, server requests become pending-interaction rows, an exit ends the
+//!   generation's turns as `unknown_after_app_server_exit`;
+//! - the **interaction courier** ([`interactions`]): delivers answers stored by any process to the app-server
+//!   this process owns, and auto-declines expired interactions;
+//! - the **heartbeat**: extends this process's leases and its worker row.
+//!
+//! Tool handlers never wait on Codex: they write a row and [`Engine::wake`] the dispatcher, or read SQLite.
 
+pub mod dispatcher;
+pub mod execute;
+pub mod interactions;
 pub mod request;
 pub mod rules;
+pub mod tracker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::appserver::{AppServer, AppServerError};
+use crate::config::Config;
+use crate::plugins::PluginHost;
+use crate::shutdown::Shutdown;
+use crate::store::leases::{DEFAULT_LEASE_TTL, HEARTBEAT_INTERVAL};
+use crate::store::{ClaimLimits, RecoveryReport, Store, StoreError, WorkerInfo};
+
+/// Why the engine could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The app-server failed.
+    #[error(transparent)]
+    AppServer(#[from] AppServerError),
+    /// The operation cannot run as stored (a defect or a hand-edited row).
+    #[error("{0}")]
+    Invalid(String),
+    /// A policy plugin refused the action.
+    #[error("denied by policy: {0}")]
+    PolicyDenied(String),
+}
+
+/// Tunables of the engine, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Concurrency limits for claims.
+    pub limits: ClaimLimits,
+    /// Lease lifetime; heartbeats extend it.
+    pub lease_ttl: Duration,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// How often the dispatcher looks for work when nobody wakes it (other processes' submits, backoffs).
+    pub poll_interval: Duration,
+    /// How long an interaction waits for an answer before it is auto-declined.
+    pub interaction_timeout: Duration,
+    /// How often the courier looks for answers stored by other processes.
+    pub courier_interval: Duration,
+}
+
+impl EngineSettings {
+    /// Settings from the server's config.
+    pub fn from_config(config: &Config) -> EngineSettings {
+        let limit = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        EngineSettings {
+            limits: ClaimLimits {
+                global: limit(config.limits.global),
+                per_project: limit(config.limits.per_project),
+                per_agent: limit(config.limits.per_agent),
+                per_thread: limit(config.limits.per_thread),
+                allow_cross_config: std::env::var("CODEX_MCP_ALLOW_CROSS_CONFIG_RECOVERY")
+                    .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            },
+            lease_ttl: DEFAULT_LEASE_TTL,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+            poll_interval: Duration::from_millis(500),
+            interaction_timeout: Duration::from_secs(config.approval_response_timeout_seconds),
+            courier_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The configuration fingerprint the seed uses to keep workers of different setups apart: a hash of the codex
+/// home, the database and the allowed roots.
+pub fn config_fingerprint(config: &Config) -> String {
+    let material = serde_json::json!({
+        "codexHome": config.codex_home,
+        "stateDb": config.state_db_path,
+        "allowedRoots": config.allowed_roots,
+    });
+    crate::mcp::catalog::sha256_hex(material.to_string().as_bytes())[..32].to_string()
+}
+
+/// The durable dispatcher and its state; shared by `Arc` between tool handlers and the engine's tasks.
+pub struct Engine {
+    /// The database.
+    pub store: Store,
+    /// The app-server this process owns.
+    pub appserver: AppServer,
+    /// This process as a worker (owner id of its leases and interactions).
+    pub worker: WorkerInfo,
+    /// Policy plugins see every write action before it reaches app-server.
+    pub plugins: Arc<PluginHost>,
+    settings: EngineSettings,
+    wake: Notify,
+    courier_wake: Notify,
+    /// `(generation, thread id)` of threads loaded in the live app-server (started, forked or resumed there).
+    loaded_threads: Mutex<HashSet<(u64, String)>>,
+    /// Operations this process is driving right now (so a claim never runs twice here).
+    running: Mutex<HashSet<String>>,
+    startup_recovery: Mutex<Option<RecoveryReport>>,
+}
+
+impl Engine {
+    /// An engine over `store` and `appserver`; nothing runs until [`Engine::start`].
+    pub fn new(
+        store: Store,
+        appserver: AppServer,
+        plugins: Arc<PluginHost>,
+        settings: EngineSettings,
+        config_fingerprint: String,
+    ) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            appserver,
+            plugins,
+            worker: WorkerInfo::current(Some(config_fingerprint)),
+            settings,
+            wake: Notify::new(),
+            courier_wake: Notify::new(),
+            loaded_threads: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashSet::new()),
+            startup_recovery: Mutex::new(None),
+        })
+    }
+
+    /// The engine's settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Tells the dispatcher that new work may be startable.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Tells the courier that an answer is waiting for delivery.
+    pub fn wake_courier(&self) {
+        self.courier_wake.notify_one();
+    }
+
+    /// What startup recovery did in this process, once it ran.
+    pub fn startup_recovery(&self) -> Option<RecoveryReport> {
+        self.startup_recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Registers this worker, runs startup recovery, then spawns the engine's tasks. Returns their handles so
+    /// the caller can wait for them after firing shutdown.
+    pub async fn start(
+        self: &Arc<Self>,
+        shutdown: Shutdown,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, EngineError> {
+        self.store.register_worker(self.worker.clone()).await?;
+        // Subscribe before anything can start a process, so the tracker misses no event.
+        let events = self.appserver.subscribe();
+        let report = self
+            .store
+            .recover_operations(&self.worker.owner_id, self.settings.lease_ttl)
+            .await?;
+        tracing::info!(
+            running = report.running.len(),
+            requeued = report.requeued.len(),
+            unknown = report.unknown.len(),
+            reconcile = report.needs_reconcile.len(),
+            "startup recovery"
+        );
+        *self
+            .startup_recovery
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        let mut tasks = vec![
+            tokio::spawn(self.clone().tracker_loop(events, shutdown.clone())),
+            tokio::spawn(self.clone().dispatcher_loop(shutdown.clone())),
+            tokio::spawn(self.clone().courier_loop(shutdown.clone())),
+            tokio::spawn(self.clone().heartbeat_loop(shutdown.clone())),
+        ];
+        if !report.running.is_empty() || !report.needs_reconcile.is_empty() {
+            tasks.push(tokio::spawn(self.clone().follow_recovered(report)));
+        }
+        Ok(tasks)
+    }
+
+    /// Marks this worker stopped and releases its queued leases (clean shutdown).
+    pub async fn stop(&self) {
+        if let Err(error) = self.store.stop_worker(&self.worker.owner_id).await {
+            tracing::warn!(%error, "could not mark the worker stopped");
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = shutdown.recv() => return,
+                _ = tokio::time::sleep(self.settings.heartbeat_interval) => {}
+            }
+            if let Err(error) = self
+                .store
+                .heartbeat(&self.worker.owner_id, self.settings.lease_ttl)
+                .await
+            {
+                tracing::warn!(%error, "heartbeat failed");
+            }
+        }
+    }
+
+    fn mark_running(&self, operation_id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(operation_id.to_string())
+    }
+
+    fn unmark_running(&self, operation_id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(operation_id);
+    }
+
+    fn note_loaded(&self, generation: u64, thread_id: &str) {
+        self.loaded_threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((generation, thread_id.to_string()));
+    }
+
+    fn is_loaded(&self, generation: u64, thread_id: &str) -> bool {
+        self.loaded_threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(generation, thread_id.to_string()))
+    }
+}
+
+/// The error as stored in `last_error` / `result.error`: a code the seed would use plus the message.
+pub fn error_json(error: &EngineError) -> Value {
+    let (code, retryable) = match error {
+        EngineError::AppServer(AppServerError::Unavailable { .. }) => {
+            ("CODEX_APP_SERVER_UNAVAILABLE", true)
+        }
+        EngineError::AppServer(AppServerError::Timeout { .. }) => ("CODEX_TIMEOUT", true),
+        EngineError::AppServer(_) => ("CODEX_SEND_FAILED", false),
+        EngineError::Store(err) if err.is_busy() => ("CODEX_STATE_BUSY", true),
+        EngineError::Store(_) => ("CODEX_INTERNAL_STATE_READ_ERROR", true),
+        EngineError::Invalid(_) => ("INVALID_ARGUMENT", false),
+        EngineError::PolicyDenied(_) => ("CODEX_POLICY_DENIED", false),
+    };
+    serde_json::json!({"code": code, "message": error.to_string(), "retryable": retryable})
+}

@@ -264,7 +264,10 @@ impl SubmitRequest {
             .map(str::to_string);
         if let (Some(thread), Some(chat)) = (args.str("thread_id"), args.str("chat_id")) {
             if thread != chat {
-                return Err(invalid("chat_id", "differs from thread_id; pass one of them"));
+                return Err(invalid(
+                    "chat_id",
+                    "differs from thread_id; pass one of them",
+                ));
             }
         }
         match operation_type {
@@ -281,7 +284,10 @@ impl SubmitRequest {
                     return Err(invalid("message", "is required for send_message"));
                 }
                 if thread_id.is_none() {
-                    return Err(invalid("chat_id", "send_message needs chat_id or thread_id"));
+                    return Err(invalid(
+                        "chat_id",
+                        "send_message needs chat_id or thread_id",
+                    ));
                 }
             }
             OperationType::ExecutePlan => {
@@ -341,7 +347,8 @@ impl SubmitRequest {
             OperationType::ForkThread => message.is_some(),
             _ => true,
         };
-        let input_items = parse_input_items(args.value("input_items"), starts_turn, config, projects)?;
+        let input_items =
+            parse_input_items(args.value("input_items"), starts_turn, config, projects)?;
 
         let output_schema = args.value("output_schema").cloned();
         if output_schema.is_some() && !starts_turn {
@@ -352,14 +359,17 @@ impl SubmitRequest {
         }
 
         let runtime_policy = runtime_policy(args, config, operation_type)?;
-        let thread_mode = args.str("thread_mode").map(str::to_string).unwrap_or_else(|| {
-            match operation_type {
-                OperationType::StartChat => "new_thread",
-                OperationType::ForkThread => "auto",
-                _ => "continue_thread",
-            }
-            .to_string()
-        });
+        let thread_mode = args
+            .str("thread_mode")
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                match operation_type {
+                    OperationType::StartChat => "new_thread",
+                    OperationType::ForkThread => "auto",
+                    _ => "continue_thread",
+                }
+                .to_string()
+            });
         let resource_keys = match args.value("resource_keys") {
             Some(Value::Array(keys)) => keys
                 .iter()
@@ -447,6 +457,7 @@ impl SubmitRequest {
             "collaborationMode": self.collaboration_mode,
             "sandbox": self.runtime_policy.requested_sandbox,
             "approvalPolicy": self.runtime_policy.requested_approval_policy,
+            "runtimePolicy": self.runtime_policy,
             "force": self.force,
         })
     }
@@ -478,7 +489,9 @@ fn runtime_policy(
     // interactions"; for Codex that is `on-request`.
     let effective_approval = match requested_approval.as_str() {
         "respect_existing" => None,
-        "ask_openclaw" | "never_auto_approve" => Some(ApprovalPolicy::OnRequest.as_str().to_string()),
+        "ask_openclaw" | "never_auto_approve" => {
+            Some(ApprovalPolicy::OnRequest.as_str().to_string())
+        }
         other => Some(
             ApprovalPolicy::parse(other)
                 .ok_or_else(|| invalid("approval_policy", format!("unknown policy {other:?}")))?
@@ -555,7 +568,10 @@ fn parse_input_items(
                 let raw_path = item.get("path").and_then(Value::as_str).unwrap_or("");
                 let path = Path::new(raw_path);
                 if !path.is_absolute() {
-                    return Err(invalid(&format!("{field}.path"), "must be an absolute path"));
+                    return Err(invalid(
+                        &format!("{field}.path"),
+                        "must be an absolute path",
+                    ));
                 }
                 if !projects.is_allowed(path) {
                     return Err(invalid(
@@ -575,7 +591,10 @@ fn parse_input_items(
                     ));
                 }
                 let metadata = std::fs::metadata(&canonical).map_err(|_| {
-                    invalid(&format!("{field}.path"), "does not exist or is not readable")
+                    invalid(
+                        &format!("{field}.path"),
+                        "does not exist or is not readable",
+                    )
                 })?;
                 if !metadata.is_file() {
                     return Err(invalid(&format!("{field}.path"), "is not a file"));
@@ -663,7 +682,10 @@ mod tests {
         .expect("valid");
         assert_eq!(request.cwd, crate::config::normalize_path(&path));
         assert_eq!(request.thread_mode, "new_thread");
-        assert_eq!(request.runtime_policy.effective_sandbox.as_deref(), Some("read-only"));
+        assert_eq!(
+            request.runtime_policy.effective_sandbox.as_deref(),
+            Some("read-only")
+        );
         assert_eq!(
             request.runtime_policy.effective_approval_policy.as_deref(),
             Some("on-request")
@@ -673,17 +695,36 @@ mod tests {
     #[test]
     fn required_arguments_per_type_are_named() {
         let fx = fixture();
-        refused(&fx, json!({"operation_type": "start_chat", "cwd": "/x"}), "message");
-        refused(&fx, json!({"operation_type": "send_message", "message": "m"}), "chat_id");
-        refused(&fx, json!({"operation_type": "steer_turn", "message": "m", "thread_id": "t"}), "expected_turn_id");
-        refused(&fx, json!({"operation_type": "fork_thread"}), "source_thread_id");
+        refused(
+            &fx,
+            json!({"operation_type": "start_chat", "cwd": "/x"}),
+            "message",
+        );
+        refused(
+            &fx,
+            json!({"operation_type": "send_message", "message": "m"}),
+            "chat_id",
+        );
+        refused(
+            &fx,
+            json!({"operation_type": "steer_turn", "message": "m", "thread_id": "t"}),
+            "expected_turn_id",
+        );
+        refused(
+            &fx,
+            json!({"operation_type": "fork_thread"}),
+            "source_thread_id",
+        );
     }
 
     #[test]
     fn unknown_project_and_outside_cwd_are_refused() {
         let fx = fixture();
         assert!(matches!(
-            parse(&fx, json!({"operation_type": "start_chat", "project_id": "nope", "message": "m"})),
+            parse(
+                &fx,
+                json!({"operation_type": "start_chat", "project_id": "nope", "message": "m"})
+            ),
             Err(RequestError::Project(ProjectError::NotFound { .. }))
         ));
         let outside = fx.root.join("outside");
@@ -705,9 +746,17 @@ mod tests {
                                    {"type": "image", "url": "https://example.invalid/a.png"}]}),
         )
         .expect("valid images");
-        let shown = serde_json::to_string(&ok.input_items.iter().map(InputItem::safe_metadata).collect::<Vec<_>>())
-            .expect("json");
-        assert!(!shown.contains("shot.png") && !shown.contains("example.invalid"), "{shown}");
+        let shown = serde_json::to_string(
+            &ok.input_items
+                .iter()
+                .map(InputItem::safe_metadata)
+                .collect::<Vec<_>>(),
+        )
+        .expect("json");
+        assert!(
+            !shown.contains("shot.png") && !shown.contains("example.invalid"),
+            "{shown}"
+        );
         let outside = fx.root.join("outside/shot.png");
         refused(
             &fx,

@@ -83,6 +83,42 @@ const SPECS: &[(&str, &str)] = &[
         "codex_restart_app_server",
         include_str!("tools/specs/codex_restart_app_server.json"),
     ),
+    (
+        "codex_submit_task",
+        include_str!("tools/specs/codex_submit_task.json"),
+    ),
+    (
+        "codex_get_operation_status",
+        include_str!("tools/specs/codex_get_operation_status.json"),
+    ),
+    (
+        "codex_get_turn_status",
+        include_str!("tools/specs/codex_get_turn_status.json"),
+    ),
+    (
+        "codex_list_pending_interactions",
+        include_str!("tools/specs/codex_list_pending_interactions.json"),
+    ),
+    (
+        "codex_answer_pending_interaction",
+        include_str!("tools/specs/codex_answer_pending_interaction.json"),
+    ),
+    (
+        "codex_interrupt_turn",
+        include_str!("tools/specs/codex_interrupt_turn.json"),
+    ),
+    (
+        "codex_get_queue_status",
+        include_str!("tools/specs/codex_get_queue_status.json"),
+    ),
+    (
+        "codex_get_concurrency_status",
+        include_str!("tools/specs/codex_get_concurrency_status.json"),
+    ),
+    (
+        "codex_get_worker_status",
+        include_str!("tools/specs/codex_get_worker_status.json"),
+    ),
 ];
 
 /// The parsed catalog plus derived values computed once.

@@ -164,11 +164,13 @@ impl From<crate::appserver::AppServerError> for ToolError {
         };
         let mut tool_error = ToolError::new(code, err.to_string());
         match &err {
-            E::Rpc { method, code, data, .. } => {
+            E::Rpc {
+                method, code, data, ..
+            } => {
                 tool_error = tool_error
                     .with_detail("method", json!(method))
                     .with_detail("rpcCode", json!(code))
-                    .with_detail("rpcData", data.clone().unwrap_or(Value::Null));
+                    .with_detail("rpcData", data.as_deref().cloned().unwrap_or(Value::Null));
             }
             E::Timeout { method, timeout_ms } => {
                 tool_error = tool_error
@@ -187,6 +189,57 @@ impl From<crate::appserver::AppServerError> for ToolError {
             _ => {}
         }
         tool_error
+    }
+}
+
+impl From<crate::store::StoreError> for ToolError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        if err.is_busy() {
+            return ToolError::new(ErrorCode::StateBusy, err.to_string());
+        }
+        match &err {
+            E::IdempotencyKeyReused {
+                operation_id,
+                differing_fields,
+            } => ToolError::new(ErrorCode::IdempotencyKeyReused, err.to_string())
+                .with_detail("existingOperationId", json!(operation_id))
+                .with_detail("differingFields", json!(differing_fields)),
+            E::DuplicatePromptActive(found) => {
+                let mut tool_error =
+                    ToolError::new(ErrorCode::DuplicatePromptActive, err.to_string());
+                if let Ok(Value::Object(details)) = serde_json::to_value(found.as_ref()) {
+                    for (key, value) in details {
+                        tool_error = tool_error.with_detail(&key, value);
+                    }
+                }
+                tool_error
+            }
+            E::NotFound { kind, id } => match *kind {
+                "interaction" => {
+                    ToolError::new(ErrorCode::PendingInteractionNotFound, err.to_string())
+                        .with_detail("interactionId", json!(id))
+                }
+                "turn" => ToolError::new(ErrorCode::TurnNotFound, err.to_string())
+                    .with_detail("turnId", json!(id)),
+                _ => ToolError::invalid_argument(&format!("{kind}_id"), err.to_string()),
+            },
+            E::InteractionUnavailable {
+                interaction_id,
+                status,
+            } => ToolError::new(ErrorCode::PendingInteractionUnavailable, err.to_string())
+                .with_detail("interactionId", json!(interaction_id))
+                .with_detail("status", json!(status)),
+            E::InvalidArgument { field, message } => {
+                ToolError::invalid_argument(field, message.clone())
+            }
+            E::InvalidTransition {
+                operation_id, from, ..
+            } => ToolError::new(ErrorCode::Busy, err.to_string())
+                .with_detail("operationId", json!(operation_id))
+                .with_detail("status", json!(from)),
+            _ => ToolError::new(ErrorCode::InternalStateReadError, err.to_string()),
+        }
     }
 }
 

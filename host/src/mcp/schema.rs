@@ -218,7 +218,7 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
 fn check_object(
     schema: &Map<String, Value>,
     object: &Map<String, Value>,
-    path: &mut String,
+    path: &str,
 ) -> Result<(), SchemaViolation> {
     let properties = schema.get("properties").and_then(Value::as_object);
     if let Some(Value::Array(required)) = schema.get("required") {

@@ -66,6 +66,9 @@ fn engine_config(pool_memory_bytes: Option<u64>) -> Config {
             .total_core_instances(MAX_LIVE_INSTANCES * 8)
             .total_memories(MAX_LIVE_INSTANCES * 2)
             .total_tables(MAX_LIVE_INSTANCES * 8)
+            // Fiber stacks are only used by async calls, which the host does not make; the
+            // default (1000 stacks) would cost milliseconds of start-up to reserve.
+            .total_stacks(MAX_LIVE_INSTANCES)
             .max_memory_size(usize::try_from(memory_bytes).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(64 * 1024);
@@ -253,29 +256,5 @@ mod tests {
         assert_eq!(epoch_ticks(5), 2);
         assert_eq!(epoch_ticks(6), 3);
         assert_eq!(epoch_ticks(100), 21);
-    }
-}
-#[cfg(test)]
-mod scratch_timing {
-    use wasmtime::*;
-    fn time(label: &str, f: impl Fn(&mut PoolingAllocationConfig)) {
-        let mut pool = PoolingAllocationConfig::new();
-        f(&mut pool);
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let started = std::time::Instant::now();
-        let engine = Engine::new(&config).unwrap();
-        eprintln!("{label}: {:?}", started.elapsed());
-        drop(engine);
-    }
-    #[test]
-    fn scratch_engine_timing() {
-        time("tiny", |p| { p.total_component_instances(32).total_core_instances(32).total_memories(32).total_tables(32).max_memory_size(64<<20); });
-        time("tiny-stacks", |p| { p.total_component_instances(32).total_core_instances(32).total_memories(32).total_tables(32).total_stacks(32).max_memory_size(64<<20); });
-        time("mem256", |p| { p.total_component_instances(32).total_core_instances(32).total_memories(256).total_tables(32).total_stacks(32).max_memory_size(64<<20); });
-        time("tables256", |p| { p.total_component_instances(32).total_core_instances(32).total_memories(32).total_tables(256).total_stacks(32).max_memory_size(64<<20); });
-        time("core256", |p| { p.total_component_instances(32).total_core_instances(256).total_memories(32).total_tables(32).total_stacks(32).max_memory_size(64<<20); });
-        time("ours", |p| { p.total_component_instances(32).total_core_instances(256).total_memories(64).total_tables(256).max_memory_size(64<<20); });
     }
 }

@@ -13,6 +13,7 @@
 //! - [`capability`] - the host functions of the WIT `host` interface, one module per capability.
 //! - [`wit`] - `bindgen!` output, one module per WIT version folder.
 //! - [`embedded`] - the default plugins built by `host/build.rs`.
+//! - [`native`] - trusted native plugins (C ABI, JSON), only with `plugins.allow_native`.
 //!
 //! **Architecture Invariant:** `plugins` knows nothing about MCP, SQLite or app-server. It turns
 //! requests into decisions; callers perform them.
@@ -32,9 +33,11 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod manifest;
+pub mod native;
 mod runtime;
 pub mod wit;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -146,8 +149,151 @@ pub struct AnalyzerReport {
 struct LoadedPlugin {
     /// Its manifest.
     manifest: Manifest,
-    /// The linked component.
-    wasm: WasmPlugin,
+    /// How it runs.
+    backend: Backend,
+}
+
+/// How a loaded plugin runs.
+enum Backend {
+    /// A linked component in wasmtime.
+    Wasm(WasmPlugin),
+    /// A trusted native library.
+    Native(native::NativePlugin),
+}
+
+impl LoadedPlugin {
+    /// Fails unless the manifest declares `world` (wasm plugins check their exports instead).
+    fn require(&self, world: World) -> Result<(), PluginError> {
+        if self.manifest.worlds.contains(&world) {
+            Ok(())
+        } else {
+            Err(PluginError::WrongWorld {
+                plugin: self.manifest.id.clone(),
+                world: world.to_string(),
+            })
+        }
+    }
+
+    /// `check-action`.
+    fn check_action(&self, request: &ActionRequest) -> Result<Decision, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Policy,
+                |e| &e.policy,
+                |i, store, instance| {
+                    i.load(&mut *store, instance)?
+                        .call_check_action(store, request)
+                },
+            ),
+            Backend::Native(native) => {
+                self.require(World::Policy)?;
+                native.call("check-action", &(request,))
+            }
+        }
+    }
+
+    /// `on-interaction`.
+    fn on_interaction(&self, interaction: &Interaction) -> Result<Option<Answer>, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Policy,
+                |e| &e.policy,
+                |i, store, instance| {
+                    i.load(&mut *store, instance)?
+                        .call_on_interaction(store, interaction)
+                },
+            ),
+            Backend::Native(native) => {
+                self.require(World::Policy)?;
+                native.call("on-interaction", &(interaction,))
+            }
+        }
+    }
+
+    /// `describe`.
+    fn describe(&self) -> Result<WorkflowInfo, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Workflow,
+                |e| &e.workflow,
+                |i, store, instance| i.load(&mut *store, instance)?.call_describe(store),
+            ),
+            Backend::Native(native) => {
+                self.require(World::Workflow)?;
+                native.call("describe", &())
+            }
+        }
+    }
+
+    /// `start`.
+    fn start(&self, input: &String) -> Result<Step, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Workflow,
+                |e| &e.workflow,
+                |i, store, instance| i.load(&mut *store, instance)?.call_start(store, input),
+            ),
+            Backend::Native(native) => {
+                self.require(World::Workflow)?;
+                native.call("start", &(input,))
+            }
+        }
+    }
+
+    /// `on-event`.
+    fn on_event(&self, state: &String, event: &Event) -> Result<Step, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Workflow,
+                |e| &e.workflow,
+                |i, store, instance| {
+                    i.load(&mut *store, instance)?
+                        .call_on_event(store, state, event)
+                },
+            ),
+            Backend::Native(native) => {
+                self.require(World::Workflow)?;
+                native.call("on-event", &(state, event))
+            }
+        }
+    }
+
+    /// `analyze`.
+    fn analyze(&self, snapshot: &String) -> Result<Vec<Finding>, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Analyzer,
+                |e| &e.analyzer,
+                |i, store, instance| i.load(&mut *store, instance)?.call_analyze(store, snapshot),
+            ),
+            Backend::Native(native) => {
+                self.require(World::Analyzer)?;
+                native.call("analyze", &(snapshot,))
+            }
+        }
+    }
+
+    /// `plan`.
+    fn plan(
+        &self,
+        finding: &Finding,
+        context: &RepairContext,
+    ) -> Result<Vec<RepairStep>, PluginError> {
+        match &self.backend {
+            Backend::Wasm(wasm) => wasm.call(
+                World::Repair,
+                |e| &e.repair,
+                |i, store, instance| {
+                    i.load(&mut *store, instance)?
+                        .call_plan(store, finding, context)
+                },
+            ),
+            Backend::Native(native) => {
+                self.require(World::Repair)?;
+                native.call("plan", &(finding, context))
+            }
+        }
+    }
 }
 
 /// Options of [`PluginHost::builder`].
@@ -160,6 +306,8 @@ pub struct PluginHostBuilder<'a> {
     views: Arc<dyn HostViews>,
     /// Whether to load the embedded default plugins.
     defaults: bool,
+    /// Operator overrides of plugin `[config]` tables, by plugin id.
+    config_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<'a> PluginHostBuilder<'a> {
@@ -172,6 +320,18 @@ impl<'a> PluginHostBuilder<'a> {
     /// Uses `views` for `get-operation` / `get-workflow` (default: [`NoViews`]).
     pub fn views(mut self, views: Arc<dyn HostViews>) -> Self {
         self.views = views;
+        self
+    }
+
+    /// Overrides keys of plugin `id`'s `[config]` table (top-level keys replace the manifest's).
+    /// This is how an operator configures a default plugin, e.g. `allow_danger_full_access` of
+    /// `default-policy`.
+    pub fn plugin_config(
+        mut self,
+        id: &str,
+        table: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        self.config_overrides.insert(id.to_string(), table);
         self
     }
 
@@ -194,6 +354,7 @@ impl<'a> PluginHostBuilder<'a> {
             config: &self.config.plugins,
             state: self.state,
             views: self.views,
+            config_overrides: self.config_overrides,
             loaded: Vec::new(),
             infos: Vec::new(),
         };
@@ -245,6 +406,7 @@ impl PluginHost {
             state: Arc::new(InMemoryStateStore::default()),
             views: Arc::new(NoViews),
             defaults: true,
+            config_overrides: BTreeMap::new(),
         }
     }
 
@@ -287,9 +449,15 @@ impl PluginHost {
         self.loaded
             .iter()
             .find(|plugin| plugin.manifest.id == id)
-            .map(|plugin| &plugin.wasm)
             .ok_or_else(|| PluginError::NotFound {
                 plugin: id.to_string(),
+            })
+            .and_then(|plugin| match &plugin.backend {
+                Backend::Wasm(wasm) => Ok(wasm),
+                Backend::Native(_) => Err(PluginError::Native {
+                    plugin: id.to_string(),
+                    message: "a native plugin has no wasm instance".to_string(),
+                }),
             })
     }
 
@@ -302,7 +470,7 @@ impl PluginHost {
         let mut current = request.clone();
         let mut narrowed = false;
         for plugin in self.loaded_with(World::Policy) {
-            let decision = self.policy_call(plugin, &current)?;
+            let decision = plugin.check_action(&current)?;
             match decision {
                 Decision::Allow => {}
                 Decision::Deny(reason) => {
@@ -332,23 +500,14 @@ impl PluginHost {
         request: &ActionRequest,
     ) -> Result<Decision, PluginError> {
         let plugin = self.find(plugin)?;
-        self.policy_call(plugin, request)
+        plugin.check_action(request)
     }
 
     /// Offers an interaction to the policies in chain order; the first answer wins. A policy that
     /// fails is logged and skipped, which leaves the interaction to a person.
     pub fn on_interaction(&self, interaction: &Interaction) -> Option<AutoAnswer> {
         for plugin in self.loaded_with(World::Policy) {
-            let result = plugin.wasm.call(
-                World::Policy,
-                |e| &e.policy,
-                |indices, store, instance| {
-                    indices
-                        .load(&mut *store, instance)?
-                        .call_on_interaction(store, interaction)
-                },
-            );
-            match result {
+            match plugin.on_interaction(interaction) {
                 Ok(Some(answer)) => {
                     return Some(AutoAnswer {
                         plugin: plugin.manifest.id.clone(),
@@ -366,27 +525,14 @@ impl PluginHost {
 
     /// A workflow plugin's description.
     pub fn workflow_describe(&self, plugin: &str) -> Result<WorkflowInfo, PluginError> {
-        self.find(plugin)?.wasm.call(
-            World::Workflow,
-            |e| &e.workflow,
-            |indices, store, instance| indices.load(&mut *store, instance)?.call_describe(store),
-        )
+        self.find(plugin)?.describe()
     }
 
     /// Starts a workflow: initial state and first actions. The input must be JSON.
     pub fn workflow_start(&self, plugin: &str, input: &str) -> Result<Step, PluginError> {
         let loaded = self.find(plugin)?;
-        // The generated signature takes `&String` (WIT `json` is a string alias).
-        let input = input.to_string();
-        let step = loaded.wasm.call(
-            World::Workflow,
-            |e| &e.workflow,
-            |indices, store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_start(store, &input)
-            },
-        )?;
+        // The generated signatures take `&String` (WIT `json` is a string alias).
+        let step = loaded.start(&input.to_string())?;
         check_step(loaded, step)
     }
 
@@ -398,39 +544,22 @@ impl PluginHost {
         event: &Event,
     ) -> Result<Step, PluginError> {
         let loaded = self.find(plugin)?;
-        let state = state.to_string();
-        let step = loaded.wasm.call(
-            World::Workflow,
-            |e| &e.workflow,
-            |indices, store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_on_event(store, &state, event)
-            },
-        )?;
+        let step = loaded.on_event(&state.to_string(), event)?;
         check_step(loaded, step)
     }
 
     /// Runs one analyzer on a snapshot (JSON).
     pub fn analyze(&self, plugin: &str, snapshot: &str) -> Result<Vec<Finding>, PluginError> {
-        let snapshot = snapshot.to_string();
-        self.find(plugin)?.wasm.call(
-            World::Analyzer,
-            |e| &e.analyzer,
-            |indices, store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_analyze(store, &snapshot)
-            },
-        )
+        self.find(plugin)?.analyze(&snapshot.to_string())
     }
 
     /// Runs every analyzer on a snapshot; one failing analyzer does not hide the others.
     pub fn analyze_all(&self, snapshot: &str) -> Vec<AnalyzerReport> {
+        let snapshot = snapshot.to_string();
         self.loaded_with(World::Analyzer)
             .map(|plugin| AnalyzerReport {
                 plugin: plugin.manifest.id.clone(),
-                result: self.analyze(&plugin.manifest.id, snapshot),
+                result: plugin.analyze(&snapshot),
             })
             .collect()
     }
@@ -443,15 +572,7 @@ impl PluginHost {
         finding: &Finding,
         context: &RepairContext,
     ) -> Result<Vec<RepairStep>, PluginError> {
-        self.find(plugin)?.wasm.call(
-            World::Repair,
-            |e| &e.repair,
-            |indices, store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_plan(store, finding, context)
-            },
-        )
+        self.find(plugin)?.plan(finding, context)
     }
 
     /// Loaded plugins implementing `world`, in chain order.
@@ -469,23 +590,6 @@ impl PluginHost {
             .ok_or_else(|| PluginError::NotFound {
                 plugin: id.to_string(),
             })
-    }
-
-    /// One `check-action` call.
-    fn policy_call(
-        &self,
-        plugin: &LoadedPlugin,
-        request: &ActionRequest,
-    ) -> Result<Decision, PluginError> {
-        plugin.wasm.call(
-            World::Policy,
-            |e| &e.policy,
-            |indices, store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_check_action(store, request)
-            },
-        )
     }
 }
 
@@ -552,6 +656,8 @@ struct Loader<'a> {
     state: Arc<dyn PluginStateStore>,
     /// Views handed to every plugin.
     views: Arc<dyn HostViews>,
+    /// Operator overrides of plugin `[config]` tables, by plugin id.
+    config_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Plugins loaded so far.
     loaded: Vec<LoadedPlugin>,
     /// Status of every plugin seen so far.
@@ -563,7 +669,7 @@ impl Loader<'_> {
     fn load_embedded(&mut self, plugin: &EmbeddedPlugin) {
         let origin = PathBuf::from(format!("embedded:{}", plugin.crate_name));
         match Manifest::parse(plugin.manifest, &origin) {
-            Ok(manifest) => self.load_manifest(manifest, "embedded".to_string(), |_| {
+            Ok(manifest) => self.load_manifest(manifest, "embedded".to_string(), None, |_| {
                 Ok(plugin.wasm.to_vec())
             }),
             Err(error) => self.record_unreadable(plugin.crate_name, "embedded".to_string(), error),
@@ -598,10 +704,10 @@ impl Loader<'_> {
         let source = folder.display().to_string();
         match Manifest::read(&folder.join("plugin.toml")) {
             Ok(manifest) => {
-                let folder = folder.to_path_buf();
-                self.load_manifest(manifest, source, move |manifest| {
+                let wasm_folder = folder.to_path_buf();
+                self.load_manifest(manifest, source, Some(folder), move |manifest| {
                     let file = manifest.component.as_deref().unwrap_or("plugin.wasm");
-                    let path = folder.join(file);
+                    let path = wasm_folder.join(file);
                     std::fs::read(&path).map_err(|source| PluginError::Io { path, source })
                 })
             }
@@ -615,11 +721,13 @@ impl Loader<'_> {
         }
     }
 
-    /// Loads a plugin whose manifest was read; `read_wasm` supplies the component bytes.
+    /// Loads a plugin whose manifest was read from `folder` (`None` for embedded plugins);
+    /// `read_wasm` supplies the component bytes.
     fn load_manifest(
         &mut self,
         manifest: Manifest,
         source: String,
+        folder: Option<&Path>,
         read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
     ) {
         let started = Instant::now();
@@ -653,19 +761,37 @@ impl Loader<'_> {
                 format!("another plugin with id {} is already loaded", manifest.id),
             ))
         } else if manifest.kind == PluginKind::Native {
-            Err(native_refusal(self.config))
+            match (self.config.allow_native, folder) {
+                (true, Some(folder)) => {
+                    let file = manifest.component.as_deref().unwrap_or("plugin.so");
+                    native::NativePlugin::load(&folder.join(file), &manifest.id, &manifest.version)
+                        .map(|plugin| (Backend::Native(plugin), None))
+                        .map_err(|error| (PluginStatus::Failed, error.to_string()))
+                }
+                (true, None) => Err((
+                    PluginStatus::Failed,
+                    "embedded plugins cannot be native".to_string(),
+                )),
+                (false, _) => Err((
+                    PluginStatus::Disabled,
+                    "native plugins are disabled (plugins.allow_native = false)".to_string(),
+                )),
+            }
         } else {
             self.link(&manifest, read_wasm)
+                .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
                 .map_err(|error| (PluginStatus::Failed, error.to_string()))
         };
         info.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match outcome {
-            Ok((wasm, cache)) => {
+            Ok((backend, cache)) => {
                 info.status = PluginStatus::Loaded;
-                info.cache = Some(cache.as_str());
-                info.limits = Some(wasm.limits());
-                tracing::info!(plugin = %manifest.id, version = %manifest.version, cache = cache.as_str(), micros = info.load_micros, "plugin loaded");
-                self.loaded.push(LoadedPlugin { manifest, wasm });
+                info.cache = cache.map(CacheOutcome::as_str);
+                if let Backend::Wasm(wasm) = &backend {
+                    info.limits = Some(wasm.limits());
+                }
+                tracing::info!(plugin = %manifest.id, version = %manifest.version, kind = manifest.kind.as_str(), cache = ?info.cache, micros = info.load_micros, "plugin loaded");
+                self.loaded.push(LoadedPlugin { manifest, backend });
             }
             Err((status, message)) => {
                 if status == PluginStatus::Failed {
@@ -696,7 +822,7 @@ impl Loader<'_> {
                 id: manifest.id.clone(),
                 version: manifest.version.clone(),
             }),
-            config_json: Arc::from(manifest.config_json()),
+            config_json: Arc::from(self.config_json(manifest)),
             state: self.state.clone(),
             views: self.views.clone(),
         };
@@ -709,6 +835,18 @@ impl Loader<'_> {
             limits,
         )?;
         Ok((plugin, outcome))
+    }
+
+    /// The manifest's `[config]` with the operator's overrides applied, as JSON.
+    fn config_json(&self, manifest: &Manifest) -> String {
+        let mut table = match serde_json::to_value(&manifest.config) {
+            Ok(serde_json::Value::Object(table)) => table,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(overrides) = self.config_overrides.get(&manifest.id) {
+            table.extend(overrides.clone());
+        }
+        serde_json::Value::Object(table).to_string()
     }
 
     /// Records a plugin whose manifest could not be read.
@@ -731,19 +869,40 @@ impl Loader<'_> {
     }
 }
 
-/// Why a native plugin is not loaded: disabled by configuration, or (when allowed) unsupported
-/// by this build. Never silently ignored.
-fn native_refusal(config: &PluginsConfig) -> (PluginStatus, String) {
-    if config.allow_native {
-        (
-            PluginStatus::Failed,
-            "native plugins are not supported by this build yet; ship the plugin as a wasm component"
-                .to_string(),
-        )
-    } else {
-        (
-            PluginStatus::Disabled,
-            "native plugins are disabled (plugins.allow_native = false)".to_string(),
-        )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_host_is_shareable_across_threads() {
+        // Callers keep one host in an `Arc` and call it from blocking threads.
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PluginHost>();
+    }
+
+    #[test]
+    fn narrowing_keeps_unnarrowed_fields() {
+        // Only `Some` fields of the narrowing replace the request's settings.
+        let base = TurnSettings {
+            cwd: Some("/w".to_string()),
+            sandbox: Some(types::SandboxMode::WorkspaceWrite),
+            approval_policy: Some(types::ApprovalPolicy::Never),
+            model: Some("m".to_string()),
+            effort: None,
+            collaboration_mode: None,
+        };
+        let narrowed = TurnSettings {
+            cwd: None,
+            sandbox: Some(types::SandboxMode::ReadOnly),
+            approval_policy: None,
+            model: None,
+            effort: Some("low".to_string()),
+            collaboration_mode: None,
+        };
+        let merged = merge_settings(&base, &narrowed);
+        assert_eq!(merged.cwd.as_deref(), Some("/w"));
+        assert_eq!(merged.sandbox, Some(types::SandboxMode::ReadOnly));
+        assert_eq!(merged.approval_policy, Some(types::ApprovalPolicy::Never));
+        assert_eq!(merged.effort.as_deref(), Some("low"));
     }
 }

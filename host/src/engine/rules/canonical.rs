@@ -65,7 +65,10 @@ mod tests {
     fn key_order_does_not_change_the_fingerprint() {
         let a = json!({"b": 1, "a": {"y": [1, {"d": 2, "c": 3}], "x": null}});
         let b = json!({"a": {"x": null, "y": [1, {"c": 3, "d": 2}]}, "b": 1});
-        assert_eq!(canonical_json(&a), r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#);
+        assert_eq!(
+            canonical_json(&a),
+            r#"{"a":{"x":null,"y":[1,{"c":3,"d":2}]},"b":1}"#
+        );
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_ne!(fingerprint(&a), fingerprint(&json!({"b": 2})));
     }
@@ -74,8 +77,16 @@ mod tests {
     fn differing_fields_are_named_and_sorted() {
         let cases = [
             (json!({"m": "x", "p": 1}), json!({"p": 1, "m": "x"}), vec![]),
-            (json!({"m": "x", "p": 1}), json!({"m": "y", "p": 2}), vec!["m", "p"]),
-            (json!({"m": "x"}), json!({"m": "x", "extra": true}), vec!["extra"]),
+            (
+                json!({"m": "x", "p": 1}),
+                json!({"m": "y", "p": 2}),
+                vec!["m", "p"],
+            ),
+            (
+                json!({"m": "x"}),
+                json!({"m": "x", "extra": true}),
+                vec!["extra"],
+            ),
             // A key set to null equals a missing key.
             (json!({"m": "x", "t": null}), json!({"m": "x"}), vec![]),
             (json!(1), json!(2), vec!["request"]),

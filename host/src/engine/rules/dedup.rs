@@ -22,7 +22,11 @@ pub fn guard_applies(operation_type: &str, dedup_policy: &str, force: bool) -> b
 
 /// The status that decides whether a submission is still in flight: the turn's, else the operation's, else the
 /// submission's own.
-pub fn effective_status<'a>(turn: Option<&'a str>, operation: Option<&'a str>, submission: &'a str) -> &'a str {
+pub fn effective_status<'a>(
+    turn: Option<&'a str>,
+    operation: Option<&'a str>,
+    submission: &'a str,
+) -> &'a str {
     turn.or(operation).unwrap_or(submission)
 }
 
@@ -89,7 +93,10 @@ fn disjoint_resource_keys(a: &[String], b: &[String]) -> bool {
 }
 
 /// The best active duplicate among `candidates` (highest similarity; ties go to the most recent), if any.
-pub fn find_active_duplicate(probe: &DedupProbe<'_>, candidates: &[DedupCandidate]) -> Option<DuplicateMatch> {
+pub fn find_active_duplicate(
+    probe: &DedupProbe<'_>,
+    candidates: &[DedupCandidate],
+) -> Option<DuplicateMatch> {
     let mut best: Option<(&DedupCandidate, f64)> = None;
     for candidate in candidates {
         if !(is_active(&candidate.status) || is_startable(&candidate.status)) {
@@ -103,7 +110,11 @@ pub fn find_active_duplicate(probe: &DedupProbe<'_>, candidates: &[DedupCandidat
         } else if probe.has_input_items {
             None
         } else {
-            similarity_at_least(probe.normalized, &candidate.normalized, SIMILARITY_THRESHOLD)
+            similarity_at_least(
+                probe.normalized,
+                &candidate.normalized,
+                SIMILARITY_THRESHOLD,
+            )
         };
         if let Some(score) = score {
             if best.is_none_or(|(_, top)| score > top) {
@@ -153,22 +164,42 @@ mod tests {
         let candidates = [
             candidate("done", BASE, "completed", &[]),
             candidate("run", NEAR, "running", &["db"]),
-            candidate("queued", "Write a haiku about the sea and the sky at night, please", "queued", &[]),
+            candidate(
+                "queued",
+                "Write a haiku about the sea and the sky at night, please",
+                "queued",
+                &[],
+            ),
         ];
-        let probe = DedupProbe { normalized: &normalized, hash: &hash, has_input_items: items, resource_keys: &keys };
+        let probe = DedupProbe {
+            normalized: &normalized,
+            hash: &hash,
+            has_input_items: items,
+            resource_keys: &keys,
+        };
         find_active_duplicate(&probe, &candidates).map(|m| m.existing_operation_id)
     }
 
     #[test]
     fn guard_scope() {
         assert!(guard_applies("start_chat", "active_prompt_guard", false));
-        assert!(guard_applies("execute_plan", "allow_parallel_with_resource_keys", false));
+        assert!(guard_applies(
+            "execute_plan",
+            "allow_parallel_with_resource_keys",
+            false
+        ));
         assert!(!guard_applies("send_message", "idempotency_only", false));
         assert!(!guard_applies("steer_turn", "active_prompt_guard", false));
         assert!(!guard_applies("fork_thread", "active_prompt_guard", false));
         assert!(!guard_applies("start_chat", "active_prompt_guard", true));
-        assert_eq!(effective_status(Some("running"), Some("queued"), "queued"), "running");
-        assert_eq!(effective_status(None, Some("completed"), "queued"), "completed");
+        assert_eq!(
+            effective_status(Some("running"), Some("queued"), "queued"),
+            "running"
+        );
+        assert_eq!(
+            effective_status(None, Some("completed"), "queued"),
+            "completed"
+        );
         assert_eq!(effective_status(None, None, "queued"), "queued");
     }
 
@@ -177,17 +208,28 @@ mod tests {
         // The same text as a completed op and similar to a running one: the running one is the duplicate.
         assert_eq!(probe_for(BASE, false, &[]).as_deref(), Some("op_run"));
         // Case and whitespace do not matter for the same-hash pass.
-        assert_eq!(probe_for(&format!("  {}  ", NEAR.to_uppercase()), true, &[]).as_deref(), Some("op_run"));
+        assert_eq!(
+            probe_for(&format!("  {}  ", NEAR.to_uppercase()), true, &[]).as_deref(),
+            Some("op_run")
+        );
         // With input items only exact hashes count, and BASE only equals the completed one.
         assert_eq!(probe_for(BASE, true, &[]), None);
         // Disjoint non-empty resource keys on both sides: ignored.
         assert_eq!(probe_for(BASE, false, &["docs"]), None);
         // Overlapping keys still collide.
-        assert_eq!(probe_for(BASE, false, &["docs", "db"]).as_deref(), Some("op_run"));
+        assert_eq!(
+            probe_for(BASE, false, &["docs", "db"]).as_deref(),
+            Some("op_run")
+        );
         // Short or unrelated prompts don't match; queued (startable) rows are active too.
         assert_eq!(probe_for("add tests", false, &[]), None);
         assert_eq!(
-            probe_for("write a haiku about the sea and the sky at night, please", false, &[]).as_deref(),
+            probe_for(
+                "write a haiku about the sea and the sky at night, please",
+                false,
+                &[]
+            )
+            .as_deref(),
             Some("op_queued")
         );
     }

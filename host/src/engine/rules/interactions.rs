@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 /// The interaction kind of a server->client request method, or `None` when the method is not an interaction.
 pub fn interaction_kind(method: &str) -> Option<&'static str> {
     match method {
-        "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => Some("approval"),
+        "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => {
+            Some("approval")
+        }
         "item/permissions/requestApproval" => Some("permissions"),
         "item/tool/requestUserInput" | "tool/requestUserInput" => Some("user_input"),
         "mcpServer/elicitation/request" => Some("elicitation"),
@@ -28,7 +30,9 @@ pub const INTERACTION_STATUSES: [&str; 6] = [
 pub fn default_decline_response(kind: &str, available_decisions: &[String]) -> Value {
     match kind {
         "approval" => {
-            let decision = if available_decisions.is_empty() || available_decisions.iter().any(|d| d == "decline") {
+            let decision = if available_decisions.is_empty()
+                || available_decisions.iter().any(|d| d == "decline")
+            {
                 "decline"
             } else {
                 "cancel"
@@ -47,19 +51,43 @@ mod tests {
 
     #[test]
     fn kinds_and_defaults() {
-        assert_eq!(interaction_kind("item/fileChange/requestApproval"), Some("approval"));
-        assert_eq!(interaction_kind("tool/requestUserInput"), Some("user_input"));
-        assert_eq!(interaction_kind("item/permissions/requestApproval"), Some("permissions"));
-        assert_eq!(interaction_kind("mcpServer/elicitation/request"), Some("elicitation"));
+        assert_eq!(
+            interaction_kind("item/fileChange/requestApproval"),
+            Some("approval")
+        );
+        assert_eq!(
+            interaction_kind("tool/requestUserInput"),
+            Some("user_input")
+        );
+        assert_eq!(
+            interaction_kind("item/permissions/requestApproval"),
+            Some("permissions")
+        );
+        assert_eq!(
+            interaction_kind("mcpServer/elicitation/request"),
+            Some("elicitation")
+        );
         assert_eq!(interaction_kind("account/chatgptAuthTokens/refresh"), None);
         let only_cancel = vec!["accept".to_string(), "cancel".to_string()];
-        assert_eq!(default_decline_response("approval", &only_cancel), json!({"decision": "cancel"}));
-        assert_eq!(default_decline_response("approval", &[]), json!({"decision": "decline"}));
+        assert_eq!(
+            default_decline_response("approval", &only_cancel),
+            json!({"decision": "cancel"})
+        );
+        assert_eq!(
+            default_decline_response("approval", &[]),
+            json!({"decision": "decline"})
+        );
         assert_eq!(
             default_decline_response("permissions", &[]),
             json!({"permissions": {}, "scope": "turn"})
         );
-        assert_eq!(default_decline_response("user_input", &[]), json!({"answers": {}}));
-        assert_eq!(default_decline_response("elicitation", &[])["action"], "decline");
+        assert_eq!(
+            default_decline_response("user_input", &[]),
+            json!({"answers": {}})
+        );
+        assert_eq!(
+            default_decline_response("elicitation", &[])["action"],
+            "decline"
+        );
     }
 }

@@ -7,11 +7,13 @@
 //! - [`status`]: status sets, allowed transitions, next actions, poll hints, retry backoff, token bands.
 //! - [`canonical`]: canonical JSON, request fingerprints and the fields that differ between two requests.
 //! - [`interactions`]: pending-interaction kinds and their default (auto-decline) replies.
+//! - [`redact`]: key-based secret redaction for journaled payloads.
 
 pub mod canonical;
 pub mod dedup;
 pub mod interactions;
 pub mod output_schema;
 pub mod prompt;
+pub mod redact;
 pub mod similarity;
 pub mod status;

@@ -72,16 +72,27 @@ fn check_node(node: &Value, pointer: &str) -> Result<(), OutputSchemaError> {
     };
     if is_object_node(map) {
         if map.get("additionalProperties") != Some(&Value::Bool(false)) {
-            return Err(refuse(pointer, "object nodes need \"additionalProperties\": false"));
+            return Err(refuse(
+                pointer,
+                "object nodes need \"additionalProperties\": false",
+            ));
         }
         let required: Vec<&str> = match map.get("required") {
             None => Vec::new(),
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-            Some(_) => return Err(refuse(&format!("{pointer}/required"), "must be an array of strings")),
+            Some(_) => {
+                return Err(refuse(
+                    &format!("{pointer}/required"),
+                    "must be an array of strings",
+                ))
+            }
         };
         if let Some(properties) = map.get("properties") {
             let Value::Object(properties) = properties else {
-                return Err(refuse(&format!("{pointer}/properties"), "must be an object"));
+                return Err(refuse(
+                    &format!("{pointer}/properties"),
+                    "must be an object",
+                ));
             };
             for key in properties.keys() {
                 if !required.contains(&key.as_str()) {
@@ -108,7 +119,15 @@ fn check_node(node: &Value, pointer: &str) -> Result<(), OutputSchemaError> {
             }
         }
     }
-    for key in ["items", "not", "additionalProperties", "if", "then", "else", "contains"] {
+    for key in [
+        "items",
+        "not",
+        "additionalProperties",
+        "if",
+        "then",
+        "else",
+        "contains",
+    ] {
         match map.get(key) {
             Some(child @ Value::Object(_)) => check_node(child, &format!("{pointer}/{key}"))?,
             Some(Value::Array(children)) if key == "items" => {

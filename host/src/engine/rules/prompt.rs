@@ -115,6 +115,12 @@ mod tests {
             text,
             "Implement the plan.\n\n[latest completed plan]\n1. do it\noutput_schema:abc\ninput_items:def"
         );
-        assert_eq!(basis_text(&BasisInput { message: "m", ..Default::default() }), "m");
+        assert_eq!(
+            basis_text(&BasisInput {
+                message: "m",
+                ..Default::default()
+            }),
+            "m"
+        );
     }
 }

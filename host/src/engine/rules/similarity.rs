@@ -28,12 +28,23 @@ impl<'a> SequenceMatcher<'a> {
 
     /// Longest matching block in `a[alo..ahi]` and `b[blo..bhi]` as `(i, j, size)`; ties go to the block that
     /// ends first in `a`, then in `b`, exactly like difflib's `find_longest_match`.
-    pub fn find_longest_match(&self, alo: usize, ahi: usize, blo: usize, bhi: usize) -> (usize, usize, usize) {
+    pub fn find_longest_match(
+        &self,
+        alo: usize,
+        ahi: usize,
+        blo: usize,
+        bhi: usize,
+    ) -> (usize, usize, usize) {
         let (mut best_i, mut best_j, mut best_size) = (alo, blo, 0usize);
-        // j2len[j] = length of the longest match ending with a[i-1] and b[j].
-        let mut j2len: HashMap<usize, usize> = HashMap::new();
+        // difflib keeps `j2len` as a dict (missing = 0) rebuilt per `i`. Two dense vectors plus the list of
+        // entries each one set give the same semantics without hashing: entries not set this round are reset.
+        // Slot `j + 1 - blo` holds `j`; slot 0 stands for `blo - 1`, which difflib never sets (reads as 0).
+        let width = bhi.saturating_sub(blo) + 1;
+        let mut j2len = vec![0usize; width];
+        let mut new_j2len = vec![0usize; width];
+        let mut set_prev: Vec<usize> = Vec::new();
+        let mut set_now: Vec<usize> = Vec::new();
         for i in alo..ahi {
-            let mut new_j2len: HashMap<usize, usize> = HashMap::new();
             if let Some(positions) = self.b2j.get(&self.a[i]) {
                 for &j in positions {
                     if j < blo {
@@ -42,8 +53,10 @@ impl<'a> SequenceMatcher<'a> {
                     if j >= bhi {
                         break;
                     }
-                    let k = j.checked_sub(1).and_then(|p| j2len.get(&p)).copied().unwrap_or(0) + 1;
-                    new_j2len.insert(j, k);
+                    let slot = j + 1 - blo;
+                    let k = j2len[slot - 1] + 1;
+                    new_j2len[slot] = k;
+                    set_now.push(slot);
                     if k > best_size {
                         best_i = i + 1 - k;
                         best_j = j + 1 - k;
@@ -51,7 +64,12 @@ impl<'a> SequenceMatcher<'a> {
                     }
                 }
             }
-            j2len = new_j2len;
+            for &slot in &set_prev {
+                j2len[slot] = 0;
+            }
+            std::mem::swap(&mut j2len, &mut new_j2len);
+            std::mem::swap(&mut set_prev, &mut set_now);
+            set_now.clear();
         }
         // difflib then extends the block over equal neighbours; with no junk these loops only matter at the
         // slice edges, but they are kept so the port stays line-for-line comparable.
@@ -166,7 +184,9 @@ pub fn similarity_at_least(a: &str, b: &str, threshold: f64) -> Option<f64> {
     let tb: Vec<char> = sorted_tokens(b).chars().collect();
     let tokens = bounded_ratio(&ta, &tb, threshold);
     let best = raw.unwrap_or(0.0).max(tokens.unwrap_or(0.0));
-    (raw.is_some() || tokens.is_some()).then_some(best).filter(|v| *v >= threshold)
+    (raw.is_some() || tokens.is_some())
+        .then_some(best)
+        .filter(|v| *v >= threshold)
 }
 
 /// The exact ratio, or `None` when an upper bound already shows it is below `threshold`.
@@ -239,14 +259,46 @@ mod tests {
             0.4369747899159664,
             0.2689075630252101,
         ),
+        // Tie-breaking and recursion on both sides of the longest block.
+        ("abab", "baba", 0.75, 0.75),
+        (
+            "xabcabcx",
+            "abcxabc",
+            0.5333333333333333,
+            0.5333333333333333,
+        ),
+        (
+            "the cat sat on the mat with the hat",
+            "the hat sat on the cat with the mat",
+            0.9142857142857143,
+            1.0,
+        ),
+        (
+            "aaabbbcccdddeeefffaaabbbcccdddeeefffaaabbbcccdddeeefff",
+            "fffeeedddcccbbbaaafffeeedddcccbbbaaafffeeedddcccbbbaaa",
+            0.2222222222222222,
+            0.2222222222222222,
+        ),
+        (
+            "Refactor: move store code to store/ and add WAL tests; keep the API stable!",
+            "Refactor: move the store code into store/, add WAL tests, keep API stable.",
+            0.87248322147651,
+            0.9142857142857143,
+        ),
     ];
 
     #[test]
     fn ratios_match_cpython_difflib() {
         for (a, b, raw, tokens) in DIFFLIB {
-            assert!((ratio(a, b) - raw).abs() < 1e-12, "raw ratio of {a:?} / {b:?}");
+            assert!(
+                (ratio(a, b) - raw).abs() < 1e-12,
+                "raw ratio of {a:?} / {b:?}"
+            );
             let (ta, tb) = (sorted_tokens(a), sorted_tokens(b));
-            assert!((ratio(&ta, &tb) - tokens).abs() < 1e-12, "token ratio of {a:?} / {b:?}");
+            assert!(
+                (ratio(&ta, &tb) - tokens).abs() < 1e-12,
+                "token ratio of {a:?} / {b:?}"
+            );
         }
     }
 

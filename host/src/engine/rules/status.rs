@@ -215,27 +215,121 @@ mod tests {
     #[test]
     fn next_actions_follow_the_seed_table() {
         let cases = [
-            ("queued", "start_chat", false, None, "wait_for_background_worker"),
-            ("queued", "start_chat", false, Some("global_slot_limit"), "wait_for_worker_slot"),
-            ("queued", "start_chat", false, Some("thread_slot_limit"), "wait_for_worker_slot"),
-            ("queued", "start_chat", false, Some("resource_lock_conflict"), "wait_for_resource_lock"),
-            ("queued", "start_chat", false, Some("write_project_slot_limit"), "wait_for_resource_lock"),
-            ("queued", "start_chat", false, Some("app_server_backpressure"), "inspect_worker_health"),
-            ("queued", "start_chat", false, Some("config_fingerprint_mismatch"), "inspect_worker_health"),
-            ("queued", "start_chat", false, Some("waiting_for_worker"), "wait_for_background_worker"),
-            ("starting_thread", "start_chat", false, None, "poll_operation_status"),
-            ("waiting_for_approval", "start_chat", true, None, "answer_pending_interaction"),
-            ("waiting_for_user_input", "start_chat", true, None, "answer_pending_interaction"),
-            ("running", "start_chat", true, Some("global_slot_limit"), "poll_turn_status"),
-            ("first_message_received", "send_message", true, None, "poll_turn_status"),
+            (
+                "queued",
+                "start_chat",
+                false,
+                None,
+                "wait_for_background_worker",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("global_slot_limit"),
+                "wait_for_worker_slot",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("thread_slot_limit"),
+                "wait_for_worker_slot",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("resource_lock_conflict"),
+                "wait_for_resource_lock",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("write_project_slot_limit"),
+                "wait_for_resource_lock",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("app_server_backpressure"),
+                "inspect_worker_health",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("config_fingerprint_mismatch"),
+                "inspect_worker_health",
+            ),
+            (
+                "queued",
+                "start_chat",
+                false,
+                Some("waiting_for_worker"),
+                "wait_for_background_worker",
+            ),
+            (
+                "starting_thread",
+                "start_chat",
+                false,
+                None,
+                "poll_operation_status",
+            ),
+            (
+                "waiting_for_approval",
+                "start_chat",
+                true,
+                None,
+                "answer_pending_interaction",
+            ),
+            (
+                "waiting_for_user_input",
+                "start_chat",
+                true,
+                None,
+                "answer_pending_interaction",
+            ),
+            (
+                "running",
+                "start_chat",
+                true,
+                Some("global_slot_limit"),
+                "poll_turn_status",
+            ),
+            (
+                "first_message_received",
+                "send_message",
+                true,
+                None,
+                "poll_turn_status",
+            ),
             ("completed", "start_chat", true, None, "read_final_report"),
-            ("completed", "fork_thread", false, None, "read_forked_thread"),
+            (
+                "completed",
+                "fork_thread",
+                false,
+                None,
+                "read_forked_thread",
+            ),
             ("completed", "fork_thread", true, None, "read_final_report"),
             ("failed", "start_chat", false, None, "inspect_diagnostics"),
-            ("unknown_after_app_server_exit", "fork_thread", false, None, "inspect_diagnostics"),
+            (
+                "unknown_after_app_server_exit",
+                "fork_thread",
+                false,
+                None,
+                "inspect_diagnostics",
+            ),
         ];
         for (status, kind, has_turn, reason, expected) in cases {
-            assert_eq!(next_recommended_action(status, kind, has_turn, reason), expected, "{status} {reason:?}");
+            assert_eq!(
+                next_recommended_action(status, kind, has_turn, reason),
+                expected,
+                "{status} {reason:?}"
+            );
         }
     }
 
@@ -247,7 +341,10 @@ mod tests {
         assert_eq!(recommended_poll_after_seconds("running"), 15);
         assert_eq!(recommended_poll_after_seconds("completed"), 0);
         let backoff: Vec<i64> = (0..15).map(retry_backoff_seconds).collect();
-        assert_eq!(backoff, [5, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 60, 60]);
+        assert_eq!(
+            backoff,
+            [5, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 60, 60]
+        );
         let bands = [
             (0, "0"),
             (1, "<1k"),

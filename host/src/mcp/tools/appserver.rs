@@ -20,7 +20,10 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
             json!(app.pending_interaction_count()),
         );
         if args.bool("include_recent_events") {
-            map.insert("recentEvents".into(), Value::Array(app.recent_app_server_events()));
+            map.insert(
+                "recentEvents".into(),
+                Value::Array(app.recent_app_server_events()),
+            );
         }
     }
     Ok(payload)
@@ -43,14 +46,15 @@ pub async fn restart(app: &App, args: &Args) -> Result<Value, ToolError> {
             app.appserver.stop(mode).await.map(|_| None)
         }
     };
-    let generation = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| {
-            ToolError::new(
-                ErrorCode::Timeout,
-                format!("app-server restart did not finish within {}s", timeout.as_secs()),
-            )
-        })??;
+    let generation = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        ToolError::new(
+            ErrorCode::Timeout,
+            format!(
+                "app-server restart did not finish within {}s",
+                timeout.as_secs()
+            ),
+        )
+    })??;
     let after = app.appserver.status();
     Ok(json!({
         "restarted": before.running || generation.is_some(),

@@ -6,11 +6,11 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::mcp::args::Args;
 use crate::mcp::catalog::{
     Catalog, ContractGroup, CONTRACT_VERSION, GUIDE_VERSION, RECOMMENDED_PRIMARY_WRITE_TOOL,
     RECOMMENDED_STARTUP_TOOL,
 };
-use crate::mcp::args::Args;
 use crate::mcp::error::ToolError;
 use crate::mcp::server::SERVER_NAME;
 use crate::time::iso8601_now;

@@ -2,6 +2,9 @@
 
 mod appserver;
 mod health;
+mod interactions;
+mod operations;
+mod queue;
 
 use serde_json::Value;
 
@@ -12,15 +15,20 @@ use super::error::{ErrorCode, ToolError};
 use crate::app::App;
 
 /// Runs the handler of `spec` with arguments already validated and completed with defaults.
-pub async fn dispatch(
-    app: &App,
-    spec: &ToolSpec,
-    args: Args,
-) -> Result<Value, ToolError> {
+pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolError> {
     match spec.name {
         "codex_health_summary" => health::health_summary(app, &args).await,
         "codex_get_app_server_status" => appserver::status(app, &args).await,
         "codex_restart_app_server" => appserver::restart(app, &args).await,
+        "codex_submit_task" => operations::submit(app, &args).await,
+        "codex_get_operation_status" => operations::status(app, &args).await,
+        "codex_get_turn_status" => operations::turn_status(app, &args).await,
+        "codex_interrupt_turn" => operations::interrupt(app, &args).await,
+        "codex_list_pending_interactions" => interactions::list(app, &args).await,
+        "codex_answer_pending_interaction" => interactions::answer(app, &args).await,
+        "codex_get_queue_status" => queue::queue_status(app, &args).await,
+        "codex_get_concurrency_status" => queue::concurrency_status(app, &args).await,
+        "codex_get_worker_status" => queue::worker_status(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),

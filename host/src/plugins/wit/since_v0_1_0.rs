@@ -10,6 +10,7 @@ pub const MIN_VERSION: super::WitVersion = super::WitVersion::new(0, 1, 0);
 wasmtime::component::bindgen!({
     path: "../wit/since_v0.1.0",
     world: "all",
-    // Values are compared in tests and by the policy chain.
-    additional_derives: [PartialEq],
+    // Values are compared in tests and by the policy chain; serde is the JSON encoding of the
+    // native plugin ABI (`plugins::native`).
+    additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
 });

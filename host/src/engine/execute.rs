@@ -1,0 +1,474 @@
+//! Driving one leased operation through app-server until its turn exists.
+//!
+//! Every call that creates something in Codex (`thread/start`, `thread/fork`, `turn/start`, `turn/steer`) goes
+//! through [`Engine::create`]: an intent row is committed **before** the call is sent and confirmed with the
+//! returned id **after** (the confirmation attaches the id to the operation in the same transaction). A definite
+//! refusal (a JSON-RPC error, a write that never left) marks the intent failed, so a retry is safe. A call that
+//! may have been sent but gave no answer (timeout, process exit) leaves the intent pending: the caller ends the
+//! operation instead of sending it again (see [`super::dispatcher`]).
+//!
+//! Before each creating call the policy chain (the `policy` world of the loaded plugins) sees the action and may
+//! allow it, deny it, or narrow its settings.
+
+use serde_json::{json, Value};
+
+use super::{Engine, EngineError};
+use crate::appserver::{protocol, AppServerError};
+use crate::plugins::types::{
+    ActionKind, ActionRequest, ApprovalPolicy, CollaborationMode, Decision, InputSummary,
+    SandboxMode, TurnSettings,
+};
+use crate::store::operations::Operation;
+
+/// Outcome of one run of an operation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// A turn is running; the tracker finishes the operation.
+    TurnRunning,
+    /// The operation finished without a turn (a fork without a message).
+    Completed,
+}
+
+/// A creating call failed after it may have reached app-server: it must not be sent again.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} may have been sent (intent {intent_id}): {source}")]
+pub struct MaybeSent {
+    /// The method.
+    pub method: String,
+    /// The pending intent.
+    pub intent_id: String,
+    /// What happened.
+    pub source: AppServerError,
+}
+
+/// How a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Nothing was created; the operation may be retried (before a turn exists).
+    #[error(transparent)]
+    Failed(#[from] EngineError),
+    /// A creating call may have been sent; the operation must be reconciled, never re-sent.
+    #[error(transparent)]
+    MaybeSent(#[from] MaybeSent),
+}
+
+impl From<crate::store::StoreError> for RunError {
+    fn from(err: crate::store::StoreError) -> Self {
+        RunError::Failed(EngineError::Store(err))
+    }
+}
+
+impl From<AppServerError> for RunError {
+    fn from(err: AppServerError) -> Self {
+        RunError::Failed(EngineError::AppServer(err))
+    }
+}
+
+fn request_str<'a>(op: &'a Operation, key: &str) -> Option<&'a str> {
+    op.request.get(key).and_then(Value::as_str)
+}
+
+fn effective(op: &Operation, key: &str) -> Option<String> {
+    op.request
+        .pointer(&format!("/runtimePolicy/{key}"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+impl Engine {
+    /// Runs a leased operation until its turn is started (or it finishes without one).
+    pub async fn execute(&self, op: &Operation) -> Result<RunOutcome, RunError> {
+        match op.operation_type.as_str() {
+            "start_chat" => {
+                let thread_id = match &op.thread_id {
+                    // A start_chat that already has a thread (a retry after thread/start) continues on it.
+                    Some(thread) => {
+                        self.ensure_thread_loaded(op, thread).await?;
+                        thread.clone()
+                    }
+                    None => self.start_thread(op).await?,
+                };
+                self.start_turn(op, &thread_id).await
+            }
+            "send_message" | "execute_plan" => {
+                let thread_id = op
+                    .thread_id
+                    .clone()
+                    .ok_or_else(|| EngineError::Invalid("operation has no thread".into()))?;
+                self.ensure_thread_loaded(op, &thread_id).await?;
+                self.start_turn(op, &thread_id).await
+            }
+            "steer_turn" => self.steer(op).await,
+            "fork_thread" => {
+                let thread_id = match &op.thread_id {
+                    Some(thread) => thread.clone(),
+                    None => self.fork(op).await?,
+                };
+                if op.has_message {
+                    self.start_turn(op, &thread_id).await
+                } else {
+                    self.store
+                        .record_final_report(
+                            &op.operation_id,
+                            json!({"text": null, "threadId": thread_id, "turnId": null,
+                                   "structuredStatus": "not_requested", "structuredParseStatus": "empty"}),
+                            Some("completed"),
+                        )
+                        .await?;
+                    Ok(RunOutcome::Completed)
+                }
+            }
+            other => Err(EngineError::Invalid(format!("unknown operation type {other}")).into()),
+        }
+    }
+
+    /// Calls a creating method with the intent journal around it; returns the created id.
+    async fn create(
+        &self,
+        op: &Operation,
+        method: &str,
+        params: Value,
+        id_of: fn(&str, &Value) -> Result<String, AppServerError>,
+    ) -> Result<String, RunError> {
+        let generation = self.appserver.ensure_started().await?;
+        let params_hash =
+            crate::mcp::catalog::sha256_hex(params.to_string().as_bytes())[..32].to_string();
+        let intent = self
+            .store
+            .record_intent(
+                &op.operation_id,
+                &self.worker.owner_id,
+                method,
+                Some(&params_hash),
+                i64::try_from(generation).ok(),
+            )
+            .await?;
+        match self.appserver.request_on(method, params).await {
+            Ok((generation, reply)) => match id_of(method, &reply) {
+                Ok(id) => {
+                    self.store.confirm_intent(&intent.intent_id, &id).await?;
+                    if matches!(method, "thread/start" | "thread/fork") {
+                        self.note_loaded(generation, &id);
+                    }
+                    Ok(id)
+                }
+                Err(err) => {
+                    self.store
+                        .fail_intent(&intent.intent_id, &err.to_string())
+                        .await?;
+                    Err(err.into())
+                }
+            },
+            // Nothing reached app-server, or it refused: nothing was created and a retry is safe.
+            Err(
+                err @ (AppServerError::Rpc { .. }
+                | AppServerError::Unavailable { .. }
+                | AppServerError::Io(_)
+                | AppServerError::StaleGeneration { .. }),
+            ) => {
+                self.store
+                    .fail_intent(&intent.intent_id, &err.to_string())
+                    .await?;
+                Err(err.into())
+            }
+            Err(source) => Err(MaybeSent {
+                method: method.to_string(),
+                intent_id: intent.intent_id,
+                source,
+            }
+            .into()),
+        }
+    }
+
+    /// Runs the policy chain on an action; returns the settings to use (narrowed or as requested).
+    fn check_policy(
+        &self,
+        op: &Operation,
+        kind: ActionKind,
+        settings: TurnSettings,
+    ) -> Result<TurnSettings, EngineError> {
+        let text_bytes = request_str(op, "message").map_or(0, |m| m.len() as u64);
+        let image_count = op
+            .request
+            .get("inputItems")
+            .and_then(Value::as_array)
+            .map_or(0, |items| u32::try_from(items.len()).unwrap_or(u32::MAX));
+        let request = ActionRequest {
+            action_id: format!("{}:{kind:?}", op.operation_id),
+            kind,
+            operation_id: Some(op.operation_id.clone()),
+            thread_id: op.thread_id.clone(),
+            settings: settings.clone(),
+            input: InputSummary {
+                text_bytes,
+                image_count,
+            },
+            context: self.plugins.policy_context(),
+        };
+        match self.plugins.check_action(&request) {
+            Ok(Decision::Allow) => Ok(settings),
+            Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
+            Ok(Decision::Narrow(narrowed)) => Ok(TurnSettings {
+                cwd: narrowed.cwd.or(settings.cwd),
+                sandbox: narrowed.sandbox.or(settings.sandbox),
+                approval_policy: narrowed.approval_policy.or(settings.approval_policy),
+                model: narrowed.model.or(settings.model),
+                effort: narrowed.effort.or(settings.effort),
+                collaboration_mode: narrowed.collaboration_mode.or(settings.collaboration_mode),
+            }),
+            // A policy that cannot decide must not let the action through.
+            Err(error) => Err(EngineError::PolicyDenied(format!(
+                "policy plugin failed: {error}"
+            ))),
+        }
+    }
+
+    fn requested_settings(&self, op: &Operation) -> TurnSettings {
+        TurnSettings {
+            cwd: op.cwd.clone(),
+            sandbox: effective(op, "effectiveSandbox")
+                .as_deref()
+                .and_then(sandbox_mode),
+            approval_policy: effective(op, "effectiveApprovalPolicy")
+                .as_deref()
+                .and_then(approval_policy),
+            model: request_str(op, "model").map(str::to_string),
+            effort: None,
+            collaboration_mode: match request_str(op, "collaborationMode") {
+                Some("plan") => Some(CollaborationMode::Plan),
+                Some("default") => Some(CollaborationMode::Default),
+                _ => None,
+            },
+        }
+    }
+
+    async fn start_thread(&self, op: &Operation) -> Result<String, RunError> {
+        self.set_status(op, "starting_app_server").await?;
+        self.appserver.ensure_started().await?;
+        self.set_status(op, "starting_thread").await?;
+        let settings =
+            self.check_policy(op, ActionKind::StartThread, self.requested_settings(op))?;
+        let mut params = json!({"serviceName": "codex-control-plane-mcp"});
+        apply_settings(&mut params, &settings, Target::Thread);
+        let thread_id = self
+            .create(op, "thread/start", params, protocol::thread_id_of)
+            .await?;
+        if let Some(title) = request_str(op, "title") {
+            // The name is cosmetic: a failure here must not fail the operation.
+            if let Err(err) = self
+                .appserver
+                .request(
+                    "thread/name/set",
+                    json!({"threadId": thread_id, "name": title}),
+                )
+                .await
+            {
+                tracing::warn!(operation = %op.operation_id, error = %err, "thread/name/set failed");
+            }
+        }
+        Ok(thread_id)
+    }
+
+    /// Threads not started by this app-server generation must be resumed before a turn can start on them.
+    async fn ensure_thread_loaded(&self, op: &Operation, thread_id: &str) -> Result<(), RunError> {
+        if self.appserver.generation().is_none() {
+            self.set_status(op, "starting_app_server").await?;
+        }
+        let generation = self.appserver.ensure_started().await?;
+        if self.is_loaded(generation, thread_id) {
+            return Ok(());
+        }
+        let mut params = json!({"threadId": thread_id});
+        if let Some(cwd) = &op.cwd {
+            params["cwd"] = json!(cwd);
+        }
+        let (generation, _) = self.appserver.request_on("thread/resume", params).await?;
+        self.note_loaded(generation, thread_id);
+        Ok(())
+    }
+
+    async fn start_turn(&self, op: &Operation, thread_id: &str) -> Result<RunOutcome, RunError> {
+        self.set_status(op, "starting_turn").await?;
+        let settings = self.check_policy(op, ActionKind::StartTurn, self.requested_settings(op))?;
+        let mut input = Vec::new();
+        if let Some(message) = request_str(op, "message") {
+            input.push(protocol::text_input(message));
+        }
+        if let Some(items) = op.request.get("inputItems").and_then(Value::as_array) {
+            input.extend(items.iter().cloned());
+        }
+        let mut params = json!({"threadId": thread_id, "input": input});
+        apply_settings(&mut params, &settings, Target::Turn);
+        if let Some(schema) = op.request.get("outputSchema").filter(|s| !s.is_null()) {
+            params["outputSchema"] = schema.clone();
+        }
+        let turn_id = self
+            .create(op, "turn/start", params, protocol::turn_id_of)
+            .await?;
+        self.turn_attached(op, thread_id, &turn_id).await?;
+        Ok(RunOutcome::TurnRunning)
+    }
+
+    async fn steer(&self, op: &Operation) -> Result<RunOutcome, RunError> {
+        self.set_status(op, "starting_turn").await?;
+        let thread_id = op
+            .thread_id
+            .clone()
+            .ok_or_else(|| EngineError::Invalid("steer has no thread".into()))?;
+        let expected = op
+            .expected_turn_id
+            .clone()
+            .ok_or_else(|| EngineError::Invalid("steer has no expected turn".into()))?;
+        self.check_policy(op, ActionKind::SteerTurn, self.requested_settings(op))?;
+        let message = request_str(op, "message").unwrap_or_default();
+        let params = json!({"threadId": thread_id, "expectedTurnId": expected,
+                            "input": [protocol::text_input(message)],
+                            "clientUserMessageId": format!("mcp-steer:{}", op.operation_id)});
+        let turn_id = self
+            .create(op, "turn/steer", params, protocol::turn_id_of)
+            .await?;
+        // A steer joins the target turn: the operation follows it to its end.
+        self.store
+            .attach_turn(&op.operation_id, &turn_id, Some(&thread_id))
+            .await?;
+        self.turn_attached(op, &thread_id, &turn_id).await?;
+        Ok(RunOutcome::TurnRunning)
+    }
+
+    async fn fork(&self, op: &Operation) -> Result<String, RunError> {
+        self.set_status(op, "starting_app_server").await?;
+        self.appserver.ensure_started().await?;
+        self.set_status(op, "starting_thread").await?;
+        let source = op
+            .source_thread_id
+            .clone()
+            .ok_or_else(|| EngineError::Invalid("fork has no source thread".into()))?;
+        let settings =
+            self.check_policy(op, ActionKind::StartThread, self.requested_settings(op))?;
+        let ephemeral = op
+            .request
+            .get("ephemeral")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let mut params = json!({"threadId": source, "ephemeral": ephemeral});
+        apply_settings(&mut params, &settings, Target::Thread);
+        if let Some(config) = op.request.get("forkConfig").filter(|c| c.is_object()) {
+            params["config"] = config.clone();
+        }
+        // A fork source that is not loaded in this generation is read from its rollout by app-server.
+        let thread_id = self
+            .create(op, "thread/fork", params, protocol::thread_id_of)
+            .await?;
+        Ok(thread_id)
+    }
+
+    async fn set_status(&self, op: &Operation, status: &str) -> Result<(), EngineError> {
+        let current = self.store.get_operation(&op.operation_id).await?;
+        if current.as_ref().map(|o| o.status.as_str()) == Some(status) {
+            return Ok(());
+        }
+        self.store.set_status(&op.operation_id, status).await?;
+        Ok(())
+    }
+}
+
+/// Where settings go: `thread/start`/`thread/fork` take `sandbox` as a mode string, `turn/start` takes a
+/// `sandboxPolicy` object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Thread,
+    Turn,
+}
+
+fn apply_settings(params: &mut Value, settings: &TurnSettings, target: Target) {
+    if let Some(cwd) = &settings.cwd {
+        params["cwd"] = json!(cwd);
+    }
+    if let Some(policy) = settings.approval_policy {
+        params["approvalPolicy"] = json!(approval_policy_name(policy));
+    }
+    if let Some(sandbox) = settings.sandbox {
+        let mode = sandbox_mode_name(sandbox);
+        match target {
+            Target::Thread => params["sandbox"] = json!(mode),
+            Target::Turn => {
+                if let Some(policy) = protocol::sandbox_policy(mode) {
+                    params["sandboxPolicy"] = policy;
+                }
+            }
+        }
+    }
+    if let Some(model) = &settings.model {
+        params["model"] = json!(model);
+    }
+    if let Some(effort) = &settings.effort {
+        params["effort"] = json!(effort);
+    }
+    if target == Target::Turn && settings.collaboration_mode == Some(CollaborationMode::Plan) {
+        params["collaborationMode"] = json!({"mode": "plan", "settings": {
+            "model": settings.model.clone().unwrap_or_default(),
+            "reasoning_effort": null, "developer_instructions": null}});
+    }
+}
+
+fn sandbox_mode(name: &str) -> Option<SandboxMode> {
+    match name {
+        "read-only" => Some(SandboxMode::ReadOnly),
+        "workspace-write" => Some(SandboxMode::WorkspaceWrite),
+        "danger-full-access" => Some(SandboxMode::DangerFullAccess),
+        _ => None,
+    }
+}
+
+fn sandbox_mode_name(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::ReadOnly => "read-only",
+        SandboxMode::WorkspaceWrite => "workspace-write",
+        SandboxMode::DangerFullAccess => "danger-full-access",
+    }
+}
+
+fn approval_policy(name: &str) -> Option<ApprovalPolicy> {
+    match name {
+        "never" => Some(ApprovalPolicy::Never),
+        "on-request" => Some(ApprovalPolicy::OnRequest),
+        "on-failure" => Some(ApprovalPolicy::OnFailure),
+        "untrusted" => Some(ApprovalPolicy::Untrusted),
+        _ => None,
+    }
+}
+
+fn approval_policy_name(policy: ApprovalPolicy) -> &'static str {
+    match policy {
+        ApprovalPolicy::Never => "never",
+        ApprovalPolicy::OnRequest => "on-request",
+        ApprovalPolicy::OnFailure => "on-failure",
+        ApprovalPolicy::Untrusted => "untrusted",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_settings_become_turn_params() {
+        let mut params = json!({});
+        let settings = TurnSettings {
+            cwd: Some("/w".into()),
+            sandbox: Some(SandboxMode::WorkspaceWrite),
+            approval_policy: Some(ApprovalPolicy::Untrusted),
+            model: Some("m".into()),
+            effort: None,
+            collaboration_mode: Some(CollaborationMode::Plan),
+        };
+        apply_settings(&mut params, &settings, Target::Turn);
+        assert_eq!(params["sandboxPolicy"], json!({"type": "workspaceWrite"}));
+        assert_eq!(params["approvalPolicy"], json!("untrusted"));
+        assert_eq!(params["collaborationMode"]["mode"], json!("plan"));
+        let mut thread = json!({});
+        apply_settings(&mut thread, &settings, Target::Thread);
+        assert_eq!(thread["sandbox"], json!("workspace-write"));
+        assert!(thread.get("collaborationMode").is_none());
+    }
+}

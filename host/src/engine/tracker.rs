@@ -1,0 +1,772 @@
+//! The tracker: app-server events become durable state.
+//!
+//! It is the only consumer that writes what app-server reports. Notifications are reduced first by a pure
+//! function ([`reduce`]) to [`TurnUpdate`]s, then applied to the store, so the mapping from Codex's protocol
+//! to our statuses is testable without a process. Every stored message and progress event carries an event
+//! hash of its natural key, so a replayed notification is stored once.
+//!
+//! The progress journal keeps what helps an orchestrator judge progress and nothing it must not see: completed
+//! assistant text, plan updates, reasoning *summaries*, counts of file changes and diffs, command starts and
+//! exit codes, token usage, reroutes and warnings. Raw tool payloads and command output are never stored.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::{Engine, EngineError};
+use crate::appserver::AppServerEvent;
+use crate::engine::rules::interactions::interaction_kind;
+use crate::engine::rules::status::{is_active, is_terminal};
+use crate::shutdown::Shutdown;
+use crate::store::operations::{Operation, OperationFilter};
+use crate::store::turns::event_hash;
+use crate::store::{
+    NewInteraction, NewProgressEvent, NewTurnMessage, TokenUsage, TurnUpdate as StoreTurnUpdate,
+};
+
+/// What one notification means for a turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnUpdate {
+    /// The turn runs.
+    Started {
+        /// Thread id.
+        thread_id: String,
+        /// Turn id.
+        turn_id: String,
+    },
+    /// An assistant message completed.
+    AgentMessage {
+        /// Turn id.
+        turn_id: String,
+        /// Item id.
+        item_id: String,
+        /// Full text.
+        text: String,
+        /// `commentary` or `final_answer` when Codex says.
+        phase: Option<String>,
+    },
+    /// Something worth a line in the progress journal.
+    Progress {
+        /// Turn id.
+        turn_id: String,
+        /// Short category (`plan`, `reasoning_summary`, `command`, `file_change`, `diff`, `warning`, ...).
+        kind: String,
+        /// Item id, when the event is about an item.
+        item_id: Option<String>,
+        /// The line.
+        summary: String,
+        /// Natural key of the event (for replay detection).
+        key: String,
+    },
+    /// Token counts of the turn so far.
+    TokenUsage {
+        /// Turn id.
+        turn_id: String,
+        /// The counts.
+        usage: TokenUsage,
+    },
+    /// The turn ended.
+    Completed {
+        /// Thread id.
+        thread_id: String,
+        /// Turn id.
+        turn_id: String,
+        /// Our status: completed, failed, interrupted, aborted.
+        status: String,
+        /// The last assistant message, if any.
+        final_message: Option<String>,
+        /// Codex's error object, when it failed.
+        error: Option<Value>,
+    },
+}
+
+/// Codex's turn status to ours (the seed's table: idle → completed, cancelled → aborted).
+pub fn normalize_turn_status(status: &str) -> &'static str {
+    match status {
+        "completed" | "idle" => "completed",
+        "failed" | "error" => "failed",
+        "interrupted" => "interrupted",
+        "aborted" | "cancelled" | "canceled" => "aborted",
+        "inProgress" | "running" => "running",
+        _ => "failed",
+    }
+}
+
+fn str_of<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn progress(
+    turn_id: &str,
+    kind: &str,
+    item_id: Option<&str>,
+    summary: String,
+    key: String,
+) -> TurnUpdate {
+    TurnUpdate::Progress {
+        turn_id: turn_id.to_string(),
+        kind: kind.to_string(),
+        item_id: item_id.map(str::to_string),
+        summary,
+        key,
+    }
+}
+
+/// A completed item, reduced to what the journal keeps.
+fn reduce_item(turn_id: &str, item: &Value) -> Option<TurnUpdate> {
+    let item_id = str_of(item, "id").unwrap_or_default();
+    match str_of(item, "type")? {
+        "agentMessage" => Some(TurnUpdate::AgentMessage {
+            turn_id: turn_id.to_string(),
+            item_id: item_id.to_string(),
+            text: str_of(item, "text")?.to_string(),
+            phase: str_of(item, "phase").map(str::to_string),
+        }),
+        "plan" => Some(progress(
+            turn_id,
+            "plan",
+            Some(item_id),
+            str_of(item, "text").unwrap_or_default().to_string(),
+            format!("item:{item_id}"),
+        )),
+        "reasoning" => {
+            let summary: Vec<&str> = item
+                .get("summary")
+                .and_then(Value::as_array)
+                .map(|parts| parts.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            (!summary.is_empty()).then(|| {
+                progress(
+                    turn_id,
+                    "reasoning_summary",
+                    Some(item_id),
+                    summary.join("\n"),
+                    format!("item:{item_id}"),
+                )
+            })
+        }
+        "commandExecution" => {
+            let status = str_of(item, "status").unwrap_or("completed");
+            let exit = item.get("exitCode").and_then(Value::as_i64);
+            let line = match exit {
+                Some(code) => format!("command {status} (exit code {code})"),
+                None => format!("command {status}"),
+            };
+            Some(progress(
+                turn_id,
+                "command",
+                Some(item_id),
+                line,
+                format!("item:{item_id}"),
+            ))
+        }
+        "fileChange" => {
+            let files = item
+                .get("changes")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let status = str_of(item, "status").unwrap_or("completed");
+            Some(progress(
+                turn_id,
+                "file_change",
+                Some(item_id),
+                format!("file change {status} ({files} file(s))"),
+                format!("item:{item_id}"),
+            ))
+        }
+        "contextCompaction" => Some(progress(
+            turn_id,
+            "compaction",
+            Some(item_id),
+            "context compacted".into(),
+            format!("item:{item_id}"),
+        )),
+        _ => None,
+    }
+}
+
+fn diff_counts(diff: &str) -> (usize, usize, usize) {
+    let mut files = 0;
+    let mut added = 0;
+    let mut removed = 0;
+    for line in diff.lines() {
+        if line.starts_with("diff --git") {
+            files += 1;
+        } else if line.starts_with('+') && !line.starts_with("+++") {
+            added += 1;
+        } else if line.starts_with('-') && !line.starts_with("---") {
+            removed += 1;
+        }
+    }
+    (files, added, removed)
+}
+
+/// Reduces one notification to the turn updates it implies.
+pub fn reduce(method: &str, params: &Value) -> Vec<TurnUpdate> {
+    let thread_id = str_of(params, "threadId").unwrap_or_default().to_string();
+    let turn_id = str_of(params, "turnId")
+        .or_else(|| params.pointer("/turn/id").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    match method {
+        "turn/started" if !turn_id.is_empty() => vec![TurnUpdate::Started { thread_id, turn_id }],
+        "item/completed" if !turn_id.is_empty() => {
+            reduce_item(&turn_id, &params["item"]).into_iter().collect()
+        }
+        "turn/plan/updated" if !turn_id.is_empty() => {
+            let steps = params
+                .get("plan")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let explanation = str_of(params, "explanation").unwrap_or_default();
+            let key = crate::mcp::catalog::sha256_hex(params.to_string().as_bytes());
+            vec![progress(
+                &turn_id,
+                "plan",
+                None,
+                format!("plan updated: {steps} step(s). {explanation}")
+                    .trim()
+                    .to_string(),
+                key,
+            )]
+        }
+        "turn/diff/updated" if !turn_id.is_empty() => {
+            let (files, added, removed) = diff_counts(str_of(params, "diff").unwrap_or_default());
+            vec![progress(
+                &turn_id,
+                "diff",
+                None,
+                format!("diff: {files} file(s), +{added} -{removed}"),
+                format!("{files}:{added}:{removed}"),
+            )]
+        }
+        "thread/tokenUsage/updated" if !turn_id.is_empty() => {
+            let total = params
+                .pointer("/tokenUsage/total")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let n = |k: &str| total.get(k).and_then(Value::as_i64).unwrap_or(0);
+            vec![TurnUpdate::TokenUsage {
+                turn_id,
+                usage: TokenUsage {
+                    input_tokens: n("inputTokens"),
+                    cached_input_tokens: n("cachedInputTokens"),
+                    output_tokens: n("outputTokens"),
+                    total_tokens: n("totalTokens"),
+                },
+            }]
+        }
+        "model/rerouted" if !turn_id.is_empty() => {
+            let to = str_of(params, "toModel").unwrap_or("another model");
+            vec![progress(
+                &turn_id,
+                "model_reroute",
+                None,
+                format!("rerouted to {to}"),
+                to.to_string(),
+            )]
+        }
+        "warning" | "error" if !turn_id.is_empty() => {
+            let message = str_of(params, "message")
+                .or_else(|| params.pointer("/error/message").and_then(Value::as_str))
+                .unwrap_or(method);
+            let key = crate::mcp::catalog::sha256_hex(message.as_bytes());
+            vec![progress(&turn_id, method, None, message.to_string(), key)]
+        }
+        "turn/completed" => {
+            let turn = &params["turn"];
+            let Some(turn_id) = str_of(turn, "id") else {
+                return Vec::new();
+            };
+            let status = normalize_turn_status(str_of(turn, "status").unwrap_or(""));
+            let final_message = turn
+                .get("items")
+                .and_then(Value::as_array)
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .rev()
+                        .find(|i| str_of(i, "type") == Some("agentMessage"))
+                })
+                .and_then(|i| str_of(i, "text"))
+                .map(str::to_string);
+            let error = turn.get("error").filter(|e| !e.is_null()).cloned();
+            vec![TurnUpdate::Completed {
+                thread_id,
+                turn_id: turn_id.to_string(),
+                status: status.to_string(),
+                final_message,
+                error,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Engine {
+    /// Called once a creating call returned a turn id: marks the operation running, and finishes it at once
+    /// when the turn already ended (its `turn/completed` can arrive before the `turn/start` reply is handled).
+    pub(super) async fn turn_attached(
+        &self,
+        op: &Operation,
+        thread_id: &str,
+        turn_id: &str,
+    ) -> Result<(), EngineError> {
+        let generation = self
+            .appserver
+            .generation()
+            .and_then(|g| i64::try_from(g).ok());
+        let existing = self.store.get_turn(turn_id).await?;
+        if existing.is_none() {
+            self.store
+                .upsert_turn(StoreTurnUpdate {
+                    turn_id: turn_id.to_string(),
+                    thread_id: thread_id.to_string(),
+                    operation_id: Some(op.operation_id.clone()),
+                    status: "running".to_string(),
+                    terminal_source: None,
+                    owner_id: Some(self.worker.owner_id.clone()),
+                    process_generation: generation,
+                })
+                .await?;
+        }
+        let current = self.store.require_operation(&op.operation_id).await?;
+        if !current.is_terminal() && !is_active(&current.status) {
+            self.store.set_status(&op.operation_id, "running").await?;
+        }
+        if let Some(turn) = self.store.get_turn(turn_id).await? {
+            if turn.is_trusted_terminal() {
+                self.finish_from_turn(&current, &turn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the final report of an operation whose turn ended (first finisher wins).
+    pub(super) async fn finish_from_turn(
+        &self,
+        op: &Operation,
+        turn: &crate::store::Turn,
+    ) -> Result<(), EngineError> {
+        let text = turn
+            .final_message
+            .as_deref()
+            .or(turn.last_assistant_message.as_deref());
+        let report = final_report(op, &turn.thread_id, &turn.turn_id, text, None);
+        self.store
+            .finish_operation(&op.operation_id, report, &turn.status)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn tracker_loop(
+        self: Arc<Self>,
+        mut events: broadcast::Receiver<AppServerEvent>,
+        mut shutdown: Shutdown,
+    ) {
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.recv() => return,
+                event = events.recv() => event,
+            };
+            let result = match event {
+                Ok(AppServerEvent::Notification {
+                    generation,
+                    method,
+                    params,
+                }) => self.apply_notification(generation, &method, &params).await,
+                Ok(AppServerEvent::ServerRequest {
+                    generation,
+                    id,
+                    method,
+                    params,
+                }) => {
+                    self.record_server_request(generation, &id, &method, params)
+                        .await
+                }
+                Ok(AppServerEvent::Exited { generation, .. }) => {
+                    self.app_server_exited(generation).await
+                }
+                Ok(AppServerEvent::Started { .. }) => Ok(()),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "tracker lagged behind app-server events");
+                    Ok(())
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "tracking an app-server event failed");
+            }
+        }
+    }
+
+    async fn operations_for_turn(&self, turn_id: &str) -> Result<Vec<Operation>, EngineError> {
+        Ok(self
+            .store
+            .list_operations(
+                OperationFilter {
+                    turn_id: Some(turn_id.to_string()),
+                    ..OperationFilter::default()
+                },
+                20,
+            )
+            .await?)
+    }
+
+    fn turn_update(
+        &self,
+        generation: u64,
+        turn_id: &str,
+        thread_id: &str,
+        status: &str,
+    ) -> StoreTurnUpdate {
+        let terminal = is_terminal(status);
+        StoreTurnUpdate {
+            turn_id: turn_id.to_string(),
+            thread_id: thread_id.to_string(),
+            operation_id: None,
+            status: status.to_string(),
+            terminal_source: terminal.then(|| "app_server_event".to_string()),
+            owner_id: Some(self.worker.owner_id.clone()),
+            process_generation: i64::try_from(generation).ok(),
+        }
+    }
+
+    async fn apply_notification(
+        &self,
+        generation: u64,
+        method: &str,
+        params: &Value,
+    ) -> Result<(), EngineError> {
+        for update in reduce(method, params) {
+            match update {
+                TurnUpdate::Started { thread_id, turn_id } => {
+                    let known = self.store.get_turn(&turn_id).await?;
+                    if known.is_none_or(|t| !is_terminal(&t.status)) {
+                        self.store
+                            .upsert_turn(
+                                self.turn_update(generation, &turn_id, &thread_id, "running"),
+                            )
+                            .await?;
+                    }
+                }
+                TurnUpdate::AgentMessage {
+                    turn_id,
+                    item_id,
+                    text,
+                    phase,
+                } => {
+                    let kind = if phase.as_deref() == Some("commentary") {
+                        "commentary"
+                    } else {
+                        "final_answer"
+                    };
+                    self.store
+                        .append_turn_message(NewTurnMessage {
+                            turn_id: turn_id.clone(),
+                            thread_id: params
+                                .get("threadId")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            item_id: Some(item_id.clone()),
+                            role: "assistant".into(),
+                            kind: kind.into(),
+                            text,
+                            event_hash: event_hash(&[&turn_id, "agentMessage", &item_id]),
+                        })
+                        .await?;
+                }
+                TurnUpdate::Progress {
+                    turn_id,
+                    kind,
+                    item_id,
+                    summary,
+                    key,
+                } => {
+                    self.store
+                        .append_progress_event(NewProgressEvent {
+                            turn_id: turn_id.clone(),
+                            thread_id: params
+                                .get("threadId")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            method: method.to_string(),
+                            kind,
+                            item_id,
+                            summary: Some(summary),
+                            payload: None,
+                            event_hash: event_hash(&[&turn_id, method, &key]),
+                        })
+                        .await?;
+                }
+                TurnUpdate::TokenUsage { turn_id, usage } => {
+                    self.store.record_token_usage(&turn_id, usage).await?;
+                }
+                TurnUpdate::Completed {
+                    thread_id,
+                    turn_id,
+                    status,
+                    final_message,
+                    error,
+                } => {
+                    if let Some(text) = &final_message {
+                        self.store
+                            .append_turn_message(NewTurnMessage {
+                                turn_id: turn_id.clone(),
+                                thread_id: Some(thread_id.clone()),
+                                item_id: None,
+                                role: "assistant".into(),
+                                kind: "final_answer".into(),
+                                text: text.clone(),
+                                event_hash: event_hash(&[&turn_id, "turn/completed", "final"]),
+                            })
+                            .await?;
+                    }
+                    self.store
+                        .upsert_turn(self.turn_update(generation, &turn_id, &thread_id, &status))
+                        .await?;
+                    for op in self.operations_for_turn(&turn_id).await? {
+                        if op.is_terminal() {
+                            continue;
+                        }
+                        let report = final_report(
+                            &op,
+                            &thread_id,
+                            &turn_id,
+                            final_message.as_deref(),
+                            error.as_ref(),
+                        );
+                        self.store
+                            .finish_operation(&op.operation_id, report, &status)
+                            .await?;
+                    }
+                    self.wake();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A server-to-client request: an interaction row (answerable from any process), the operation waits.
+    /// Policy plugins may answer it at once by rule; otherwise a person or orchestrator does.
+    async fn record_server_request(
+        &self,
+        generation: u64,
+        id: &Value,
+        method: &str,
+        params: Value,
+    ) -> Result<(), EngineError> {
+        let Some(kind) = interaction_kind(method) else {
+            // The supervisor already answered anything that is not an interaction.
+            return Ok(());
+        };
+        let turn_id = params
+            .get("turnId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let thread_id = params
+            .get("threadId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let operation = match &turn_id {
+            Some(turn) => self
+                .operations_for_turn(turn)
+                .await?
+                .into_iter()
+                .find(|op| !op.is_terminal()),
+            None => None,
+        };
+        let available_decisions: Vec<String> = params
+            .get("availableDecisions")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|d| match d {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Object(map) => map.keys().next().cloned(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| {
+                if kind == "approval" {
+                    vec![
+                        "accept".into(),
+                        "acceptForSession".into(),
+                        "decline".into(),
+                        "cancel".into(),
+                    ]
+                } else {
+                    Vec::new()
+                }
+            });
+        let timeout =
+            i64::try_from(self.settings.interaction_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+        let interaction = self
+            .store
+            .insert_interaction(NewInteraction {
+                operation_id: operation.as_ref().map(|o| o.operation_id.clone()),
+                workflow_id: operation.as_ref().and_then(|o| o.workflow_id.clone()),
+                thread_id: thread_id.clone(),
+                turn_id: turn_id.clone(),
+                method: method.to_string(),
+                jsonrpc_id: id.to_string(),
+                questions: params.get("questions").cloned(),
+                answer_schema: params.get("requestedSchema").cloned(),
+                risk_summary: risk_summary(method, &params),
+                params,
+                available_decisions,
+                owner_id: self.worker.owner_id.clone(),
+                process_generation: i64::try_from(generation).unwrap_or(i64::MAX),
+                expires_at: crate::time::now_ms().saturating_add(timeout),
+            })
+            .await?;
+        let waiting = if kind == "user_input" {
+            "waiting_for_user_input"
+        } else {
+            "waiting_for_approval"
+        };
+        if let Some(op) = &operation {
+            if let Err(error) = self.store.set_status(&op.operation_id, waiting).await {
+                tracing::debug!(operation = %op.operation_id, %error, "could not mark the operation waiting");
+            }
+        }
+        if let (Some(turn), Some(thread)) = (&turn_id, &thread_id) {
+            self.store
+                .upsert_turn(self.turn_update(generation, turn, thread, waiting))
+                .await?;
+        }
+        self.offer_to_policies(&interaction).await;
+        Ok(())
+    }
+
+    /// The app-server generation died: its turns and their operations end `unknown_after_app_server_exit`
+    /// (never success), its interactions are orphaned.
+    async fn app_server_exited(&self, generation: u64) -> Result<(), EngineError> {
+        let generation = i64::try_from(generation).unwrap_or(i64::MAX);
+        let turns = self
+            .store
+            .mark_generation_lost(&self.worker.owner_id, generation)
+            .await?;
+        let orphaned = self
+            .store
+            .orphan_interactions(&self.worker.owner_id, generation)
+            .await?;
+        self.loaded_threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(g, _)| i64::try_from(*g).unwrap_or(i64::MAX) != generation);
+        tracing::warn!(
+            generation,
+            turns = turns.len(),
+            orphaned,
+            "app-server exited; its turns end unknown"
+        );
+        self.wake();
+        Ok(())
+    }
+}
+
+/// One line saying what an interaction asks for, without secrets or full paths.
+fn risk_summary(method: &str, params: &Value) -> Option<String> {
+    match method {
+        "item/commandExecution/requestApproval" | "execCommandApproval" => {
+            let reason = params.get("reason").and_then(Value::as_str);
+            Some(match reason {
+                Some(reason) => format!("run a shell command ({reason})"),
+                None => "run a shell command".to_string(),
+            })
+        }
+        "item/fileChange/requestApproval" | "applyPatchApproval" => {
+            Some("change files".to_string())
+        }
+        "item/permissions/requestApproval" => Some("grant extra permissions".to_string()),
+        "item/tool/requestUserInput" => Some("answer questions".to_string()),
+        "mcpServer/elicitation/request" => Some("provide input to an MCP server".to_string()),
+        _ => None,
+    }
+}
+
+/// The seed's `finalReport`: text plus, with an output schema, the parsed structured result.
+pub fn final_report(
+    op: &Operation,
+    thread_id: &str,
+    turn_id: &str,
+    text: Option<&str>,
+    error: Option<&Value>,
+) -> Value {
+    let schema = op.request.get("outputSchema").filter(|s| !s.is_null());
+    let (structured, parse_status) = match text {
+        None | Some("") => (Value::Null, "empty"),
+        Some(text) => match parse_structured(text) {
+            Some(value) => (value, "valid_json"),
+            None => (Value::Null, "plain_text"),
+        },
+    };
+    let schema_hash = schema.map(|s| {
+        crate::mcp::catalog::sha256_hex(crate::mcp::catalog::canonical_json(s).as_bytes())[..32]
+            .to_string()
+    });
+    json!({
+        "text": text,
+        "summary": text.map(|t| t.chars().take(500).collect::<String>()),
+        "structured": if schema.is_some() { structured } else { Value::Null },
+        "structuredStatus": if schema.is_none() { "not_requested" } else if parse_status == "valid_json" { "valid" } else { "invalid" },
+        "structuredParseStatus": parse_status,
+        "schemaHash": schema_hash,
+        "threadId": thread_id,
+        "turnId": turn_id,
+        "error": error,
+    })
+}
+
+/// JSON from the whole text or from a fenced ```json block.
+pub fn parse_structured(text: &str) -> Option<Value> {
+    if let Ok(value) = serde_json::from_str::<Value>(text.trim()) {
+        return Some(value);
+    }
+    let start = text.find("```json")? + "```json".len();
+    let rest = &text[start..];
+    let end = rest.find("```")?;
+    serde_json::from_str(rest[..end].trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completed_turn_carries_the_last_agent_message() {
+        let params = json!({"threadId": "t", "turn": {"id": "u", "status": "completed", "items": [
+            {"type": "userMessage"}, {"type": "agentMessage", "text": "first"}, {"type": "agentMessage", "text": "last"}]}});
+        assert_eq!(
+            reduce("turn/completed", &params),
+            vec![TurnUpdate::Completed {
+                thread_id: "t".into(),
+                turn_id: "u".into(),
+                status: "completed".into(),
+                final_message: Some("last".into()),
+                error: None
+            }]
+        );
+    }
+
+    #[test]
+    fn statuses_follow_the_seed_table() {
+        assert_eq!(normalize_turn_status("idle"), "completed");
+        assert_eq!(normalize_turn_status("interrupted"), "interrupted");
+        assert_eq!(normalize_turn_status("cancelled"), "aborted");
+        assert_eq!(normalize_turn_status("failed"), "failed");
+    }
+
+    #[test]
+    fn structured_results_come_from_json_or_a_json_block() {
+        assert_eq!(parse_structured("{\"a\": 1}"), Some(json!({"a": 1})));
+        assert_eq!(
+            parse_structured("Here:\n```json\n{\"b\": [1]}\n```\nDone."),
+            Some(json!({"b": [1]}))
+        );
+        assert_eq!(parse_structured("no json here"), None);
+    }
+}

@@ -1,0 +1,643 @@
+//! Durable pending interactions (`pending_interactions` + `pending_interaction_events`).
+//!
+//! App-server's approval and user-input requests arrive on the process that owns that app-server (its
+//! `owner_id` and `process_generation` are stored). Any process can list and answer them: answering stores the
+//! response and sets `delivery_state = 'requested'`; the owning process polls
+//! [`Store::take_answers_to_deliver`] (cheap: a partial index on requested rows), sends the JSON-RPC reply on the
+//! live generation and confirms with [`Store::mark_interaction_delivered`]. Exactly one answer wins: the answer is
+//! a conditional UPDATE on `status = 'pending' AND expires_at > now`.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{invalid, new_id, Store, StoreError, Timestamp};
+use crate::engine::rules::interactions::{default_decline_response, interaction_kind};
+use crate::engine::rules::redact::redact_secrets;
+
+/// A new interaction, as the app-server request brought it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewInteraction {
+    /// The operation whose turn asked, when known.
+    pub operation_id: Option<String>,
+    /// Its workflow.
+    pub workflow_id: Option<String>,
+    /// Thread.
+    pub thread_id: Option<String>,
+    /// Turn.
+    pub turn_id: Option<String>,
+    /// The server-request method (decides the kind).
+    pub method: String,
+    /// The JSON-RPC id to answer.
+    pub jsonrpc_id: String,
+    /// Request params (secrets are redacted before storing).
+    pub params: Value,
+    /// Decisions offered (approvals).
+    pub available_decisions: Vec<String>,
+    /// Questions (user input).
+    pub questions: Option<Value>,
+    /// Schema of an acceptable answer (elicitation).
+    pub answer_schema: Option<Value>,
+    /// One-line risk summary.
+    pub risk_summary: Option<String>,
+    /// The owning process.
+    pub owner_id: String,
+    /// Its app-server generation.
+    pub process_generation: i64,
+    /// Auto-decline instant (unix ms).
+    pub expires_at: i64,
+}
+
+/// One stored interaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingInteraction {
+    /// `int_<32 hex>`.
+    pub interaction_id: String,
+    /// Operation.
+    pub operation_id: Option<String>,
+    /// Workflow.
+    pub workflow_id: Option<String>,
+    /// Thread.
+    pub thread_id: Option<String>,
+    /// Turn.
+    pub turn_id: Option<String>,
+    /// approval, permissions, user_input, elicitation.
+    pub kind: String,
+    /// Server-request method.
+    pub method: String,
+    /// JSON-RPC id to answer.
+    #[serde(skip)]
+    pub jsonrpc_id: String,
+    /// pending, answered, auto_declined, expired, failed, orphaned_after_app_server_exit.
+    pub status: String,
+    /// True for every status but `pending`.
+    pub terminal: bool,
+    /// Redacted params.
+    pub params: Value,
+    /// Decisions offered.
+    pub available_decisions: Vec<String>,
+    /// Questions.
+    pub questions: Option<Value>,
+    /// Answer schema.
+    pub answer_schema: Option<Value>,
+    /// Risk summary.
+    pub risk_summary: Option<String>,
+    /// Owning process.
+    pub owner_id: String,
+    /// Its generation.
+    pub process_generation: i64,
+    /// Auto-decline instant.
+    pub expires_at: Timestamp,
+    /// The reply to send (answer or auto-decline).
+    pub response: Option<Value>,
+    /// Who answered.
+    pub answered_by: Option<String>,
+    /// When answered.
+    pub answered_at: Option<Timestamp>,
+    /// requested (owner must deliver), delivered, failed.
+    pub delivery_state: Option<String>,
+    /// When created.
+    pub created_at: Timestamp,
+}
+
+/// Filters for [`Store::list_interactions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InteractionFilter {
+    /// Thread.
+    pub thread_id: Option<String>,
+    /// Turn.
+    pub turn_id: Option<String>,
+    /// Operation.
+    pub operation_id: Option<String>,
+    /// Workflow.
+    pub workflow_id: Option<String>,
+    /// Status (the tool's default is `pending`).
+    pub status: Option<String>,
+}
+
+const COLUMNS: &str = "interaction_id, operation_id, workflow_id, thread_id, turn_id, kind, method, jsonrpc_id, status, \
+    params_json, available_decisions_json, questions_json, answer_schema_json, risk_summary, owner_id, \
+    process_generation, expires_at, response_json, answered_by, answered_at, delivery_state, created_at";
+
+fn json_col(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn from_row(row: &Row<'_>) -> Result<PendingInteraction, rusqlite::Error> {
+    let status: String = row.get(8)?;
+    let decisions: String = row.get(10)?;
+    Ok(PendingInteraction {
+        interaction_id: row.get(0)?,
+        operation_id: row.get(1)?,
+        workflow_id: row.get(2)?,
+        thread_id: row.get(3)?,
+        turn_id: row.get(4)?,
+        kind: row.get(5)?,
+        method: row.get(6)?,
+        jsonrpc_id: row.get(7)?,
+        terminal: status != "pending",
+        status,
+        params: json_col(row.get(9)?).unwrap_or(Value::Null),
+        available_decisions: serde_json::from_str(&decisions).unwrap_or_default(),
+        questions: json_col(row.get(11)?),
+        answer_schema: json_col(row.get(12)?),
+        risk_summary: row.get(13)?,
+        owner_id: row.get(14)?,
+        process_generation: row.get(15)?,
+        expires_at: Timestamp(row.get(16)?),
+        response: json_col(row.get(17)?),
+        answered_by: row.get(18)?,
+        answered_at: row.get::<_, Option<i64>>(19)?.map(Timestamp),
+        delivery_state: row.get(20)?,
+        created_at: Timestamp(row.get(21)?),
+    })
+}
+
+fn log_event(
+    conn: &Connection,
+    interaction_id: &str,
+    event: &str,
+    details: Option<&Value>,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO pending_interaction_events (interaction_id, event, details_json, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![interaction_id, event, details.map(Value::to_string), now])?;
+    Ok(())
+}
+
+/// One interaction by id.
+pub fn get(
+    conn: &Connection,
+    interaction_id: &str,
+) -> Result<Option<PendingInteraction>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM pending_interactions WHERE interaction_id = ?1"
+        ))?
+        .query_row([interaction_id], from_row)
+        .optional()?)
+}
+
+fn require(conn: &Connection, interaction_id: &str) -> Result<PendingInteraction, StoreError> {
+    get(conn, interaction_id)?.ok_or_else(|| StoreError::NotFound {
+        kind: "interaction",
+        id: interaction_id.to_string(),
+    })
+}
+
+/// Stores a new pending interaction.
+pub fn insert(
+    conn: &Connection,
+    new: &NewInteraction,
+    now: i64,
+) -> Result<PendingInteraction, StoreError> {
+    let kind = interaction_kind(&new.method).ok_or_else(|| {
+        invalid(
+            "method",
+            format!("{} is not an interaction method", new.method),
+        )
+    })?;
+    let interaction_id = new_id("int");
+    conn.prepare_cached(
+        "INSERT INTO pending_interactions (interaction_id, operation_id, workflow_id, thread_id, turn_id, kind, method, \
+         jsonrpc_id, status, params_json, available_decisions_json, questions_json, answer_schema_json, risk_summary, \
+         owner_id, process_generation, expires_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
+    )?
+    .execute(params![
+        interaction_id,
+        new.operation_id,
+        new.workflow_id,
+        new.thread_id,
+        new.turn_id,
+        kind,
+        new.method,
+        new.jsonrpc_id,
+        redact_secrets(&new.params).to_string(),
+        serde_json::to_string(&new.available_decisions)?,
+        new.questions.as_ref().map(Value::to_string),
+        new.answer_schema.as_ref().map(Value::to_string),
+        new.risk_summary,
+        new.owner_id,
+        new.process_generation,
+        new.expires_at,
+        now,
+    ])?;
+    log_event(conn, &interaction_id, "created", None, now)?;
+    require(conn, &interaction_id)
+}
+
+/// Stores an answer for the owner to deliver. Fails with [`StoreError::InteractionUnavailable`] when the
+/// interaction is no longer pending; one that is past its expiry is marked `expired` first.
+pub fn answer(
+    conn: &Connection,
+    interaction_id: &str,
+    response: &Value,
+    answered_by: Option<&str>,
+    now: i64,
+) -> Result<PendingInteraction, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE pending_interactions SET status = 'answered', response_json = ?2, answered_by = ?3, answered_at = ?4, \
+             delivery_state = 'requested', updated_at = ?4 \
+             WHERE interaction_id = ?1 AND status = 'pending' AND expires_at > ?4",
+        )?
+        .execute(params![interaction_id, response.to_string(), answered_by, now])?;
+    if n == 1 {
+        log_event(conn, interaction_id, "answered", Some(response), now)?;
+        return require(conn, interaction_id);
+    }
+    let current = require(conn, interaction_id)?;
+    let status = if current.status == "pending" {
+        // Answered too late (the owner has not auto-declined yet): the seed's `expired`.
+        conn.prepare_cached("UPDATE pending_interactions SET status = 'expired', updated_at = ?2 WHERE interaction_id = ?1")?
+            .execute(params![interaction_id, now])?;
+        log_event(conn, interaction_id, "expired", None, now)?;
+        "expired".to_string()
+    } else {
+        current.status
+    };
+    Err(StoreError::InteractionUnavailable {
+        interaction_id: interaction_id.to_string(),
+        status,
+    })
+}
+
+/// Answers `owner` must deliver now (answered or auto-declined, not yet sent).
+pub fn take_answers_to_deliver(
+    conn: &Connection,
+    owner: &str,
+) -> Result<Vec<PendingInteraction>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM pending_interactions WHERE owner_id = ?1 AND delivery_state = 'requested' \
+         ORDER BY answered_at, interaction_id"
+    ))?;
+    let rows = stmt.query_map([owner], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records the outcome of delivering a reply: `delivered`, or `failed` (the interaction becomes `failed`).
+pub fn mark_delivered(
+    conn: &Connection,
+    interaction_id: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<PendingInteraction, StoreError> {
+    match error {
+        None => {
+            conn.prepare_cached(
+                "UPDATE pending_interactions SET delivery_state = 'delivered', delivered_at = ?2, updated_at = ?2 \
+                 WHERE interaction_id = ?1",
+            )?
+            .execute(params![interaction_id, now])?;
+            log_event(conn, interaction_id, "delivered", None, now)?;
+        }
+        Some(error) => {
+            conn.prepare_cached(
+                "UPDATE pending_interactions SET delivery_state = 'failed', status = 'failed', updated_at = ?2 \
+                 WHERE interaction_id = ?1",
+            )?
+            .execute(params![interaction_id, now])?;
+            log_event(
+                conn,
+                interaction_id,
+                "delivery_failed",
+                Some(&Value::String(error.to_string())),
+                now,
+            )?;
+        }
+    }
+    require(conn, interaction_id)
+}
+
+/// Auto-declines `owner`'s pending interactions whose expiry has passed: status `auto_declined`, the default
+/// decline reply stored and queued for delivery. Returns them.
+pub fn expire(
+    conn: &Connection,
+    owner: &str,
+    now: i64,
+) -> Result<Vec<PendingInteraction>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM pending_interactions WHERE owner_id = ?1 AND status = 'pending' AND expires_at <= ?2"
+    ))?;
+    let due: Vec<PendingInteraction> = stmt
+        .query_map(params![owner, now], from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(due.len());
+    for interaction in due {
+        let response =
+            default_decline_response(&interaction.kind, &interaction.available_decisions);
+        conn.prepare_cached(
+            "UPDATE pending_interactions SET status = 'auto_declined', response_json = ?2, answered_by = 'auto_decline', \
+             answered_at = ?3, delivery_state = 'requested', updated_at = ?3 WHERE interaction_id = ?1",
+        )?
+        .execute(params![interaction.interaction_id, response.to_string(), now])?;
+        log_event(
+            conn,
+            &interaction.interaction_id,
+            "auto_declined",
+            Some(&response),
+            now,
+        )?;
+        out.push(require(conn, &interaction.interaction_id)?);
+    }
+    Ok(out)
+}
+
+/// The app-server generation `generation` of `owner` is gone: its pending (and answered but undelivered)
+/// interactions become `orphaned_after_app_server_exit`. Returns how many.
+pub fn orphan_generation(
+    conn: &Connection,
+    owner: &str,
+    generation: i64,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT interaction_id FROM pending_interactions WHERE owner_id = ?1 AND process_generation = ?2 \
+         AND (status = 'pending' OR delivery_state = 'requested')",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map(params![owner, generation], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        conn.prepare_cached(
+            "UPDATE pending_interactions SET status = 'orphaned_after_app_server_exit', \
+             delivery_state = CASE WHEN delivery_state = 'requested' THEN 'failed' ELSE delivery_state END, \
+             updated_at = ?2 WHERE interaction_id = ?1",
+        )?
+        .execute(params![id, now])?;
+        log_event(conn, id, "orphaned", None, now)?;
+    }
+    Ok(ids.len())
+}
+
+/// Interactions matching `filter`, newest first.
+pub fn list(
+    conn: &Connection,
+    filter: &InteractionFilter,
+    limit: usize,
+) -> Result<Vec<PendingInteraction>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM pending_interactions WHERE (?1 IS NULL OR thread_id = ?1) AND (?2 IS NULL OR turn_id = ?2) \
+         AND (?3 IS NULL OR operation_id = ?3) AND (?4 IS NULL OR workflow_id = ?4) AND (?5 IS NULL OR status = ?5) \
+         ORDER BY created_at DESC, interaction_id LIMIT ?6"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            filter.thread_id,
+            filter.turn_id,
+            filter.operation_id,
+            filter.workflow_id,
+            filter.status,
+            limit.min(10_000) as i64
+        ],
+        from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl Store {
+    /// Stores a new pending interaction.
+    pub async fn insert_interaction(
+        &self,
+        new: NewInteraction,
+    ) -> Result<PendingInteraction, StoreError> {
+        self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
+            .await
+    }
+
+    /// One interaction.
+    pub async fn get_interaction(
+        &self,
+        interaction_id: &str,
+    ) -> Result<Option<PendingInteraction>, StoreError> {
+        let id = interaction_id.to_string();
+        self.read(move |c| get(c, &id)).await
+    }
+
+    /// Interactions matching `filter`, newest first.
+    pub async fn list_interactions(
+        &self,
+        filter: InteractionFilter,
+        limit: usize,
+    ) -> Result<Vec<PendingInteraction>, StoreError> {
+        self.read(move |c| list(c, &filter, limit)).await
+    }
+
+    /// Stores an answer (from any process) for the owning process to deliver.
+    pub async fn answer_interaction(
+        &self,
+        interaction_id: &str,
+        response: Value,
+        answered_by: Option<&str>,
+    ) -> Result<PendingInteraction, StoreError> {
+        let (id, by) = (interaction_id.to_string(), answered_by.map(str::to_string));
+        self.write(move |tx| answer(tx, &id, &response, by.as_deref(), crate::time::now_ms()))
+            .await
+    }
+
+    /// Replies `owner` must send now.
+    pub async fn take_answers_to_deliver(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<PendingInteraction>, StoreError> {
+        let owner = owner.to_string();
+        self.read(move |c| take_answers_to_deliver(c, &owner)).await
+    }
+
+    /// Records delivery (or its failure).
+    pub async fn mark_interaction_delivered(
+        &self,
+        interaction_id: &str,
+        error: Option<&str>,
+    ) -> Result<PendingInteraction, StoreError> {
+        let (id, error) = (interaction_id.to_string(), error.map(str::to_string));
+        self.write(move |tx| mark_delivered(tx, &id, error.as_deref(), crate::time::now_ms()))
+            .await
+    }
+
+    /// Auto-declines `owner`'s expired interactions (as of `now`).
+    pub async fn expire_interactions(
+        &self,
+        owner: &str,
+        now: i64,
+    ) -> Result<Vec<PendingInteraction>, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |tx| expire(tx, &owner, now)).await
+    }
+
+    /// Orphans every live interaction of one app-server generation.
+    pub async fn orphan_interactions(
+        &self,
+        owner: &str,
+        generation: i64,
+    ) -> Result<usize, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |tx| orphan_generation(tx, &owner, generation, crate::time::now_ms()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+    use serde_json::json;
+
+    fn approval(owner: &str, generation: i64, expires_at: i64) -> NewInteraction {
+        NewInteraction {
+            thread_id: Some("thr-1".into()),
+            turn_id: Some("turn-1".into()),
+            method: "item/commandExecution/requestApproval".into(),
+            jsonrpc_id: "7".into(),
+            params: json!({"command": "ls", "token": "secret"}),
+            available_decisions: vec!["accept".into(), "decline".into()],
+            owner_id: owner.into(),
+            process_generation: generation,
+            expires_at,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn answer_from_any_process_is_delivered_by_the_owner() {
+        let (dir, store) = temp_store();
+        let far = crate::time::now_ms() + 900_000;
+        let created = store
+            .insert_interaction(approval("mcp:1:a", 1, far))
+            .await
+            .expect("insert");
+        assert!(created.interaction_id.starts_with("int_") && created.interaction_id.len() == 36);
+        assert_eq!(
+            (created.kind.as_str(), created.params["token"].as_str()),
+            ("approval", Some("[redacted]"))
+        );
+        // Another process (another handle on the file) answers.
+        let other = Store::open(&dir.path().join("state.sqlite3")).expect("second handle");
+        let answered = other
+            .answer_interaction(
+                &created.interaction_id,
+                json!({"decision": "accept"}),
+                Some("agent"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(answered.status, "answered");
+        // A second answer loses.
+        assert!(matches!(
+            other.answer_interaction(&created.interaction_id, json!({"decision": "decline"}), None).await,
+            Err(StoreError::InteractionUnavailable { status, .. }) if status == "answered"
+        ));
+        let due = store.take_answers_to_deliver("mcp:1:a").await.expect("due");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].response, Some(json!({"decision": "accept"})));
+        store
+            .mark_interaction_delivered(&created.interaction_id, None)
+            .await
+            .expect("delivered");
+        assert!(store
+            .take_answers_to_deliver("mcp:1:a")
+            .await
+            .expect("due")
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn expiry_auto_declines_and_late_answers_are_refused() {
+        let (_dir, store) = temp_store();
+        let now = crate::time::now_ms();
+        let soon = store
+            .insert_interaction(approval("mcp:1:a", 1, now + 10))
+            .await
+            .expect("insert");
+        let expired = store
+            .expire_interactions("mcp:1:a", now + 20)
+            .await
+            .expect("expire");
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].status, "auto_declined");
+        assert_eq!(expired[0].response, Some(json!({"decision": "decline"})));
+        assert_eq!(
+            store
+                .take_answers_to_deliver("mcp:1:a")
+                .await
+                .expect("due")
+                .len(),
+            1
+        );
+        assert!(matches!(
+            store
+                .answer_interaction(&soon.interaction_id, json!({"decision": "accept"}), None)
+                .await,
+            Err(StoreError::InteractionUnavailable { .. })
+        ));
+        // Past expiry but not yet swept: the answer marks it expired.
+        let stale = store
+            .insert_interaction(approval("mcp:1:a", 1, now - 1))
+            .await
+            .expect("insert");
+        match store
+            .answer_interaction(&stale.interaction_id, json!({"decision": "accept"}), None)
+            .await
+        {
+            Err(StoreError::InteractionUnavailable { status, .. }) => assert_eq!(status, "expired"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn interactions_are_orphaned_by_generation() {
+        let (_dir, store) = temp_store();
+        let far = crate::time::now_ms() + 900_000;
+        for generation in [1, 1, 2] {
+            store
+                .insert_interaction(approval("mcp:1:a", generation, far))
+                .await
+                .expect("insert");
+        }
+        store
+            .insert_interaction(approval("mcp:2:b", 1, far))
+            .await
+            .expect("other owner");
+        assert_eq!(
+            store
+                .orphan_interactions("mcp:1:a", 1)
+                .await
+                .expect("orphan"),
+            2
+        );
+        let pending = store
+            .list_interactions(
+                InteractionFilter {
+                    status: Some("pending".into()),
+                    ..Default::default()
+                },
+                50,
+            )
+            .await
+            .expect("list");
+        assert_eq!(
+            pending.len(),
+            2,
+            "generation 2 and the other owner's stay pending"
+        );
+        let orphaned = store
+            .list_interactions(
+                InteractionFilter {
+                    status: Some("orphaned_after_app_server_exit".into()),
+                    thread_id: Some("thr-1".into()),
+                    ..Default::default()
+                },
+                50,
+            )
+            .await
+            .expect("list");
+        assert!(orphaned
+            .iter()
+            .all(|i| i.terminal && i.process_generation == 1));
+        assert_eq!(orphaned.len(), 2);
+    }
+}

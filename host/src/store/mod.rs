@@ -1,0 +1,450 @@
+//! The durable state: one SQLite file (WAL) shared by every server process on the host.
+//!
+//! # Concurrency model
+//!
+//! A [`Store`] owns **one writer connection on a dedicated OS thread**. Every write is a closure sent over a
+//! channel and answered through a oneshot, so writes from one process are serialised without a lock on the tokio
+//! reactor, and each write runs in its own `BEGIN IMMEDIATE` transaction (other processes wait on
+//! `busy_timeout`). Reads use a **small pool of read-only connections** driven through `spawn_blocking`: in WAL mode
+//! a reader sees the last committed snapshot and never waits for the writer, so a status poll is never stuck
+//! behind a long write. Blocking SQLite work therefore never runs on a reactor thread.
+//!
+//! # Layout
+//!
+//! - [`schema`]: the versioned migrations (`PRAGMA user_version`).
+//! - [`operations`]: operations with their queue fields, idempotent insert, status transitions, reports.
+//! - [`submissions`]: prompt submissions and the active duplicate-prompt guard.
+//! - [`leases`]: workers, leases, heartbeats, claiming with concurrency limits, owner liveness.
+//! - [`intents`]: the creating-call journal (intent before a creating app-server call, confirmation after).
+//! - [`recovery`]: startup recovery of operations whose owner is gone.
+//! - [`turns`]: tracked turns, their messages, progress events and token usage.
+//! - [`interactions`]: durable pending interactions, answerable from any process.
+//! - [`events`]: the bounded, redacted app-server frame journal.
+//!
+//! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
+//! rendered as ISO-8601 UTC only when serialised.
+
+pub mod events;
+pub mod intents;
+pub mod interactions;
+pub mod leases;
+pub mod operations;
+pub mod recovery;
+pub mod schema;
+pub mod submissions;
+pub mod turns;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use serde::{Serialize, Serializer};
+
+use crate::engine::rules::dedup::DuplicateMatch;
+
+pub use events::{AppServerEvent, EventFilter, NewAppServerEvent};
+pub use intents::{Intent, CREATING_METHODS};
+pub use interactions::{InteractionFilter, NewInteraction, PendingInteraction};
+pub use leases::{ClaimLimits, ConcurrencyCounts, WorkerInfo, WorkerRow};
+pub use operations::{
+    InsertOutcome, NewOperation, Operation, OperationFilter, OperationSnapshot, QueueCounts,
+};
+pub use recovery::RecoveryReport;
+pub use turns::{
+    NewProgressEvent, NewTurnMessage, ProgressEvent, TokenUsage, Turn, TurnMessage, TurnUpdate,
+};
+
+/// How long a connection waits for another process's write lock before `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept open; more are opened on demand under load and closed when returned.
+const MAX_IDLE_READERS: usize = 4;
+/// How often the background thread checkpoints the WAL. Commits never checkpoint themselves
+/// (`wal_autocheckpoint=0` on the writer), so a commit never pays for copying pages into the main file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// Page cache of the writer connection (KiB): inserts touch about a dozen index pages spread over the file.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// Page cache of each reader connection (KiB).
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
+/// Everything the store can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error (including `SQLITE_BUSY` after [`BUSY_TIMEOUT`]).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file was written by a newer binary; refusing to touch it.
+    #[error("database schema version {found} is newer than this binary knows ({known})")]
+    SchemaTooNew {
+        /// `user_version` in the file.
+        found: i64,
+        /// The newest version this binary knows.
+        known: i64,
+    },
+    /// `client_request_id` names an operation whose request differs.
+    #[error("client_request_id already used by {operation_id} with a different request ({})", differing_fields.join(", "))]
+    IdempotencyKeyReused {
+        /// The existing operation.
+        operation_id: String,
+        /// Top-level request fields that differ.
+        differing_fields: Vec<String>,
+    },
+    /// An active operation in the same scope already runs this prompt.
+    #[error("an active operation ({}) already runs this prompt", .0.existing_operation_id)]
+    DuplicatePromptActive(Box<DuplicateMatch>),
+    /// No row with this id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `operation`, `turn`, `interaction`, `intent`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The status change is not allowed.
+    #[error("operation {operation_id}: {from} -> {to} is not allowed")]
+    InvalidTransition {
+        /// The operation.
+        operation_id: String,
+        /// Current status.
+        from: String,
+        /// Requested status.
+        to: String,
+    },
+    /// A value the store was given is malformed.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The field at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller does not hold the lease it acts under.
+    #[error("operation {operation_id} is not leased by {owner}")]
+    LeaseNotHeld {
+        /// The operation.
+        operation_id: String,
+        /// The caller.
+        owner: String,
+    },
+    /// The interaction can no longer be answered.
+    #[error("interaction {interaction_id} is {status}")]
+    InteractionUnavailable {
+        /// The interaction.
+        interaction_id: String,
+        /// Its status (`expired`, `answered`, ...).
+        status: String,
+    },
+    /// A stored JSON column could not be parsed.
+    #[error("stored json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The writer thread is gone (the store is shutting down or a write panicked).
+    #[error("store writer is closed")]
+    Closed,
+    /// A blocking read task failed to run.
+    #[error("store reader task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (a lock held too long by another process).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+pub(crate) fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+    StoreError::InvalidArgument {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Unix milliseconds, serialised as ISO-8601 UTC (`2026-01-02T03:04:05.678Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The instant as unix milliseconds.
+    pub fn ms(self) -> i64 {
+        self.0
+    }
+    /// The instant as ISO-8601 UTC text.
+    pub fn iso(self) -> String {
+        crate::time::iso8601_from_ms(self.0)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.iso())
+    }
+}
+
+/// A new random id `<prefix>_<32 hex>`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpoint thread.
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the sender ends the writer loop; joining closes the writer connection (and lets SQLite
+        // checkpoint the WAL) before the store is considered gone.
+        if let Ok(mut writer) = self.writer.lock() {
+            drop(writer.take());
+        }
+        if let Ok(mut handle) = self.writer_thread.lock() {
+            if let Some(handle) = handle.take() {
+                let _ = handle.join();
+            }
+        }
+        if let Ok(mut checkpointer) = self.checkpointer.lock() {
+            if let Some((stop, handle)) = checkpointer.take() {
+                drop(stop);
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone, all clones share one writer thread and one reader pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`: WAL, `busy_timeout` 5 s, `synchronous=NORMAL`,
+    /// foreign keys on, pending migrations applied. A file from a newer binary is refused with
+    /// [`StoreError::SchemaTooNew`].
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "sqlite refused WAL journal mode");
+        }
+        configure(&conn)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        schema::migrate(&mut conn)?;
+        let checkpointer = spawn_checkpointer(path)?;
+
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".to_string())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(job) = receiver.recv() {
+                    // A panicking job must not take the writer down with it; its caller sees `Closed`.
+                    let outcome =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                    if outcome.is_err() {
+                        tracing::error!("store write job panicked");
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(Some(sender)),
+                writer_thread: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some(checkpointer)),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+        let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer thread; commits when it returns `Ok`.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send_job(Box::new(move |conn: &mut Connection| {
+            let _ = reply.send(run_immediate(conn, f));
+        }))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`write`](Self::write) for callers outside an async context (benchmarks, blocking threads).
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send_job(Box::new(move |conn: &mut Connection| {
+            let _ = reply.send(run_immediate(conn, f));
+        }))?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self
+            .inner
+            .readers
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn)?;
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+        Ok(conn)
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// [`read`](Self::read) on the current thread.
+    pub fn read_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError>,
+    {
+        let conn = self.take_reader()?;
+        let result = f(&conn);
+        self.return_reader(conn);
+        result
+    }
+
+    /// Runs `f` on a pooled read-only connection in `spawn_blocking`; it sees the last committed snapshot.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every [`CHECKPOINT_INTERVAL`].
+/// PASSIVE never blocks writers or readers; pages still in use by a reader are copied on a later round.
+fn spawn_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("store-checkpoint".to_string())
+        .spawn(move || loop {
+            match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(error) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(%error, "wal checkpoint failed");
+                    }
+                }
+                // The store is gone: a last checkpoint keeps the WAL short for the next opener.
+                _ => {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    return;
+                }
+            }
+        })
+        .map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok((stop, handle))
+}
+
+fn run_immediate<R, F>(conn: &mut Connection, f: F) -> Result<R, StoreError>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
+{
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A store on a fresh file in a temp dir (kept alive by the returned guard).
+    pub fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("state.sqlite3")).expect("open store");
+        (dir, store)
+    }
+}

@@ -1,0 +1,1461 @@
+//! Operations (`codex_operations`): the durable unit of work, with its queue fields, idempotent insert, status
+//! transitions, reports and listings.
+//!
+//! The seed keeps queue fields in a side table (`codex_operation_scheduling`); here they are columns of the
+//! operation row, so a claim or a status read touches one row and one index.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::{invalid, new_id, submissions, Store, StoreError, Timestamp};
+use crate::engine::rules::canonical::{canonical_json, canonicalize, differing_fields};
+use crate::engine::rules::dedup::{guard_applies, DedupProbe};
+use crate::engine::rules::prompt::{
+    basis_text, normalize_prompt, prompt_hash, sha256_hex, BasisInput,
+};
+use crate::engine::rules::status::{
+    self, is_active, is_reopen_allowed, is_startable, is_terminal, is_transition_allowed,
+    queue_status_for, retry_backoff_seconds, DEDUP_TYPES, OPERATION_TYPES,
+};
+
+/// One operation as stored. Serialises with the seed's camelCase names; paths and the raw request stay out of
+/// the JSON (use [`Operation::request_summary`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// `op_<32 hex>`.
+    pub operation_id: String,
+    /// The idempotency key (given, or `auto:<hash>:<uuid8>`).
+    pub client_request_id: String,
+    /// start_chat, send_message, execute_plan, steer_turn, fork_thread or review_start.
+    pub operation_type: String,
+    /// Current status (seed §c).
+    pub status: String,
+    /// Same as `status` (the seed's `phase = status`).
+    pub phase: String,
+    /// Resolved project id.
+    pub project_id: Option<String>,
+    /// Canonical cwd key, the dedup scope and the per-project slot key.
+    #[serde(skip)]
+    pub project_path_key: String,
+    /// Working directory.
+    #[serde(skip)]
+    pub cwd: Option<String>,
+    /// Alias of `thread_id`.
+    pub chat_id: Option<String>,
+    /// The thread, once known.
+    pub thread_id: Option<String>,
+    /// For forks: the thread forked from.
+    pub source_thread_id: Option<String>,
+    /// For steers: the turn to land in.
+    pub expected_turn_id: Option<String>,
+    /// The turn, once started.
+    pub turn_id: Option<String>,
+    /// Owning workflow.
+    pub workflow_id: Option<String>,
+    /// Submitting agent.
+    pub agent_id: Option<String>,
+    /// Whether the request carries a message (a message-less fork completes without a turn).
+    #[serde(skip)]
+    pub has_message: bool,
+    /// Whether the operation counts against concurrency slots (steer and message-less fork do not).
+    #[serde(skip)]
+    pub takes_slot: bool,
+    /// low, normal or high.
+    pub priority: String,
+    /// light, normal or heavy.
+    pub estimated_cost_class: String,
+    /// Write-scope keys.
+    pub resource_keys: Vec<String>,
+    /// queued, scheduled, running, or the terminal status.
+    pub queue_status: String,
+    /// Why it still waits (`global_slot_limit`, `retry_after_worker_error`, ...).
+    pub queued_reason: Option<String>,
+    /// Attempts started so far.
+    pub attempt_count: i64,
+    /// Attempts allowed before failing.
+    pub max_attempts: i64,
+    /// Not claimable before this instant.
+    pub next_attempt_at: Timestamp,
+    /// The last error recorded, as given.
+    pub last_error: Option<Value>,
+    /// Lease holder.
+    pub lease_owner: Option<String>,
+    /// Lease expiry.
+    pub lease_expires_at: Option<Timestamp>,
+    /// Last heartbeat of the lease holder for this row.
+    pub last_heartbeat_at: Option<Timestamp>,
+    /// The worker that last claimed it.
+    pub worker_id: Option<String>,
+    /// Start-call results (ids returned by app-server, etc.).
+    pub result: Option<Value>,
+    /// The final report, once recorded.
+    pub final_report: Option<Value>,
+    /// Creation instant.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// First claim.
+    pub started_at: Option<Timestamp>,
+    /// When it became terminal.
+    pub completed_at: Option<Timestamp>,
+    /// The canonical request as submitted (may contain prompts and paths: never shown raw).
+    #[serde(skip)]
+    pub request: Value,
+    /// sha256 of the canonical request JSON.
+    #[serde(skip)]
+    pub request_fingerprint: String,
+    /// Config fingerprint of the submitting process.
+    #[serde(skip)]
+    pub submitter_config_fingerprint: Option<String>,
+}
+
+/// Request keys whose values are shown as is in the summary; everything else is hashed.
+const SUMMARY_PLAIN_KEYS: [&str; 16] = [
+    "operationType",
+    "priority",
+    "estimatedCostClass",
+    "threadMode",
+    "dedupPolicy",
+    "collaborationMode",
+    "sandbox",
+    "approvalPolicy",
+    "model",
+    "projectId",
+    "threadId",
+    "sourceThreadId",
+    "expectedTurnId",
+    "workflowId",
+    "agentId",
+    "ephemeral",
+];
+
+impl Operation {
+    /// The request with prompts, paths, schemas and items replaced by `{sha256, chars}` (the seed's hashes-only
+    /// `requestSummary`).
+    pub fn request_summary(&self) -> Value {
+        let Value::Object(map) = &self.request else {
+            return json!({});
+        };
+        let mut out = serde_json::Map::new();
+        for (key, value) in map {
+            let shown = match value {
+                Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
+                Value::String(text) if SUMMARY_PLAIN_KEYS.contains(&key.as_str()) => {
+                    Value::String(text.clone())
+                }
+                Value::String(text) => {
+                    json!({"sha256": &sha256_hex(text)[..16], "chars": text.chars().count()})
+                }
+                Value::Array(items) if items.is_empty() => json!([]),
+                Value::Array(items) => {
+                    json!({"sha256": &sha256_hex(&canonical_json(value))[..16], "count": items.len()})
+                }
+                Value::Object(_) => json!({"sha256": &sha256_hex(&canonical_json(value))[..16]}),
+            };
+            out.insert(key.clone(), shown);
+        }
+        Value::Object(out)
+    }
+
+    /// `none`, `expired`, `owned_by_this_worker` or `owned_by_other_worker`.
+    pub fn lease_state(&self, owner: &str, now_ms: i64) -> &'static str {
+        match (&self.lease_owner, self.lease_expires_at) {
+            (None, _) => "none",
+            (Some(_), Some(expiry)) if expiry.ms() <= now_ms => "expired",
+            (Some(holder), _) if holder == owner => "owned_by_this_worker",
+            _ => "owned_by_other_worker",
+        }
+    }
+
+    /// The seed's `nextRecommendedAction` for this operation.
+    pub fn next_recommended_action(&self) -> &'static str {
+        status::next_recommended_action(
+            &self.status,
+            &self.operation_type,
+            self.turn_id.is_some(),
+            self.queued_reason.as_deref(),
+        )
+    }
+
+    /// The seed's `recommendedPollAfterSeconds`.
+    pub fn recommended_poll_after_seconds(&self) -> u64 {
+        status::recommended_poll_after_seconds(&self.status)
+    }
+
+    /// True when no further change is expected (except the reconcile rule).
+    pub fn is_terminal(&self) -> bool {
+        is_terminal(&self.status)
+    }
+}
+
+/// What the caller wants stored; build it with [`NewOperation::new`] and set the fields that apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOperation {
+    /// One of the operation types.
+    pub operation_type: String,
+    /// Idempotency key; generated when absent.
+    pub client_request_id: Option<String>,
+    /// The normalised request (what idempotency compares and what the dispatcher executes).
+    pub request: Value,
+    /// Resolved project id.
+    pub project_id: Option<String>,
+    /// Canonical cwd key (the dedup scope).
+    pub project_path_key: String,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Target thread.
+    pub thread_id: Option<String>,
+    /// Thread to fork.
+    pub source_thread_id: Option<String>,
+    /// Turn a steer must land in.
+    pub expected_turn_id: Option<String>,
+    /// Owning workflow.
+    pub workflow_id: Option<String>,
+    /// Submitting agent.
+    pub agent_id: Option<String>,
+    /// low, normal or high.
+    pub priority: String,
+    /// light, normal or heavy.
+    pub estimated_cost_class: String,
+    /// Write-scope keys.
+    pub resource_keys: Vec<String>,
+    /// idempotency_only, active_prompt_guard or allow_parallel_with_resource_keys.
+    pub dedup_policy: String,
+    /// The caller overrides soft guards (skips the duplicate-prompt guard).
+    pub force: bool,
+    /// The prompt.
+    pub message: Option<String>,
+    /// execute_plan: the latest completed plan, appended to the dedup basis.
+    pub latest_plan: Option<String>,
+    /// Hash of the output schema, when present.
+    pub output_schema_hash: Option<String>,
+    /// Hash of the input items, when present (also disables the similarity pass).
+    pub input_items_hash: Option<String>,
+    /// Attempts before failing (seed default 3).
+    pub max_attempts: i64,
+    /// Config fingerprint of the submitting process.
+    pub config_fingerprint: Option<String>,
+}
+
+impl NewOperation {
+    /// A request of `operation_type` with the seed's defaults for everything else.
+    pub fn new(operation_type: &str, request: Value) -> NewOperation {
+        NewOperation {
+            operation_type: operation_type.to_string(),
+            client_request_id: None,
+            request,
+            project_id: None,
+            project_path_key: String::new(),
+            cwd: None,
+            thread_id: None,
+            source_thread_id: None,
+            expected_turn_id: None,
+            workflow_id: None,
+            agent_id: None,
+            priority: "normal".to_string(),
+            estimated_cost_class: "normal".to_string(),
+            resource_keys: Vec::new(),
+            dedup_policy: "active_prompt_guard".to_string(),
+            force: false,
+            message: None,
+            latest_plan: None,
+            output_schema_hash: None,
+            input_items_hash: None,
+            max_attempts: status::DEFAULT_MAX_ATTEMPTS,
+            config_fingerprint: None,
+        }
+    }
+}
+
+/// What [`Store::insert_operation`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum InsertOutcome {
+    /// A new operation was committed.
+    Created {
+        /// The new row.
+        operation: Operation,
+        /// The prompt submission recorded with it, when the type has a prompt.
+        submission_id: Option<String>,
+    },
+    /// `client_request_id` already named an operation with the same request.
+    Existing {
+        /// The stored row.
+        operation: Operation,
+        /// Always true.
+        idempotent: bool,
+    },
+}
+
+impl InsertOutcome {
+    /// The operation, created or existing.
+    pub fn operation(&self) -> &Operation {
+        match self {
+            InsertOutcome::Created { operation, .. }
+            | InsertOutcome::Existing { operation, .. } => operation,
+        }
+    }
+}
+
+/// Filters for [`Store::list_operations`]; empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationFilter {
+    /// Any of these statuses.
+    pub statuses: Vec<String>,
+    /// This queue status.
+    pub queue_status: Option<String>,
+    /// This thread.
+    pub thread_id: Option<String>,
+    /// This turn.
+    pub turn_id: Option<String>,
+    /// This workflow.
+    pub workflow_id: Option<String>,
+    /// This agent.
+    pub agent_id: Option<String>,
+}
+
+/// Counts of non-terminal operations for the queue view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueCounts {
+    /// Non-terminal operations by status.
+    pub by_status: BTreeMap<String, i64>,
+    /// Startable operations by queue status (queued, scheduled).
+    pub by_queue_status: BTreeMap<String, i64>,
+    /// Startable operations by queued reason (`none` when unset).
+    pub by_queued_reason: BTreeMap<String, i64>,
+}
+
+pub(crate) const OP_COLUMNS: &str = "operation_id, client_request_id, operation_type, status, project_id, \
+    project_path_key, cwd, thread_id, source_thread_id, expected_turn_id, turn_id, workflow_id, agent_id, \
+    has_message, takes_slot, priority, estimated_cost_class, resource_keys_json, queue_status, queued_reason, \
+    request_json, request_fingerprint, result_json, final_report_json, last_error_json, attempt_count, \
+    max_attempts, next_attempt_at, lease_owner, lease_expires_at, last_heartbeat_at, worker_id, \
+    submitter_config_fingerprint, created_at, updated_at, started_at, completed_at";
+
+/// `priority` as stored.
+pub(crate) fn priority_rank(priority: &str) -> Option<i64> {
+    match priority {
+        "low" => Some(0),
+        "normal" => Some(1),
+        "high" => Some(2),
+        _ => None,
+    }
+}
+
+fn priority_name(rank: i64) -> &'static str {
+    match rank {
+        i64::MIN..=0 => "low",
+        1 => "normal",
+        _ => "high",
+    }
+}
+
+fn parse_json(text: Option<String>) -> Result<Option<Value>, rusqlite::Error> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+fn ts(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(Timestamp)
+}
+
+/// Maps a row selected with [`OP_COLUMNS`].
+pub(crate) fn operation_from_row(row: &Row<'_>) -> Result<Operation, rusqlite::Error> {
+    let status: String = row.get("status")?;
+    let thread_id: Option<String> = row.get("thread_id")?;
+    let keys: String = row.get("resource_keys_json")?;
+    Ok(Operation {
+        operation_id: row.get("operation_id")?,
+        client_request_id: row.get("client_request_id")?,
+        operation_type: row.get("operation_type")?,
+        phase: status.clone(),
+        status,
+        project_id: row.get("project_id")?,
+        project_path_key: row.get("project_path_key")?,
+        cwd: row.get("cwd")?,
+        chat_id: thread_id.clone(),
+        thread_id,
+        source_thread_id: row.get("source_thread_id")?,
+        expected_turn_id: row.get("expected_turn_id")?,
+        turn_id: row.get("turn_id")?,
+        workflow_id: row.get("workflow_id")?,
+        agent_id: row.get("agent_id")?,
+        has_message: row.get("has_message")?,
+        takes_slot: row.get("takes_slot")?,
+        priority: priority_name(row.get("priority")?).to_string(),
+        estimated_cost_class: row.get("estimated_cost_class")?,
+        resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
+        queue_status: row.get("queue_status")?,
+        queued_reason: row.get("queued_reason")?,
+        attempt_count: row.get("attempt_count")?,
+        max_attempts: row.get("max_attempts")?,
+        next_attempt_at: Timestamp(row.get("next_attempt_at")?),
+        last_error: parse_json(row.get("last_error_json")?)?,
+        lease_owner: row.get("lease_owner")?,
+        lease_expires_at: ts(row.get("lease_expires_at")?),
+        last_heartbeat_at: ts(row.get("last_heartbeat_at")?),
+        worker_id: row.get("worker_id")?,
+        result: parse_json(row.get("result_json")?)?,
+        final_report: parse_json(row.get("final_report_json")?)?,
+        created_at: Timestamp(row.get("created_at")?),
+        updated_at: Timestamp(row.get("updated_at")?),
+        started_at: ts(row.get("started_at")?),
+        completed_at: ts(row.get("completed_at")?),
+        request: parse_json(row.get("request_json")?)?.unwrap_or(Value::Null),
+        request_fingerprint: row.get("request_fingerprint")?,
+        submitter_config_fingerprint: row.get("submitter_config_fingerprint")?,
+    })
+}
+
+/// One operation by id.
+pub fn get(conn: &Connection, operation_id: &str) -> Result<Option<Operation>, StoreError> {
+    let sql = format!("SELECT {OP_COLUMNS} FROM codex_operations WHERE operation_id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([operation_id], operation_from_row)
+        .optional()?)
+}
+
+/// One operation by id, or [`StoreError::NotFound`].
+pub fn require(conn: &Connection, operation_id: &str) -> Result<Operation, StoreError> {
+    get(conn, operation_id)?.ok_or_else(|| StoreError::NotFound {
+        kind: "operation",
+        id: operation_id.to_string(),
+    })
+}
+
+/// One operation by idempotency key.
+pub fn get_by_client_request_id(
+    conn: &Connection,
+    client_request_id: &str,
+) -> Result<Option<Operation>, StoreError> {
+    let sql = format!("SELECT {OP_COLUMNS} FROM codex_operations WHERE client_request_id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([client_request_id], operation_from_row)
+        .optional()?)
+}
+
+/// The idempotent insert (see [`Store::insert_operation`]); `conn` must be inside a write transaction.
+pub fn insert(
+    conn: &Connection,
+    new: &NewOperation,
+    now: i64,
+) -> Result<InsertOutcome, StoreError> {
+    if !OPERATION_TYPES.contains(&new.operation_type.as_str()) {
+        return Err(invalid(
+            "operation_type",
+            format!("unknown operation type {:?}", new.operation_type),
+        ));
+    }
+    let priority = priority_rank(&new.priority)
+        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
+    if !new.request.is_object() {
+        return Err(invalid("request", "must be a JSON object"));
+    }
+    if new.max_attempts < 1 {
+        return Err(invalid("max_attempts", "must be at least 1"));
+    }
+    let canonical = canonicalize(&new.request);
+    let canonical_text = canonical.to_string();
+    let fingerprint = sha256_hex(&canonical_text);
+
+    let client_request_id = match &new.client_request_id {
+        Some(key) => {
+            if let Some(existing) = get_by_client_request_id(conn, key)? {
+                if existing.request_fingerprint == fingerprint {
+                    return Ok(InsertOutcome::Existing {
+                        operation: existing,
+                        idempotent: true,
+                    });
+                }
+                return Err(StoreError::IdempotencyKeyReused {
+                    differing_fields: differing_fields(&existing.request, &canonical),
+                    operation_id: existing.operation_id,
+                });
+            }
+            key.clone()
+        }
+        // No key: a unique one, so there is no implicit idempotency (the seed's format).
+        None => format!(
+            "auto:{}:{}",
+            &fingerprint[..32],
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+    };
+
+    // The dedup basis exists for prompt-carrying types whether or not the guard runs, so later requests see it.
+    let basis = match (
+        &new.message,
+        DEDUP_TYPES.contains(&new.operation_type.as_str()),
+    ) {
+        (Some(message), true) => {
+            let text = basis_text(&BasisInput {
+                message,
+                latest_plan: new.latest_plan.as_deref(),
+                output_schema_hash: new.output_schema_hash.as_deref(),
+                input_items_hash: new.input_items_hash.as_deref(),
+            });
+            let normalized = normalize_prompt(&text);
+            let hash = prompt_hash(&normalized);
+            Some((normalized, hash))
+        }
+        _ => None,
+    };
+    if let Some((normalized, hash)) = &basis {
+        if guard_applies(&new.operation_type, &new.dedup_policy, new.force) {
+            let probe = DedupProbe {
+                normalized,
+                hash,
+                has_input_items: new.input_items_hash.is_some(),
+                resource_keys: &new.resource_keys,
+            };
+            if let Some(found) =
+                submissions::find_active_duplicate(conn, &new.project_path_key, &probe)?
+            {
+                return Err(StoreError::DuplicatePromptActive(Box::new(found)));
+            }
+        }
+    }
+
+    let operation_id = new_id("op");
+    let has_message = new.message.is_some();
+    let takes_slot = match new.operation_type.as_str() {
+        "steer_turn" => false,
+        "fork_thread" => has_message,
+        _ => true,
+    };
+    let resource_keys = serde_json::to_string(&new.resource_keys)?;
+    conn.prepare_cached(
+        "INSERT INTO codex_operations (operation_id, client_request_id, operation_type, status, project_id, \
+         project_path_key, cwd, thread_id, source_thread_id, expected_turn_id, workflow_id, agent_id, has_message, \
+         takes_slot, priority, estimated_cost_class, resource_keys_json, queue_status, queued_reason, request_json, \
+         request_fingerprint, max_attempts, next_attempt_at, submitter_config_fingerprint, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'queued', \
+         'waiting_for_worker', ?17, ?18, ?19, ?20, ?21, ?20, ?20)",
+    )?
+    .execute(params![
+        operation_id,
+        client_request_id,
+        new.operation_type,
+        new.project_id,
+        new.project_path_key,
+        new.cwd,
+        new.thread_id,
+        new.source_thread_id,
+        new.expected_turn_id,
+        new.workflow_id,
+        new.agent_id,
+        has_message,
+        takes_slot,
+        priority,
+        new.estimated_cost_class,
+        resource_keys,
+        canonical_text,
+        fingerprint,
+        new.max_attempts,
+        now,
+        new.config_fingerprint,
+    ])?;
+    let submission_id = match basis {
+        Some((normalized, hash)) => Some(submissions::insert(
+            conn,
+            &submissions::NewSubmission {
+                operation_id: &operation_id,
+                operation_type: &new.operation_type,
+                project_path_key: &new.project_path_key,
+                prompt_hash: &hash,
+                prompt_normalized: &normalized,
+                has_input_items: new.input_items_hash.is_some(),
+                resource_keys: &resource_keys,
+            },
+            now,
+        )?),
+        None => None,
+    };
+    Ok(InsertOutcome::Created {
+        operation: require(conn, &operation_id)?,
+        submission_id,
+    })
+}
+
+/// Operations matching `filter`, most recently updated first.
+pub fn list(
+    conn: &Connection,
+    filter: &OperationFilter,
+    limit: usize,
+) -> Result<Vec<Operation>, StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    if !filter.statuses.is_empty() {
+        let marks: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s| {
+                values.push(s.clone());
+                format!("?{}", values.len())
+            })
+            .collect();
+        clauses.push(format!("status IN ({})", marks.join(", ")));
+    }
+    for (column, value) in [
+        ("queue_status", &filter.queue_status),
+        ("thread_id", &filter.thread_id),
+        ("turn_id", &filter.turn_id),
+        ("workflow_id", &filter.workflow_id),
+        ("agent_id", &filter.agent_id),
+    ] {
+        if let Some(value) = value {
+            values.push(value.clone());
+            clauses.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {OP_COLUMNS} FROM codex_operations {where_clause} ORDER BY updated_at DESC, operation_id LIMIT {}",
+        limit.min(10_000)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        rusqlite::params_from_iter(values.iter()),
+        operation_from_row,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn in_list(statuses: &[&str]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Counts of non-terminal operations (an index range scan: cheap however many terminal rows exist).
+pub fn queue_counts(conn: &Connection) -> Result<QueueCounts, StoreError> {
+    let mut live: Vec<&str> = status::STARTABLE.to_vec();
+    live.extend(status::ACTIVE);
+    let sql = format!(
+        "SELECT status, queue_status, queued_reason, COUNT(*) FROM codex_operations WHERE status IN ({}) \
+         GROUP BY status, queue_status, queued_reason",
+        in_list(&live)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut counts = QueueCounts::default();
+    while let Some(row) = rows.next()? {
+        let status: String = row.get(0)?;
+        let queue_status: String = row.get(1)?;
+        let reason: Option<String> = row.get(2)?;
+        let n: i64 = row.get(3)?;
+        *counts.by_status.entry(status.clone()).or_default() += n;
+        if is_startable(&status) {
+            *counts.by_queue_status.entry(queue_status).or_default() += n;
+            *counts
+                .by_queued_reason
+                .entry(reason.unwrap_or_else(|| "none".to_string()))
+                .or_default() += n;
+        }
+    }
+    Ok(counts)
+}
+
+/// Moves an operation to `to` if the transition is allowed (see [`is_transition_allowed`]). Terminal statuses
+/// set `completed_at` and drop the lease; active ones set `queue_status = running`.
+pub fn set_status(
+    conn: &Connection,
+    operation_id: &str,
+    to: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    if !is_transition_allowed(&op.status, to) {
+        return Err(StoreError::InvalidTransition {
+            operation_id: operation_id.to_string(),
+            from: op.status,
+            to: to.to_string(),
+        });
+    }
+    write_status(conn, &op, to, now)
+}
+
+fn write_status(
+    conn: &Connection,
+    op: &Operation,
+    to: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let queue_status = queue_status_for(to, &op.queue_status);
+    if is_terminal(to) {
+        conn.prepare_cached(
+            "UPDATE codex_operations SET status = ?2, queue_status = ?3, queued_reason = NULL, \
+             completed_at = COALESCE(completed_at, ?4), lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![op.operation_id, to, queue_status, now])?;
+    } else {
+        let reason: Option<&str> = if is_active(to) {
+            None
+        } else {
+            op.queued_reason.as_deref()
+        };
+        conn.prepare_cached(
+            "UPDATE codex_operations SET status = ?2, queue_status = ?3, queued_reason = ?4, completed_at = NULL, \
+             updated_at = ?5 WHERE operation_id = ?1",
+        )?
+        .execute(params![op.operation_id, to, queue_status, reason, now])?;
+    }
+    require(conn, &op.operation_id)
+}
+
+/// The seed's reconcile rule: a terminal operation whose turn is not trusted-terminal goes back to `running`.
+pub fn reopen(conn: &Connection, operation_id: &str, now: i64) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    let trusted = match &op.turn_id {
+        Some(turn_id) => conn
+            .prepare_cached("SELECT status, terminal_source FROM tracked_turns WHERE turn_id = ?1")?
+            .query_row([turn_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .optional()?
+            .is_some_and(|(status, source)| is_terminal(&status) && source.is_some()),
+        None => true,
+    };
+    if !is_reopen_allowed(&op.status, "running", trusted) {
+        return Err(StoreError::InvalidTransition {
+            operation_id: operation_id.to_string(),
+            from: op.status,
+            to: "running".to_string(),
+        });
+    }
+    write_status(conn, &op, "running", now)
+}
+
+/// Records the thread an operation created or targets.
+pub fn attach_thread(
+    conn: &Connection,
+    operation_id: &str,
+    thread_id: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET thread_id = ?2, updated_at = ?3 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, thread_id, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
+/// Records the turn an operation started (and its thread, when given).
+pub fn attach_turn(
+    conn: &Connection,
+    operation_id: &str,
+    turn_id: &str,
+    thread_id: Option<&str>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET turn_id = ?2, thread_id = COALESCE(?3, thread_id), updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, turn_id, thread_id, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
+/// Stores start-call results (merged into `result_json` key by key).
+pub fn merge_result(
+    conn: &Connection,
+    operation_id: &str,
+    result: &Value,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    let mut merged = match op.result {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    if let Value::Object(extra) = result {
+        for (k, v) in extra {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE codex_operations SET result_json = ?2, updated_at = ?3 WHERE operation_id = ?1",
+    )?
+    .execute(params![
+        operation_id,
+        Value::Object(merged).to_string(),
+        now
+    ])?;
+    require(conn, operation_id)
+}
+
+/// Stores the final report (`{text, summary, structured, ...}`) and, when given, moves to `status`.
+pub fn record_final_report(
+    conn: &Connection,
+    operation_id: &str,
+    report: &Value,
+    status: Option<&str>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let text = report.to_string();
+    let hash = sha256_hex(&text)[..32].to_string();
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET final_report_json = ?2, latest_report_hash = ?3, updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, text, hash, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    match status {
+        Some(status) => set_status(conn, operation_id, status, now),
+        None => require(conn, operation_id),
+    }
+}
+
+/// A failed attempt before any turn exists: back to `queued` after `backoff` (default
+/// `min(60, max(5, 5 * attempt))` s), or `failed` once `attempt_count >= max_attempts`. An operation that has a
+/// turn is not restarted: only `last_error` is recorded.
+pub fn record_attempt_failure(
+    conn: &Connection,
+    operation_id: &str,
+    error: &Value,
+    backoff: Option<Duration>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    let error_text = error.to_string();
+    if op.turn_id.is_some() || is_terminal(&op.status) || is_active(&op.status) {
+        conn.prepare_cached("UPDATE codex_operations SET last_error_json = ?2, updated_at = ?3 WHERE operation_id = ?1")?
+            .execute(params![operation_id, error_text, now])?;
+        return require(conn, operation_id);
+    }
+    if op.attempt_count >= op.max_attempts {
+        conn.prepare_cached(
+            "UPDATE codex_operations SET last_error_json = ?2 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, error_text])?;
+        return write_status(conn, &op, "failed", now);
+    }
+    let delay_ms = match backoff {
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+        None => retry_backoff_seconds(op.attempt_count) * 1000,
+    };
+    conn.prepare_cached(
+        "UPDATE codex_operations SET status = 'queued', queue_status = 'queued', \
+         queued_reason = 'retry_after_worker_error', last_error_json = ?2, next_attempt_at = ?3, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = ?4 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, error_text, now.saturating_add(delay_ms), now])?;
+    require(conn, operation_id)
+}
+
+/// Ends a non-terminal operation as `failed` with `error` (see [`Store::fail_operation`]).
+pub fn fail_operation(
+    conn: &Connection,
+    operation_id: &str,
+    error: &Value,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    if is_terminal(&op.status) {
+        return Ok(op);
+    }
+    conn.prepare_cached(
+        "UPDATE codex_operations SET last_error_json = ?2 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, error.to_string()])?;
+    write_status(conn, &op, "failed", now)
+}
+
+/// Everything an operation status poll shows, read from one consistent snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationSnapshot {
+    /// The operation.
+    pub operation: Operation,
+    /// Its tracked turn, when it has one.
+    pub turn: Option<super::Turn>,
+    /// The turn's latest messages, oldest first.
+    pub latest_messages: Vec<super::TurnMessage>,
+    /// The turn's latest progress events, oldest first.
+    pub progress_events: Vec<super::ProgressEvent>,
+    /// Pending interactions of the operation.
+    pub pending_interactions: Vec<super::PendingInteraction>,
+}
+
+/// Reads an operation with its turn, messages, progress and pending interactions in one read transaction.
+pub fn snapshot(
+    conn: &Connection,
+    operation_id: &str,
+    n_messages: usize,
+    n_events: usize,
+) -> Result<Option<OperationSnapshot>, StoreError> {
+    // One deferred transaction: every query below sees the same committed state.
+    let tx = conn.unchecked_transaction()?;
+    let Some(operation) = get(&tx, operation_id)? else {
+        return Ok(None);
+    };
+    let (turn, latest_messages, progress_events) = match &operation.turn_id {
+        Some(turn_id) => (
+            super::turns::get(&tx, turn_id)?,
+            super::turns::list_messages(&tx, turn_id, n_messages)?,
+            super::turns::list_progress(&tx, turn_id, n_events)?,
+        ),
+        None => (None, Vec::new(), Vec::new()),
+    };
+    let pending_interactions = super::interactions::list(
+        &tx,
+        &super::InteractionFilter {
+            operation_id: Some(operation_id.to_string()),
+            status: Some("pending".to_string()),
+            ..Default::default()
+        },
+        50,
+    )?;
+    tx.finish()?;
+    Ok(Some(OperationSnapshot {
+        operation,
+        turn,
+        latest_messages,
+        progress_events,
+        pending_interactions,
+    }))
+}
+
+impl Store {
+    /// Idempotent, dedup-guarded insert in one transaction, committed before it returns.
+    ///
+    /// - A known `client_request_id` with the same canonical request returns `Existing{idempotent: true}`; with a
+    ///   different request it fails with [`StoreError::IdempotencyKeyReused`] naming the differing fields.
+    /// - Otherwise the active duplicate-prompt guard runs (start_chat, send_message, execute_plan) and may fail
+    ///   with [`StoreError::DuplicatePromptActive`].
+    /// - Otherwise the operation (status `queued`) and its prompt submission are inserted.
+    pub async fn insert_operation(&self, new: NewOperation) -> Result<InsertOutcome, StoreError> {
+        self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
+            .await
+    }
+
+    /// One operation by id.
+    pub async fn get_operation(&self, operation_id: &str) -> Result<Option<Operation>, StoreError> {
+        let id = operation_id.to_string();
+        self.read(move |c| get(c, &id)).await
+    }
+
+    /// An operation with its turn, latest messages and progress, and pending interactions, in one snapshot.
+    pub async fn operation_snapshot(
+        &self,
+        operation_id: &str,
+        n_messages: usize,
+        n_events: usize,
+    ) -> Result<Option<OperationSnapshot>, StoreError> {
+        let id = operation_id.to_string();
+        self.read(move |c| snapshot(c, &id, n_messages, n_events))
+            .await
+    }
+
+    /// One operation by idempotency key.
+    pub async fn get_operation_by_client_request_id(
+        &self,
+        key: &str,
+    ) -> Result<Option<Operation>, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| get_by_client_request_id(c, &key)).await
+    }
+
+    /// Operations matching `filter`, most recently updated first, at most `limit`.
+    pub async fn list_operations(
+        &self,
+        filter: OperationFilter,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        self.read(move |c| list(c, &filter, limit)).await
+    }
+
+    /// Counts of non-terminal operations by status, queue status and queued reason.
+    pub async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
+        self.read(queue_counts).await
+    }
+
+    /// Status change with the allowed-transition check.
+    pub async fn set_status(
+        &self,
+        operation_id: &str,
+        status: &str,
+    ) -> Result<Operation, StoreError> {
+        let (id, status) = (operation_id.to_string(), status.to_string());
+        self.write(move |tx| set_status(tx, &id, &status, crate::time::now_ms()))
+            .await
+    }
+
+    /// The reconcile rule: reopen a terminal operation whose turn is not trusted-terminal.
+    pub async fn reopen_operation(&self, operation_id: &str) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| reopen(tx, &id, crate::time::now_ms()))
+            .await
+    }
+
+    /// Records the operation's thread.
+    pub async fn attach_thread(
+        &self,
+        operation_id: &str,
+        thread_id: &str,
+    ) -> Result<Operation, StoreError> {
+        let (id, thread) = (operation_id.to_string(), thread_id.to_string());
+        self.write(move |tx| attach_thread(tx, &id, &thread, crate::time::now_ms()))
+            .await
+    }
+
+    /// Records the operation's turn (and thread).
+    pub async fn attach_turn(
+        &self,
+        operation_id: &str,
+        turn_id: &str,
+        thread_id: Option<&str>,
+    ) -> Result<Operation, StoreError> {
+        let (id, turn, thread) = (
+            operation_id.to_string(),
+            turn_id.to_string(),
+            thread_id.map(str::to_string),
+        );
+        self.write(move |tx| attach_turn(tx, &id, &turn, thread.as_deref(), crate::time::now_ms()))
+            .await
+    }
+
+    /// Merges start-call results into the operation's `result`.
+    pub async fn merge_operation_result(
+        &self,
+        operation_id: &str,
+        result: Value,
+    ) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| merge_result(tx, &id, &result, crate::time::now_ms()))
+            .await
+    }
+
+    /// Stores the final report and optionally the final status.
+    pub async fn record_final_report(
+        &self,
+        operation_id: &str,
+        report: Value,
+        status: Option<&str>,
+    ) -> Result<Operation, StoreError> {
+        let (id, status) = (operation_id.to_string(), status.map(str::to_string));
+        self.write(move |tx| {
+            record_final_report(tx, &id, &report, status.as_deref(), crate::time::now_ms())
+        })
+        .await
+    }
+
+    /// One operation that must exist.
+    pub async fn require_operation(&self, operation_id: &str) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.read(move |c| require(c, &id)).await
+    }
+
+    /// Ends a non-terminal operation as `failed` with `error` as its last error (a no-op when it already
+    /// ended).
+    pub async fn fail_operation(
+        &self,
+        operation_id: &str,
+        error: Value,
+    ) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| fail_operation(tx, &id, &error, crate::time::now_ms()))
+            .await
+    }
+
+    /// Finishes a non-terminal operation from its turn: stores `report` and moves to `status`. Returns
+    /// `None` when the operation had already ended (the report of the first finisher stands).
+    pub async fn finish_operation(
+        &self,
+        operation_id: &str,
+        report: Value,
+        status: &str,
+    ) -> Result<Option<Operation>, StoreError> {
+        let (id, status) = (operation_id.to_string(), status.to_string());
+        self.write(move |tx| {
+            let op = require(tx, &id)?;
+            if is_terminal(&op.status) {
+                return Ok(None);
+            }
+            let now = crate::time::now_ms();
+            record_final_report(tx, &id, &report, None, now)?;
+            let op = require(tx, &id)?;
+            write_status(tx, &op, &status, now).map(Some)
+        })
+        .await
+    }
+
+    /// A failed attempt before a turn exists: requeue with backoff or fail after `max_attempts`.
+    pub async fn record_attempt_failure(
+        &self,
+        operation_id: &str,
+        error: Value,
+        backoff: Option<Duration>,
+    ) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| {
+            record_attempt_failure(tx, &id, &error, backoff, crate::time::now_ms())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    /// A start_chat request in scope `/p` with `message`.
+    pub(crate) fn chat(message: &str, key: Option<&str>) -> NewOperation {
+        let mut new = NewOperation::new(
+            "start_chat",
+            json!({"operationType": "start_chat", "message": message, "cwd": "/p", "priority": "normal"}),
+        );
+        new.message = Some(message.to_string());
+        new.project_path_key = "/p".to_string();
+        new.client_request_id = key.map(str::to_string);
+        new
+    }
+
+    const PROMPT: &str = "Please refactor the storage layer to use WAL mode and add tests";
+
+    #[tokio::test]
+    async fn idempotent_insert_returns_the_same_operation() {
+        let (_dir, store) = temp_store();
+        let first = store
+            .insert_operation(chat(PROMPT, Some("k1")))
+            .await
+            .expect("insert");
+        let InsertOutcome::Created {
+            operation,
+            submission_id,
+        } = &first
+        else {
+            panic!("created")
+        };
+        assert!(operation.operation_id.starts_with("op_") && operation.operation_id.len() == 35);
+        assert!(submission_id.is_some());
+        assert_eq!(operation.status, "queued");
+        // Same key, same request with keys in another order: the same operation, not a duplicate error.
+        let mut again = chat(PROMPT, Some("k1"));
+        again.request = json!({"priority": "normal", "cwd": "/p", "message": PROMPT, "operationType": "start_chat"});
+        match store.insert_operation(again).await.expect("again") {
+            InsertOutcome::Existing {
+                operation: existing,
+                idempotent,
+            } => {
+                assert!(idempotent);
+                assert_eq!(existing.operation_id, operation.operation_id);
+            }
+            other => panic!("expected Existing, got {other:?}"),
+        }
+        // Serialises with the seed's names and ISO timestamps, without paths or the raw request.
+        let json = serde_json::to_value(operation).expect("json");
+        assert_eq!(json["operationId"], operation.operation_id.as_str());
+        assert_eq!(json["clientRequestId"], "k1");
+        assert!(json["nextAttemptAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
+        assert!(json.get("cwd").is_none() && json.get("request").is_none());
+        let summary = operation.request_summary();
+        assert_eq!(summary["operationType"], "start_chat");
+        assert!(summary["message"]["sha256"].is_string());
+        assert!(!summary.to_string().contains("storage layer"));
+    }
+
+    #[tokio::test]
+    async fn differing_payload_names_the_fields() {
+        let (_dir, store) = temp_store();
+        store
+            .insert_operation(chat(PROMPT, Some("k2")))
+            .await
+            .expect("insert");
+        let mut other = chat("something else entirely", Some("k2"));
+        other.request["priority"] = json!("high");
+        match store.insert_operation(other).await {
+            Err(StoreError::IdempotencyKeyReused {
+                differing_fields,
+                operation_id,
+            }) => {
+                assert_eq!(
+                    differing_fields,
+                    vec!["message".to_string(), "priority".to_string()]
+                );
+                assert!(operation_id.starts_with("op_"));
+            }
+            other => panic!("expected IdempotencyKeyReused, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicate_guard_blocks_active_and_ignores_completed_and_disjoint() {
+        let (_dir, store) = temp_store();
+        let first = store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("first");
+        let first_id = first.operation().operation_id.clone();
+        // A similar prompt (ratio 0.96) while the first is queued: refused with the seed's details.
+        let near = "Please refactor the storage layer to use WAL mode and add unit tests";
+        match store.insert_operation(chat(near, None)).await {
+            Err(StoreError::DuplicatePromptActive(found)) => {
+                assert_eq!(found.existing_operation_id, first_id);
+                assert_eq!(found.existing_status, "queued");
+                assert!(found.similarity > 0.95 && found.similarity < 1.0);
+                assert_eq!(found.dedup_decision, "blocked_active_duplicate");
+            }
+            other => panic!("expected DuplicatePromptActive, got {other:?}"),
+        }
+        // idempotency_only skips the guard; a different scope is not compared.
+        let mut skip = chat(near, None);
+        skip.dedup_policy = "idempotency_only".to_string();
+        let skipped = store
+            .insert_operation(skip)
+            .await
+            .expect("idempotency_only");
+        store
+            .set_status(&skipped.operation().operation_id, "cancelled")
+            .await
+            .expect("cancel");
+        let mut elsewhere = chat(near, None);
+        elsewhere.project_path_key = "/q".to_string();
+        store
+            .insert_operation(elsewhere)
+            .await
+            .expect("other scope");
+        // Disjoint resource keys on both sides: allowed in parallel.
+        let mut keyed_first = chat(
+            "Write the migration guide for the storage layer and publish it",
+            None,
+        );
+        keyed_first.resource_keys = vec!["docs".to_string()];
+        store.insert_operation(keyed_first).await.expect("keyed");
+        let mut keyed_second = chat(
+            "Write the migration guide for the storage layer and publish it",
+            None,
+        );
+        keyed_second.resource_keys = vec!["db".to_string()];
+        store
+            .insert_operation(keyed_second)
+            .await
+            .expect("disjoint keys");
+        // Once the first completes, the same prompt is accepted again.
+        store
+            .set_status(&first_id, "completed")
+            .await
+            .expect("complete");
+        store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("after completion");
+    }
+
+    #[tokio::test]
+    async fn duplicate_guard_uses_turn_status_and_the_recent_window() {
+        let (_dir, store) = temp_store();
+        let near = "Please refactor the storage layer to use WAL mode and add unit tests";
+        // The operation says completed but its turn still runs: the turn wins, the prompt is live.
+        let first = store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("insert");
+        let id = first.operation().operation_id.clone();
+        store
+            .attach_turn(&id, "turn-live", Some("thr"))
+            .await
+            .expect("turn");
+        store
+            .upsert_turn(crate::store::TurnUpdate {
+                turn_id: "turn-live".into(),
+                thread_id: "thr".into(),
+                status: "running".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("turn row");
+        store
+            .set_status(&id, "completed")
+            .await
+            .expect("premature terminal");
+        assert!(matches!(
+            store.insert_operation(chat(near, None)).await,
+            Err(StoreError::DuplicatePromptActive(_))
+        ));
+        // Once the turn is terminal the prompt is no longer live.
+        store
+            .upsert_turn(crate::store::TurnUpdate {
+                turn_id: "turn-live".into(),
+                thread_id: "thr".into(),
+                status: "completed".into(),
+                terminal_source: Some("app_server_event".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("turn done");
+        let live = store
+            .insert_operation(chat(near, None))
+            .await
+            .expect("allowed")
+            .operation()
+            .clone();
+        // 200 newer submissions push it out of the similarity window, but not out of the same-hash pass.
+        for idx in 0..200 {
+            let mut filler = chat(&format!("filler prompt number {idx}"), None);
+            filler.dedup_policy = "idempotency_only".into();
+            store.insert_operation(filler).await.expect("filler");
+        }
+        assert_eq!(live.status, "queued");
+        store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("similar but outside the window");
+        assert!(matches!(
+            store.insert_operation(chat(&near.to_uppercase(), None)).await,
+            Err(StoreError::DuplicatePromptActive(found)) if found.similarity == 1.0
+        ));
+    }
+
+    #[tokio::test]
+    async fn transitions_are_checked_and_terminal_is_final() {
+        let (_dir, store) = temp_store();
+        let op = store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("insert")
+            .operation()
+            .clone();
+        let id = op.operation_id;
+        assert_eq!(
+            store
+                .set_status(&id, "starting_thread")
+                .await
+                .expect("start")
+                .status,
+            "starting_thread"
+        );
+        store
+            .attach_turn(&id, "turn-1", Some("thr-1"))
+            .await
+            .expect("turn");
+        let running = store.set_status(&id, "running").await.expect("running");
+        assert_eq!(
+            (running.queue_status.as_str(), running.chat_id.as_deref()),
+            ("running", Some("thr-1"))
+        );
+        assert!(matches!(
+            store.set_status(&id, "queued").await,
+            Err(StoreError::InvalidTransition { .. })
+        ));
+        let snap = store
+            .operation_snapshot(&id, 10, 10)
+            .await
+            .expect("snapshot")
+            .expect("row");
+        assert_eq!(snap.operation.status, "running");
+        assert!(
+            snap.turn.is_none()
+                && snap.latest_messages.is_empty()
+                && snap.pending_interactions.is_empty()
+        );
+        let done = store
+            .record_final_report(&id, json!({"text": "ok"}), Some("completed"))
+            .await
+            .expect("report");
+        assert_eq!(done.queue_status, "completed");
+        assert!(done.completed_at.is_some() && done.final_report.is_some());
+        assert!(matches!(
+            store.set_status(&id, "failed").await,
+            Err(StoreError::InvalidTransition { .. })
+        ));
+        // The turn is not tracked as trusted-terminal, so the reconcile rule may reopen it.
+        assert_eq!(
+            store.reopen_operation(&id).await.expect("reopen").status,
+            "running"
+        );
+        assert!(matches!(
+            store.set_status("op_missing", "failed").await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn attempt_failures_back_off_then_fail() {
+        let (_dir, store) = temp_store();
+        let id = store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("insert")
+            .operation()
+            .operation_id
+            .clone();
+        let err = json!({"code": "CODEX_SEND_FAILED"});
+        for attempt in 1..=3 {
+            let before = crate::time::now_ms();
+            let id2 = id.clone();
+            store
+                .write(move |tx| {
+                    tx.execute(
+                        "UPDATE codex_operations SET attempt_count = ?2, status = 'starting_thread' WHERE operation_id = ?1",
+                        params![id2, attempt],
+                    )?;
+                    Ok(())
+                })
+                .await
+                .expect("bump");
+            let op = store
+                .record_attempt_failure(&id, err.clone(), None)
+                .await
+                .expect("failure");
+            if attempt < 3 {
+                assert_eq!(op.status, "queued");
+                assert_eq!(
+                    op.queued_reason.as_deref(),
+                    Some("retry_after_worker_error")
+                );
+                let delay = op.next_attempt_at.ms() - before;
+                let expected = retry_backoff_seconds(attempt) * 1000;
+                assert!(
+                    delay >= expected - 50 && delay <= expected + 1000,
+                    "delay {delay}"
+                );
+            } else {
+                assert_eq!(op.status, "failed");
+                assert_eq!(op.last_error, Some(err.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Versioned migrations. `PRAGMA user_version` is the number of migrations applied; each migration runs once,
+//! in its own `BEGIN IMMEDIATE` transaction together with the version bump, so two processes opening a fresh file
+//! at once apply it exactly once.
+//!
+//! **API Boundary:** the tables below are read by every server process sharing the file. Never edit a released
+//! migration; append a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this binary writes.
+pub fn known_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The `user_version` of an open connection.
+pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Applies every pending migration; refuses a file newer than this binary.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = known_version();
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read inside the write lock: another process may have migrated since we looked.
+        let found = current_version(&tx)?;
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        if found == known {
+            tx.commit()?;
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[found as usize])?;
+        tx.pragma_update(None, "user_version", found + 1)?;
+        tx.commit()?;
+        tracing::info!(version = found + 1, "applied store migration");
+    }
+}
+
+/// Version 1: operations, submissions, workers and leases, intents, turns, interactions, the event journal.
+const V1: &str = r#"
+CREATE TABLE codex_workers (
+    owner_id            TEXT PRIMARY KEY,            -- mcp:<pid>:<uuid hex>
+    pid                 INTEGER NOT NULL,
+    host_key            TEXT NOT NULL,               -- hostname + boot id: pids are comparable only on one boot
+    pid_start_ticks     INTEGER,                     -- /proc/<pid>/stat starttime: detects pid reuse
+    status              TEXT NOT NULL DEFAULT 'running',
+    config_fingerprint  TEXT,
+    version             TEXT,
+    process_generation  INTEGER NOT NULL DEFAULT 0,
+    started_at          INTEGER NOT NULL,
+    last_heartbeat_at   INTEGER NOT NULL,
+    stopped_at          INTEGER
+);
+
+CREATE TABLE codex_operations (
+    operation_id                  TEXT PRIMARY KEY,
+    client_request_id             TEXT NOT NULL UNIQUE,
+    operation_type                TEXT NOT NULL,
+    status                        TEXT NOT NULL,
+    project_id                    TEXT,
+    project_path_key              TEXT NOT NULL DEFAULT '',
+    cwd                           TEXT,
+    thread_id                     TEXT,
+    source_thread_id              TEXT,
+    expected_turn_id              TEXT,
+    turn_id                       TEXT,
+    workflow_id                   TEXT,
+    agent_id                      TEXT,
+    has_message                   INTEGER NOT NULL DEFAULT 0,
+    takes_slot                    INTEGER NOT NULL DEFAULT 1,
+    priority                      INTEGER NOT NULL DEFAULT 1,   -- 0 low, 1 normal, 2 high
+    estimated_cost_class          TEXT NOT NULL DEFAULT 'normal',
+    resource_keys_json            TEXT NOT NULL DEFAULT '[]',
+    queue_status                  TEXT NOT NULL DEFAULT 'queued',
+    queued_reason                 TEXT,
+    request_json                  TEXT NOT NULL,
+    request_fingerprint           TEXT NOT NULL,
+    result_json                   TEXT,
+    final_report_json             TEXT,
+    latest_report_hash            TEXT,
+    last_error_json               TEXT,
+    attempt_count                 INTEGER NOT NULL DEFAULT 0,
+    max_attempts                  INTEGER NOT NULL DEFAULT 3,
+    next_attempt_at               INTEGER NOT NULL,
+    lease_owner                   TEXT REFERENCES codex_workers(owner_id) ON DELETE SET NULL,
+    lease_expires_at              INTEGER,
+    last_heartbeat_at             INTEGER,
+    worker_id                     TEXT,
+    submitter_config_fingerprint  TEXT,
+    worker_config_fingerprint     TEXT,
+    created_at                    INTEGER NOT NULL,
+    updated_at                    INTEGER NOT NULL,
+    started_at                    INTEGER,
+    completed_at                  INTEGER
+);
+CREATE INDEX idx_codex_operations_status_updated ON codex_operations(status, updated_at);
+CREATE INDEX idx_codex_operations_queue ON codex_operations(queue_status, priority, updated_at);
+-- The duplicate guard's live rows of one scope.
+CREATE INDEX idx_codex_operations_scope_status ON codex_operations(project_path_key, status);
+CREATE INDEX idx_codex_operations_turn ON codex_operations(turn_id) WHERE turn_id IS NOT NULL;
+CREATE INDEX idx_codex_operations_thread ON codex_operations(thread_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX idx_codex_operations_workflow ON codex_operations(workflow_id) WHERE workflow_id IS NOT NULL;
+CREATE INDEX idx_codex_operations_lease_owner ON codex_operations(lease_owner) WHERE lease_owner IS NOT NULL;
+-- The claim scan: only startable rows are indexed, so it stays small however many completed rows exist.
+CREATE INDEX idx_codex_operations_claim ON codex_operations(priority DESC, created_at)
+    WHERE status IN ('queued', 'starting_app_server', 'starting_thread', 'starting_review', 'starting_turn');
+
+CREATE TABLE codex_prompt_submissions (
+    submission_id               TEXT PRIMARY KEY,
+    operation_id                TEXT NOT NULL REFERENCES codex_operations(operation_id) ON DELETE CASCADE,
+    operation_type              TEXT NOT NULL,
+    project_path_key            TEXT NOT NULL,
+    prompt_hash                 TEXT NOT NULL,
+    prompt_normalized           TEXT NOT NULL,
+    has_input_items             INTEGER NOT NULL DEFAULT 0,
+    resource_keys_json          TEXT NOT NULL DEFAULT '[]',
+    status                      TEXT NOT NULL,
+    duplicate_of_submission_id  TEXT,
+    similarity                  REAL,
+    created_at                  INTEGER NOT NULL,
+    updated_at                  INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_prompt_submissions_hash ON codex_prompt_submissions(project_path_key, prompt_hash, created_at);
+CREATE INDEX idx_codex_prompt_submissions_recent ON codex_prompt_submissions(project_path_key, created_at);
+CREATE INDEX idx_codex_prompt_submissions_operation ON codex_prompt_submissions(operation_id);
+
+CREATE TABLE codex_intents (
+    intent_id           TEXT PRIMARY KEY,               -- itn_<hex>
+    operation_id        TEXT NOT NULL REFERENCES codex_operations(operation_id) ON DELETE CASCADE,
+    owner_id            TEXT NOT NULL,
+    method              TEXT NOT NULL,                  -- thread/start, turn/start, thread/fork, turn/steer, review/start
+    params_hash         TEXT,
+    process_generation  INTEGER,
+    state               TEXT NOT NULL DEFAULT 'pending', -- pending, confirmed, failed, not_found
+    result_id           TEXT,
+    error               TEXT,
+    created_at          INTEGER NOT NULL,
+    resolved_at         INTEGER
+);
+CREATE INDEX idx_codex_intents_operation ON codex_intents(operation_id, created_at);
+CREATE INDEX idx_codex_intents_pending ON codex_intents(created_at) WHERE state = 'pending';
+
+CREATE TABLE tracked_turns (
+    turn_id                 TEXT PRIMARY KEY,
+    thread_id               TEXT NOT NULL,
+    operation_id            TEXT REFERENCES codex_operations(operation_id) ON DELETE SET NULL,
+    status                  TEXT NOT NULL,
+    final_message           TEXT,
+    last_assistant_message  TEXT,
+    terminal_source         TEXT,
+    owner_id                TEXT,
+    process_generation      INTEGER,
+    input_tokens            INTEGER,
+    cached_input_tokens     INTEGER,
+    output_tokens           INTEGER,
+    total_tokens            INTEGER,
+    started_at              INTEGER,
+    completed_at            INTEGER,
+    created_at              INTEGER NOT NULL,
+    updated_at              INTEGER NOT NULL
+);
+CREATE INDEX idx_tracked_turns_thread ON tracked_turns(thread_id, created_at);
+CREATE INDEX idx_tracked_turns_status ON tracked_turns(status);
+CREATE INDEX idx_tracked_turns_operation ON tracked_turns(operation_id) WHERE operation_id IS NOT NULL;
+CREATE INDEX idx_tracked_turns_generation ON tracked_turns(owner_id, process_generation);
+
+CREATE TABLE tracked_turn_messages (
+    message_id  INTEGER PRIMARY KEY,
+    turn_id     TEXT NOT NULL REFERENCES tracked_turns(turn_id) ON DELETE CASCADE,
+    thread_id   TEXT,
+    item_id     TEXT,
+    role        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    event_hash  TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX idx_tracked_turn_messages_turn ON tracked_turn_messages(turn_id, message_id);
+
+CREATE TABLE tracked_turn_progress_events (
+    event_id      INTEGER PRIMARY KEY,
+    turn_id       TEXT NOT NULL REFERENCES tracked_turns(turn_id) ON DELETE CASCADE,
+    thread_id     TEXT,
+    method        TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    item_id       TEXT,
+    summary       TEXT,
+    payload_json  TEXT,
+    event_hash    TEXT NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX idx_tracked_turn_progress_turn ON tracked_turn_progress_events(turn_id, event_id);
+
+CREATE TABLE pending_interactions (
+    interaction_id            TEXT PRIMARY KEY,          -- int_<hex>
+    operation_id              TEXT REFERENCES codex_operations(operation_id) ON DELETE SET NULL,
+    workflow_id               TEXT,
+    thread_id                 TEXT,
+    turn_id                   TEXT,
+    kind                      TEXT NOT NULL,
+    method                    TEXT NOT NULL,
+    jsonrpc_id                TEXT NOT NULL,              -- the app-server request id to answer
+    status                    TEXT NOT NULL DEFAULT 'pending',
+    params_json               TEXT NOT NULL,              -- redacted
+    available_decisions_json  TEXT NOT NULL DEFAULT '[]',
+    questions_json            TEXT,
+    answer_schema_json        TEXT,
+    risk_summary              TEXT,
+    owner_id                  TEXT NOT NULL,              -- the process whose app-server asked; it delivers
+    process_generation        INTEGER NOT NULL,
+    expires_at                INTEGER NOT NULL,
+    response_json             TEXT,
+    answered_by               TEXT,
+    answered_at               INTEGER,
+    delivery_state            TEXT,                       -- NULL, requested, delivered, failed
+    delivered_at              INTEGER,
+    created_at                INTEGER NOT NULL,
+    updated_at                INTEGER NOT NULL
+);
+CREATE INDEX idx_pending_interactions_status ON pending_interactions(status, expires_at);
+CREATE INDEX idx_pending_interactions_thread ON pending_interactions(thread_id, status);
+CREATE INDEX idx_pending_interactions_turn ON pending_interactions(turn_id, status);
+CREATE INDEX idx_pending_interactions_operation ON pending_interactions(operation_id, status);
+CREATE INDEX idx_pending_interactions_owner ON pending_interactions(owner_id, process_generation, status);
+CREATE INDEX idx_pending_interactions_delivery ON pending_interactions(owner_id) WHERE delivery_state = 'requested';
+
+CREATE TABLE pending_interaction_events (
+    event_id        INTEGER PRIMARY KEY,
+    interaction_id  TEXT NOT NULL REFERENCES pending_interactions(interaction_id) ON DELETE CASCADE,
+    event           TEXT NOT NULL,
+    details_json    TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX idx_pending_interaction_events_interaction ON pending_interaction_events(interaction_id, event_id);
+
+CREATE TABLE app_server_events (
+    event_id            INTEGER PRIMARY KEY,
+    owner_id            TEXT,
+    process_generation  INTEGER,
+    direction           TEXT NOT NULL,                    -- in, out
+    jsonrpc_id          TEXT,
+    method              TEXT,
+    thread_id           TEXT,
+    turn_id             TEXT,
+    payload_json        TEXT,                             -- redacted, truncated
+    payload_truncated   INTEGER NOT NULL DEFAULT 0,
+    created_at          INTEGER NOT NULL
+);
+CREATE INDEX idx_app_server_events_turn ON app_server_events(turn_id, event_id) WHERE turn_id IS NOT NULL;
+CREATE INDEX idx_app_server_events_thread ON app_server_events(thread_id, event_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX idx_app_server_events_generation ON app_server_events(owner_id, process_generation, event_id);
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError};
+
+    #[test]
+    fn migrations_run_once_and_reopen_is_a_no_op() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/state.sqlite3");
+        drop(Store::open(&path).expect("first open"));
+        let conn = Connection::open(&path).expect("raw open");
+        assert_eq!(current_version(&conn).expect("version"), known_version());
+        let n_tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // Re-opening applies nothing: same version, same tables, no error from re-creating them.
+        drop(Store::open(&path).expect("second open"));
+        let conn = Connection::open(&path).expect("raw open");
+        assert_eq!(current_version(&conn).expect("version"), known_version());
+        let again: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(n_tables, again);
+        // Foreign keys are declared, not just switched on.
+        let n_fks: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_foreign_key_list('codex_prompt_submissions')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("fks");
+        assert_eq!(n_fks, 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.sqlite3");
+        drop(Store::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", known_version() + 5)
+            .expect("bump");
+        drop(conn);
+        match Store::open(&path) {
+            Err(StoreError::SchemaTooNew { found, known }) => {
+                assert_eq!((found, known), (known_version() + 5, known_version()));
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}

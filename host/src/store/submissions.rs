@@ -1,0 +1,154 @@
+//! Prompt submissions (`codex_prompt_submissions`) and the candidate queries of the duplicate-prompt guard.
+//!
+//! The seed loads the same-hash rows of the scope (50) and the 200 most recent rows of the scope, then keeps
+//! those whose effective status (turn > operation > submission) is active or startable. Only live rows can ever be
+//! reported, so here the live rows of the scope are loaded directly (two small index lookups) and the
+//! 200-row window is applied as a `created_at` cutoff: the same answer, at a cost that does not grow with the
+//! scope's history. (Every submission has its operation: the foreign key cascades.)
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{new_id, StoreError};
+use crate::engine::rules::dedup::{
+    find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
+    SIMILARITY_WINDOW,
+};
+use crate::engine::rules::status::{ACTIVE, STARTABLE};
+
+/// A submission row to insert.
+pub(crate) struct NewSubmission<'a> {
+    pub operation_id: &'a str,
+    pub operation_type: &'a str,
+    pub project_path_key: &'a str,
+    pub prompt_hash: &'a str,
+    pub prompt_normalized: &'a str,
+    pub has_input_items: bool,
+    /// Already serialised JSON array.
+    pub resource_keys: &'a str,
+}
+
+/// Inserts a submission and returns its id (`sub_<hex>`).
+pub(crate) fn insert(
+    conn: &Connection,
+    new: &NewSubmission<'_>,
+    now: i64,
+) -> Result<String, StoreError> {
+    let submission_id = new_id("sub");
+    conn.prepare_cached(
+        "INSERT INTO codex_prompt_submissions (submission_id, operation_id, operation_type, project_path_key, \
+         prompt_hash, prompt_normalized, has_input_items, resource_keys_json, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'submitted', ?9, ?9)",
+    )?
+    .execute(params![
+        submission_id,
+        new.operation_id,
+        new.operation_type,
+        new.project_path_key,
+        new.prompt_hash,
+        new.prompt_normalized,
+        new.has_input_items,
+        new.resource_keys,
+        now,
+    ])?;
+    Ok(submission_id)
+}
+
+fn live_list() -> String {
+    STARTABLE
+        .iter()
+        .chain(ACTIVE.iter())
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A candidate with its submission's position `(created_at, rowid)` in the scope.
+type Positioned = (DedupCandidate, (i64, i64));
+
+/// Rows of `scope` whose effective status (turn > operation) is active or startable: operations of the scope
+/// in a live status (index on `(project_path_key, status)`), plus operations of the scope whose tracked turn is
+/// live (index on the turn status). Both sets are small however long the scope's history is. Each candidate
+/// comes with its submission's `created_at`.
+fn live_candidates(conn: &Connection, scope: &str) -> Result<Vec<Positioned>, StoreError> {
+    let live = live_list();
+    let select = "SELECT s.submission_id, s.operation_id, o.thread_id, o.turn_id, COALESCE(t.status, o.status), \
+                  s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
+    let sql = format!(
+        "{select} FROM codex_operations o \
+           JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
+           LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
+         WHERE o.project_path_key = ?1 AND o.status IN ({live}) \
+         UNION \
+         {select} FROM tracked_turns t \
+           JOIN codex_operations o ON o.turn_id = t.turn_id \
+           JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
+         WHERE t.status IN ({live}) AND o.project_path_key = ?1"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![scope], |row| {
+        let keys: String = row.get(7)?;
+        Ok((
+            DedupCandidate {
+                submission_id: row.get(0)?,
+                operation_id: row.get(1)?,
+                thread_id: row.get(2)?,
+                turn_id: row.get(3)?,
+                status: row.get(4)?,
+                normalized: row.get(5)?,
+                hash: row.get(6)?,
+                resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
+            },
+            (row.get::<_, i64>(8)?, row.get::<_, i64>(9)?),
+        ))
+    })?;
+    let mut out: Vec<Positioned> = Vec::new();
+    for row in rows {
+        out.push(row?);
+    }
+    // Most recent first, as the seed walks them.
+    out.sort_by_key(|candidate| std::cmp::Reverse(candidate.1));
+    Ok(out)
+}
+
+/// `(created_at, rowid)` of the oldest row in the scope's [`SIMILARITY_WINDOW`] most recent rows (a covering
+/// index seek; the rowid breaks ties between rows of the same millisecond).
+fn window_start(conn: &Connection, scope: &str) -> Result<(i64, i64), StoreError> {
+    let sql = format!(
+        "SELECT created_at, rowid FROM codex_prompt_submissions WHERE project_path_key = ?1 \
+         ORDER BY created_at DESC, rowid DESC LIMIT 1 OFFSET {}",
+        SIMILARITY_WINDOW - 1
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([scope], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((i64::MIN, i64::MIN)))
+}
+
+/// The best active duplicate of `probe` in `scope`, if any.
+///
+/// Same-hash candidates are the scope's live rows with that hash; similarity candidates are the scope's live rows
+/// among its [`SIMILARITY_WINDOW`] most recent (skipped when the request has input items). Rows that are not live
+/// could never be reported, so they are never loaded.
+pub(crate) fn find_active_duplicate(
+    conn: &Connection,
+    scope: &str,
+    probe: &DedupProbe<'_>,
+) -> Result<Option<DuplicateMatch>, StoreError> {
+    let live = live_candidates(conn, scope)?;
+    if live.is_empty() {
+        return Ok(None);
+    }
+    let cutoff = if probe.has_input_items {
+        (i64::MAX, i64::MAX)
+    } else {
+        window_start(conn, scope)?
+    };
+    let rows: Vec<DedupCandidate> = live
+        .into_iter()
+        .filter(|(candidate, position)| candidate.hash == probe.hash || *position >= cutoff)
+        .map(|(candidate, _)| candidate)
+        .take(SAME_HASH_LIMIT + SIMILARITY_WINDOW)
+        .collect();
+    Ok(decide(probe, &rows))
+}

@@ -1,0 +1,479 @@
+//! Durable operations over MCP: the real server binary, the real codex app-server, the fake model.
+//!
+//! Every result is also checked against the tool's published `outputSchema`, so the schemas stay honest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::fake_model::{FakeModel, Reply};
+use support::mcp_client::{McpClient, TempDir};
+use support::peer::CodexHome;
+
+use crate::mcp_appserver::peer_env;
+
+/// A server under test with its model, home and project.
+struct Harness {
+    model: FakeModel,
+    _home: CodexHome,
+    dir: TempDir,
+    client: McpClient,
+    schemas: HashMap<String, jsonschema::Validator>,
+    project: PathBuf,
+}
+
+impl Harness {
+    fn start(label: &str) -> Harness {
+        let model = FakeModel::start();
+        let home = CodexHome::new(&model);
+        let dir = TempDir::new(label);
+        let (client, project) = Self::spawn(&dir, &home);
+        let mut harness = Harness {
+            model,
+            _home: home,
+            dir,
+            client,
+            schemas: HashMap::new(),
+            project,
+        };
+        harness.load_schemas();
+        harness
+    }
+
+    fn spawn(dir: &TempDir, home: &CodexHome) -> (McpClient, PathBuf) {
+        Self::spawn_with(dir, home, &[])
+    }
+
+    fn spawn_with(dir: &TempDir, home: &CodexHome, extra: &[(&str, &str)]) -> (McpClient, PathBuf) {
+        let project = dir.path().join("projects").join("demo");
+        std::fs::create_dir_all(&project).expect("project dir");
+        let mut env = peer_env(dir, home);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let client = McpClient::start(&env).expect("server starts");
+        (client, project)
+    }
+
+    /// Kills the server with SIGKILL and starts a new one on the same database, home and model.
+    fn crash_and_restart(&mut self, extra: &[(&str, &str)]) {
+        let placeholder = McpClient::start(&peer_env(&self.dir, &self._home)).expect("placeholder");
+        let old = std::mem::replace(&mut self.client, placeholder);
+        old.kill();
+        let (fresh, _) = Self::spawn_with(&self.dir, &self._home, extra);
+        let placeholder = std::mem::replace(&mut self.client, fresh);
+        placeholder.kill();
+    }
+
+    fn load_schemas(&mut self) {
+        let tools = self
+            .client
+            .request("tools/list", json!({}))
+            .expect("tools/list");
+        for tool in tools["tools"].as_array().expect("tools") {
+            let name = tool["name"].as_str().expect("name").to_string();
+            let validator =
+                jsonschema::validator_for(&tool["outputSchema"]).expect("valid output schema");
+            self.schemas.insert(name, validator);
+        }
+    }
+
+    /// Calls a tool and checks its result against the tool's outputSchema.
+    fn call(&mut self, tool: &str, args: Value) -> Value {
+        let result = self.client.call_tool(tool, args).expect("tool call");
+        let validator = self.schemas.get(tool).expect("known tool");
+        let errors: Vec<String> = validator
+            .iter_errors(&result)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{tool} result breaks its outputSchema: {errors:?}\n{result}"
+        );
+        result
+    }
+
+    fn submit(&mut self, args: Value) -> Value {
+        let mut args = args;
+        if args.get("project_id").is_none() {
+            args["project_id"] = json!(self.project.display().to_string());
+        }
+        self.call("codex_submit_task", args)
+    }
+
+    fn status(&mut self, operation_id: &str) -> Value {
+        self.call(
+            "codex_get_operation_status",
+            json!({"operation_id": operation_id}),
+        )
+    }
+
+    /// Polls until `done` holds, or panics after `timeout` with the last status.
+    fn wait_for(
+        &mut self,
+        operation_id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status(operation_id);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting; last status: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_terminal(&mut self, operation_id: &str) -> Value {
+        self.wait_for(operation_id, Duration::from_secs(30), |s| {
+            s["terminal"] == json!(true)
+        })
+    }
+}
+
+fn op_id(payload: &Value) -> String {
+    payload["operationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no operationId in {payload}"))
+        .to_string()
+}
+
+#[test]
+fn start_chat_completes_with_the_model_text_and_retries_are_idempotent() {
+    let mut h = Harness::start("ops-start-chat");
+    h.model.push([Reply::text("Hello from the fake model.")]);
+    let args = json!({"operation_type": "start_chat", "message": "say hello", "client_request_id": "req-1"});
+    let submitted = h.submit(args.clone());
+    assert_eq!(submitted["ok"], json!(true), "{submitted}");
+    assert_eq!(submitted["idempotent"], json!(false));
+    let id = op_id(&submitted);
+
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert_eq!(
+        done["finalReport"]["text"],
+        json!("Hello from the fake model.")
+    );
+    assert!(
+        done["threadId"].is_string() && done["turnId"].is_string(),
+        "{done}"
+    );
+    assert_eq!(done["nextRecommendedAction"], json!("read_final_report"));
+    assert_eq!(done["turnStatus"], json!("completed"));
+    assert!(
+        !done["latestMessages"]
+            .as_array()
+            .expect("messages")
+            .is_empty(),
+        "{done}"
+    );
+
+    // The same key again: the same operation, and no second model call.
+    let again = h.submit(args);
+    assert_eq!(op_id(&again), id);
+    assert_eq!(again["idempotent"], json!(true));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        h.model.n_model_calls(),
+        1,
+        "a retry must not start a second turn"
+    );
+
+    // The same key with another payload is refused and names the difference.
+    let reused = h.submit(json!({"operation_type": "start_chat", "message": "something else", "client_request_id": "req-1"}));
+    assert_eq!(reused["ok"], json!(false));
+    assert_eq!(
+        reused["error"]["code"],
+        json!("CODEX_IDEMPOTENCY_KEY_REUSED"),
+        "{reused}"
+    );
+    assert!(
+        reused["error"]["details"]["differingFields"]
+            .to_string()
+            .contains("message"),
+        "{reused}"
+    );
+
+    // The turn's own view agrees.
+    let turn_id = done["turnId"].as_str().expect("turn").to_string();
+    let turn = h.call("codex_get_turn_status", json!({"turn_id": turn_id}));
+    assert_eq!(turn["status"], json!("completed"));
+    assert_eq!(turn["terminalEvidence"]["trusted"], json!(true));
+    assert_eq!(turn["finalMessage"], json!("Hello from the fake model."));
+
+    // send_message continues the same thread (chat_id is the thread id, as in the seed).
+    h.model.push([Reply::text("Second answer.")]);
+    let thread = done["threadId"].as_str().expect("thread").to_string();
+    let follow = h.submit(
+        json!({"operation_type": "send_message", "chat_id": thread, "message": "and again"}),
+    );
+    let follow_done = h.wait_terminal(&op_id(&follow));
+    assert_eq!(follow_done["status"], json!("completed"), "{follow_done}");
+    assert_eq!(follow_done["threadId"], json!(thread));
+    assert_eq!(follow_done["finalReport"]["text"], json!("Second answer."));
+    assert_eq!(h.model.n_model_calls(), 2);
+
+    let workers = h.call("codex_get_worker_status", json!({}));
+    assert_eq!(workers["workers"][0]["alive"], json!(true), "{workers}");
+    let queue = h.call("codex_get_queue_status", json!({}));
+    assert_eq!(queue["queueSummary"]["queued"], json!(0), "{queue}");
+    let _ = h.dir.path();
+}
+
+#[test]
+fn duplicate_prompt_is_refused_while_active_and_interrupt_ends_the_turn() {
+    let mut h = Harness::start("ops-dup");
+    let prompt = "Please refactor the storage layer to use WAL mode and add tests for it";
+    h.model.push([Reply::slow_text(
+        &"streaming slowly ".repeat(40),
+        40,
+        Duration::from_millis(100),
+    )]);
+    let first = h.submit(json!({"operation_type": "start_chat", "message": prompt}));
+    let id = op_id(&first);
+    h.wait_for(&id, Duration::from_secs(20), |s| {
+        s["status"] == json!("running")
+    });
+
+    let duplicate =
+        h.submit(json!({"operation_type": "start_chat", "message": format!("  {prompt}  ")}));
+    assert_eq!(duplicate["ok"], json!(false));
+    assert_eq!(
+        duplicate["error"]["code"],
+        json!("CODEX_DUPLICATE_PROMPT_ACTIVE"),
+        "{duplicate}"
+    );
+    assert_eq!(
+        duplicate["error"]["details"]["existingOperationId"],
+        json!(id)
+    );
+
+    let interrupted = h.call("codex_interrupt_turn", json!({"operation_id": id}));
+    assert_eq!(interrupted["interrupted"], json!(true), "{interrupted}");
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("interrupted"), "{done}");
+    assert!(
+        h.model.n_model_calls() <= 1,
+        "one turn at most reached the model"
+    );
+}
+
+#[test]
+fn command_approval_is_a_pending_interaction_answered_through_the_tool() {
+    let mut h = Harness::start("ops-approval");
+    h.model.push([
+        Reply::exec("echo approved-ok > approved.txt", "call_1"),
+        Reply::text("Wrote the file."),
+    ]);
+    let submitted = h.submit(json!({
+        "operation_type": "start_chat",
+        "message": "write a file",
+        "approval_policy": "untrusted",
+        "sandbox": "workspace-write",
+    }));
+    let id = op_id(&submitted);
+    let waiting = h.wait_for(&id, Duration::from_secs(20), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+    assert_eq!(
+        waiting["nextRecommendedAction"],
+        json!("answer_pending_interaction"),
+        "{waiting}"
+    );
+
+    let listed = h.call(
+        "codex_list_pending_interactions",
+        json!({"operation_id": id}),
+    );
+    assert_eq!(listed["returnedCount"], json!(1), "{listed}");
+    let interaction = &listed["interactions"][0];
+    assert_eq!(interaction["kind"], json!("approval"));
+    let interaction_id = interaction["interactionId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let bad = h.call(
+        "codex_answer_pending_interaction",
+        json!({"interaction_id": interaction_id, "decision": "acceptForSessionX"}),
+    );
+    assert_eq!(bad["ok"], json!(false), "{bad}");
+
+    let answered = h.call(
+        "codex_answer_pending_interaction",
+        json!({"interaction_id": interaction_id, "decision": "accept"}),
+    );
+    assert_eq!(answered["answered"], json!(true), "{answered}");
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert_eq!(done["finalReport"]["text"], json!("Wrote the file."));
+    assert!(
+        h.project.join("approved.txt").exists(),
+        "the approved command ran in the project"
+    );
+
+    let again = h.call(
+        "codex_answer_pending_interaction",
+        json!({"interaction_id": interaction_id, "decision": "accept"}),
+    );
+    assert_eq!(
+        again["error"]["code"],
+        json!("CODEX_PENDING_INTERACTION_UNAVAILABLE"),
+        "{again}"
+    );
+}
+
+#[test]
+fn output_schema_yields_a_structured_report_and_bad_input_is_refused() {
+    let mut h = Harness::start("ops-schema");
+    h.model.push([Reply::text(
+        "Result:\n```json\n{\"summary\": \"all good\", \"files\": 2}\n```",
+    )]);
+    let schema = json!({"type": "object", "properties": {"summary": {"type": "string"}, "files": {"type": "integer"}},
+                        "required": ["summary", "files"], "additionalProperties": false});
+    let submitted = h.submit(
+        json!({"operation_type": "start_chat", "message": "report", "output_schema": schema}),
+    );
+    let done = h.wait_terminal(&op_id(&submitted));
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert_eq!(
+        done["finalReport"]["structured"],
+        json!({"summary": "all good", "files": 2}),
+        "{done}"
+    );
+    assert_eq!(
+        done["finalReport"]["structuredParseStatus"],
+        json!("valid_json")
+    );
+
+    let outside = h.submit(json!({"operation_type": "start_chat", "message": "look",
+        "input_items": [{"type": "localImage", "path": "/etc/hostname.png"}]}));
+    assert_eq!(
+        outside["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{outside}"
+    );
+
+    let unknown = h.call(
+        "codex_get_operation_status",
+        json!({"operation_id": "op_missing"}),
+    );
+    assert_eq!(
+        unknown["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{unknown}"
+    );
+    let out_of_range = h.call(
+        "codex_get_operation_status",
+        json!({"operation_id": "x", "last_messages": 500}),
+    );
+    assert_eq!(
+        out_of_range["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{out_of_range}"
+    );
+}
+
+#[test]
+fn a_crash_ends_the_running_turn_unknown_and_queued_work_runs_once_after_restart() {
+    let mut h = Harness::start("ops-crash");
+    let one_at_a_time = [("CODEX_MCP_MAX_ACTIVE_TURNS_GLOBAL", "1")];
+    h.crash_and_restart(&one_at_a_time);
+    h.model.push([Reply::slow_text(
+        &"working on it ".repeat(40),
+        40,
+        Duration::from_millis(100),
+    )]);
+    let running =
+        op_id(&h.submit(json!({"operation_type": "start_chat", "message": "first task"})));
+    h.wait_for(&running, Duration::from_secs(20), |s| {
+        s["status"] == json!("running")
+    });
+    // Committed but not started: the global limit of 1 keeps them queued.
+    let queued: Vec<String> = (0..3)
+        .map(|i| {
+            op_id(&h.submit(
+                json!({"operation_type": "start_chat", "message": format!("queued task {i}")}),
+            ))
+        })
+        .collect();
+    let status = h.status(&queued[0]);
+    assert_eq!(
+        status["queueState"]["queuedReason"],
+        json!("global_slot_limit"),
+        "{status}"
+    );
+
+    // kill -9: no shutdown code runs; the server's codex child exits when its stdin closes.
+    h.crash_and_restart(&one_at_a_time);
+    let ended = h.wait_terminal(&running);
+    assert_eq!(
+        ended["status"],
+        json!("unknown_after_app_server_exit"),
+        "{ended}"
+    );
+    assert_eq!(ended["nextRecommendedAction"], json!("inspect_diagnostics"));
+    for id in &queued {
+        let done = h.wait_terminal(id);
+        assert_eq!(done["status"], json!("completed"), "{done}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        h.model.n_model_calls(),
+        4,
+        "each operation reached the model exactly once"
+    );
+    let workers = h.call("codex_get_worker_status", json!({}));
+    let recovered = &workers["startupRecovery"];
+    assert!(
+        recovered["running"].to_string().contains(&running),
+        "{workers}"
+    );
+}
+
+#[test]
+fn two_servers_on_one_database_run_each_operation_exactly_once() {
+    let mut h = Harness::start("ops-two-servers");
+    let (mut second, _) = Harness::spawn(&h.dir, &h._home);
+    let n = 24;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let args = json!({"operation_type": "start_chat", "message": format!("parallel task {i}"),
+                          "project_id": h.project.display().to_string()});
+        let payload = if i % 2 == 0 {
+            h.submit(args)
+        } else {
+            second
+                .call_tool("codex_submit_task", args)
+                .expect("submit on the second server")
+        };
+        ids.push(op_id(&payload));
+    }
+    let mut owners = std::collections::HashSet::new();
+    for id in &ids {
+        let done = h.wait_for(id, Duration::from_secs(90), |s| {
+            s["terminal"] == json!(true)
+        });
+        assert_eq!(done["status"], json!("completed"), "{done}");
+        owners.insert(done["queueState"]["workerId"].to_string());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        h.model.n_model_calls(),
+        n,
+        "every operation ran exactly once across both servers"
+    );
+    let workers = h.call("codex_get_worker_status", json!({}));
+    assert_eq!(
+        workers["workers"].as_array().map(Vec::len),
+        Some(2),
+        "{workers}"
+    );
+    second
+        .close(Duration::from_secs(15))
+        .expect("second server exits");
+}
