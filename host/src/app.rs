@@ -160,9 +160,14 @@ impl App {
             .collect()
     }
 
-    /// Interactions waiting for an answer (0 until the store tracks them).
-    pub fn pending_interaction_count(&self) -> usize {
-        0
+    /// Interactions waiting for an answer, across every process sharing the database.
+    pub async fn pending_interaction_count(&self) -> Result<i64, ToolError> {
+        Ok(self
+            .engine
+            .store
+            .health_counts()
+            .await?
+            .pending_interactions)
     }
 
     /// The engine (always present; the `Result` lets handlers use `?` uniformly).

@@ -84,6 +84,14 @@ fn health_summary_reports_the_version_block_and_default_plugins() {
     assert!(
         ["healthy", "degraded", "broken"].contains(&health["overallStatus"].as_str().unwrap_or(""))
     );
+    // The store is real: a fresh database at the current schema version, nothing queued yet.
+    assert_eq!(health["store"]["status"], json!("ok"), "{health}");
+    assert!(
+        health["store"]["schemaVersion"].as_i64().unwrap_or(0) >= 1,
+        "{health}"
+    );
+    assert_eq!(health["store"]["operations"], json!(0));
+    assert_eq!(health["store"]["pendingInteractions"], json!(0));
 }
 
 #[test]

@@ -49,7 +49,8 @@ pub use intents::{Intent, CREATING_METHODS};
 pub use interactions::{InteractionFilter, NewInteraction, PendingInteraction};
 pub use leases::{ClaimLimits, ConcurrencyCounts, WorkerInfo, WorkerRow};
 pub use operations::{
-    InsertOutcome, NewOperation, Operation, OperationFilter, OperationSnapshot, QueueCounts,
+    HealthCounts, InsertOutcome, NewOperation, Operation, OperationFilter, OperationSnapshot,
+    QueueCounts,
 };
 pub use recovery::RecoveryReport;
 pub use turns::{

@@ -302,6 +302,20 @@ impl InsertOutcome {
     }
 }
 
+/// What the health summary shows of the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCounts {
+    /// `PRAGMA user_version`.
+    pub schema_version: i64,
+    /// All operations.
+    pub operations: i64,
+    /// Operations not yet terminal.
+    pub active_operations: i64,
+    /// Interactions waiting for an answer.
+    pub pending_interactions: i64,
+}
+
 /// Filters for [`Store::list_operations`]; empty fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
@@ -1075,6 +1089,35 @@ impl Store {
         let (id, status) = (operation_id.to_string(), status.map(str::to_string));
         self.write(move |tx| {
             record_final_report(tx, &id, &report, status.as_deref(), crate::time::now_ms())
+        })
+        .await
+    }
+
+    /// Counts for the health summary, read in one snapshot: schema version, operations, non-terminal
+    /// operations, pending interactions.
+    pub async fn health_counts(&self) -> Result<HealthCounts, StoreError> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let count = |sql: &str| -> Result<i64, StoreError> {
+                Ok(tx.prepare_cached(sql)?.query_row([], |r| r.get(0))?)
+            };
+            let terminal = status::TERMINAL
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let counts = HealthCounts {
+                schema_version: super::schema::current_version(&tx)?,
+                operations: count("SELECT COUNT(*) FROM codex_operations")?,
+                active_operations: count(&format!(
+                    "SELECT COUNT(*) FROM codex_operations WHERE status NOT IN ({terminal})"
+                ))?,
+                pending_interactions: count(
+                    "SELECT COUNT(*) FROM pending_interactions WHERE status = 'pending'",
+                )?,
+            };
+            tx.finish()?;
+            Ok(counts)
         })
         .await
     }

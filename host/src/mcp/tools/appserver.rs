@@ -17,7 +17,7 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     if let Value::Object(map) = &mut payload {
         map.insert(
             "pendingInteractions".into(),
-            json!(app.pending_interaction_count()),
+            json!(app.pending_interaction_count().await?),
         );
         if args.bool("include_recent_events") {
             map.insert(

@@ -44,6 +44,28 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
     });
 
     let mut checks = Vec::new();
+    // The store is read, never written, by the health summary (a poll must stay cheap).
+    let store = match app.engine.store.health_counts().await {
+        Ok(counts) => {
+            checks.push(Check {
+                name: "mcp_state_db",
+                status: "ok",
+                message: format!("schema version {}", counts.schema_version),
+            });
+            json!({"status": "ok", "path": app.config.state_db_path.display().to_string(),
+                   "schemaVersion": counts.schema_version, "operations": counts.operations,
+                   "activeOperations": counts.active_operations,
+                   "pendingInteractions": counts.pending_interactions, "error": null})
+        }
+        Err(error) => {
+            checks.push(Check {
+                name: "mcp_state_db",
+                status: "error",
+                message: error.to_string(),
+            });
+            json!({"status": "error", "error": error.to_string()})
+        }
+    };
     let plugins = app.plugin_infos();
     let failed: Vec<&str> = plugins
         .iter()
@@ -125,6 +147,7 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
             "status": if app_server.running { "running" } else { "not_started" },
             "activeTurns": app_server.active_turns,
         },
+        "store": store,
         "recursionGuard": {
             "active": app.recursion_guard_active(),
             "writeToolsRefused": app.recursion_guard_active(),
