@@ -4,6 +4,8 @@
 //! - `normal`: answers initialize, thread/start, turn/start (then completes the turn after 50 ms).
 //! - `exit_mid_turn`: like normal, but exits with code 3 right after `turn/started`.
 //! - `hang`: never answers `thread/start`.
+//! - `hang_turn`: answers `thread/start` but never `turn/start` (a turn/start that may or may not have been
+//!   sent, as far as the caller can tell).
 //! - `malformed`: writes a malformed line before every reply.
 //! - `unknown_request`: after `initialized`, sends an unknown server request `x/unknown` (id 0).
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
@@ -57,6 +59,14 @@ fn main() {
                     continue;
                 }
                 send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));
+            }
+            ("turn/start", Some(_)) if mode == "hang_turn" => {}
+            ("thread/resume", Some(id)) => {
+                let thread = message
+                    .pointer("/params/threadId")
+                    .cloned()
+                    .unwrap_or(json!("thr_fake"));
+                send(json!({"id": id, "result": {"thread": {"id": thread, "turns": []}}}));
             }
             ("turn/start", Some(id)) => {
                 turn_counter += 1;

@@ -6,3 +6,4 @@ mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
 mod plugins;
+mod recovery;

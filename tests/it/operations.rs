@@ -477,3 +477,148 @@ fn two_servers_on_one_database_run_each_operation_exactly_once() {
         .close(Duration::from_secs(15))
         .expect("second server exits");
 }
+
+#[test]
+fn steer_joins_the_active_turn_and_forks_copy_the_thread() {
+    let mut h = Harness::start("ops-steer-fork");
+    h.model.push([
+        Reply::slow_text(
+            &"thinking out loud ".repeat(40),
+            40,
+            Duration::from_millis(100),
+        ),
+        Reply::text("Steered answer."),
+    ]);
+    let first = op_id(
+        &h.submit(json!({"operation_type": "start_chat", "message": "start something long"})),
+    );
+    let running = h.wait_for(&first, Duration::from_secs(20), |s| {
+        s["status"] == json!("running")
+            && !s["latestMessages"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+    });
+    let thread = running["threadId"].as_str().expect("thread").to_string();
+    let turn = running["turnId"].as_str().expect("turn").to_string();
+    // Let the stream start, so the steer lands mid-turn.
+    std::thread::sleep(Duration::from_millis(400));
+    let steer = op_id(&h.submit(json!({"operation_type": "steer_turn", "thread_id": thread,
+                                        "expected_turn_id": turn, "message": "focus on the tests instead"})));
+    let steered = h.wait_terminal(&steer);
+    assert_eq!(steered["status"], json!("completed"), "{steered}");
+    assert_eq!(
+        steered["turnId"],
+        json!(turn),
+        "a steer follows the turn it joined"
+    );
+    assert_eq!(steered["steerState"]["joinedTurnId"], json!(turn));
+    let done = h.wait_terminal(&first);
+    assert_eq!(
+        done["finalReport"]["text"],
+        json!("Steered answer."),
+        "{done}"
+    );
+    let texts: Vec<String> = h
+        .model
+        .requests()
+        .iter()
+        .flat_map(|r| r.user_texts())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("focus on the tests instead")),
+        "{texts:?}"
+    );
+
+    // A fork without a message completes as soon as the new thread exists.
+    let fork =
+        op_id(&h.submit(json!({"operation_type": "fork_thread", "source_thread_id": thread})));
+    let forked = h.wait_terminal(&fork);
+    assert_eq!(forked["status"], json!("completed"), "{forked}");
+    assert_eq!(forked["nextRecommendedAction"], json!("read_forked_thread"));
+    let copy = forked["threadId"]
+        .as_str()
+        .expect("forked thread")
+        .to_string();
+    assert_ne!(copy, thread);
+    assert_eq!(forked["forkState"]["sourceThreadId"], json!(thread));
+
+    // With a message, the fork runs a turn on the copy.
+    h.model.push([Reply::text("Answer on the fork.")]);
+    let calls = h.model.n_model_calls();
+    let fork_turn = op_id(&h.submit(
+        json!({"operation_type": "fork_thread", "source_thread_id": thread,
+                                            "message": "continue on a copy"}),
+    ));
+    let fork_done = h.wait_terminal(&fork_turn);
+    assert_eq!(fork_done["status"], json!("completed"), "{fork_done}");
+    assert_eq!(
+        fork_done["finalReport"]["text"],
+        json!("Answer on the fork.")
+    );
+    assert_ne!(fork_done["threadId"], json!(thread));
+    assert_eq!(h.model.n_model_calls(), calls + 1);
+}
+
+#[test]
+fn an_interaction_can_be_answered_through_another_server_and_expires_unanswered() {
+    let mut h = Harness::start("ops-cross-answer");
+    // The first server gets a short approval timeout so the second approval expires.
+    h.crash_and_restart(&[("CODEX_MCP_APPROVAL_RESPONSE_TIMEOUT_SECONDS", "3")]);
+    let (mut other, _) = Harness::spawn(&h.dir, &h._home);
+    h.model.push([
+        Reply::exec("echo one > one.txt", "call_1"),
+        Reply::text("First done."),
+    ]);
+    let first = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "write one",
+                                       "approval_policy": "untrusted", "sandbox": "workspace-write"})));
+    let waiting = h.wait_for(&first, Duration::from_secs(20), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+    let interaction_id = waiting["pendingInteractions"][0]["interactionId"]
+        .as_str()
+        .expect("interaction")
+        .to_string();
+    // The other process sees it and answers it; the owner delivers the answer.
+    let listed = other
+        .call_tool("codex_list_pending_interactions", json!({}))
+        .expect("list");
+    assert_eq!(listed["returnedCount"], json!(1), "{listed}");
+    let answered = other
+        .call_tool(
+            "codex_answer_pending_interaction",
+            json!({"interaction_id": interaction_id, "decision": "accept"}),
+        )
+        .expect("answer");
+    assert_eq!(
+        answered["delivery"],
+        json!("queued_for_owner"),
+        "{answered}"
+    );
+    let done = h.wait_terminal(&first);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert!(h.project.join("one.txt").exists());
+
+    // Nobody answers the next one: it is auto-declined after the timeout. Codex offers no `decline` here, so
+    // the seed's rule answers `cancel`, which ends the turn `interrupted` (never `completed`).
+    h.model.push([Reply::exec("echo two > two.txt", "call_2")]);
+    let second = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "write two",
+                                        "approval_policy": "untrusted", "sandbox": "workspace-write"})));
+    let done = h.wait_for(&second, Duration::from_secs(30), |s| {
+        s["terminal"] == json!(true)
+    });
+    assert_eq!(done["status"], json!("interrupted"), "{done}");
+    assert!(
+        !h.project.join("two.txt").exists(),
+        "a declined command must not run"
+    );
+    let declined = h.call(
+        "codex_list_pending_interactions",
+        json!({"operation_id": second, "status": "auto_declined"}),
+    );
+    assert_eq!(declined["returnedCount"], json!(1), "{declined}");
+    other
+        .close(Duration::from_secs(15))
+        .expect("other server exits");
+}

@@ -1,0 +1,125 @@
+//! Crash recovery around creating calls, with the scripted fake app-server: a `thread/start` or `turn/start`
+//! that was sent but never answered when the server died with `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::mcp_client::{isolated_env, workspace_binary, McpClient, TempDir};
+
+fn env(dir: &Path, mode: &str, log: &Path) -> Vec<(String, String)> {
+    let mut env = isolated_env(dir);
+    let fake =
+        workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server");
+    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
+    env.push(("FAKE_APP_SERVER_MODE".into(), mode.into()));
+    env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
+    env
+}
+
+fn project(dir: &Path) -> PathBuf {
+    let project = dir.join("projects").join("demo");
+    std::fs::create_dir_all(&project).expect("project");
+    project
+}
+
+fn sent(log: &Path, method: &str) -> usize {
+    let needle = format!("\"method\":\"{method}\"");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn wait_terminal(client: &mut McpClient, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = client
+            .call_tool("codex_get_operation_status", json!({"operation_id": id}))
+            .expect("status");
+        if status["terminal"] == json!(true) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "not terminal: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn submit(client: &mut McpClient, project: &Path, message: &str) -> String {
+    let payload = client
+        .call_tool(
+            "codex_submit_task",
+            json!({"operation_type": "start_chat", "message": message,
+                   "project_id": project.display().to_string()}),
+        )
+        .expect("submit");
+    payload["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_string()
+}
+
+#[test]
+fn a_turn_start_that_may_have_been_sent_is_never_sent_again() {
+    let dir = TempDir::new("recovery-turn");
+    let log = dir.path().join("fake.log");
+    let project = project(dir.path());
+    let mut client = McpClient::start(&env(dir.path(), "hang_turn", &log)).expect("start");
+    let id = submit(&mut client, &project, "a task whose turn/start is lost");
+    wait_until("turn/start to be sent", Duration::from_secs(20), || {
+        sent(&log, "turn/start") == 1
+    });
+    client.kill();
+
+    let mut client = McpClient::start(&env(dir.path(), "normal", &log)).expect("restart");
+    let status = wait_terminal(&mut client, &id);
+    assert_eq!(
+        status["status"],
+        json!("unknown_after_app_server_exit"),
+        "{status}"
+    );
+    assert!(
+        status["lastError"].to_string().contains("turn/start"),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sent(&log, "turn/start"),
+        1,
+        "turn/start must not be sent twice"
+    );
+    client.close(Duration::from_secs(15)).expect("exit");
+}
+
+#[test]
+fn a_lost_thread_start_is_retried_and_the_turn_runs_once() {
+    let dir = TempDir::new("recovery-thread");
+    let log = dir.path().join("fake.log");
+    let project = project(dir.path());
+    let mut client = McpClient::start(&env(dir.path(), "hang", &log)).expect("start");
+    let id = submit(&mut client, &project, "a task whose thread/start is lost");
+    wait_until("thread/start to be sent", Duration::from_secs(20), || {
+        sent(&log, "thread/start") == 1
+    });
+    client.kill();
+
+    let mut client = McpClient::start(&env(dir.path(), "normal", &log)).expect("restart");
+    let status = wait_terminal(&mut client, &id);
+    assert_eq!(status["status"], json!("completed"), "{status}");
+    assert_eq!(
+        sent(&log, "thread/start"),
+        2,
+        "an empty thread is the worst a retry leaves behind"
+    );
+    assert_eq!(sent(&log, "turn/start"), 1);
+    client.close(Duration::from_secs(15)).expect("exit");
+}
