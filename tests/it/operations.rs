@@ -494,9 +494,6 @@ fn steer_joins_the_active_turn_and_forks_copy_the_thread() {
     );
     let running = h.wait_for(&first, Duration::from_secs(20), |s| {
         s["status"] == json!("running")
-            && !s["latestMessages"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
     });
     let thread = running["threadId"].as_str().expect("thread").to_string();
     let turn = running["turnId"].as_str().expect("turn").to_string();
