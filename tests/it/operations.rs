@@ -619,3 +619,147 @@ fn an_interaction_can_be_answered_through_another_server_and_expires_unanswered(
         .close(Duration::from_secs(15))
         .expect("other server exits");
 }
+
+impl Harness {
+    fn workflow(&mut self, workflow_id: &str) -> Value {
+        self.call(
+            "codex_get_workflow_status",
+            json!({"workflow_id": workflow_id}),
+        )
+    }
+
+    fn wait_workflow(&mut self, workflow_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.workflow(workflow_id);
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "workflow timed out: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn plan_workflow_plans_waits_for_approval_then_executes_once() {
+    let mut h = Harness::start("wf-plan");
+    h.model.push([Reply::text(
+        "Here is my plan.\n<proposed_plan>\n1. Add the WAL pragma\n2. Add a test\n</proposed_plan>",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan the storage change", "client_request_id": "wf-1"}),
+    );
+    assert_eq!(started["ok"], json!(true), "{started}");
+    assert_eq!(started["workflowKind"], json!("plan_then_execute"));
+    assert_eq!(
+        started["runtimePolicy"]["effectiveSandbox"],
+        json!("workspace-write"),
+        "Plan Mode floor: {started}"
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    assert!(workflow_id.starts_with("wf_"));
+
+    let ready = h.wait_workflow(&workflow_id, |w| {
+        w["terminal"] == json!(true) || w["phase"] == json!("plan_ready")
+    });
+    assert_eq!(ready["phase"], json!("plan_ready"), "{ready}");
+    assert_eq!(ready["latestPlan"]["valid"], json!(true));
+    assert!(
+        ready["latestPlan"]["plan"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Add the WAL pragma"),
+        "{ready}"
+    );
+    assert_eq!(ready["nextRecommendedAction"], json!("execute_plan"));
+    // The plan turn ran in plan mode.
+    let plan_request = &h.model.requests()[0];
+    assert!(
+        format!("{:?}", plan_request.body)
+            .to_lowercase()
+            .contains("plan"),
+        "plan mode reached the model"
+    );
+
+    // The same key again: the same workflow, no new turn.
+    let again = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan the storage change", "client_request_id": "wf-1"}),
+    );
+    assert_eq!(again["workflowId"], json!(workflow_id));
+    assert_eq!(again["idempotent"], json!(true));
+
+    h.model.push([Reply::text(
+        "Implemented.\n```json\n{\"summary\": \"done\", \"tests\": 1}\n```",
+    )]);
+    let schema = json!({"type": "object", "properties": {"summary": {"type": "string"}, "tests": {"type": "integer"}},
+                        "required": ["summary", "tests"], "additionalProperties": false});
+    let approved = h.call(
+        "codex_approve_plan",
+        json!({"workflow_id": workflow_id, "output_schema": schema}),
+    );
+    assert_eq!(approved["ok"], json!(true), "{approved}");
+    assert_eq!(approved["idempotent"], json!(false));
+    assert!(
+        approved["approveOperation"]["operationId"].is_string(),
+        "{approved}"
+    );
+
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("completed"), "{done}");
+    assert_eq!(done["nextRecommendedAction"], json!("read_final_report"));
+    assert_eq!(
+        done["finalReport"]["structured"],
+        json!({"summary": "done", "tests": 1}),
+        "{done}"
+    );
+    assert_eq!(done["planTurn"]["status"], json!("completed"));
+    assert_eq!(done["executionTurn"]["status"], json!("completed"));
+    assert!(done["planTurn"]["turnId"].is_string());
+
+    let twice = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(twice["idempotent"], json!(true), "{twice}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        h.model.n_model_calls(),
+        2,
+        "one plan turn and one execution turn"
+    );
+}
+
+#[test]
+fn a_blocked_plan_fails_the_workflow_and_approval_is_refused() {
+    let mut h = Harness::start("wf-blocked");
+    h.model.push([Reply::text(
+        "I cannot do this: permission denied on the repository.",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan it"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("failed"), "{done}");
+    assert_eq!(done["error"]["code"], json!("plan_blocked"), "{done}");
+    let refused = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(
+        refused["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{refused}"
+    );
+    let unknown = h.call(
+        "codex_get_workflow_status",
+        json!({"workflow_id": "wf_missing"}),
+    );
+    assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
+}

@@ -420,7 +420,7 @@ fn sandbox_mode(name: &str) -> Option<SandboxMode> {
     }
 }
 
-fn sandbox_mode_name(mode: SandboxMode) -> &'static str {
+pub(super) fn sandbox_mode_name(mode: SandboxMode) -> &'static str {
     match mode {
         SandboxMode::ReadOnly => "read-only",
         SandboxMode::WorkspaceWrite => "workspace-write",
@@ -438,7 +438,7 @@ fn approval_policy(name: &str) -> Option<ApprovalPolicy> {
     }
 }
 
-fn approval_policy_name(policy: ApprovalPolicy) -> &'static str {
+pub(super) fn approval_policy_name(policy: ApprovalPolicy) -> &'static str {
     match policy {
         ApprovalPolicy::Never => "never",
         ApprovalPolicy::OnRequest => "on-request",

@@ -11,7 +11,9 @@
 //!   generation's turns as `unknown_after_app_server_exit`;
 //! - the **interaction courier** ([`interactions`]): delivers answers stored by any process to the app-server
 //!   this process owns, and auto-declines expired interactions;
-//! - the **heartbeat**: extends this process's leases and its worker row.
+//! - the **heartbeat**: extends this process's leases and its worker row;
+//! - the **workflow pump** ([`workflows`]): performs the actions workflow plugins return and reports the
+//!   progress of their operations back to them.
 //!
 //! Tool handlers never wait on Codex: they write a row and [`Engine::wake`] the dispatcher, or read SQLite.
 
@@ -21,6 +23,7 @@ pub mod interactions;
 pub mod request;
 pub mod rules;
 pub mod tracker;
+pub mod workflows;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -116,6 +119,7 @@ pub struct Engine {
     settings: EngineSettings,
     wake: Notify,
     courier_wake: Notify,
+    workflow_wake: Notify,
     /// `(generation, thread id)` of threads loaded in the live app-server (started, forked or resumed there).
     loaded_threads: Mutex<HashSet<(u64, String)>>,
     /// Operations this process is driving right now (so a claim never runs twice here).
@@ -140,6 +144,7 @@ impl Engine {
             settings,
             wake: Notify::new(),
             courier_wake: Notify::new(),
+            workflow_wake: Notify::new(),
             loaded_threads: Mutex::new(HashSet::new()),
             running: Mutex::new(HashSet::new()),
             startup_recovery: Mutex::new(None),
@@ -198,6 +203,7 @@ impl Engine {
             tokio::spawn(self.clone().dispatcher_loop(shutdown.clone())),
             tokio::spawn(self.clone().courier_loop(shutdown.clone())),
             tokio::spawn(self.clone().heartbeat_loop(shutdown.clone())),
+            tokio::spawn(self.clone().workflow_loop(shutdown.clone())),
         ];
         if !report.running.is_empty() || !report.needs_reconcile.is_empty() {
             tasks.push(tokio::spawn(self.clone().follow_recovered(report)));

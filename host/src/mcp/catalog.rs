@@ -119,6 +119,22 @@ const SPECS: &[(&str, &str)] = &[
         "codex_get_worker_status",
         include_str!("tools/specs/codex_get_worker_status.json"),
     ),
+    (
+        "codex_start_plan_workflow",
+        include_str!("tools/specs/codex_start_plan_workflow.json"),
+    ),
+    (
+        "codex_get_workflow_status",
+        include_str!("tools/specs/codex_get_workflow_status.json"),
+    ),
+    (
+        "codex_approve_plan",
+        include_str!("tools/specs/codex_approve_plan.json"),
+    ),
+    (
+        "codex_adopt_workflow_plan",
+        include_str!("tools/specs/codex_adopt_workflow_plan.json"),
+    ),
 ];
 
 /// The parsed catalog plus derived values computed once.

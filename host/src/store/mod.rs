@@ -20,6 +20,7 @@
 //! - [`turns`]: tracked turns, their messages, progress events and token usage.
 //! - [`interactions`]: durable pending interactions, answerable from any process.
 //! - [`events`]: the bounded, redacted app-server frame journal.
+//! - [`workflows`]: plugin-driven workflows, their action journal and history.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
@@ -33,6 +34,7 @@ pub mod recovery;
 pub mod schema;
 pub mod submissions;
 pub mod turns;
+pub mod workflows;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -256,6 +256,61 @@ CREATE TABLE app_server_events (
 CREATE INDEX idx_app_server_events_turn ON app_server_events(turn_id, event_id) WHERE turn_id IS NOT NULL;
 CREATE INDEX idx_app_server_events_thread ON app_server_events(thread_id, event_id) WHERE thread_id IS NOT NULL;
 CREATE INDEX idx_app_server_events_generation ON app_server_events(owner_id, process_generation, event_id);
+"#;
+
+/// Version 2: workflows (plugin-driven state machines), their action journal and their event history.
+const V2: &str = r#"
+CREATE TABLE codex_workflows (
+    workflow_id         TEXT PRIMARY KEY,                -- wf_<32 hex>
+    client_request_id   TEXT NOT NULL UNIQUE,
+    kind                TEXT NOT NULL,                   -- plan_then_execute, code_review, ...
+    plugin_id           TEXT NOT NULL,
+    plugin_version      TEXT NOT NULL,
+    input_json          TEXT NOT NULL,
+    request_fingerprint TEXT NOT NULL,
+    state_json          TEXT NOT NULL,                   -- opaque plugin state
+    phase               TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    thread_id           TEXT,
+    runtime_policy_json TEXT,
+    final_report_json   TEXT,
+    error_json          TEXT,
+    owner_id            TEXT,                            -- the process driving it
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    completed_at        INTEGER
+);
+CREATE INDEX idx_codex_workflows_active ON codex_workflows (completed_at, updated_at);
+CREATE INDEX idx_codex_workflows_thread ON codex_workflows (thread_id);
+
+-- Every action a plugin returned, in order. `state` says how far the host got: pending -> performed
+-- (an operation or app-server call exists) -> started (its thread/turn ids were reported to the plugin)
+-- -> reported (its end was reported). A replay after a crash resumes from the stored state and never
+-- performs an action twice: performing is idempotent through `workflow:<wf>:<action id>` operation keys.
+CREATE TABLE codex_workflow_actions (
+    workflow_id     TEXT NOT NULL REFERENCES codex_workflows (workflow_id),
+    action_id       TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    action_json     TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending',
+    operation_id    TEXT,
+    output_json     TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (workflow_id, action_id)
+);
+CREATE INDEX idx_codex_workflow_actions_state ON codex_workflow_actions (state, workflow_id);
+
+CREATE TABLE codex_workflow_events (
+    event_id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id     TEXT NOT NULL REFERENCES codex_workflows (workflow_id),
+    event           TEXT NOT NULL,
+    phase           TEXT NOT NULL,
+    details_json    TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_workflow_events_wf ON codex_workflow_events (workflow_id, event_id);
 "#;
 
 #[cfg(test)]

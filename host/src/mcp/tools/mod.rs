@@ -5,6 +5,7 @@ mod health;
 mod interactions;
 mod operations;
 mod queue;
+mod workflows;
 
 use serde_json::Value;
 
@@ -29,6 +30,10 @@ pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, T
         "codex_get_queue_status" => queue::queue_status(app, &args).await,
         "codex_get_concurrency_status" => queue::concurrency_status(app, &args).await,
         "codex_get_worker_status" => queue::worker_status(app, &args).await,
+        "codex_start_plan_workflow" => workflows::start_plan(app, &args).await,
+        "codex_get_workflow_status" => workflows::status(app, &args).await,
+        "codex_approve_plan" => workflows::approve(app, &args).await,
+        "codex_adopt_workflow_plan" => workflows::adopt(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),

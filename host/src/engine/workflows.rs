@@ -1,0 +1,757 @@
+//! Workflows: plugin state machines (the WIT `workflow` world) executed durably by the host.
+//!
+//! The plugin decides, the host performs. For each event the host calls the plugin with the stored state,
+//! stores the returned step (new state, phase, actions) in one transaction ([`crate::store::workflows`]), then
+//! performs the journaled actions. Performing is idempotent: a turn is started through an ordinary operation
+//! whose `client_request_id` is `workflow:<wf>:<action id>`, so replaying an action after a crash finds the
+//! same operation instead of starting a second turn. The pump ([`Engine::workflow_loop`]) then reports the
+//! operation's progress back to the plugin (`action-completed` with the thread/turn ids, `turn-completed` with
+//! the final message and plan items, `app-server-exited`), each report stored in the same transaction as the
+//! step it caused.
+//!
+//! A plugin that traps, runs out of fuel or returns garbage fails its own workflow (`CODEX_PLUGIN_FAILED`);
+//! other workflows and the server carry on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{Engine, EngineError};
+use crate::plugins::types::{
+    Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CollaborationMode,
+    Event, PlanItem, Step, ThreadRef, TurnCompleted, TurnSettings,
+};
+use crate::shutdown::Shutdown;
+use crate::store::operations::{InsertOutcome, NewOperation, Operation};
+use crate::store::workflows::{NewWorkflow, StepRecord, Workflow, WorkflowAction};
+
+/// How often the pump looks at active workflows when nothing wakes it.
+const PUMP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A workflow to start.
+#[derive(Debug, Clone)]
+pub struct WorkflowStart {
+    /// `plan_then_execute`, ...
+    pub kind: String,
+    /// The plugin implementing it.
+    pub plugin_id: String,
+    /// The plugin's input.
+    pub input: Value,
+    /// Idempotency key.
+    pub client_request_id: String,
+    /// Canonical request, compared on retries with the same key.
+    pub request_fingerprint: String,
+    /// Requested and effective runtime policy.
+    pub runtime_policy: Value,
+}
+
+fn settings_json(settings: &TurnSettings) -> Value {
+    json!({
+        "cwd": settings.cwd,
+        "sandbox": settings.sandbox.map(super::execute::sandbox_mode_name),
+        "approvalPolicy": settings.approval_policy.map(super::execute::approval_policy_name),
+        "model": settings.model,
+        "effort": settings.effort,
+        "collaborationMode": settings.collaboration_mode.map(|m| match m {
+            CollaborationMode::Plan => "plan",
+            CollaborationMode::Default => "default",
+        }),
+    })
+}
+
+fn thread_json(thread: &ThreadRef) -> Value {
+    match thread {
+        ThreadRef::Action(id) => json!({"action": id}),
+        ThreadRef::Thread(id) => json!({"thread": id}),
+    }
+}
+
+fn parse_json(text: &Option<String>) -> Value {
+    text.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// An action as the journal stores it: `(id, kind, json)`.
+fn action_record(action: &Action) -> (String, String, Value) {
+    let (id, kind, body) = match action {
+        Action::StartThread(a) => (
+            &a.id,
+            "start-thread",
+            json!({"settings": settings_json(&a.settings)}),
+        ),
+        Action::StartTurn(a) => (
+            &a.id,
+            "start-turn",
+            json!({"thread": thread_json(&a.thread), "message": a.message,
+                   "settings": settings_json(&a.settings), "outputSchema": parse_json(&a.output_schema)}),
+        ),
+        Action::SteerTurn(a) => (
+            &a.id,
+            "steer-turn",
+            json!({"thread": thread_json(&a.thread), "message": a.message}),
+        ),
+        Action::InterruptTurn(a) => (
+            &a.id,
+            "interrupt-turn",
+            json!({"thread": thread_json(&a.thread)}),
+        ),
+        Action::SetGoal(a) => (
+            &a.id,
+            "set-goal",
+            json!({"thread": thread_json(&a.thread), "goal": a.goal}),
+        ),
+        Action::ClearGoal(a) => (
+            &a.id,
+            "clear-goal",
+            json!({"thread": thread_json(&a.thread)}),
+        ),
+        Action::StartReview(a) => (
+            &a.id,
+            "start-review",
+            json!({"thread": thread_json(&a.thread), "instructions": a.instructions,
+                   "settings": settings_json(&a.settings)}),
+        ),
+        Action::CompactThread(a) => (
+            &a.id,
+            "compact-thread",
+            json!({"thread": thread_json(&a.thread)}),
+        ),
+        Action::ArchiveThread(a) => (
+            &a.id,
+            "archive-thread",
+            json!({"thread": thread_json(&a.thread)}),
+        ),
+        Action::WaitForApproval(a) => (
+            &a.id,
+            "wait-for-approval",
+            json!({"summary": a.summary, "details": parse_json(&a.details)}),
+        ),
+        Action::Complete(a) => (
+            &a.id,
+            "complete",
+            json!({"report": a.report, "structured": parse_json(&a.structured)}),
+        ),
+        Action::Fail(a) => (&a.id, "fail", json!({"code": a.code, "message": a.message})),
+    };
+    let mut body = body;
+    body["type"] = json!(kind);
+    body["id"] = json!(id);
+    (id.clone(), kind.to_string(), body)
+}
+
+/// The name of an event in the history.
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Started(_) => "started",
+        Event::OperationStatusChanged(_) => "operation-status-changed",
+        Event::TurnCompleted(_) => "turn-completed",
+        Event::InteractionPending(_) => "interaction-pending",
+        Event::InteractionAnswered(_) => "interaction-answered",
+        Event::AppServerExited(_) => "app-server-exited",
+        Event::Approved(_) => "approved",
+        Event::Adopted(_) => "adopted",
+        Event::ActionCompleted(_) => "action-completed",
+        Event::ActionFailed(_) => "action-failed",
+    }
+}
+
+impl Engine {
+    /// The version of a loaded plugin.
+    fn plugin_version(&self, plugin_id: &str) -> Result<String, EngineError> {
+        self.plugins
+            .infos()
+            .iter()
+            .find(|info| {
+                info.id == plugin_id && info.status == crate::plugins::PluginStatus::Loaded
+            })
+            .map(|info| info.version.clone())
+            .ok_or_else(|| {
+                EngineError::Invalid(format!("workflow plugin {plugin_id} is not loaded"))
+            })
+    }
+
+    /// Creates (or, for the same key and request, finds) a workflow and runs the plugin's `start`.
+    /// Returns the workflow and whether it was created now.
+    pub async fn start_workflow(
+        &self,
+        start: WorkflowStart,
+    ) -> Result<(Workflow, bool), EngineError> {
+        let version = self.plugin_version(&start.plugin_id)?;
+        let (workflow, created) = self
+            .store
+            .insert_workflow(NewWorkflow {
+                client_request_id: start.client_request_id,
+                kind: start.kind,
+                plugin_id: start.plugin_id.clone(),
+                plugin_version: version,
+                input: start.input.clone(),
+                request_fingerprint: start.request_fingerprint,
+                runtime_policy: Some(start.runtime_policy),
+                owner_id: self.worker.owner_id.clone(),
+            })
+            .await?;
+        if !created {
+            return Ok((workflow, false));
+        }
+        let step = self
+            .plugins
+            .workflow_start(&start.plugin_id, &start.input.to_string());
+        let workflow = self
+            .record_step(&workflow, "started", None, step, None)
+            .await?;
+        let workflow = self.advance(&workflow).await?;
+        self.wake_workflows();
+        Ok((workflow, true))
+    }
+
+    /// Wakes the workflow pump.
+    pub fn wake_workflows(&self) {
+        self.workflow_wake.notify_one();
+    }
+
+    /// Stores what the plugin returned (or, when the plugin failed, fails the workflow).
+    async fn record_step(
+        &self,
+        workflow: &Workflow,
+        event: &str,
+        details: Option<Value>,
+        step: Result<Step, crate::plugins::PluginError>,
+        source: Option<(String, String)>,
+    ) -> Result<Workflow, EngineError> {
+        let record = match step {
+            Ok(step) => match serde_json::from_str::<Value>(&step.state) {
+                Ok(state) => StepRecord {
+                    event: event.to_string(),
+                    details,
+                    state,
+                    actions: step.actions.iter().map(action_record).collect(),
+                    source_action: source,
+                },
+                Err(err) => self.plugin_failure(
+                    workflow,
+                    event,
+                    &format!("state is not JSON: {err}"),
+                    source,
+                ),
+            },
+            Err(err) => {
+                tracing::warn!(workflow = %workflow.workflow_id, plugin = %workflow.plugin_id, error = %err, "workflow plugin failed");
+                self.plugin_failure(workflow, event, &err.to_string(), source)
+            }
+        };
+        let failed = record.state.get("pluginError").cloned();
+        let stored = self
+            .store
+            .apply_workflow_step(&workflow.workflow_id, record)
+            .await?;
+        if let Some(error) = failed {
+            self.store
+                .set_workflow_outcome(&workflow.workflow_id, None, Some(error))
+                .await?;
+        }
+        Ok(stored)
+    }
+
+    fn plugin_failure(
+        &self,
+        workflow: &Workflow,
+        event: &str,
+        message: &str,
+        source: Option<(String, String)>,
+    ) -> StepRecord {
+        let error = json!({"code": "CODEX_PLUGIN_FAILED", "message": message, "plugin": workflow.plugin_id,
+                           "retryable": false});
+        let mut state = workflow.state.clone();
+        if !state.is_object() {
+            state = json!({});
+        }
+        state["phase"] = json!("failed");
+        state["status"] = json!("failed");
+        state["pluginError"] = error.clone();
+        StepRecord {
+            event: event.to_string(),
+            details: Some(error),
+            state,
+            actions: Vec::new(),
+            source_action: source,
+        }
+    }
+
+    /// Feeds one event to a workflow's plugin and stores the step. A terminal workflow ignores events but
+    /// the source action is still marked, so it is not reported again.
+    pub async fn feed_workflow(
+        &self,
+        workflow: &Workflow,
+        event: Event,
+        details: Option<Value>,
+        source: Option<(String, String)>,
+    ) -> Result<Workflow, EngineError> {
+        let name = event_name(&event);
+        if workflow.is_terminal() {
+            if let Some((action, state)) = source {
+                self.store
+                    .set_workflow_action_state(&workflow.workflow_id, &action, &state, None, None)
+                    .await?;
+            }
+            return Ok(workflow.clone());
+        }
+        let step = self.plugins.workflow_on_event(
+            &workflow.plugin_id,
+            &workflow.state.to_string(),
+            &event,
+        );
+        self.record_step(workflow, name, details, step, source)
+            .await
+    }
+
+    pub(super) async fn workflow_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            if let Err(error) = self.pump_workflows().await {
+                tracing::warn!(%error, "workflow pump failed");
+            }
+            tokio::select! {
+                _ = shutdown.recv() => return,
+                _ = self.workflow_wake.notified() => {}
+                _ = tokio::time::sleep(PUMP_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// One pass over the active workflows this process drives (taking over those of dead processes).
+    async fn pump_workflows(&self) -> Result<(), EngineError> {
+        for workflow in self.store.active_workflows(200).await? {
+            match &workflow.owner_id {
+                Some(owner) if owner == &self.worker.owner_id => {}
+                Some(owner) if !self.store.is_owner_dead(owner).await? => continue,
+                _ => {
+                    self.store
+                        .take_over_workflow(&workflow.workflow_id, &self.worker.owner_id)
+                        .await?;
+                }
+            }
+            if let Err(error) = self.advance(&workflow).await {
+                tracing::warn!(workflow = %workflow.workflow_id, %error, "advancing a workflow failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs pending actions and reports operation progress until nothing changes.
+    pub async fn advance(&self, workflow: &Workflow) -> Result<Workflow, EngineError> {
+        let mut workflow = workflow.clone();
+        for _ in 0..16 {
+            let actions = self.store.workflow_actions(&workflow.workflow_id).await?;
+            let mut progressed = false;
+            for action in &actions {
+                if let Some(next) = self.step_action(&workflow, action, &actions).await? {
+                    workflow = next;
+                    progressed = true;
+                    break;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(workflow)
+    }
+
+    /// Moves one action forward; returns the workflow when something changed.
+    async fn step_action(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<Option<Workflow>, EngineError> {
+        let id = &workflow.workflow_id;
+        match (action.state.as_str(), action.kind.as_str()) {
+            ("pending", _) => {
+                self.perform(workflow, action, all).await?;
+                Ok(Some(self.reload(id).await?))
+            }
+            ("performed" | "started", "start-turn") => {
+                let Some(op_id) = &action.operation_id else {
+                    return Ok(None);
+                };
+                let op = self.store.require_operation(op_id).await?;
+                if action.state == "performed" && op.turn_id.is_some() {
+                    return self
+                        .report_started(workflow, action, all, &op)
+                        .await
+                        .map(Some);
+                }
+                if op.is_terminal() {
+                    return self.report_finished(workflow, action, &op).await.map(Some);
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn reload(&self, workflow_id: &str) -> Result<Workflow, EngineError> {
+        self.store
+            .get_workflow(workflow_id)
+            .await?
+            .ok_or_else(|| EngineError::Invalid(format!("workflow {workflow_id} vanished")))
+    }
+
+    /// The thread a `thread` reference names, when known.
+    fn resolve_thread(reference: &Value, all: &[WorkflowAction]) -> Option<String> {
+        if let Some(thread) = reference.get("thread").and_then(Value::as_str) {
+            return Some(thread.to_string());
+        }
+        let action_id = reference.get("action").and_then(Value::as_str)?;
+        all.iter()
+            .find(|a| a.action_id == action_id)
+            .and_then(|a| a.output.as_ref())
+            .and_then(|o| o.get("threadId"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    async fn perform(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<(), EngineError> {
+        let id = &workflow.workflow_id;
+        let body = &action.action;
+        match action.kind.as_str() {
+            // The thread is created by the first turn that names it (a `start_chat` operation), so thread and
+            // turn share one durable operation.
+            "start-thread" | "wait-for-approval" => {
+                self.store
+                    .set_workflow_action_state(id, &action.action_id, "performed", None, None)
+                    .await?;
+            }
+            "start-turn" => {
+                let op = self.start_turn_operation(workflow, action, all).await?;
+                self.store
+                    .set_workflow_action_state(
+                        id,
+                        &action.action_id,
+                        "performed",
+                        Some(&op.operation_id),
+                        None,
+                    )
+                    .await?;
+                self.wake();
+            }
+            "complete" => {
+                let report = self.workflow_report(workflow, all, body).await?;
+                self.store
+                    .set_workflow_outcome(id, Some(report), None)
+                    .await?;
+                self.store
+                    .set_workflow_action_state(id, &action.action_id, "reported", None, None)
+                    .await?;
+            }
+            "fail" => {
+                let error = json!({"code": body.get("code"), "message": body.get("message"), "retryable": false});
+                self.store
+                    .set_workflow_outcome(id, None, Some(error))
+                    .await?;
+                self.store
+                    .set_workflow_action_state(id, &action.action_id, "reported", None, None)
+                    .await?;
+            }
+            other => {
+                // Actions this host does not perform for workflows yet are reported back as failed, so the
+                // plugin can decide; they are never silently dropped.
+                self.store
+                    .set_workflow_action_state(id, &action.action_id, "failed", None, None)
+                    .await?;
+                let event = Event::ActionFailed(ActionFailure {
+                    action_id: action.action_id.clone(),
+                    code: "unsupported_action".into(),
+                    message: format!("the host does not perform {other} actions for workflows yet"),
+                });
+                self.feed_workflow(
+                    workflow,
+                    event,
+                    Some(json!({"actionId": action.action_id})),
+                    None,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The operation that runs a `start-turn` action (found again, never duplicated, on a replay).
+    async fn start_turn_operation(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<Operation, EngineError> {
+        let body = &action.action;
+        let settings = &body["settings"];
+        let thread = Self::resolve_thread(&body["thread"], all);
+        let operation_type = if thread.is_some() {
+            "send_message"
+        } else {
+            "start_chat"
+        };
+        let cwd = settings
+            .get("cwd")
+            .and_then(Value::as_str)
+            .or_else(|| workflow.input.get("cwd").and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string();
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let output_schema = body.get("outputSchema").filter(|s| !s.is_null()).cloned();
+        let request = json!({
+            "operationType": operation_type,
+            "workflowId": workflow.workflow_id,
+            "workflowActionId": action.action_id,
+            "cwd": cwd,
+            "threadId": thread,
+            "message": message,
+            "model": settings.get("model"),
+            "outputSchema": output_schema,
+            "collaborationMode": settings.get("collaborationMode"),
+            "runtimePolicy": {
+                "effectiveSandbox": settings.get("sandbox"),
+                "effectiveApprovalPolicy": settings.get("approvalPolicy"),
+            },
+        });
+        let mut new = NewOperation::new(operation_type, request);
+        new.client_request_id = Some(format!(
+            "workflow:{}:{}",
+            workflow.workflow_id, action.action_id
+        ));
+        new.project_path_key = cwd.clone();
+        new.cwd = Some(cwd);
+        new.thread_id = thread;
+        new.workflow_id = Some(workflow.workflow_id.clone());
+        // The workflow's own turns are not duplicates of each other (an execution turn repeats the plan).
+        new.dedup_policy = "idempotency_only".to_string();
+        new.message = Some(message.to_string());
+        new.output_schema_hash = output_schema
+            .as_ref()
+            .map(crate::engine::rules::output_schema::output_schema_hash);
+        new.config_fingerprint = self.worker.config_fingerprint.clone();
+        let outcome = self.store.insert_operation(new).await?;
+        Ok(match outcome {
+            InsertOutcome::Created { operation, .. }
+            | InsertOutcome::Existing { operation, .. } => operation,
+        })
+    }
+
+    /// Tells the plugin a turn exists (and, for a turn that created the workflow's thread, that the thread does).
+    async fn report_started(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+        op: &Operation,
+    ) -> Result<Workflow, EngineError> {
+        let mut workflow = workflow.clone();
+        if let (Some(thread_action), Some(thread_id)) = (
+            action.action["thread"]
+                .get("action")
+                .and_then(Value::as_str),
+            &op.thread_id,
+        ) {
+            let pending = all
+                .iter()
+                .find(|a| a.action_id == thread_action)
+                .is_some_and(|a| a.output.is_none());
+            if pending {
+                let output = json!({"threadId": thread_id});
+                self.store
+                    .set_workflow_action_state(
+                        &workflow.workflow_id,
+                        thread_action,
+                        "reported",
+                        None,
+                        Some(output.clone()),
+                    )
+                    .await?;
+                let event = Event::ActionCompleted(ActionOutput {
+                    action_id: thread_action.to_string(),
+                    output: output.to_string(),
+                });
+                workflow = self
+                    .feed_workflow(&workflow, event, Some(output), None)
+                    .await?;
+            }
+        }
+        let output =
+            json!({"threadId": op.thread_id, "turnId": op.turn_id, "operationId": op.operation_id});
+        self.store
+            .set_workflow_action_state(
+                &workflow.workflow_id,
+                &action.action_id,
+                "performed",
+                None,
+                Some(output.clone()),
+            )
+            .await?;
+        let event = Event::ActionCompleted(ActionOutput {
+            action_id: action.action_id.clone(),
+            output: output.to_string(),
+        });
+        self.feed_workflow(
+            &workflow,
+            event,
+            Some(output),
+            Some((action.action_id.clone(), "started".to_string())),
+        )
+        .await
+    }
+
+    /// Tells the plugin how a turn (or the operation that should have started it) ended.
+    async fn report_finished(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        op: &Operation,
+    ) -> Result<Workflow, EngineError> {
+        let source = Some((action.action_id.clone(), "reported".to_string()));
+        let details = json!({"actionId": action.action_id, "operationId": op.operation_id, "status": op.status});
+        if op.status == "unknown_after_app_server_exit" {
+            let event = Event::AppServerExited(AppServerExit {
+                generation: 0,
+                code: None,
+            });
+            return self
+                .feed_workflow(workflow, event, Some(details), source)
+                .await;
+        }
+        let Some(turn_id) = &op.turn_id else {
+            let code = op
+                .last_error
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_str)
+                .unwrap_or("operation_failed")
+                .to_string();
+            let event = Event::ActionFailed(ActionFailure {
+                action_id: action.action_id.clone(),
+                code,
+                message: op
+                    .last_error
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| {
+                        format!("operation {} ended {}", op.operation_id, op.status)
+                    }),
+            });
+            return self
+                .feed_workflow(workflow, event, Some(details), source)
+                .await;
+        };
+        let final_message = op
+            .final_report
+            .as_ref()
+            .and_then(|r| r.get("text"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let plan_items = self
+            .store
+            .list_progress_events(turn_id, 50)
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == "plan" && e.item_id.is_some())
+            .filter_map(|e| e.summary)
+            .map(|step| PlanItem {
+                step,
+                status: "completed".into(),
+            })
+            .collect();
+        let event = Event::TurnCompleted(TurnCompleted {
+            action_id: Some(action.action_id.clone()),
+            thread_id: op.thread_id.clone().unwrap_or_default(),
+            turn_id: turn_id.clone(),
+            status: op.status.clone(),
+            final_message,
+            plan_items,
+        });
+        self.feed_workflow(workflow, event, Some(details), source)
+            .await
+    }
+
+    /// The workflow's final report: the plugin's text, with the structured result of the last turn that
+    /// asked for one.
+    async fn workflow_report(
+        &self,
+        workflow: &Workflow,
+        all: &[WorkflowAction],
+        body: &Value,
+    ) -> Result<Value, EngineError> {
+        let mut last_turn: Option<Operation> = None;
+        for action in all.iter().rev() {
+            if let Some(op_id) = action
+                .operation_id
+                .as_ref()
+                .filter(|_| action.kind == "start-turn")
+            {
+                last_turn = self.store.get_operation(op_id).await?;
+                break;
+            }
+        }
+        let mut report = last_turn
+            .as_ref()
+            .and_then(|op| op.final_report.clone())
+            .unwrap_or_else(|| json!({}));
+        report["text"] = body.get("report").cloned().unwrap_or(Value::Null);
+        if !body["structured"].is_null() {
+            report["structured"] = body["structured"].clone();
+        }
+        report["workflowId"] = json!(workflow.workflow_id);
+        Ok(report)
+    }
+
+    /// Answers a `wait-for-approval` action (the plan approval gate). `comment` is passed to the plugin as is.
+    /// Returns the workflow after the plugin's step and the actions it performed.
+    pub async fn approve_workflow(
+        &self,
+        workflow: &Workflow,
+        approval_action: &str,
+        approved: bool,
+        comment: Option<String>,
+    ) -> Result<Workflow, EngineError> {
+        let event = Event::Approved(Approval {
+            action_id: approval_action.to_string(),
+            approved,
+            comment,
+        });
+        let workflow = self
+            .feed_workflow(
+                workflow,
+                event,
+                Some(json!({"actionId": approval_action, "approved": approved})),
+                Some((approval_action.to_string(), "reported".to_string())),
+            )
+            .await?;
+        let workflow = self.advance(&workflow).await?;
+        self.wake_workflows();
+        Ok(workflow)
+    }
+
+    /// Adopts a plan into a workflow (`adopted` event), then advances it.
+    pub async fn adopt_into_workflow(
+        &self,
+        workflow: &Workflow,
+        thread_id: &str,
+        details: Value,
+    ) -> Result<Workflow, EngineError> {
+        let event = Event::Adopted(Adoption {
+            thread_id: thread_id.to_string(),
+            details: Some(details.to_string()),
+        });
+        let workflow = self
+            .feed_workflow(workflow, event, Some(details), None)
+            .await?;
+        self.advance(&workflow).await
+    }
+}

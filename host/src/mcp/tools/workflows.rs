@@ -1,0 +1,411 @@
+//! Plan workflows: `codex_start_plan_workflow`, `codex_get_workflow_status`, `codex_approve_plan`,
+//! `codex_adopt_workflow_plan`. The procedure itself is the `plan-workflow` WASM plugin; these handlers
+//! validate, apply the Plan Mode floor, and read the workflow back from SQLite.
+
+use serde_json::{json, Value};
+
+use super::operations::interaction_json;
+use crate::app::App;
+use crate::engine::request::RequestError;
+use crate::engine::rules::output_schema::validate_output_schema;
+use crate::engine::workflows::WorkflowStart;
+use crate::mcp::args::Args;
+use crate::mcp::error::{ErrorCode, ToolError};
+use crate::store::workflows::Workflow;
+use crate::store::InteractionFilter;
+
+/// The plugin that implements `plan_then_execute`.
+const PLAN_PLUGIN: &str = "plan-workflow";
+
+fn sandbox_rank(mode: &str) -> u8 {
+    match mode {
+        "workspace-write" => 1,
+        "danger-full-access" => 2,
+        _ => 0,
+    }
+}
+
+/// `approval_policy` values that mean "ask the orchestrator" become `on-request`; `respect_existing` keeps
+/// the thread's setting (`None`).
+fn effective_approval(requested: &str) -> Option<String> {
+    match requested {
+        "respect_existing" => None,
+        "ask_openclaw" | "never_auto_approve" => Some("on-request".to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn unknown_workflow(workflow_id: &str) -> ToolError {
+    ToolError::invalid_argument("workflow_id", format!("unknown workflow {workflow_id}"))
+        .with_detail("workflowId", json!(workflow_id))
+}
+
+async fn load(app: &App, workflow_id: &str) -> Result<Workflow, ToolError> {
+    app.engine()?
+        .store
+        .get_workflow(workflow_id)
+        .await?
+        .ok_or_else(|| unknown_workflow(workflow_id))
+}
+
+/// Handler of `codex_start_plan_workflow`.
+pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let project = app
+        .projects
+        .resolve(args.required_str("project_id")?)
+        .map_err(|err| ToolError::from(RequestError::Project(err)))?;
+    let cwd = match args.str("cwd") {
+        Some(cwd) => {
+            let path = crate::config::normalize_path(std::path::Path::new(cwd));
+            app.projects
+                .for_cwd(&path)
+                .map_err(|err| ToolError::from(RequestError::Project(err)))?;
+            path
+        }
+        None => project.root_path.clone(),
+    };
+    let defaults = &app.config;
+    let requested_sandbox = if args.was_provided("sandbox") {
+        args.str("sandbox").unwrap_or("read-only").to_string()
+    } else {
+        defaults.default_sandbox.as_str().to_string()
+    };
+    let requested_approval = if args.was_provided("approval_policy") {
+        args.str("approval_policy")
+            .unwrap_or("on-request")
+            .to_string()
+    } else {
+        defaults.default_approval_policy.as_str().to_string()
+    };
+    // The Plan Mode floor (seed): at least workspace-write, or the configured default when that is stronger;
+    // `never` approvals when the operator's default is `never`.
+    let default_sandbox = defaults.default_sandbox.as_str();
+    let mut effective_sandbox = "workspace-write".to_string();
+    for candidate in [requested_sandbox.as_str(), default_sandbox] {
+        if sandbox_rank(candidate) > sandbox_rank(&effective_sandbox) {
+            effective_sandbox = candidate.to_string();
+        }
+    }
+    let mut effective_approval = effective_approval(&requested_approval);
+    if defaults.default_approval_policy.as_str() == "never" {
+        effective_approval = Some("never".to_string());
+    }
+    let adjusted = effective_sandbox != requested_sandbox
+        || effective_approval.as_deref() != Some(requested_approval.as_str());
+    let runtime_policy = json!({
+        "requestedSandbox": requested_sandbox,
+        "requestedApprovalPolicy": requested_approval,
+        "effectiveSandbox": effective_sandbox,
+        "effectiveApprovalPolicy": effective_approval,
+        "runtimePolicyAdjusted": adjusted,
+        "adjustmentReason": adjusted.then_some("plan_mode_floor"),
+    });
+    let message = args.required_str("message")?;
+    let input = json!({
+        "message": message,
+        "cwd": cwd.display().to_string(),
+        "model": args.str("model").map(str::to_string).or_else(|| defaults.default_model.clone()),
+        "sandbox": effective_sandbox,
+        "approvalPolicy": effective_approval,
+        "title": args.str("title"),
+        "threadId": null,
+    });
+    let fingerprint = crate::mcp::catalog::sha256_hex(
+        crate::mcp::catalog::canonical_json(
+            &json!({"input": input, "projectId": project.project_id}),
+        )
+        .as_bytes(),
+    );
+    let client_request_id = args.string("client_request_id").unwrap_or_else(|| {
+        format!(
+            "auto:{}:{}",
+            &fingerprint[..32],
+            uuid::Uuid::new_v4().simple()
+        )
+    });
+    let (workflow, created) = engine
+        .start_workflow(WorkflowStart {
+            kind: "plan_then_execute".to_string(),
+            plugin_id: PLAN_PLUGIN.to_string(),
+            input,
+            client_request_id,
+            request_fingerprint: fingerprint,
+            runtime_policy,
+        })
+        .await
+        .map_err(engine_error)?;
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    payload["idempotent"] = json!(!created);
+    Ok(payload)
+}
+
+fn engine_error(err: crate::engine::EngineError) -> ToolError {
+    match err {
+        crate::engine::EngineError::Store(err) => err.into(),
+        crate::engine::EngineError::AppServer(err) => err.into(),
+        crate::engine::EngineError::Invalid(message) => {
+            ToolError::new(ErrorCode::PluginFailed, message)
+        }
+        crate::engine::EngineError::PolicyDenied(message) => {
+            ToolError::new(ErrorCode::InvalidArgument, message)
+        }
+    }
+}
+
+/// Handler of `codex_get_workflow_status`: a pure read of SQLite.
+pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
+    let workflow = load(app, args.required_str("workflow_id")?).await?;
+    workflow_payload(app, &workflow, args).await
+}
+
+/// The seed's workflow payload (W).
+async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let max_chars = usize::try_from(args.int_or("message_max_chars", 8000)).unwrap_or(8000);
+    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
+    let op_of = |id: &str| {
+        actions
+            .iter()
+            .find(|a| a.action_id == id)
+            .and_then(|a| a.operation_id.clone())
+    };
+    let plan_op_id = op_of("plan");
+    let exec_op_id = op_of("execute");
+    let turn_view = |op: Option<crate::store::Operation>| {
+        op.map(
+            |op| json!({"turnId": op.turn_id, "status": op.status, "operationId": op.operation_id}),
+        )
+    };
+    let plan_op = match &plan_op_id {
+        Some(id) => engine.store.get_operation(id).await?,
+        None => None,
+    };
+    let exec_op = match &exec_op_id {
+        Some(id) => engine.store.get_operation(id).await?,
+        None => None,
+    };
+    let current_op = exec_op
+        .as_ref()
+        .or(plan_op.as_ref())
+        .map(|o| o.operation_id.clone());
+    let pending = engine
+        .store
+        .list_interactions(
+            InteractionFilter {
+                workflow_id: Some(workflow.workflow_id.clone()),
+                status: Some("pending".into()),
+                ..Default::default()
+            },
+            50,
+        )
+        .await?;
+    let state = &workflow.state;
+    let quality = state.get("planQuality").and_then(Value::as_str);
+    let plan_text = state.get("plan").and_then(Value::as_str).map(|p| {
+        let cut: String = p.chars().take(max_chars).collect();
+        cut
+    });
+    let mut status = workflow.status.clone();
+    if let Some(first) = pending.first() {
+        status = if first.kind == "user_input" {
+            "waiting_for_user_input".into()
+        } else {
+            "waiting_for_approval".into()
+        };
+    }
+    let next = if !pending.is_empty() {
+        "answer_pending_interaction"
+    } else {
+        match workflow.phase.as_str() {
+            "planning" | "starting" => "wait_plan",
+            "plan_ready" => "execute_plan",
+            "plan_needs_review" => "review_plan",
+            "plan_candidate_found" => "adopt_candidate_plan",
+            "executing" => "wait_execution",
+            "completed" => "read_final_report",
+            _ => "inspect_diagnostics",
+        }
+    };
+    let mut final_report = workflow.final_report.clone().unwrap_or(Value::Null);
+    if let Some(text) = final_report.get("text").and_then(Value::as_str) {
+        let cut: String = text.chars().take(max_chars).collect();
+        final_report["truncated"] = json!(cut.len() < text.len());
+        final_report["text"] = json!(cut);
+    }
+    let events = if args
+        .value("include_events")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
+        engine
+            .store
+            .workflow_events(&workflow.workflow_id, 50)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let terminal = workflow.is_terminal();
+    Ok(json!({
+        "workflowId": workflow.workflow_id,
+        "workflowKind": workflow.kind,
+        "clientRequestId": workflow.client_request_id,
+        "pluginId": workflow.plugin_id,
+        "pluginVersion": workflow.plugin_version,
+        "phase": workflow.phase,
+        "status": status,
+        "terminal": terminal,
+        "threadId": workflow.thread_id,
+        "chatId": workflow.thread_id,
+        "planOperationId": plan_op_id,
+        "executionOperationId": exec_op_id,
+        "currentOperationId": current_op,
+        "planTurn": turn_view(plan_op),
+        "executionTurn": turn_view(exec_op),
+        "latestPlan": {
+            "planQuality": quality,
+            "valid": quality == Some("valid_plan"),
+            "plan": plan_text,
+            "planHash": state.get("planHash"),
+            "turnId": state.get("planTurnId"),
+        },
+        "finalReport": final_report,
+        "error": workflow.error,
+        "runtimePolicy": workflow.runtime_policy,
+        "threadGoal": {"syncState": "not_configured"},
+        "pendingInteractions": pending.iter().map(interaction_json).collect::<Vec<_>>(),
+        "events": events,
+        "actions": actions.iter().map(|a| json!({"actionId": a.action_id, "kind": a.kind, "state": a.state,
+                                                  "operationId": a.operation_id})).collect::<Vec<_>>(),
+        "createdAt": workflow.created_at.iso(),
+        "updatedAt": workflow.updated_at.iso(),
+        "nextRecommendedAction": next,
+        "recommendedPollAfterSeconds": if terminal { 0 } else if pending.is_empty() { 5 } else { 10 },
+        "pollRecommended": !terminal,
+    }))
+}
+
+/// Handler of `codex_approve_plan`: answers the plugin's approval gate; the plugin queues the execution turn.
+pub async fn approve(app: &App, args: &Args) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let workflow = load(app, args.required_str("workflow_id")?).await?;
+    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
+    let gate = actions
+        .iter()
+        .rev()
+        .find(|a| a.kind == "wait-for-approval" && a.state == "performed");
+    let Some(gate) = gate.filter(|_| workflow.phase == "plan_ready") else {
+        // Approving twice is idempotent: the execution already queued is returned.
+        if let Some(execute) = actions.iter().find(|a| a.action_id == "execute") {
+            let mut payload = workflow_payload(app, &workflow, args).await?;
+            payload["idempotent"] = json!(true);
+            payload["approveOperation"] = json!({"operationId": execute.operation_id, "status": payload["executionTurn"]["status"]});
+            return Ok(payload);
+        }
+        return Err(ToolError::invalid_argument(
+            "workflow_id",
+            format!(
+                "approve_plan needs a completed plan of quality valid_plan; the workflow is {}",
+                workflow.phase
+            ),
+        )
+        .with_detail("phase", json!(workflow.phase))
+        .with_detail(
+            "planQuality",
+            workflow
+                .state
+                .get("planQuality")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ));
+    };
+    let output_schema = args
+        .value("output_schema")
+        .filter(|v| !v.is_null())
+        .cloned();
+    if let Some(schema) = &output_schema {
+        validate_output_schema(schema)
+            .map_err(|err| ToolError::invalid_argument("output_schema", err.to_string()))?;
+    }
+    let sandbox = args.str("sandbox").filter(|s| *s != "respect_existing");
+    let comment = json!({
+        "message": args.str("message"),
+        "outputSchema": output_schema,
+        "sandbox": sandbox,
+        "approvalPolicy": args.str("approval_policy").and_then(effective_approval),
+    });
+    let gate_id = gate.action_id.clone();
+    let workflow = engine
+        .approve_workflow(&workflow, &gate_id, true, Some(comment.to_string()))
+        .await
+        .map_err(engine_error)?;
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    payload["idempotent"] = json!(false);
+    payload["approveOperation"] = json!({"operationId": payload["executionOperationId"], "status": payload["executionTurn"]["status"]});
+    Ok(payload)
+}
+
+/// The plan inside `<proposed_plan>` tags, trimmed.
+fn proposed_plan(text: &str) -> Option<&str> {
+    let start = text.find("<proposed_plan>")? + "<proposed_plan>".len();
+    let end = text[start..].find("</proposed_plan>")? + start;
+    Some(text[start..end].trim())
+}
+
+/// Handler of `codex_adopt_workflow_plan`: adopts a newer plan from the workflow's thread, checked by hash.
+pub async fn adopt(app: &App, args: &Args) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let workflow = load(app, args.required_str("workflow_id")?).await?;
+    let turn_id = args.required_str("candidate_turn_id")?;
+    let wanted_hash = args.required_str("candidate_plan_hash")?;
+    if matches!(
+        workflow.phase.as_str(),
+        "executing" | "completed" | "failed" | "orphaned_after_app_server_exit"
+    ) {
+        return Err(ToolError::invalid_argument(
+            "workflow_id",
+            format!(
+                "a plan cannot be adopted once the workflow is {}",
+                workflow.phase
+            ),
+        ));
+    }
+    let turn = engine.store.get_turn(turn_id).await?.ok_or_else(|| {
+        ToolError::new(
+            ErrorCode::TurnNotFound,
+            format!("turn {turn_id} is not tracked"),
+        )
+        .with_detail("turnId", json!(turn_id))
+    })?;
+    if workflow.thread_id.as_deref() != Some(turn.thread_id.as_str()) {
+        return Err(ToolError::invalid_argument(
+            "candidate_turn_id",
+            "the candidate turn belongs to another thread than the workflow's",
+        ));
+    }
+    let text = turn.final_message.clone().unwrap_or_default();
+    let plan = proposed_plan(&text).ok_or_else(|| {
+        ToolError::invalid_argument(
+            "candidate_turn_id",
+            "the candidate turn holds no <proposed_plan>",
+        )
+    })?;
+    let hash = crate::mcp::catalog::sha256_hex(plan.as_bytes());
+    if hash != wanted_hash {
+        return Err(ToolError::invalid_argument(
+            "candidate_plan_hash",
+            "the plan hash does not match",
+        )
+        .with_detail("planHash", json!(hash)));
+    }
+    let details = json!({"candidateTurnId": turn_id, "plan": plan, "planHash": hash,
+                         "adoptionNote": args.str("adoption_note")});
+    let workflow = engine
+        .adopt_into_workflow(&workflow, &turn.thread_id, details.clone())
+        .await
+        .map_err(engine_error)?;
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    payload["idempotent"] = json!(false);
+    payload["adoptedPlan"] = details;
+    Ok(payload)
+}
