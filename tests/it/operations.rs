@@ -763,3 +763,107 @@ fn a_blocked_plan_fails_the_workflow_and_approval_is_refused() {
     );
     assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
 }
+
+#[test]
+fn a_plan_mode_question_is_answered_through_pending_interactions() {
+    let mut h = Harness::start("wf-question");
+    h.model.push([
+        Reply::FunctionCall {
+            name: "request_user_input".into(),
+            arguments: json!({"questions": [{"id": "color", "header": "Color", "question": "Which color should the button be?",
+                               "options": [{"label": "Blue", "description": "calm"}, {"label": "Red", "description": "loud"}]}]}),
+            call_id: "call_q".into(),
+        },
+        Reply::text("<proposed_plan>\n1. Paint the button blue\n</proposed_plan>"),
+    ]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan the button"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    let waiting = h.wait_workflow(&workflow_id, |w| {
+        w["status"] == json!("waiting_for_user_input") || w["terminal"] == json!(true)
+    });
+    assert_eq!(
+        waiting["nextRecommendedAction"],
+        json!("answer_pending_interaction"),
+        "{waiting}"
+    );
+    let interaction = &waiting["pendingInteractions"][0];
+    assert_eq!(interaction["kind"], json!("user_input"), "{interaction}");
+    assert!(
+        interaction["questions"].to_string().contains("Which color"),
+        "{interaction}"
+    );
+    let id = interaction["interactionId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let answered = h.call(
+        "codex_answer_pending_interaction",
+        json!({"interaction_id": id, "answers": {"color": "Blue"}}),
+    );
+    assert_eq!(
+        answered["response"],
+        json!({"answers": {"color": {"answers": ["Blue"]}}}),
+        "{answered}"
+    );
+    let ready = h.wait_workflow(&workflow_id, |w| {
+        w["phase"] == json!("plan_ready") || w["terminal"] == json!(true)
+    });
+    assert_eq!(ready["phase"], json!("plan_ready"), "{ready}");
+    let texts: Vec<String> = h
+        .model
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(
+        texts.last().is_some_and(|t| t.contains("Blue")),
+        "the answer reached the model"
+    );
+}
+
+#[test]
+fn a_crash_after_approval_never_runs_the_execution_twice() {
+    let mut h = Harness::start("wf-crash");
+    h.model.push([Reply::text(
+        "<proposed_plan>\n1. Do the thing\n</proposed_plan>",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan a thing"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    h.wait_workflow(&workflow_id, |w| w["phase"] == json!("plan_ready"));
+    h.model.push([Reply::slow_text(
+        &"executing ".repeat(30),
+        30,
+        Duration::from_millis(100),
+    )]);
+    let approved = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(approved["ok"], json!(true), "{approved}");
+    // Crash while the execution turn may be queued or running.
+    h.crash_and_restart(&[]);
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert!(
+        ["completed", "orphaned_after_app_server_exit"]
+            .contains(&done["phase"].as_str().unwrap_or("")),
+        "{done}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        h.model.n_model_calls() <= 2,
+        "the execution turn reached the model at most once"
+    );
+    let again = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(again["idempotent"], json!(true), "{again}");
+}

@@ -89,6 +89,8 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
     new.force = request.force;
     new.message = request.message.clone();
     new.output_schema_hash = schema_hash.clone();
+    // Only workers with the same codex home, database and roots may run it (seed §f).
+    new.config_fingerprint = engine.worker.config_fingerprint.clone();
     if !request.input_items.is_empty() {
         let items: Vec<Value> = request
             .input_items
