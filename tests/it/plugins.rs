@@ -690,3 +690,58 @@ fn operator_config_overrides_reach_default_policy() {
     let danger = host.check_action(&request(&host, &inside, SandboxMode::DangerFullAccess, ""));
     assert_eq!(danger.expect("call"), Decision::Allow);
 }
+
+/// A workflow whose plugin traps or loops fails alone; the engine goes on serving other workflows.
+#[test]
+fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
+    use codex_control_plane::appserver::{AppServer, AppServerSettings};
+    use codex_control_plane::engine::workflows::WorkflowStart;
+    use codex_control_plane::engine::{Engine, EngineSettings};
+    use codex_control_plane::store::Store;
+    use serde_json::json;
+
+    let temp = TempDir::new("hostile-workflow");
+    let host = hostile_host(&temp, "fuel = 5_000_000\ntimeout_ms = 200");
+    let cfg = config(temp.path(), Vec::new());
+    let store = Store::open(&temp.path().join("state.sqlite3")).expect("store");
+    let appserver = AppServer::new(AppServerSettings::from_config(&cfg));
+    let engine = Engine::new(
+        store,
+        appserver,
+        std::sync::Arc::new(host),
+        EngineSettings::from_config(&cfg),
+        "test".into(),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let start = |key: &str, input: serde_json::Value| WorkflowStart {
+        kind: "echo".into(),
+        plugin_id: "hostile".into(),
+        input,
+        client_request_id: key.into(),
+        request_fingerprint: key.into(),
+        runtime_policy: json!({}),
+    };
+    for behaviour in ["panic", "loop"] {
+        let (workflow, created) = runtime
+            .block_on(engine.start_workflow(start(behaviour, json!({"mode": behaviour}))))
+            .expect("the engine reports a failed workflow, not an error");
+        assert!(created);
+        assert_eq!(workflow.phase, "failed", "{behaviour}: {workflow:?}");
+        let stored = runtime
+            .block_on(engine.store.get_workflow(&workflow.workflow_id))
+            .expect("read")
+            .expect("row");
+        let error = stored.error.expect("error recorded");
+        assert_eq!(
+            error["code"],
+            json!("CODEX_PLUGIN_FAILED"),
+            "{behaviour}: {error}"
+        );
+        assert_eq!(error["plugin"], json!("hostile"));
+    }
+    // The same plugin, well-behaved input: the workflow runs (its echo completes on the first event).
+    let (fine, _) = runtime
+        .block_on(engine.start_workflow(start("fine", json!({"mode": "fine"}))))
+        .expect("start");
+    assert_ne!(fine.phase, "failed", "{fine:?}");
+}

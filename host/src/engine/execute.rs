@@ -181,7 +181,7 @@ impl Engine {
     }
 
     /// Runs the policy chain on an action; returns the settings to use (narrowed or as requested).
-    fn check_policy(
+    async fn check_policy(
         &self,
         op: &Operation,
         kind: ActionKind,
@@ -205,7 +205,10 @@ impl Engine {
             },
             context: self.plugins.policy_context(),
         };
-        match self.plugins.check_action(&request) {
+        let decision = self
+            .with_plugins(move |plugins| plugins.check_action(&request))
+            .await?;
+        match decision {
             Ok(Decision::Allow) => Ok(settings),
             Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
             Ok(Decision::Narrow(narrowed)) => Ok(TurnSettings {
@@ -246,8 +249,9 @@ impl Engine {
         self.set_status(op, "starting_app_server").await?;
         self.appserver.ensure_started().await?;
         self.set_status(op, "starting_thread").await?;
-        let settings =
-            self.check_policy(op, ActionKind::StartThread, self.requested_settings(op))?;
+        let settings = self
+            .check_policy(op, ActionKind::StartThread, self.requested_settings(op))
+            .await?;
         let mut params = json!({"serviceName": "codex-control-plane-mcp"});
         apply_settings(&mut params, &settings, Target::Thread);
         let thread_id = self
@@ -289,7 +293,9 @@ impl Engine {
 
     async fn start_turn(&self, op: &Operation, thread_id: &str) -> Result<RunOutcome, RunError> {
         self.set_status(op, "starting_turn").await?;
-        let settings = self.check_policy(op, ActionKind::StartTurn, self.requested_settings(op))?;
+        let settings = self
+            .check_policy(op, ActionKind::StartTurn, self.requested_settings(op))
+            .await?;
         let mut input = Vec::new();
         if let Some(message) = request_str(op, "message") {
             input.push(protocol::text_input(message));
@@ -319,7 +325,8 @@ impl Engine {
             .expected_turn_id
             .clone()
             .ok_or_else(|| EngineError::Invalid("steer has no expected turn".into()))?;
-        self.check_policy(op, ActionKind::SteerTurn, self.requested_settings(op))?;
+        self.check_policy(op, ActionKind::SteerTurn, self.requested_settings(op))
+            .await?;
         let message = request_str(op, "message").unwrap_or_default();
         let params = json!({"threadId": thread_id, "expectedTurnId": expected,
                             "input": [protocol::text_input(message)],
@@ -343,8 +350,9 @@ impl Engine {
             .source_thread_id
             .clone()
             .ok_or_else(|| EngineError::Invalid("fork has no source thread".into()))?;
-        let settings =
-            self.check_policy(op, ActionKind::StartThread, self.requested_settings(op))?;
+        let settings = self
+            .check_policy(op, ActionKind::StartThread, self.requested_settings(op))
+            .await?;
         let ephemeral = op
             .request
             .get("ephemeral")

@@ -56,8 +56,16 @@ impl Engine {
             payload: params.to_string(),
             context: self.plugins.policy_context(),
         };
-        let Some(auto) = self.plugins.on_interaction(&offer) else {
-            return;
+        let auto = match self
+            .with_plugins(move |plugins| plugins.on_interaction(&offer))
+            .await
+        {
+            Ok(Some(auto)) => auto,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(interaction = %interaction.interaction_id, %error, "policy call failed");
+                return;
+            }
         };
         let response = answer_response(&auto.answer);
         let by = format!("policy:{}", auto.plugin);

@@ -234,6 +234,21 @@ impl Engine {
         }
     }
 
+    /// Runs a plugin call on the blocking pool. Plugin calls are synchronous, and WASI's sync bindings
+    /// block on the ambient tokio runtime when a guest touches WASI (a panic message written to stderr, for
+    /// one), which is forbidden on a reactor thread; a blocking-pool thread may do it. A host-side panic in
+    /// the call comes back as an error instead of killing the calling task.
+    pub async fn with_plugins<R, F>(&self, call: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&PluginHost) -> R + Send + 'static,
+    {
+        let plugins = self.plugins.clone();
+        tokio::task::spawn_blocking(move || call(&plugins))
+            .await
+            .map_err(|err| EngineError::Invalid(format!("plugin call failed: {err}")))
+    }
+
     fn mark_running(&self, operation_id: &str) -> bool {
         self.running
             .lock()

@@ -195,9 +195,10 @@ impl Engine {
         if !created {
             return Ok((workflow, false));
         }
+        let (plugin, input) = (start.plugin_id.clone(), start.input.to_string());
         let step = self
-            .plugins
-            .workflow_start(&start.plugin_id, &start.input.to_string());
+            .with_plugins(move |plugins| plugins.workflow_start(&plugin, &input))
+            .await?;
         let workflow = self
             .record_step(&workflow, "started", None, step, None)
             .await?;

@@ -10,7 +10,8 @@
 //! - `"view"`: denies with `get-operation("op-1")`, or "none";
 //! - anything else: allows.
 //!
-//! The other worlds echo their input so that tests can check dispatch.
+//! The other worlds echo their input so that tests can check dispatch; a workflow started with an input
+//! containing the string `"panic"` or `"loop"` misbehaves the same way.
 
 wit_bindgen::generate!({
     path: "../../../wit/since_v0.1.0",
@@ -95,6 +96,16 @@ impl workflow_plugin::Guest for Hostile {
     }
 
     fn start(input: String) -> Step {
+        // A workflow input naming a misbehaviour triggers it, so hosts can test containment.
+        if input.contains("\"panic\"") {
+            panic!("hostile workflow panics on purpose");
+        }
+        if input.contains("\"loop\"") {
+            let mut counter: u64 = 0;
+            loop {
+                counter = std::hint::black_box(counter.wrapping_add(1));
+            }
+        }
         Step {
             state: input,
             actions: vec![Action::StartThread(StartThreadAction {
