@@ -867,3 +867,69 @@ fn a_crash_after_approval_never_runs_the_execution_twice() {
     let again = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
     assert_eq!(again["idempotent"], json!(true), "{again}");
 }
+
+#[test]
+fn archive_unarchive_and_compaction_are_audited_lifecycle_actions() {
+    let mut h = Harness::start("lifecycle");
+    h.model.push([Reply::slow_text(
+        &"long answer ".repeat(20),
+        20,
+        Duration::from_millis(100),
+    )]);
+    let op = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "start a thread"})));
+    let running = h.wait_for(&op, Duration::from_secs(20), |s| {
+        s["status"] == json!("running")
+    });
+    let thread = running["threadId"].as_str().expect("thread").to_string();
+    let busy = h.call("codex_archive_thread", json!({"thread_id": thread}));
+    assert_eq!(busy["error"]["code"], json!("CODEX_BUSY"), "{busy}");
+    assert_eq!(busy["error"]["details"]["status"], json!("active_turn"));
+    h.wait_terminal(&op);
+
+    let archived = h.call("codex_archive_thread", json!({"thread_id": thread}));
+    assert_eq!(archived["status"], json!("completed"), "{archived}");
+    assert_eq!(archived["threadState"], json!("archived"));
+    assert!(archived["actionId"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("tla_"));
+    let unarchived = h.call("codex_unarchive_thread", json!({"thread_id": thread}));
+    assert_eq!(unarchived["status"], json!("completed"), "{unarchived}");
+
+    h.model
+        .push([Reply::text("Summary of the conversation so far.")]);
+    let compaction = h.call(
+        "codex_start_thread_compaction",
+        json!({"thread_id": thread}),
+    );
+    let action_id = compaction["actionId"]
+        .as_str()
+        .expect("actionId")
+        .to_string();
+    assert!(
+        ["running", "completed"].contains(&compaction["status"].as_str().unwrap_or("")),
+        "{compaction}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let status = h.call(
+            "codex_get_thread_compaction_status",
+            json!({"action_id": action_id, "include_events": true}),
+        );
+        if status["terminal"] == json!(true) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compaction did not end: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert!(done["targetTurnId"].is_string(), "{done}");
+    let unknown = h.call(
+        "codex_get_thread_compaction_status",
+        json!({"action_id": "tla_missing"}),
+    );
+    assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
+}

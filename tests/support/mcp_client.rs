@@ -39,22 +39,28 @@ pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let profile = profile_dir();
     let path = profile.join(bin);
     let mut done = built.lock().map_err(|_| anyhow!("build lock poisoned"))?;
-    if !done.iter().any(|b| b == bin) {
+    if !done.iter().any(|b| b == bin || b == "*") {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let mut command = Command::new(cargo);
+        // Every binary of the workspace at once. Under `cargo test` the test targets are included, so the
+        // features unify exactly as in the `cargo test --workspace` that runs us and nothing is compiled
+        // twice (building one package alone unifies differently and rebuilds the world).
         command
-            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
         if profile.file_name().and_then(|n| n.to_str()) == Some("release") {
             command.arg("--release");
+        } else {
+            command.arg("--tests");
         }
         let status = command
             .status()
             .with_context(|| format!("failed to run cargo build for {bin}"))?;
         if !status.success() {
-            bail!("cargo build of {bin} failed: {status}");
+            bail!("cargo build of {bin} ({package}) failed: {status}");
         }
         done.push(bin.to_string());
+        done.push("*".to_string());
     }
     if !path.exists() {
         bail!("{} was not produced by cargo build", path.display());

@@ -526,7 +526,13 @@ impl Engine {
                     self.store
                         .upsert_turn(self.turn_update(generation, &turn_id, &thread_id, &status))
                         .await?;
-                    for op in self.operations_for_turn(&turn_id).await? {
+                    let operations = self.operations_for_turn(&turn_id).await?;
+                    if operations.is_empty() {
+                        // A turn nobody submitted: app-server runs a compaction as such a turn.
+                        self.settle_compaction(&thread_id, &turn_id, &status)
+                            .await?;
+                    }
+                    for op in operations {
                         if op.is_terminal() {
                             continue;
                         }
@@ -653,6 +659,9 @@ impl Engine {
             .store
             .orphan_interactions(&self.worker.owner_id, generation)
             .await?;
+        self.store
+            .lose_lifecycle_generation(&self.worker.owner_id, generation)
+            .await?;
         self.loaded_threads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -664,6 +673,35 @@ impl Engine {
             "app-server exited; its turns end unknown"
         );
         self.wake();
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Ends the oldest running compaction of a thread with the turn that carried it.
+    async fn settle_compaction(
+        &self,
+        thread_id: &str,
+        turn_id: &str,
+        status: &str,
+    ) -> Result<(), EngineError> {
+        if let Some(action) = self
+            .store
+            .running_compactions(thread_id)
+            .await?
+            .into_iter()
+            .next()
+        {
+            let outcome = if status == "completed" {
+                "completed"
+            } else {
+                "failed"
+            };
+            let error = (outcome == "failed").then(|| json!({"code": "CODEX_SEND_FAILED", "message": format!("compaction turn ended {status}")}));
+            self.store
+                .update_lifecycle_action(&action.action_id, outcome, None, error, Some(turn_id))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -135,6 +135,22 @@ const SPECS: &[(&str, &str)] = &[
         "codex_adopt_workflow_plan",
         include_str!("tools/specs/codex_adopt_workflow_plan.json"),
     ),
+    (
+        "codex_archive_thread",
+        include_str!("tools/specs/codex_archive_thread.json"),
+    ),
+    (
+        "codex_unarchive_thread",
+        include_str!("tools/specs/codex_unarchive_thread.json"),
+    ),
+    (
+        "codex_start_thread_compaction",
+        include_str!("tools/specs/codex_start_thread_compaction.json"),
+    ),
+    (
+        "codex_get_thread_compaction_status",
+        include_str!("tools/specs/codex_get_thread_compaction_status.json"),
+    ),
 ];
 
 /// The parsed catalog plus derived values computed once.

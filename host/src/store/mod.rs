@@ -21,6 +21,7 @@
 //! - [`interactions`]: durable pending interactions, answerable from any process.
 //! - [`events`]: the bounded, redacted app-server frame journal.
 //! - [`workflows`]: plugin-driven workflows, their action journal and history.
+//! - [`lifecycle`]: audited thread lifecycle actions (archive, unarchive, compact).
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
@@ -29,6 +30,7 @@ pub mod events;
 pub mod intents;
 pub mod interactions;
 pub mod leases;
+pub mod lifecycle;
 pub mod operations;
 pub mod recovery;
 pub mod schema;

@@ -258,7 +258,8 @@ CREATE INDEX idx_app_server_events_thread ON app_server_events(thread_id, event_
 CREATE INDEX idx_app_server_events_generation ON app_server_events(owner_id, process_generation, event_id);
 "#;
 
-/// Version 2: workflows (plugin-driven state machines), their action journal and their event history.
+/// Version 2: workflows (plugin-driven state machines), their action journal and history; thread lifecycle
+/// actions.
 const V2: &str = r#"
 CREATE TABLE codex_workflows (
     workflow_id         TEXT PRIMARY KEY,                -- wf_<32 hex>
@@ -311,6 +312,23 @@ CREATE TABLE codex_workflow_events (
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX idx_codex_workflow_events_wf ON codex_workflow_events (workflow_id, event_id);
+
+-- Audited thread lifecycle actions (archive, unarchive, compact): tla_<32 hex>.
+CREATE TABLE codex_thread_lifecycle_actions (
+    action_id           TEXT PRIMARY KEY,
+    action_type         TEXT NOT NULL,                   -- archive, unarchive, compact
+    thread_id           TEXT NOT NULL,
+    status              TEXT NOT NULL,                   -- starting, running, completed, failed, unknown_after_app_server_exit
+    owner_id            TEXT NOT NULL,
+    process_generation  INTEGER,
+    target_turn_id      TEXT,
+    result_json         TEXT,
+    error_json          TEXT,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    completed_at        INTEGER
+);
+CREATE INDEX idx_codex_lifecycle_thread ON codex_thread_lifecycle_actions (thread_id, status);
 "#;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod appserver;
 mod health;
 mod interactions;
+mod lifecycle;
 mod operations;
 mod queue;
 mod workflows;
@@ -34,6 +35,10 @@ pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, T
         "codex_get_workflow_status" => workflows::status(app, &args).await,
         "codex_approve_plan" => workflows::approve(app, &args).await,
         "codex_adopt_workflow_plan" => workflows::adopt(app, &args).await,
+        "codex_archive_thread" => lifecycle::archive(app, &args).await,
+        "codex_unarchive_thread" => lifecycle::unarchive(app, &args).await,
+        "codex_start_thread_compaction" => lifecycle::start_compaction(app, &args).await,
+        "codex_get_thread_compaction_status" => lifecycle::compaction_status(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),
