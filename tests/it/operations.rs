@@ -422,11 +422,21 @@ fn a_crash_ends_the_running_turn_unknown_and_queued_work_runs_once_after_restart
         assert_eq!(done["status"], json!("completed"), "{done}");
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        h.model.n_model_calls(),
-        4,
-        "each operation reached the model exactly once"
-    );
+    // Each queued operation reached the model exactly once; the killed turn at most once (it may die
+    // between `turn/start` and its model request).
+    let texts: Vec<String> = h
+        .model
+        .requests()
+        .iter()
+        .map(|r| r.user_texts().join("\n"))
+        .collect();
+    for i in 0..3 {
+        let wanted = format!("queued task {i}");
+        let n = texts.iter().filter(|t| t.ends_with(&wanted)).count();
+        assert_eq!(n, 1, "{wanted} reached the model {n} times: {texts:?}");
+    }
+    let first = texts.iter().filter(|t| t.ends_with("first task")).count();
+    assert!(first <= 1, "the killed turn was sent {first} times");
     let workers = h.call("codex_get_worker_status", json!({}));
     let recovered = &workers["startupRecovery"];
     assert!(
