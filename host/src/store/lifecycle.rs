@@ -97,7 +97,8 @@ pub fn insert(
     require(conn, &action_id)
 }
 
-/// Moves an action to `status`, with its result or error; terminal statuses set `completed_at`.
+/// Moves an action to `status`, with its result or error; terminal statuses set `completed_at`. An action that
+/// already ended keeps its end (a compaction turn can finish before `thread/compact/start` is answered).
 pub fn update(
     conn: &Connection,
     action_id: &str,
@@ -111,7 +112,7 @@ pub fn update(
     conn.prepare_cached(
         "UPDATE codex_thread_lifecycle_actions SET status = ?2, result_json = COALESCE(?3, result_json), \
          error_json = COALESCE(?4, error_json), target_turn_id = COALESCE(?5, target_turn_id), updated_at = ?6, \
-         completed_at = CASE WHEN ?7 THEN ?6 ELSE completed_at END WHERE action_id = ?1",
+         completed_at = CASE WHEN ?7 THEN ?6 ELSE completed_at END WHERE action_id = ?1 AND completed_at IS NULL",
     )?
     .execute(params![
         action_id,

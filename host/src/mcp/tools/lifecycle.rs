@@ -94,15 +94,16 @@ fn timeout(args: &Args) -> Duration {
     Duration::from_secs(u64::try_from(args.int_or("timeout_seconds", 30)).unwrap_or(30))
 }
 
-/// Runs `thread/archive` or `thread/unarchive` as an audited action.
-async fn archive_like(
+/// Runs `call` as an audited action on `thread_id`: refused while the thread is busy, recorded as `starting`,
+/// then `on_success` (or `failed` with the error) when app-server answers.
+async fn audited(
     app: &App,
-    args: &Args,
+    thread_id: &str,
     action_type: &str,
-    method: &str,
+    on_success: &str,
+    call: impl std::future::Future<Output = Result<Value, crate::appserver::AppServerError>>,
 ) -> Result<Value, ToolError> {
     let engine = app.engine()?;
-    let thread_id = args.required_str("thread_id")?;
     refuse_if_busy(app, thread_id).await?;
     let generation = engine.appserver.ensure_started().await?;
     let action = engine
@@ -114,86 +115,64 @@ async fn archive_like(
             i64::try_from(generation).ok(),
         )
         .await?;
-    let reply = engine
-        .appserver
-        .request_with_timeout(method, json!({"threadId": thread_id}), timeout(args))
-        .await;
-    let action = match reply {
-        Ok(result) => {
-            engine
-                .store
-                .update_lifecycle_action(&action.action_id, "completed", Some(result), None, None)
-                .await?
-        }
+    let (status, result, error) = match call.await {
+        Ok(result) => (on_success, Some(result), None),
         Err(err) => {
-            let error = json!({"code": ToolError::from(err.clone()).code.as_str(), "message": err.to_string()});
-            engine
-                .store
-                .update_lifecycle_action(&action.action_id, "failed", None, Some(error), None)
-                .await?
+            let code = ToolError::from(err.clone()).code.as_str();
+            (
+                "failed",
+                None,
+                Some(json!({"code": code, "message": err.to_string()})),
+            )
         }
     };
+    let action = engine
+        .store
+        .update_lifecycle_action(&action.action_id, status, result, error, None)
+        .await?;
     Ok(payload(&action))
 }
 
 /// Handler of `codex_archive_thread`.
 pub async fn archive(app: &App, args: &Args) -> Result<Value, ToolError> {
-    archive_like(app, args, "archive", "thread/archive").await
+    let thread_id = args.required_str("thread_id")?;
+    let call = app.appserver.request_with_timeout(
+        "thread/archive",
+        json!({"threadId": thread_id}),
+        timeout(args),
+    );
+    audited(app, thread_id, "archive", "completed", call).await
 }
 
 /// Handler of `codex_unarchive_thread`.
 pub async fn unarchive(app: &App, args: &Args) -> Result<Value, ToolError> {
-    archive_like(app, args, "unarchive", "thread/unarchive").await
+    let thread_id = args.required_str("thread_id")?;
+    let call = app.appserver.request_with_timeout(
+        "thread/unarchive",
+        json!({"threadId": thread_id}),
+        timeout(args),
+    );
+    audited(app, thread_id, "unarchive", "completed", call).await
 }
 
 /// Handler of `codex_start_thread_compaction`: `thread/resume` (so the thread is loaded) then
 /// `thread/compact/start`; the action stays `running` until the compaction turn ends.
 pub async fn start_compaction(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
     let thread_id = args.required_str("thread_id")?;
-    refuse_if_busy(app, thread_id).await?;
-    let generation = engine.appserver.ensure_started().await?;
-    let action = engine
-        .store
-        .insert_lifecycle_action(
-            "compact",
-            thread_id,
-            &engine.worker.owner_id,
-            i64::try_from(generation).ok(),
-        )
-        .await?;
     let limit = timeout(args);
-    let started = async {
-        engine
-            .appserver
+    let call = async {
+        app.appserver
             .request_with_timeout("thread/resume", json!({"threadId": thread_id}), limit)
             .await?;
-        engine
-            .appserver
+        app.appserver
             .request_with_timeout(
                 "thread/compact/start",
                 json!({"threadId": thread_id}),
                 limit,
             )
             .await
-    }
-    .await;
-    let action = match started {
-        Ok(result) => {
-            engine
-                .store
-                .update_lifecycle_action(&action.action_id, "running", Some(result), None, None)
-                .await?
-        }
-        Err(err) => {
-            let error = json!({"code": ToolError::from(err.clone()).code.as_str(), "message": err.to_string()});
-            engine
-                .store
-                .update_lifecycle_action(&action.action_id, "failed", None, Some(error), None)
-                .await?
-        }
     };
-    Ok(payload(&action))
+    audited(app, thread_id, "compact", "running", call).await
 }
 
 /// Handler of `codex_get_thread_compaction_status`: a pure read of SQLite.
