@@ -943,3 +943,67 @@ fn archive_unarchive_and_compaction_are_audited_lifecycle_actions() {
     );
     assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
 }
+
+#[test]
+fn a_review_of_uncommitted_changes_reports_through_the_review_workflow() {
+    let mut h = Harness::start("wf-review");
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "user.name=t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(&h.project)
+            .output()
+            .expect("git runs");
+        assert!(
+            status.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    std::fs::write(h.project.join("lib.rs"), "fn answer() -> u32 { 42 }\n").expect("write");
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "initial"]);
+    std::fs::write(h.project.join("lib.rs"), "fn answer() -> u32 { 41 }\n").expect("change");
+
+    h.model.push([Reply::text(
+        "The change makes answer() return 41 instead of 42; that looks like a bug.",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_review_workflow",
+        json!({"project_id": project, "target_type": "uncommitted_changes"}),
+    );
+    assert_eq!(started["ok"], json!(true), "{started}");
+    assert_eq!(started["workflowKind"], json!("code_review"));
+    assert_eq!(
+        started["reviewTarget"],
+        json!({"type": "uncommittedChanges"})
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("completed"), "{done}");
+    assert_eq!(done["nextRecommendedAction"], json!("read_review_report"));
+    let report = done["finalReport"]["text"].as_str().unwrap_or_default();
+    assert!(
+        report.contains("41"),
+        "the review text is the report: {done}"
+    );
+
+    let bad = h.call(
+        "codex_start_review_workflow",
+        json!({"project_id": project, "target_type": "base_branch"}),
+    );
+    assert_eq!(bad["error"]["code"], json!("INVALID_ARGUMENT"), "{bad}");
+    assert_eq!(bad["error"]["details"]["field"], json!("base_branch"));
+}

@@ -99,6 +99,16 @@ impl Engine {
                 self.start_turn(op, &thread_id).await
             }
             "steer_turn" => self.steer(op).await,
+            "review_start" => {
+                let thread_id = match &op.thread_id {
+                    Some(thread) => {
+                        self.ensure_thread_loaded(op, thread).await?;
+                        thread.clone()
+                    }
+                    None => self.start_thread(op).await?,
+                };
+                self.start_review(op, &thread_id).await
+            }
             "fork_thread" => {
                 let thread_id = match &op.thread_id {
                     Some(thread) => thread.clone(),
@@ -310,6 +320,26 @@ impl Engine {
         }
         let turn_id = self
             .create(op, "turn/start", params, protocol::turn_id_of)
+            .await?;
+        self.turn_attached(op, thread_id, &turn_id).await?;
+        Ok(RunOutcome::TurnRunning)
+    }
+
+    /// `review/start` on a thread (reviews run inline on the thread they are given; a "detached" review is
+    /// one on a fresh service thread, which the caller arranges by giving no thread).
+    async fn start_review(&self, op: &Operation, thread_id: &str) -> Result<RunOutcome, RunError> {
+        self.set_status(op, "starting_review").await?;
+        self.check_policy(op, ActionKind::StartReview, self.requested_settings(op))
+            .await?;
+        let target = op
+            .request
+            .get("target")
+            .filter(|t| t.is_object())
+            .cloned()
+            .ok_or_else(|| EngineError::Invalid("review has no target".into()))?;
+        let params = json!({"threadId": thread_id, "target": target, "delivery": "inline"});
+        let turn_id = self
+            .create(op, "review/start", params, protocol::turn_id_of)
             .await?;
         self.turn_attached(op, thread_id, &turn_id).await?;
         Ok(RunOutcome::TurnRunning)

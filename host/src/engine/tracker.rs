@@ -175,6 +175,13 @@ fn reduce_item(turn_id: &str, item: &Value) -> Option<TurnUpdate> {
                 format!("item:{item_id}"),
             ))
         }
+        // A review's result arrives as the item that leaves review mode; it is the turn's answer.
+        "exitedReviewMode" => Some(TurnUpdate::AgentMessage {
+            turn_id: turn_id.to_string(),
+            item_id: item_id.to_string(),
+            text: str_of(item, "review")?.to_string(),
+            phase: Some("final_answer".to_string()),
+        }),
         "contextCompaction" => Some(progress(
             turn_id,
             "compaction",

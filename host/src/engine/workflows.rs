@@ -372,7 +372,7 @@ impl Engine {
                 self.perform(workflow, action, all).await?;
                 Ok(Some(self.reload(id).await?))
             }
-            ("performed" | "started", "start-turn") => {
+            ("performed" | "started", "start-turn" | "start-review") => {
                 let Some(op_id) = &action.operation_id else {
                     return Ok(None);
                 };
@@ -429,7 +429,7 @@ impl Engine {
                     .set_workflow_action_state(id, &action.action_id, "performed", None, None)
                     .await?;
             }
-            "start-turn" => {
+            "start-turn" | "start-review" => {
                 let op = self.start_turn_operation(workflow, action, all).await?;
                 self.store
                     .set_workflow_action_state(
@@ -493,10 +493,11 @@ impl Engine {
         let body = &action.action;
         let settings = &body["settings"];
         let thread = Self::resolve_thread(&body["thread"], all);
-        let operation_type = if thread.is_some() {
-            "send_message"
-        } else {
-            "start_chat"
+        let review = action.kind == "start-review";
+        let operation_type = match (review, thread.is_some()) {
+            (true, _) => "review_start",
+            (false, true) => "send_message",
+            (false, false) => "start_chat",
         };
         let cwd = settings
             .get("cwd")
@@ -506,6 +507,7 @@ impl Engine {
             .to_string();
         let message = body
             .get("message")
+            .or_else(|| body.get("instructions"))
             .and_then(Value::as_str)
             .unwrap_or_default();
         let output_schema = body.get("outputSchema").filter(|s| !s.is_null()).cloned();
@@ -519,6 +521,9 @@ impl Engine {
             "model": settings.get("model"),
             "outputSchema": output_schema,
             "collaborationMode": settings.get("collaborationMode"),
+            // The review target is the host's (from the tool call), not the plugin's: WIT 0.1 actions carry
+            // only instructions.
+            "target": if review { workflow.input.get("target").cloned() } else { None },
             "runtimePolicy": {
                 "effectiveSandbox": settings.get("sandbox"),
                 "effectiveApprovalPolicy": settings.get("approvalPolicy"),

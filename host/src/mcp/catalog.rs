@@ -136,6 +136,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_adopt_workflow_plan.json"),
     ),
     (
+        "codex_start_review_workflow",
+        include_str!("tools/specs/codex_start_review_workflow.json"),
+    ),
+    (
         "codex_archive_thread",
         include_str!("tools/specs/codex_archive_thread.json"),
     ),

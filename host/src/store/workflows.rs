@@ -13,7 +13,12 @@ use serde_json::Value;
 use super::{new_id, Store, StoreError, Timestamp};
 
 /// Workflow phases that end it.
-pub const TERMINAL_PHASES: [&str; 3] = ["completed", "failed", "orphaned_after_app_server_exit"];
+pub const TERMINAL_PHASES: [&str; 4] = [
+    "completed",
+    "failed",
+    "orphaned",
+    "orphaned_after_app_server_exit",
+];
 
 /// True when `phase` ends a workflow.
 pub fn is_terminal_phase(phase: &str) -> bool {

@@ -1,6 +1,7 @@
-//! Plan workflows: `codex_start_plan_workflow`, `codex_get_workflow_status`, `codex_approve_plan`,
-//! `codex_adopt_workflow_plan`. The procedure itself is the `plan-workflow` WASM plugin; these handlers
-//! validate, apply the Plan Mode floor, and read the workflow back from SQLite.
+//! Workflows: `codex_start_plan_workflow`, `codex_get_workflow_status`, `codex_approve_plan`,
+//! `codex_adopt_workflow_plan`, `codex_start_review_workflow`. The procedures themselves are WASM plugins
+//! (`plan-workflow`, `review-workflow`); these handlers validate, apply the Plan Mode floor, and read the
+//! workflow back from SQLite.
 
 use serde_json::{json, Value};
 
@@ -16,6 +17,8 @@ use crate::store::InteractionFilter;
 
 /// The plugin that implements `plan_then_execute`.
 const PLAN_PLUGIN: &str = "plan-workflow";
+/// The plugin that implements `code_review`.
+const REVIEW_PLUGIN: &str = "review-workflow";
 
 fn sandbox_rank(mode: &str) -> u8 {
     match mode {
@@ -218,6 +221,8 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         "answer_pending_interaction"
     } else {
         match workflow.phase.as_str() {
+            "starting_thread" | "starting_review" | "reviewing" => "wait_review",
+            "completed" if workflow.kind == "code_review" => "read_review_report",
             "planning" | "starting" => "wait_plan",
             "plan_ready" => "execute_plan",
             "plan_needs_review" => "review_plan",
@@ -407,5 +412,136 @@ pub async fn adopt(app: &App, args: &Args) -> Result<Value, ToolError> {
     let mut payload = workflow_payload(app, &workflow, args).await?;
     payload["idempotent"] = json!(false);
     payload["adoptedPlan"] = details;
+    Ok(payload)
+}
+
+/// The `review/start` target of a `codex_start_review_workflow` call.
+fn review_target(args: &Args) -> Result<Value, ToolError> {
+    let needed = |key: &str| {
+        args.str(key)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| {
+                ToolError::invalid_argument(key, format!("{key} is required for this target_type"))
+            })
+    };
+    Ok(match args.required_str("target_type")? {
+        "uncommitted_changes" => json!({"type": "uncommittedChanges"}),
+        "base_branch" => json!({"type": "baseBranch", "branch": needed("base_branch")?}),
+        "commit" => {
+            json!({"type": "commit", "sha": needed("commit_sha")?, "title": args.str("commit_title")})
+        }
+        "custom" => json!({"type": "custom", "instructions": needed("instructions")?}),
+        other => {
+            return Err(ToolError::invalid_argument(
+                "target_type",
+                format!("unknown target type {other}"),
+            ))
+        }
+    })
+}
+
+/// Handler of `codex_start_review_workflow`: a review on the given thread (`delivery: inline`) or on a
+/// fresh service thread (`detached`, the default when a thread is given, and the only way without one).
+pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let target = review_target(args)?;
+    let thread_id = args.string("thread_id");
+    let project = match args.str("project_id") {
+        Some(reference) => Some(
+            app.projects
+                .resolve(reference)
+                .map_err(|err| ToolError::from(RequestError::Project(err)))?,
+        ),
+        None => None,
+    };
+    let cwd = match (args.str("cwd"), &project) {
+        (Some(cwd), _) => {
+            let path = crate::config::normalize_path(std::path::Path::new(cwd));
+            app.projects
+                .for_cwd(&path)
+                .map_err(|err| ToolError::from(RequestError::Project(err)))?;
+            path
+        }
+        (None, Some(project)) => project.root_path.clone(),
+        (None, None) if thread_id.is_some() => app.config.projects_root.clone(),
+        (None, None) => {
+            return Err(ToolError::invalid_argument(
+                "project_id",
+                "a review needs thread_id, project_id or cwd",
+            ))
+        }
+    };
+    let delivery = args.string("delivery").unwrap_or_else(|| {
+        if thread_id.is_some() {
+            "detached"
+        } else {
+            "inline"
+        }
+        .to_string()
+    });
+    let sandbox = if args.was_provided("sandbox") {
+        args.str("sandbox").map(str::to_string)
+    } else {
+        Some(app.config.default_sandbox.as_str().to_string())
+    };
+    let approval = if args.was_provided("approval_policy") {
+        args.str("approval_policy").and_then(effective_approval)
+    } else {
+        Some(app.config.default_approval_policy.as_str().to_string())
+    };
+    let review_thread = if delivery == "inline" {
+        thread_id.clone()
+    } else {
+        None
+    };
+    let input = json!({
+        "threadId": review_thread,
+        "cwd": cwd.display().to_string(),
+        "instructions": args.str("instructions"),
+        "model": args.str("model").map(str::to_string).or_else(|| app.config.default_model.clone()),
+        "sandbox": sandbox,
+        "approvalPolicy": approval,
+        "target": target,
+        "delivery": delivery,
+    });
+    let fingerprint =
+        crate::mcp::catalog::sha256_hex(crate::mcp::catalog::canonical_json(&input).as_bytes());
+    let client_request_id = args.string("client_request_id").unwrap_or_else(|| {
+        format!(
+            "auto:{}:{}",
+            &fingerprint[..32],
+            uuid::Uuid::new_v4().simple()
+        )
+    });
+    let (workflow, created) = engine
+        .start_workflow(WorkflowStart {
+            kind: "code_review".to_string(),
+            plugin_id: REVIEW_PLUGIN.to_string(),
+            input,
+            client_request_id,
+            request_fingerprint: fingerprint,
+            runtime_policy: json!({"requestedSandbox": args.str("sandbox"), "effectiveSandbox": sandbox,
+                                   "requestedApprovalPolicy": args.str("approval_policy"),
+                                   "effectiveApprovalPolicy": approval}),
+        })
+        .await
+        .map_err(engine_error)?;
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
+    let review_op = actions
+        .iter()
+        .find(|a| a.action_id == "review")
+        .and_then(|a| a.operation_id.clone());
+    let op = match &review_op {
+        Some(id) => engine.store.get_operation(id).await?,
+        None => None,
+    };
+    payload["idempotent"] = json!(!created);
+    payload["reviewOperationId"] = json!(review_op);
+    payload["reviewTarget"] = workflow.input["target"].clone();
+    payload["reviewDelivery"] = workflow.input["delivery"].clone();
+    payload["reviewSourceThreadId"] = json!(thread_id);
+    payload["reviewThreadId"] = json!(op.as_ref().and_then(|o| o.thread_id.clone()));
+    payload["reviewTurnId"] = json!(op.as_ref().and_then(|o| o.turn_id.clone()));
     Ok(payload)
 }
