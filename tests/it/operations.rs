@@ -1007,3 +1007,46 @@ fn a_review_of_uncommitted_changes_reports_through_the_review_workflow() {
     assert_eq!(bad["error"]["code"], json!("INVALID_ARGUMENT"), "{bad}");
     assert_eq!(bad["error"]["details"]["field"], json!("base_branch"));
 }
+
+#[test]
+fn execute_plan_is_approve_for_workflows_and_a_turn_for_chats() {
+    let mut h = Harness::start("wf-execute-plan");
+    h.model.push([Reply::text(
+        "<proposed_plan>\n1. Rename the module\n</proposed_plan>",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan a rename"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    h.wait_workflow(&workflow_id, |w| w["phase"] == json!("plan_ready"));
+    h.model.push([Reply::text("Renamed.")]);
+    let executed = h.call("codex_execute_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(executed["ok"], json!(true), "{executed}");
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("completed"), "{done}");
+    let thread = done["threadId"].as_str().expect("thread").to_string();
+
+    h.model.push([Reply::text("Executed on the chat.")]);
+    let on_chat = h.call(
+        "codex_execute_plan",
+        json!({"chat_id": thread, "project_id": project, "message": "Implement the plan again."}),
+    );
+    assert_eq!(on_chat["operationType"], json!("execute_plan"), "{on_chat}");
+    let op = on_chat["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_string();
+    let finished = h.wait_terminal(&op);
+    assert_eq!(
+        finished["finalReport"]["text"],
+        json!("Executed on the chat."),
+        "{finished}"
+    );
+    let neither = h.call("codex_execute_plan", json!({}));
+    assert_eq!(neither["error"]["code"], json!("INVALID_ARGUMENT"));
+}

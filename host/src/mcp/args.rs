@@ -26,6 +26,14 @@ impl Args {
         Args { values, provided }
     }
 
+    /// The same arguments with `key` set to `value` (counted as provided): for tools that delegate.
+    pub fn with(&self, key: &str, value: Value) -> Args {
+        let mut out = self.clone();
+        out.values.insert(key.to_string(), value);
+        out.provided.insert(key.to_string());
+        out
+    }
+
     /// True when the caller sent `key` with a non-null value.
     pub fn was_provided(&self, key: &str) -> bool {
         self.provided.contains(key) && !self.values.get(key).is_none_or(Value::is_null)

@@ -140,6 +140,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_start_review_workflow.json"),
     ),
     (
+        "codex_execute_plan",
+        include_str!("tools/specs/codex_execute_plan.json"),
+    ),
+    (
         "codex_archive_thread",
         include_str!("tools/specs/codex_archive_thread.json"),
     ),

@@ -36,6 +36,7 @@ pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, T
         "codex_approve_plan" => workflows::approve(app, &args).await,
         "codex_adopt_workflow_plan" => workflows::adopt(app, &args).await,
         "codex_start_review_workflow" => workflows::start_review(app, &args).await,
+        "codex_execute_plan" => workflows::execute_plan(app, &args).await,
         "codex_archive_thread" => lifecycle::archive(app, &args).await,
         "codex_unarchive_thread" => lifecycle::unarchive(app, &args).await,
         "codex_start_thread_compaction" => lifecycle::start_compaction(app, &args).await,

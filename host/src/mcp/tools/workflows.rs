@@ -545,3 +545,19 @@ pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
     payload["reviewTurnId"] = json!(op.as_ref().and_then(|o| o.turn_id.clone()));
     Ok(payload)
 }
+
+/// Handler of `codex_execute_plan` (compatibility): with `workflow_id` it is `codex_approve_plan`; with
+/// `chat_id` it queues an `execute_plan` operation on that thread, as `codex_submit_task` would.
+pub async fn execute_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
+    if args.str("workflow_id").is_some() {
+        return approve(app, args).await;
+    }
+    if args.str("chat_id").is_none() {
+        return Err(ToolError::invalid_argument(
+            "workflow_id",
+            "give workflow_id (a plan workflow) or chat_id (a thread with a plan)",
+        ));
+    }
+    let submit = args.with("operation_type", json!("execute_plan"));
+    super::operations::submit(app, &submit).await
+}
