@@ -448,8 +448,14 @@ fn a_crash_ends_the_running_turn_unknown_and_queued_work_runs_once_after_restart
 #[test]
 fn two_servers_on_one_database_run_each_operation_exactly_once() {
     let mut h = Harness::start("ops-two-servers");
-    let (mut second, _) = Harness::spawn(&h.dir, &h._home);
-    let n = 24;
+    // Limits above the seed's defaults keep the run short; the global limit still spans both processes.
+    let limits = [
+        ("CODEX_MCP_MAX_ACTIVE_TURNS_GLOBAL", "8"),
+        ("CODEX_MCP_MAX_ACTIVE_TURNS_PER_PROJECT", "8"),
+    ];
+    h.crash_and_restart(&limits);
+    let (mut second, _) = Harness::spawn_with(&h.dir, &h._home, &limits);
+    let n = 200;
     let mut ids = Vec::new();
     for i in 0..n {
         let args = json!({"operation_type": "start_chat", "message": format!("parallel task {i}"),
@@ -465,7 +471,7 @@ fn two_servers_on_one_database_run_each_operation_exactly_once() {
     }
     let mut owners = std::collections::HashSet::new();
     for id in &ids {
-        let done = h.wait_for(id, Duration::from_secs(90), |s| {
+        let done = h.wait_for(id, Duration::from_secs(300), |s| {
             s["terminal"] == json!(true)
         });
         assert_eq!(done["status"], json!("completed"), "{done}");
@@ -477,9 +483,12 @@ fn two_servers_on_one_database_run_each_operation_exactly_once() {
         n,
         "every operation ran exactly once across both servers"
     );
+    // Two live workers; the processes killed by the restart above are listed as not alive.
     let workers = h.call("codex_get_worker_status", json!({}));
     assert_eq!(
-        workers["workers"].as_array().map(Vec::len),
+        workers["workers"]
+            .as_array()
+            .map(|w| w.iter().filter(|w| w["alive"] == json!(true)).count()),
         Some(2),
         "{workers}"
     );

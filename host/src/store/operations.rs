@@ -282,6 +282,9 @@ pub enum InsertOutcome {
         operation: Operation,
         /// The prompt submission recorded with it, when the type has a prompt.
         submission_id: Option<String>,
+        /// Set when a `start_chat` with `allow_historical_continuation` became a `send_message` on the thread
+        /// of this earlier, completed operation.
+        continued_from: Option<String>,
     },
     /// `client_request_id` already named an operation with the same request.
     Existing {
@@ -542,6 +545,31 @@ pub fn insert(
         }
     }
 
+    // Historical continuation (seed §f): a start_chat in `auto` thread mode whose prompt matches a completed,
+    // non-archived chat continues that chat instead of starting a new one.
+    let mut new = std::borrow::Cow::Borrowed(new);
+    let mut continued_from = None;
+    let continuation_wanted = new.operation_type == "start_chat"
+        && new.request.get("threadMode").and_then(Value::as_str) == Some("auto")
+        && new
+            .request
+            .get("allowHistoricalContinuation")
+            .and_then(Value::as_bool)
+            == Some(true);
+    if let (true, Some((normalized, hash))) = (continuation_wanted, &basis) {
+        if let Some((operation_id, thread_id, _)) =
+            submissions::find_historical_match(conn, &new.project_path_key, normalized, hash)?
+        {
+            let owned = new.to_mut();
+            owned.operation_type = "send_message".to_string();
+            owned.thread_id = Some(thread_id.clone());
+            owned.request["continuedFromOperationId"] = json!(operation_id);
+            owned.request["threadId"] = json!(thread_id);
+            continued_from = Some(operation_id);
+        }
+    }
+    let new = new.as_ref();
+
     let operation_id = new_id("op");
     let has_message = new.message.is_some();
     let takes_slot = match new.operation_type.as_str() {
@@ -600,6 +628,7 @@ pub fn insert(
     Ok(InsertOutcome::Created {
         operation: require(conn, &operation_id)?,
         submission_id,
+        continued_from,
     })
 }
 
@@ -1197,6 +1226,51 @@ pub(crate) mod tests {
     const PROMPT: &str = "Please refactor the storage layer to use WAL mode and add tests";
 
     #[tokio::test]
+    async fn historical_continuation_turns_a_matching_start_chat_into_send_message() {
+        let (_dir, store) = temp_store();
+        let continuing = |message: &str| {
+            let mut new = chat(message, None);
+            new.request["threadMode"] = json!("auto");
+            new.request["allowHistoricalContinuation"] = json!(true);
+            new
+        };
+        let first = store
+            .insert_operation(continuing(PROMPT))
+            .await
+            .expect("insert");
+        let first_id = first.operation().operation_id.clone();
+        // Still active: the guard refuses, it does not continue.
+        assert!(matches!(
+            store.insert_operation(continuing(PROMPT)).await,
+            Err(StoreError::DuplicatePromptActive(_))
+        ));
+        store
+            .attach_thread(&first_id, "thr-1")
+            .await
+            .expect("thread");
+        store
+            .set_status(&first_id, "completed")
+            .await
+            .expect("completed");
+
+        let second = store
+            .insert_operation(continuing(PROMPT))
+            .await
+            .expect("continue");
+        let InsertOutcome::Created {
+            operation,
+            continued_from,
+            ..
+        } = second
+        else {
+            panic!("expected a new operation");
+        };
+        assert_eq!(continued_from.as_deref(), Some(first_id.as_str()));
+        assert_eq!(operation.operation_type, "send_message");
+        assert_eq!(operation.thread_id.as_deref(), Some("thr-1"));
+    }
+
+    #[tokio::test]
     async fn idempotent_insert_returns_the_same_operation() {
         let (_dir, store) = temp_store();
         let first = store
@@ -1206,6 +1280,7 @@ pub(crate) mod tests {
         let InsertOutcome::Created {
             operation,
             submission_id,
+            ..
         } = &first
         else {
             panic!("created")

@@ -152,3 +152,43 @@ pub(crate) fn find_active_duplicate(
         .collect();
     Ok(decide(probe, &rows))
 }
+
+/// A completed, non-archived operation in `scope` whose prompt matches (same hash, or similarity ≥ 0.90 among
+/// the 50 most recent completed ones): the thread a `start_chat` with `allow_historical_continuation` continues.
+/// Returns `(operation_id, thread_id, similarity)`.
+pub(crate) fn find_historical_match(
+    conn: &Connection,
+    scope: &str,
+    normalized: &str,
+    hash: &str,
+) -> Result<Option<(String, String, f64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.operation_id, o.thread_id, s.prompt_hash, s.prompt_normalized FROM codex_prompt_submissions s \
+         JOIN codex_operations o ON o.operation_id = s.operation_id \
+         WHERE s.project_path_key = ?1 AND o.status = 'completed' AND o.thread_id IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM codex_thread_lifecycle_actions a WHERE a.thread_id = o.thread_id \
+             AND a.action_type = 'archive' AND a.status = 'completed' \
+             AND NOT EXISTS (SELECT 1 FROM codex_thread_lifecycle_actions u WHERE u.thread_id = a.thread_id \
+                 AND u.action_type = 'unarchive' AND u.status = 'completed' AND u.created_at > a.created_at)) \
+         ORDER BY s.created_at DESC LIMIT 50",
+    )?;
+    let rows: Vec<(String, String, String, String)> = stmt
+        .query_map([scope], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut best: Option<(String, String, f64)> = None;
+    for (operation_id, thread_id, candidate_hash, candidate) in rows {
+        let score = if candidate_hash == hash {
+            Some(1.0)
+        } else {
+            crate::engine::rules::similarity::similarity_at_least(normalized, &candidate, 0.90)
+        };
+        if let Some(score) = score {
+            if best.as_ref().is_none_or(|(_, _, b)| score > *b) {
+                best = Some((operation_id, thread_id, score));
+            }
+        }
+    }
+    Ok(best)
+}

@@ -107,15 +107,20 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
         .await
         .map_err(ToolError::from)?;
     engine.wake();
-    let (operation, idempotent) = match &outcome {
-        InsertOutcome::Created { operation, .. } => (operation, false),
-        InsertOutcome::Existing { operation, .. } => (operation, true),
+    let (operation, idempotent, continued_from) = match &outcome {
+        InsertOutcome::Created {
+            operation,
+            continued_from,
+            ..
+        } => (operation, false, continued_from.clone()),
+        InsertOutcome::Existing { operation, .. } => (operation, true, None),
     };
     let mut payload = operation_payload(app, operation, &PayloadOptions::default()).await?;
     payload["idempotent"] = json!(idempotent);
     payload["idempotencyScope"] = json!(if idempotent { Some("operation") } else { None });
-    payload["deduplicated"] = json!(false);
-    payload["dedupAction"] = Value::Null;
+    payload["deduplicated"] = json!(continued_from.is_some());
+    payload["dedupAction"] = json!(continued_from.as_ref().map(|_| "continued_existing_chat"));
+    payload["continuedFromOperationId"] = json!(continued_from);
     payload["runtimePolicy"] = serde_json::to_value(&request.runtime_policy).unwrap_or(Value::Null);
     payload["inputItemState"] = json!({
         "count": request.input_items.len(),
