@@ -1059,3 +1059,47 @@ fn execute_plan_is_approve_for_workflows_and_a_turn_for_chats() {
     let neither = h.call("codex_execute_plan", json!({}));
     assert_eq!(neither["error"]["code"], json!("INVALID_ARGUMENT"));
 }
+
+#[test]
+fn a_crash_during_planning_orphans_the_workflow_without_a_second_plan_turn() {
+    let mut h = Harness::start("wf-crash-planning");
+    h.model.push([Reply::slow_text(
+        &"thinking about the plan ".repeat(30),
+        30,
+        Duration::from_millis(100),
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan slowly"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    h.wait_workflow(&workflow_id, |w| {
+        w["planTurn"]["status"] == json!("running")
+    });
+    h.crash_and_restart(&[]);
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(
+        done["phase"],
+        json!("orphaned_after_app_server_exit"),
+        "{done}"
+    );
+    assert_eq!(
+        done["planTurn"]["status"],
+        json!("unknown_after_app_server_exit")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        h.model.n_model_calls() <= 1,
+        "the plan turn was never sent twice"
+    );
+    let refused = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(
+        refused["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{refused}"
+    );
+}
