@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::operations::{operation_from_row, require, Operation, OP_COLUMNS};
+use super::operations::{require, Operation};
 use super::{Store, StoreError};
 use crate::engine::rules::status::{ACTIVE, STARTABLE};
 
@@ -274,6 +274,18 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
+/// The fields of a startable operation that a claim decision needs.
+struct ClaimCandidate {
+    operation_id: String,
+    takes_slot: bool,
+    project_path_key: String,
+    agent_id: Option<String>,
+    thread_id: Option<String>,
+    queued_reason: Option<String>,
+    lease_owner: Option<String>,
+    submitter_config_fingerprint: Option<String>,
+}
+
 /// Claims the best startable operation for `owner` (see [`Store::claim_next_operation`]); must run inside a
 /// `BEGIN IMMEDIATE` transaction. Operations submitted under another config fingerprint than the owner's worker
 /// row are skipped (reason `config_fingerprint_mismatch`) unless `limits.allow_cross_config`.
@@ -301,17 +313,31 @@ pub fn claim_next(
     }
     let dead_list: Vec<String> = dead.into_iter().collect();
     let dead_json = serde_json::to_string(&dead_list)?;
+    // Only the columns the limits look at: a claim runs on every submit and scans up to CLAIM_SCAN rows, so
+    // decoding whole rows (request JSON included) would make it the slowest write of a submit burst.
     let sql = format!(
-        "SELECT {OP_COLUMNS} FROM codex_operations INDEXED BY idx_codex_operations_claim \
+        "SELECT operation_id, takes_slot, project_path_key, agent_id, thread_id, queued_reason, lease_owner, \
+         submitter_config_fingerprint FROM codex_operations INDEXED BY idx_codex_operations_claim \
          WHERE status IN ({startable}) AND attempt_count < max_attempts AND next_attempt_at <= ?1 \
          AND (lease_owner IS NULL OR lease_expires_at <= ?1 \
               OR lease_owner IN (SELECT value FROM json_each(?2))) \
          ORDER BY priority DESC, created_at, rowid LIMIT {CLAIM_SCAN}",
         startable = status_list(&STARTABLE),
     );
-    let candidates: Vec<Operation> = conn
+    let candidates: Vec<ClaimCandidate> = conn
         .prepare_cached(&sql)?
-        .query_map(params![now, dead_json], operation_from_row)?
+        .query_map(params![now, dead_json], |r| {
+            Ok(ClaimCandidate {
+                operation_id: r.get(0)?,
+                takes_slot: r.get(1)?,
+                project_path_key: r.get(2)?,
+                agent_id: r.get(3)?,
+                thread_id: r.get(4)?,
+                queued_reason: r.get(5)?,
+                lease_owner: r.get(6)?,
+                submitter_config_fingerprint: r.get(7)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     let my_fingerprint: Option<String> = conn
         .prepare_cached("SELECT config_fingerprint FROM codex_workers WHERE owner_id = ?1")?
