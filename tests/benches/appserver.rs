@@ -29,7 +29,7 @@ use codex_control_plane::appserver::{
 };
 use serde_json::{json, Value};
 use support::fake_model::FakeModel;
-use support::peer::{codex_binary, CodexHome};
+use support::peer::CodexHome;
 
 /// Counted rounds per client (plus one warm-up round each).
 const ROUNDS: usize = 10;
@@ -79,17 +79,7 @@ fn load_average() -> String {
 
 /// Settings exactly as the integration tests build them for the real peer.
 fn real_settings(home: &CodexHome) -> AppServerSettings {
-    AppServerSettings {
-        binary: Some(codex_binary()),
-        codex_home: home.path(),
-        cwd: home.work_dir(),
-        extra_args: Vec::new(),
-        env: home.child_env(),
-        request_timeout: Duration::from_secs(20),
-        initialize_timeout: Duration::from_secs(30),
-        self_mcp_server_name: "codex-control-plane-mcp".into(),
-        experimental_api: true,
-    }
+    support::peer::app_server_settings(home)
 }
 
 fn initialize_params(experimental_api: bool) -> Value {

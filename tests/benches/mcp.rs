@@ -35,7 +35,7 @@ use codex_control_plane::store::{operations, NewOperation, Store};
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
 use support::mcp_client::{isolated_env, workspace_binary, TempDir};
-use support::peer::{codex_binary, CodexHome};
+use support::peer::CodexHome;
 
 /// Cold starts measured (after one untimed warm-up start).
 const COLD_STARTS: usize = 20;
@@ -469,16 +469,7 @@ fn complete_through_real_peer(
     let model = FakeModel::start();
     model.push((0..count).map(|i| Reply::text(&format!("Done with task {i}: all checks pass."))));
     let home = CodexHome::new(&model);
-    let mut env: Vec<(String, String)> = isolated_env(dir.path())
-        .into_iter()
-        .filter(|(k, _)| k != "CODEX_HOME" && k != "HOME")
-        .collect();
-    env.extend(home.child_env());
-    env.push(("CODEX_HOME".into(), home.path().display().to_string()));
-    env.push((
-        "CODEX_BINARY_PATH".into(),
-        codex_binary().display().to_string(),
-    ));
+    let env = support::peer::server_env(dir, &home);
     let mut client = Client::spawn(binary, &env)?;
     client.initialize()?;
     let mut ids = Vec::with_capacity(count);

@@ -16,17 +16,7 @@ use tokio::sync::broadcast;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn real_settings(home: &CodexHome) -> AppServerSettings {
-    AppServerSettings {
-        binary: Some(codex_binary()),
-        codex_home: home.path(),
-        cwd: home.work_dir(),
-        extra_args: Vec::new(),
-        env: home.child_env(),
-        request_timeout: Duration::from_secs(20),
-        initialize_timeout: Duration::from_secs(30),
-        self_mcp_server_name: "codex-control-plane-mcp".into(),
-        experimental_api: true,
-    }
+    support::peer::app_server_settings(home)
 }
 
 fn fake_settings(mode: &str, log: Option<PathBuf>) -> AppServerSettings {

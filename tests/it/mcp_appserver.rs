@@ -4,22 +4,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::fake_model::FakeModel;
-use support::mcp_client::{isolated_env, McpClient, TempDir};
-use support::peer::{codex_binary, CodexHome};
+use support::mcp_client::{McpClient, TempDir};
+use support::peer::CodexHome;
 
 /// The server's environment pointing at the real codex peer and an offline CODEX_HOME.
 pub fn peer_env(dir: &TempDir, home: &CodexHome) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = isolated_env(dir.path())
-        .into_iter()
-        .filter(|(k, _)| k != "CODEX_HOME" && k != "HOME")
-        .collect();
-    env.extend(home.child_env());
-    env.push(("CODEX_HOME".into(), home.path().display().to_string()));
-    env.push((
-        "CODEX_BINARY_PATH".into(),
-        codex_binary().display().to_string(),
-    ));
-    env
+    support::peer::server_env(dir, home)
 }
 
 fn pid_alive(pid: u64) -> bool {

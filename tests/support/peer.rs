@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use crate::fake_model::FakeModel;
-use crate::mcp_client::TempDir;
+use crate::mcp_client::{isolated_env, TempDir};
 
 /// The pinned Codex version the tests run against.
 pub const CODEX_VERSION: &str = "0.169.0";
@@ -117,5 +117,36 @@ enabled = false
     /// The root of everything this home owns.
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// The server's environment for a test or bench in `dir`, pointed at the real codex peer and the offline
+/// `CODEX_HOME` of `home`.
+pub fn server_env(dir: &TempDir, home: &CodexHome) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = isolated_env(dir.path())
+        .into_iter()
+        .filter(|(k, _)| k != "CODEX_HOME" && k != "HOME")
+        .collect();
+    env.extend(home.child_env());
+    env.push(("CODEX_HOME".into(), home.path().display().to_string()));
+    env.push((
+        "CODEX_BINARY_PATH".into(),
+        codex_binary().display().to_string(),
+    ));
+    env
+}
+
+/// Supervisor settings for the real peer in `home` (what the integration tests and benches use).
+pub fn app_server_settings(home: &CodexHome) -> codex_control_plane::appserver::AppServerSettings {
+    codex_control_plane::appserver::AppServerSettings {
+        binary: Some(codex_binary()),
+        codex_home: home.path(),
+        cwd: home.work_dir(),
+        extra_args: Vec::new(),
+        env: home.child_env(),
+        request_timeout: std::time::Duration::from_secs(20),
+        initialize_timeout: std::time::Duration::from_secs(30),
+        self_mcp_server_name: "codex-control-plane-mcp".into(),
+        experimental_api: true,
     }
 }
