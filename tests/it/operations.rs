@@ -761,7 +761,13 @@ fn a_blocked_plan_fails_the_workflow_and_approval_is_refused() {
     let project = h.project.display().to_string();
     let started = h.call(
         "codex_start_plan_workflow",
-        json!({"project_id": project, "message": "plan it"}),
+        json!({"project_id": project, "message": "plan it", "goal": "ship it"}),
+    );
+    // Goal sync is not implemented: the workflow says so rather than ignoring the goal.
+    assert_eq!(
+        started["threadGoal"]["syncState"],
+        json!("unsupported"),
+        "{started}"
     );
     let workflow_id = started["workflowId"]
         .as_str()

@@ -96,7 +96,15 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
     }
     let adjusted = effective_sandbox != requested_sandbox
         || effective_approval.as_deref() != Some(requested_approval.as_str());
+    // Goal sync is not implemented yet: say so instead of silently ignoring the parameters.
+    let goal = args.str("goal").map(|objective| {
+        json!({"syncState": "unsupported", "objective": objective,
+               "tokenBudget": args.value("goal_token_budget"),
+               "completionAction": args.str("goal_completion_action"),
+               "reason": "thread goal sync is not implemented by this server yet; the goal was not set"})
+    });
     let runtime_policy = json!({
+        "goal": goal,
         "requestedSandbox": requested_sandbox,
         "requestedApprovalPolicy": requested_approval,
         "effectiveSandbox": effective_sandbox,
@@ -277,7 +285,13 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         "finalReport": final_report,
         "error": workflow.error,
         "runtimePolicy": workflow.runtime_policy,
-        "threadGoal": {"syncState": "not_configured"},
+        "threadGoal": workflow
+            .runtime_policy
+            .as_ref()
+            .and_then(|p| p.get("goal"))
+            .filter(|g| !g.is_null())
+            .cloned()
+            .unwrap_or_else(|| json!({"syncState": "not_configured"})),
         "pendingInteractions": pending.iter().map(interaction_json).collect::<Vec<_>>(),
         "events": events,
         "actions": actions.iter().map(|a| json!({"actionId": a.action_id, "kind": a.kind, "state": a.state,
