@@ -207,14 +207,6 @@ fn dead_lease_owners(conn: &Connection, me: &str, now: i64) -> Result<HashSet<St
     Ok(dead)
 }
 
-fn status_list(statuses: &[&str]) -> String {
-    statuses
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// What a slot is counted against: (project path key, agent, thread).
 type SlotKey = (String, Option<String>, Option<String>);
 
@@ -228,8 +220,8 @@ fn slot_holders(
         "SELECT project_path_key, agent_id, thread_id, lease_owner, status IN ({active}) FROM codex_operations \
          WHERE takes_slot = 1 AND (status IN ({active}) OR (status IN ({startable}) AND lease_owner IS NOT NULL \
          AND lease_expires_at > ?1))",
-        active = status_list(&ACTIVE),
-        startable = status_list(&STARTABLE),
+        active = super::sql_status_list(&ACTIVE),
+        startable = super::sql_status_list(&STARTABLE),
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([now], |r| {
@@ -322,7 +314,7 @@ pub fn claim_next(
          AND (lease_owner IS NULL OR lease_expires_at <= ?1 \
               OR lease_owner IN (SELECT value FROM json_each(?2))) \
          ORDER BY priority DESC, created_at, rowid LIMIT {CLAIM_SCAN}",
-        startable = status_list(&STARTABLE),
+        startable = super::sql_status_list(&STARTABLE),
     );
     let candidates: Vec<ClaimCandidate> = conn
         .prepare_cached(&sql)?
@@ -465,7 +457,7 @@ pub fn release(
         "UPDATE codex_operations SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3, \
          queue_status = CASE WHEN status IN ({}) THEN 'queued' ELSE queue_status END \
          WHERE operation_id = ?1 AND lease_owner = ?2",
-        status_list(&STARTABLE)
+        super::sql_status_list(&STARTABLE)
     );
     let n = conn
         .prepare_cached(&sql)?
@@ -489,7 +481,7 @@ pub fn stop_worker(conn: &Connection, owner: &str, now: i64) -> Result<(), Store
     let sql = format!(
         "UPDATE codex_operations SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ?2, \
          queue_status = CASE WHEN status IN ({}) THEN 'queued' ELSE queue_status END WHERE lease_owner = ?1",
-        status_list(&STARTABLE)
+        super::sql_status_list(&STARTABLE)
     );
     conn.prepare_cached(&sql)?.execute(params![owner, now])?;
     Ok(())

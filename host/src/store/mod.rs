@@ -178,6 +178,16 @@ pub(crate) fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     }
 }
 
+/// Statuses as an SQL list literal (`'a', 'b'`) for `IN (...)`: the status sets are compile-time constants,
+/// never user input.
+pub(crate) fn sql_status_list(statuses: &[&str]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Unix milliseconds, serialised as ISO-8601 UTC (`2026-01-02T03:04:05.678Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);

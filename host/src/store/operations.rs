@@ -680,14 +680,6 @@ pub fn list(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn in_list(statuses: &[&str]) -> String {
-    statuses
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Counts of non-terminal operations (an index range scan: cheap however many terminal rows exist).
 pub fn queue_counts(conn: &Connection) -> Result<QueueCounts, StoreError> {
     let mut live: Vec<&str> = status::STARTABLE.to_vec();
@@ -695,7 +687,7 @@ pub fn queue_counts(conn: &Connection) -> Result<QueueCounts, StoreError> {
     let sql = format!(
         "SELECT status, queue_status, queued_reason, COUNT(*) FROM codex_operations WHERE status IN ({}) \
          GROUP BY status, queue_status, queued_reason",
-        in_list(&live)
+        super::sql_status_list(&live)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query([])?;
@@ -1130,11 +1122,7 @@ impl Store {
             let count = |sql: &str| -> Result<i64, StoreError> {
                 Ok(tx.prepare_cached(sql)?.query_row([], |r| r.get(0))?)
             };
-            let terminal = status::TERMINAL
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let terminal = super::sql_status_list(&status::TERMINAL);
             let counts = HealthCounts {
                 schema_version: super::schema::current_version(&tx)?,
                 operations: count("SELECT COUNT(*) FROM codex_operations")?,

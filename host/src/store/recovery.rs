@@ -52,14 +52,6 @@ pub struct RecoveryReport {
     pub needs_reconcile: Vec<ReconcileItem>,
 }
 
-fn status_list(statuses: &[&str]) -> String {
-    statuses
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn lease_to(
     conn: &Connection,
     operation_id: &str,
@@ -88,7 +80,7 @@ pub fn recover(
     let sql = format!(
         "SELECT {OP_COLUMNS} FROM codex_operations WHERE status IN ({}) \
          AND (lease_owner IS NULL OR lease_owner != ?1) ORDER BY created_at",
-        status_list(&live)
+        super::sql_status_list(&live)
     );
     let ops: Vec<Operation> = conn
         .prepare_cached(&sql)?

@@ -54,12 +54,7 @@ pub(crate) fn insert(
 }
 
 fn live_list() -> String {
-    STARTABLE
-        .iter()
-        .chain(ACTIVE.iter())
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    super::sql_status_list(&[&STARTABLE[..], &ACTIVE[..]].concat())
 }
 
 /// A candidate with its submission's position `(created_at, rowid)` in the scope.

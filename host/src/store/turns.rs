@@ -426,11 +426,7 @@ pub fn mark_generation_lost(
     generation: i64,
     now: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let terminal = crate::engine::rules::status::TERMINAL
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let terminal = super::sql_status_list(&crate::engine::rules::status::TERMINAL);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT turn_id FROM tracked_turns WHERE owner_id = ?1 AND process_generation = ?2 AND status NOT IN ({terminal})"
     ))?;
@@ -513,11 +509,7 @@ impl Store {
     pub async fn mark_turn_lost(&self, turn_id: &str, status: &str) -> Result<(), StoreError> {
         let (id, status) = (turn_id.to_string(), status.to_string());
         self.write(move |tx| {
-            let terminal = crate::engine::rules::status::TERMINAL
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let terminal = super::sql_status_list(&crate::engine::rules::status::TERMINAL);
             tx.prepare_cached(&format!(
                 "UPDATE tracked_turns SET status = ?2, terminal_source = 'app_server_exit', completed_at = ?3, \
                  updated_at = ?3 WHERE turn_id = ?1 AND status NOT IN ({terminal})"
