@@ -162,12 +162,7 @@ impl App {
 
     /// Interactions waiting for an answer, across every process sharing the database.
     pub async fn pending_interaction_count(&self) -> Result<i64, ToolError> {
-        Ok(self
-            .engine
-            .store
-            .health_counts()
-            .await?
-            .pending_interactions)
+        Ok(self.engine.store.pending_interaction_count().await?)
     }
 
     /// The engine (always present; the `Result` lets handlers use `?` uniformly).

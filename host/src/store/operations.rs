@@ -1139,6 +1139,18 @@ impl Store {
         .await
     }
 
+    /// Interactions waiting for an answer, across every process sharing the database.
+    pub async fn pending_interaction_count(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM pending_interactions WHERE status = 'pending'",
+                )?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// One operation that must exist.
     pub async fn require_operation(&self, operation_id: &str) -> Result<Operation, StoreError> {
         let id = operation_id.to_string();

@@ -53,7 +53,6 @@ async fn load(app: &App, workflow_id: &str) -> Result<Workflow, ToolError> {
 
 /// Handler of `codex_start_plan_workflow`.
 pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
     let project = app
         .projects
         .resolve(args.required_str("project_id")?)
@@ -122,11 +121,36 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
         "title": args.str("title"),
         "threadId": null,
     });
+    let fingerprint_material = json!({"input": input, "projectId": project.project_id});
+    let (workflow, created) = start(
+        app,
+        args,
+        "plan_then_execute",
+        PLAN_PLUGIN,
+        input,
+        &fingerprint_material,
+        runtime_policy,
+    )
+    .await?;
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    payload["idempotent"] = json!(!created);
+    Ok(payload)
+}
+
+/// Starts (or, for the same `client_request_id` and request, finds) a workflow: the fingerprint is the
+/// canonical hash of `fingerprint_material`, and a missing key gets a unique `auto:` one (no implicit
+/// idempotency, as for operations).
+async fn start(
+    app: &App,
+    args: &Args,
+    kind: &str,
+    plugin_id: &str,
+    input: Value,
+    fingerprint_material: &Value,
+    runtime_policy: Value,
+) -> Result<(Workflow, bool), ToolError> {
     let fingerprint = crate::mcp::catalog::sha256_hex(
-        crate::mcp::catalog::canonical_json(
-            &json!({"input": input, "projectId": project.project_id}),
-        )
-        .as_bytes(),
+        crate::mcp::catalog::canonical_json(fingerprint_material).as_bytes(),
     );
     let client_request_id = args.string("client_request_id").unwrap_or_else(|| {
         format!(
@@ -135,20 +159,17 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
             uuid::Uuid::new_v4().simple()
         )
     });
-    let (workflow, created) = engine
+    app.engine()?
         .start_workflow(WorkflowStart {
-            kind: "plan_then_execute".to_string(),
-            plugin_id: PLAN_PLUGIN.to_string(),
+            kind: kind.to_string(),
+            plugin_id: plugin_id.to_string(),
             input,
             client_request_id,
             request_fingerprint: fingerprint,
             runtime_policy,
         })
         .await
-        .map_err(engine_error)?;
-    let mut payload = workflow_payload(app, &workflow, args).await?;
-    payload["idempotent"] = json!(!created);
-    Ok(payload)
+        .map_err(engine_error)
 }
 
 fn engine_error(err: crate::engine::EngineError) -> ToolError {
@@ -518,28 +539,20 @@ pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
         "target": target,
         "delivery": delivery,
     });
-    let fingerprint =
-        crate::mcp::catalog::sha256_hex(crate::mcp::catalog::canonical_json(&input).as_bytes());
-    let client_request_id = args.string("client_request_id").unwrap_or_else(|| {
-        format!(
-            "auto:{}:{}",
-            &fingerprint[..32],
-            uuid::Uuid::new_v4().simple()
-        )
-    });
-    let (workflow, created) = engine
-        .start_workflow(WorkflowStart {
-            kind: "code_review".to_string(),
-            plugin_id: REVIEW_PLUGIN.to_string(),
-            input,
-            client_request_id,
-            request_fingerprint: fingerprint,
-            runtime_policy: json!({"requestedSandbox": args.str("sandbox"), "effectiveSandbox": sandbox,
+    let fingerprint_material = input.clone();
+    let runtime_policy = json!({"requestedSandbox": args.str("sandbox"), "effectiveSandbox": sandbox,
                                    "requestedApprovalPolicy": args.str("approval_policy"),
-                                   "effectiveApprovalPolicy": approval}),
-        })
-        .await
-        .map_err(engine_error)?;
+                                   "effectiveApprovalPolicy": approval});
+    let (workflow, created) = start(
+        app,
+        args,
+        "code_review",
+        REVIEW_PLUGIN,
+        input,
+        &fingerprint_material,
+        runtime_policy,
+    )
+    .await?;
     let mut payload = workflow_payload(app, &workflow, args).await?;
     let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
     let review_op = actions
