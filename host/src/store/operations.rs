@@ -951,6 +951,19 @@ pub struct OperationSnapshot {
     pub pending_interactions: Vec<super::PendingInteraction>,
 }
 
+impl OperationSnapshot {
+    /// A snapshot of an operation with no turn, messages, progress or interactions (a row just created).
+    pub fn of(operation: Operation) -> OperationSnapshot {
+        OperationSnapshot {
+            operation,
+            turn: None,
+            latest_messages: Vec::new(),
+            progress_events: Vec::new(),
+            pending_interactions: Vec::new(),
+        }
+    }
+}
+
 /// Reads an operation with its turn, messages, progress and pending interactions in one read transaction.
 pub fn snapshot(
     conn: &Connection,

@@ -9,7 +9,9 @@ use crate::engine::rules::status::is_terminal;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
 use crate::projects::ProjectError;
-use crate::store::operations::{InsertOutcome, NewOperation, Operation, OperationFilter};
+use crate::store::operations::{
+    InsertOutcome, NewOperation, Operation, OperationFilter, OperationSnapshot,
+};
 use crate::store::{InteractionFilter, PendingInteraction, ProgressEvent, Turn, TurnMessage};
 use crate::time::iso8601_from_ms;
 
@@ -115,7 +117,16 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
         } => (operation, false, continued_from.clone()),
         InsertOutcome::Existing { operation, .. } => (operation, true, None),
     };
-    let mut payload = operation_payload(app, operation, &PayloadOptions::default()).await?;
+    // A row just created has no turn, messages or interactions yet: render it without reading it back.
+    let mut payload = if idempotent {
+        operation_payload(app, operation, &PayloadOptions::default()).await?
+    } else {
+        render_operation(
+            app,
+            OperationSnapshot::of(operation.clone()),
+            &PayloadOptions::default(),
+        )?
+    };
     payload["idempotent"] = json!(idempotent);
     payload["idempotencyScope"] = json!(if idempotent { Some("operation") } else { None });
     payload["deduplicated"] = json!(continued_from.is_some());
@@ -250,25 +261,33 @@ pub async fn operation_payload(
     op: &Operation,
     options: &PayloadOptions,
 ) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
-    let snapshot = engine
+    let snapshot = app
+        .engine()?
         .store
         .operation_snapshot(
             &op.operation_id,
             options.last_messages,
             options.progress_events,
         )
-        .await?;
-    let (op, turn, messages, progress, interactions) = match snapshot {
-        Some(s) => (
-            s.operation,
-            s.turn,
-            s.latest_messages,
-            s.progress_events,
-            s.pending_interactions,
-        ),
-        None => (op.clone(), None, Vec::new(), Vec::new(), Vec::new()),
-    };
+        .await?
+        .unwrap_or_else(|| OperationSnapshot::of(op.clone()));
+    render_operation(app, snapshot, options)
+}
+
+/// Renders a snapshot as the operation payload (O).
+fn render_operation(
+    app: &App,
+    snapshot: OperationSnapshot,
+    options: &PayloadOptions,
+) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let OperationSnapshot {
+        operation: op,
+        turn,
+        latest_messages: messages,
+        progress_events: progress,
+        pending_interactions: interactions,
+    } = snapshot;
     let now = crate::time::now_ms();
     let mut final_report = op.final_report.clone().unwrap_or(Value::Null);
     if let Some(text) = final_report.get("text").and_then(Value::as_str) {
