@@ -193,7 +193,19 @@ fn options_from(args: &Args) -> PayloadOptions {
     }
 }
 
-fn truncate(text: &str, max_chars: usize) -> (String, bool) {
+/// A final report with its `text` cut to `max_chars` characters (and `truncated` saying so).
+pub(super) fn truncated_report(report: Option<Value>, max_chars: usize) -> Value {
+    let mut report = report.unwrap_or(Value::Null);
+    if let Some(text) = report.get("text").and_then(Value::as_str) {
+        let (text, truncated) = truncate(text, max_chars);
+        report["text"] = json!(text);
+        report["truncated"] = json!(truncated);
+    }
+    report
+}
+
+/// `text` cut to `max_chars` characters, and whether it was cut.
+pub(super) fn truncate(text: &str, max_chars: usize) -> (String, bool) {
     match text.char_indices().nth(max_chars) {
         Some((idx, _)) => (text[..idx].to_string(), true),
         None => (text.to_string(), false),
@@ -289,12 +301,7 @@ fn render_operation(
         pending_interactions: interactions,
     } = snapshot;
     let now = crate::time::now_ms();
-    let mut final_report = op.final_report.clone().unwrap_or(Value::Null);
-    if let Some(text) = final_report.get("text").and_then(Value::as_str) {
-        let (text, truncated) = truncate(text, options.message_max_chars);
-        final_report["text"] = json!(text);
-        final_report["truncated"] = json!(truncated);
-    }
+    let final_report = truncated_report(op.final_report.clone(), options.message_max_chars);
     let lease_state = op.lease_state(&engine.worker.owner_id, now);
     let mut next_action = op.next_recommended_action().to_string();
     if op.operation_type == "fork_thread" && op.turn_id.is_none() && op.status == "completed" {

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::operations::interaction_json;
+use super::operations::{interaction_json, truncate, truncated_report};
 use crate::app::App;
 use crate::engine::request::RequestError;
 use crate::engine::rules::output_schema::validate_output_schema;
@@ -234,10 +234,10 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         .await?;
     let state = &workflow.state;
     let quality = state.get("planQuality").and_then(Value::as_str);
-    let plan_text = state.get("plan").and_then(Value::as_str).map(|p| {
-        let cut: String = p.chars().take(max_chars).collect();
-        cut
-    });
+    let plan_text = state
+        .get("plan")
+        .and_then(Value::as_str)
+        .map(|p| truncate(p, max_chars).0);
     let mut status = workflow.status.clone();
     if let Some(first) = pending.first() {
         status = if first.kind == "user_input" {
@@ -261,12 +261,7 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
             _ => "inspect_diagnostics",
         }
     };
-    let mut final_report = workflow.final_report.clone().unwrap_or(Value::Null);
-    if let Some(text) = final_report.get("text").and_then(Value::as_str) {
-        let cut: String = text.chars().take(max_chars).collect();
-        final_report["truncated"] = json!(cut.len() < text.len());
-        final_report["text"] = json!(cut);
-    }
+    let final_report = truncated_report(workflow.final_report.clone(), max_chars);
     let events = if args
         .value("include_events")
         .and_then(Value::as_bool)
