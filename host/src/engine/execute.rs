@@ -221,14 +221,8 @@ impl Engine {
         match decision {
             Ok(Decision::Allow) => Ok(settings),
             Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
-            Ok(Decision::Narrow(narrowed)) => Ok(TurnSettings {
-                cwd: narrowed.cwd.or(settings.cwd),
-                sandbox: narrowed.sandbox.or(settings.sandbox),
-                approval_policy: narrowed.approval_policy.or(settings.approval_policy),
-                model: narrowed.model.or(settings.model),
-                effort: narrowed.effort.or(settings.effort),
-                collaboration_mode: narrowed.collaboration_mode.or(settings.collaboration_mode),
-            }),
+            // The chain already merged every narrowing into the complete effective settings.
+            Ok(Decision::Narrow(effective)) => Ok(effective),
             // A policy that cannot decide must not let the action through.
             Err(error) => Err(EngineError::PolicyDenied(format!(
                 "policy plugin failed: {error}"
