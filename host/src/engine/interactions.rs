@@ -100,12 +100,12 @@ impl Engine {
     /// Auto-declines what expired, then sends every stored answer addressed to this process.
     async fn deliver_answers(&self) -> Result<(), EngineError> {
         let owner = &self.worker.owner_id;
-        let expired = self
-            .store
-            .expire_interactions(owner, crate::time::now_ms())
-            .await?;
-        for interaction in &expired {
-            tracing::info!(interaction = %interaction.interaction_id, "auto-declined after timeout");
+        let now = crate::time::now_ms();
+        // Every tick would otherwise be a write transaction competing with submits for the writer.
+        if self.store.has_expired_interactions(owner, now).await? {
+            for interaction in self.store.expire_interactions(owner, now).await? {
+                tracing::info!(interaction = %interaction.interaction_id, "auto-declined after timeout");
+            }
         }
         for interaction in self.store.take_answers_to_deliver(owner).await? {
             let id: Value = serde_json::from_str(&interaction.jsonrpc_id)

@@ -459,6 +459,24 @@ impl Store {
             .await
     }
 
+    /// True when `owner` has a pending interaction past its expiry (a read: the courier asks every tick, and
+    /// only then takes the write lock to auto-decline).
+    pub async fn has_expired_interactions(
+        &self,
+        owner: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM pending_interactions WHERE owner_id = ?1 AND status = 'pending' \
+                 AND expires_at <= ?2)",
+            )?
+            .query_row(params![owner, now], |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// Auto-declines `owner`'s expired interactions (as of `now`).
     pub async fn expire_interactions(
         &self,
