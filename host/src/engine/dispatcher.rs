@@ -71,6 +71,12 @@ impl Engine {
 
     /// Claims and starts every operation the limits allow right now.
     async fn dispatch_ready(self: &Arc<Self>) {
+        // An idle tick must not take the database's write lock: look first, claim only when something is due.
+        match self.store.has_due_operations(crate::time::now_ms()).await {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(error) => tracing::warn!(%error, "checking the queue failed; claiming anyway"),
+        }
         loop {
             let claimed = self
                 .store

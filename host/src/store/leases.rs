@@ -604,6 +604,20 @@ impl Store {
         self.read(move |c| list_workers(c, limit)).await
     }
 
+    /// True when some startable operation is due (a read: the dispatcher asks on every tick and takes the
+    /// write lock for a claim only then).
+    pub async fn has_due_operations(&self, now: i64) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM codex_operations INDEXED BY idx_codex_operations_claim \
+                 WHERE status IN ({}) AND attempt_count < max_attempts AND next_attempt_at <= ?1)",
+                super::sql_status_list(&STARTABLE)
+            );
+            Ok(c.prepare_cached(&sql)?.query_row([now], |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// True when `owner` is provably dead on this host (see the module docs).
     pub async fn is_owner_dead(&self, owner: &str) -> Result<bool, StoreError> {
         let owner = owner.to_string();
