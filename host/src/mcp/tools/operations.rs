@@ -376,17 +376,24 @@ fn render_operation(
     }))
 }
 
+/// `CODEX_TURN_NOT_FOUND` for a turn the store does not track.
+pub(super) fn turn_not_found(turn_id: &str) -> ToolError {
+    ToolError::new(
+        ErrorCode::TurnNotFound,
+        format!("turn {turn_id} is not tracked"),
+    )
+    .with_detail("turnId", json!(turn_id))
+}
+
 /// Handler of `codex_get_turn_status`: one tracked turn, read from SQLite.
 pub async fn turn_status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let engine = app.engine()?;
     let turn_id = args.required_str("turn_id")?;
-    let turn = engine.store.get_turn(turn_id).await?.ok_or_else(|| {
-        ToolError::new(
-            ErrorCode::TurnNotFound,
-            format!("turn {turn_id} is not tracked"),
-        )
-        .with_detail("turnId", json!(turn_id))
-    })?;
+    let turn = engine
+        .store
+        .get_turn(turn_id)
+        .await?
+        .ok_or_else(|| turn_not_found(turn_id))?;
     if let Some(thread_id) = args.str("thread_id") {
         if thread_id != turn.thread_id {
             return Err(ToolError::invalid_argument(

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::operations::{interaction_json, truncate, truncated_report};
+use super::operations::{interaction_json, truncate, truncated_report, turn_not_found};
 use crate::app::App;
 use crate::engine::request::RequestError;
 use crate::engine::rules::output_schema::validate_output_schema;
@@ -405,13 +405,11 @@ pub async fn adopt(app: &App, args: &Args) -> Result<Value, ToolError> {
             ),
         ));
     }
-    let turn = engine.store.get_turn(turn_id).await?.ok_or_else(|| {
-        ToolError::new(
-            ErrorCode::TurnNotFound,
-            format!("turn {turn_id} is not tracked"),
-        )
-        .with_detail("turnId", json!(turn_id))
-    })?;
+    let turn = engine
+        .store
+        .get_turn(turn_id)
+        .await?
+        .ok_or_else(|| turn_not_found(turn_id))?;
     if workflow.thread_id.as_deref() != Some(turn.thread_id.as_str()) {
         return Err(ToolError::invalid_argument(
             "candidate_turn_id",
