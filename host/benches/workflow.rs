@@ -91,6 +91,7 @@ fn run() -> Result<(), String> {
         request_fingerprint: "bench".into(),
         runtime_policy: None,
         owner_id: "bench".into(),
+        goal: None,
     };
     let (workflow, _) = store
         .write_blocking(move |tx| {

@@ -8,6 +8,8 @@
 //!   sent, as far as the caller can tell).
 //! - `malformed`: writes a malformed line before every reply.
 //! - `unknown_request`: after `initialized`, sends an unknown server request `x/unknown` (id 0).
+//! - `silent_turn_end`: turns never send `turn/completed`; `thread/read` reports them completed, with a plan
+//!   as the agent's message (a turn end this server missed, for `refresh_live`).
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
 //!   when it is answered.
 //!
@@ -28,6 +30,7 @@ fn main() {
     };
     let mut turn_counter = 0;
     let mut pending_turn: Option<(String, String)> = None;
+    let mut silent_turns: Vec<String> = Vec::new();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         if let Some(path) = &log_path {
@@ -84,6 +87,7 @@ fn main() {
                 );
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
+                    "silent_turn_end" => silent_turns.push(turn),
                     "approval" => {
                         send(
                             json!({"id": 0, "method": "item/commandExecution/requestApproval",
@@ -100,6 +104,20 @@ fn main() {
                         );
                     }
                 }
+            }
+            ("thread/read", Some(id)) if mode == "silent_turn_end" => {
+                let thread = message
+                    .pointer("/params/threadId")
+                    .cloned()
+                    .unwrap_or(json!("thr_fake"));
+                let turns: Vec<Value> = silent_turns
+                    .iter()
+                    .map(|turn| {
+                        json!({"id": turn, "status": "completed", "items": [{"type": "agentMessage", "id": "msg_1",
+                               "text": "Plan.\n<proposed_plan>\n1. Do the silent step\n</proposed_plan>"}]})
+                    })
+                    .collect();
+                send(json!({"id": id, "result": {"thread": {"id": thread, "turns": turns}}}));
             }
             ("", Some(_)) => {
                 // A reply to one of our server requests.

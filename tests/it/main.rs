@@ -2,8 +2,11 @@
 
 mod appserver;
 mod config;
+mod goals;
+mod harness;
 mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
 mod plugins;
 mod recovery;
+mod workflows;

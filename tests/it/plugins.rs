@@ -724,6 +724,7 @@ fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
         client_request_id: key.into(),
         request_fingerprint: key.into(),
         runtime_policy: json!({}),
+        goal: None,
     };
     for behaviour in ["panic", "loop"] {
         let (workflow, created) = runtime

@@ -42,6 +42,13 @@ pub enum Reply {
         /// Text streamed before the cut.
         text: String,
     },
+    /// Another reply, sent after a pause (the model "thinks" first; a turn stays running meanwhile).
+    After {
+        /// The pause before the first byte of the answer.
+        delay: Duration,
+        /// The answer.
+        reply: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -69,6 +76,14 @@ impl Reply {
             name: "exec_command".into(),
             arguments: json!({"cmd": cmd, "yield_time_ms": 2000}),
             call_id: call_id.into(),
+        }
+    }
+
+    /// `reply`, sent after `delay`.
+    pub fn after(delay: Duration, reply: Reply) -> Reply {
+        Reply::After {
+            delay,
+            reply: Box::new(reply),
         }
     }
 
@@ -288,6 +303,15 @@ fn event(writer: &mut TcpStream, value: Value) -> std::io::Result<()> {
 }
 
 fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
+    let mut reply = reply;
+    while let Reply::After {
+        delay,
+        reply: inner,
+    } = reply
+    {
+        std::thread::sleep(delay);
+        reply = *inner;
+    }
     if let Reply::HttpError { status } = reply {
         let body =
             json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
@@ -372,7 +396,7 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
                 "output_index": 0, "content_index": 0, "delta": text}),
             )?;
         }
-        Reply::HttpError { .. } => {}
+        Reply::HttpError { .. } | Reply::After { .. } => {}
     }
     writer.flush()
 }

@@ -19,6 +19,7 @@
 
 pub mod dispatcher;
 pub mod execute;
+pub mod goals;
 pub mod interactions;
 pub mod request;
 pub mod rules;

@@ -440,12 +440,15 @@ impl Engine {
         }
     }
 
-    async fn apply_notification(
+    pub(super) async fn apply_notification(
         &self,
         generation: u64,
         method: &str,
         params: &Value,
     ) -> Result<(), EngineError> {
+        if matches!(method, "thread/goal/updated" | "thread/goal/cleared") {
+            return self.observe_goal(method, params).await;
+        }
         for update in reduce(method, params) {
             match update {
                 TurnUpdate::Started { thread_id, turn_id } => {

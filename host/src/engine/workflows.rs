@@ -44,6 +44,8 @@ pub struct WorkflowStart {
     pub request_fingerprint: String,
     /// Requested and effective runtime policy.
     pub runtime_policy: Value,
+    /// A thread goal to mirror while the workflow executes (see [`super::goals`]).
+    pub goal: Option<crate::store::goals::NewGoal>,
 }
 
 fn settings_json(settings: &TurnSettings) -> Value {
@@ -190,6 +192,7 @@ impl Engine {
                 request_fingerprint: start.request_fingerprint,
                 runtime_policy: Some(start.runtime_policy),
                 owner_id: self.worker.owner_id.clone(),
+                goal: start.goal,
             })
             .await?;
         if !created {
@@ -336,7 +339,7 @@ impl Engine {
                 tracing::warn!(workflow = %workflow.workflow_id, %error, "advancing a workflow failed");
             }
         }
-        Ok(())
+        self.settle_goals().await
     }
 
     /// Performs pending actions and reports operation progress until nothing changes.
@@ -591,6 +594,7 @@ impl Engine {
                     .await?;
             }
         }
+        self.mirror_goal(&workflow, action, op).await?;
         let output =
             json!({"threadId": op.thread_id, "turnId": op.turn_id, "operationId": op.operation_id});
         self.store
@@ -715,6 +719,93 @@ impl Engine {
         }
         report["workflowId"] = json!(workflow.workflow_id);
         Ok(report)
+    }
+
+    /// `refresh_live`: asks app-server (`thread/read`) about every running turn of the workflow, settles those
+    /// that ended without this server seeing it (as if their `turn/completed` had arrived), then advances the
+    /// workflow when this process may drive it. Best effort: failures are listed in the report.
+    pub async fn refresh_workflow_live(&self, workflow: &Workflow) -> Value {
+        let mut errors: Vec<String> = Vec::new();
+        let (mut checked, mut reconciled) = (0usize, 0usize);
+        let actions = match self.store.workflow_actions(&workflow.workflow_id).await {
+            Ok(actions) => actions,
+            Err(err) => {
+                return json!({"checkedTurns": 0, "reconciledTurns": 0, "errors": [err.to_string()]})
+            }
+        };
+        for op_id in actions.iter().filter_map(|a| a.operation_id.as_deref()) {
+            let op = match self.store.get_operation(op_id).await {
+                Ok(Some(op)) => op,
+                Ok(None) => continue,
+                Err(err) => {
+                    errors.push(err.to_string());
+                    continue;
+                }
+            };
+            let (Some(thread_id), Some(turn_id)) = (&op.thread_id, &op.turn_id) else {
+                continue;
+            };
+            if op.is_terminal() {
+                continue;
+            }
+            checked += 1;
+            match self.live_turn(thread_id, turn_id).await {
+                Ok(Some(turn)) => {
+                    let generation = self.appserver.generation().unwrap_or(0);
+                    let params = json!({"threadId": thread_id, "turn": turn});
+                    match self
+                        .apply_notification(generation, "turn/completed", &params)
+                        .await
+                    {
+                        Ok(()) => reconciled += 1,
+                        Err(err) => errors.push(err.to_string()),
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => errors.push(err.to_string()),
+            }
+        }
+        let drivable = match &workflow.owner_id {
+            Some(owner) if owner != &self.worker.owner_id => {
+                self.store.is_owner_dead(owner).await.unwrap_or(false)
+            }
+            _ => true,
+        };
+        if drivable && !workflow.is_terminal() {
+            if let Err(err) = self.advance(workflow).await {
+                errors.push(err.to_string());
+            }
+            self.wake_workflows();
+        }
+        json!({"checkedTurns": checked, "reconciledTurns": reconciled, "errors": errors})
+    }
+
+    /// The turn as app-server has it, when app-server says it ended.
+    async fn live_turn(
+        &self,
+        thread_id: &str,
+        turn_id: &str,
+    ) -> Result<Option<Value>, EngineError> {
+        let reply = self
+            .appserver
+            .request(
+                "thread/read",
+                json!({"threadId": thread_id, "includeTurns": true}),
+            )
+            .await?;
+        let turn = reply
+            .pointer("/thread/turns")
+            .and_then(Value::as_array)
+            .and_then(|turns| {
+                turns
+                    .iter()
+                    .find(|t| t.get("id").and_then(Value::as_str) == Some(turn_id))
+            })
+            .cloned();
+        Ok(turn.filter(|t| {
+            let status = t.get("status").and_then(Value::as_str).unwrap_or_default();
+            crate::engine::rules::status::is_terminal(super::tracker::normalize_turn_status(status))
+        }))
     }
 
     /// Answers a `wait-for-approval` action (the plan approval gate). `comment` is passed to the plugin as is.

@@ -27,6 +27,7 @@
 //! rendered as ISO-8601 UTC only when serialised.
 
 pub mod events;
+pub mod goals;
 pub mod intents;
 pub mod interactions;
 pub mod leases;

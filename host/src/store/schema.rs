@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -329,6 +329,34 @@ CREATE TABLE codex_thread_lifecycle_actions (
     completed_at        INTEGER
 );
 CREATE INDEX idx_codex_lifecycle_thread ON codex_thread_lifecycle_actions (thread_id, status);
+"#;
+
+/// Version 3: thread goals that workflows mirror into app-server (`goal` of `codex_start_plan_workflow`).
+const V3: &str = r#"
+-- One goal per workflow: what the client asked for, how far the host got mirroring it onto the workflow's
+-- thread, and what app-server last said about it. `settled_at` is set once the completion action (clear,
+-- set_complete, leave) was performed after the workflow ended.
+CREATE TABLE codex_workflow_goals (
+    workflow_id             TEXT PRIMARY KEY REFERENCES codex_workflows (workflow_id),
+    objective               TEXT NOT NULL,
+    token_budget            INTEGER,
+    completion_action       TEXT NOT NULL,              -- clear, set_complete, leave
+    completion_objective    TEXT,
+    sync_state              TEXT NOT NULL,              -- pending_thread, active, complete, cleared, left, external_override, unsupported, error
+    thread_id               TEXT,                       -- set once mirrored
+    app_server_status       TEXT,                       -- active, paused, blocked, usageLimited, budgetLimited, complete
+    observed_json           TEXT,                       -- the goal as app-server last reported it
+    continuation_turns_json TEXT,                       -- turns app-server started by itself for the goal
+    reason                  TEXT,
+    error_json              TEXT,
+    set_at                  INTEGER,
+    settling_at             INTEGER,                    -- the completion action is under way
+    settled_at              INTEGER,
+    created_at              INTEGER NOT NULL,
+    updated_at              INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_workflow_goals_thread ON codex_workflow_goals (thread_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX idx_codex_workflow_goals_unsettled ON codex_workflow_goals (settled_at);
 "#;
 
 #[cfg(test)]

@@ -113,6 +113,8 @@ pub struct NewWorkflow {
     pub runtime_policy: Option<Value>,
     /// The process that will drive it.
     pub owner_id: String,
+    /// A thread goal to mirror, stored in the same transaction.
+    pub goal: Option<super::goals::NewGoal>,
 }
 
 /// One step to store: what the plugin returned for one event.
@@ -230,6 +232,9 @@ pub fn insert(
         new.owner_id,
         now
     ])?;
+    if let Some(goal) = &new.goal {
+        super::goals::insert(conn, &workflow_id, goal, now)?;
+    }
     Ok((require(conn, &workflow_id)?, true))
 }
 
@@ -534,6 +539,7 @@ mod tests {
             request_fingerprint: "f1".into(),
             runtime_policy: None,
             owner_id: "mcp:1:a".into(),
+            goal: None,
         }
     }
 

@@ -7,11 +7,13 @@ use serde_json::{json, Value};
 
 use super::operations::{interaction_json, truncate, truncated_report, turn_not_found};
 use crate::app::App;
+use crate::engine::goals::goal_view;
 use crate::engine::request::RequestError;
 use crate::engine::rules::output_schema::validate_output_schema;
 use crate::engine::workflows::WorkflowStart;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
+use crate::store::goals::{CompletionAction, NewGoal};
 use crate::store::workflows::Workflow;
 use crate::store::InteractionFilter;
 
@@ -95,15 +97,8 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
     }
     let adjusted = effective_sandbox != requested_sandbox
         || effective_approval.as_deref() != Some(requested_approval.as_str());
-    // Goal sync is not implemented yet: say so instead of silently ignoring the parameters.
-    let goal = args.str("goal").map(|objective| {
-        json!({"syncState": "unsupported", "objective": objective,
-               "tokenBudget": args.value("goal_token_budget"),
-               "completionAction": args.str("goal_completion_action"),
-               "reason": "thread goal sync is not implemented by this server yet; the goal was not set"})
-    });
+    let goal = goal_request(args)?;
     let runtime_policy = json!({
-        "goal": goal,
         "requestedSandbox": requested_sandbox,
         "requestedApprovalPolicy": requested_approval,
         "effectiveSandbox": effective_sandbox,
@@ -121,20 +116,87 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
         "title": args.str("title"),
         "threadId": null,
     });
-    let fingerprint_material = json!({"input": input, "projectId": project.project_id});
+    let fingerprint_material = json!({
+        "input": input,
+        "projectId": project.project_id,
+        "goal": goal.as_ref().map(|g| json!({"objective": g.objective, "tokenBudget": g.token_budget,
+            "completionAction": g.completion_action.as_str(), "completionObjective": g.completion_objective})),
+    });
     let (workflow, created) = start(
         app,
         args,
-        "plan_then_execute",
-        PLAN_PLUGIN,
-        input,
-        &fingerprint_material,
-        runtime_policy,
+        WorkflowRequest {
+            kind: "plan_then_execute",
+            plugin_id: PLAN_PLUGIN,
+            input,
+            fingerprint_material,
+            runtime_policy,
+            goal,
+        },
     )
     .await?;
     let mut payload = workflow_payload(app, &workflow, args).await?;
     payload["idempotent"] = json!(!created);
     Ok(payload)
+}
+
+/// The goal to mirror (`goal`, `goal_token_budget`, `goal_completion_action`, `goal_completion_objective`).
+/// The other goal parameters mean nothing without `goal`, so giving them alone is an error, not a no-op.
+fn goal_request(args: &Args) -> Result<Option<NewGoal>, ToolError> {
+    let objective = args.str("goal").map(str::trim).filter(|g| !g.is_empty());
+    let Some(objective) = objective else {
+        // `goal_completion_action: "clear"` is the default a client may well send every time.
+        for name in [
+            "goal_token_budget",
+            "goal_completion_action",
+            "goal_completion_objective",
+        ] {
+            let given = args.was_provided(name)
+                && args
+                    .value(name)
+                    .is_some_and(|v| !v.is_null() && v != "clear");
+            if given {
+                return Err(ToolError::invalid_argument(
+                    name,
+                    format!("{name} needs a non-empty goal"),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let completion_action = match args.str("goal_completion_action") {
+        None => CompletionAction::Clear,
+        Some(text) => CompletionAction::parse(text).ok_or_else(|| {
+            ToolError::invalid_argument(
+                "goal_completion_action",
+                format!("unknown goal_completion_action {text}"),
+            )
+        })?,
+    };
+    let completion_objective = args.string("goal_completion_objective");
+    if completion_objective.is_some() && completion_action != CompletionAction::SetComplete {
+        return Err(ToolError::invalid_argument(
+            "goal_completion_objective",
+            "goal_completion_objective applies only to goal_completion_action set_complete",
+        ));
+    }
+    Ok(Some(NewGoal {
+        objective: objective.to_string(),
+        token_budget: args.value("goal_token_budget").and_then(Value::as_i64),
+        completion_action,
+        completion_objective,
+    }))
+}
+
+/// A workflow a tool asks for, before its idempotency key is settled.
+struct WorkflowRequest {
+    kind: &'static str,
+    plugin_id: &'static str,
+    input: Value,
+    /// What makes two requests the same (compared on a retry with the same key).
+    fingerprint_material: Value,
+    runtime_policy: Value,
+    goal: Option<NewGoal>,
 }
 
 /// Starts (or, for the same `client_request_id` and request, finds) a workflow: the fingerprint is the
@@ -143,14 +205,10 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
 async fn start(
     app: &App,
     args: &Args,
-    kind: &str,
-    plugin_id: &str,
-    input: Value,
-    fingerprint_material: &Value,
-    runtime_policy: Value,
+    request: WorkflowRequest,
 ) -> Result<(Workflow, bool), ToolError> {
     let fingerprint = crate::mcp::catalog::sha256_hex(
-        crate::mcp::catalog::canonical_json(fingerprint_material).as_bytes(),
+        crate::mcp::catalog::canonical_json(&request.fingerprint_material).as_bytes(),
     );
     let client_request_id = args.string("client_request_id").unwrap_or_else(|| {
         format!(
@@ -161,12 +219,13 @@ async fn start(
     });
     app.engine()?
         .start_workflow(WorkflowStart {
-            kind: kind.to_string(),
-            plugin_id: plugin_id.to_string(),
-            input,
+            kind: request.kind.to_string(),
+            plugin_id: request.plugin_id.to_string(),
+            input: request.input,
             client_request_id,
             request_fingerprint: fingerprint,
-            runtime_policy,
+            runtime_policy: request.runtime_policy,
+            goal: request.goal,
         })
         .await
         .map_err(engine_error)
@@ -185,10 +244,44 @@ fn engine_error(err: crate::engine::EngineError) -> ToolError {
     }
 }
 
-/// Handler of `codex_get_workflow_status`: a pure read of SQLite.
+/// Handler of `codex_get_workflow_status`: a pure read of SQLite, unless `refresh_live` (ask app-server about
+/// the workflow's running turns and advance it) or `refresh_live_goal` (`thread/goal/get`) is set. A live
+/// check that fails is reported beside the stored view, never instead of it.
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let workflow = load(app, args.required_str("workflow_id")?).await?;
-    workflow_payload(app, &workflow, args).await
+    let workflow_id = args.required_str("workflow_id")?;
+    let mut workflow = load(app, workflow_id).await?;
+    let engine = app.engine()?;
+    let live = if args.bool("refresh_live") {
+        let report = engine.refresh_workflow_live(&workflow).await;
+        workflow = load(app, workflow_id).await?;
+        Some(report)
+    } else {
+        None
+    };
+    let live_goal = if args.bool("refresh_live_goal") {
+        Some(engine.refresh_goal(&workflow).await)
+    } else {
+        None
+    };
+    let mut payload = workflow_payload(app, &workflow, args).await?;
+    if let Some(report) = live {
+        payload["liveRefresh"] = report;
+    }
+    match live_goal {
+        None => {}
+        Some(Ok(goal)) => {
+            let goal = goal.unwrap_or(Value::Null);
+            if payload["threadGoal"]["syncState"] == "not_configured" && !goal.is_null() {
+                payload["threadGoal"]["syncState"] = json!("observed");
+                payload["threadGoal"]["currentGoal"] = goal.clone();
+            }
+            payload["threadGoal"]["liveGoal"] = goal;
+        }
+        Some(Err(err)) => {
+            payload["threadGoal"]["refreshError"] = crate::engine::error_json(&err);
+        }
+    }
+    Ok(payload)
 }
 
 /// The seed's workflow payload (W).
@@ -262,6 +355,7 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         }
     };
     let final_report = truncated_report(workflow.final_report.clone(), max_chars);
+    let goal = engine.store.workflow_goal(&workflow.workflow_id).await?;
     let events = if args
         .value("include_events")
         .and_then(Value::as_bool)
@@ -301,13 +395,7 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         "finalReport": final_report,
         "error": workflow.error,
         "runtimePolicy": workflow.runtime_policy,
-        "threadGoal": workflow
-            .runtime_policy
-            .as_ref()
-            .and_then(|p| p.get("goal"))
-            .filter(|g| !g.is_null())
-            .cloned()
-            .unwrap_or_else(|| json!({"syncState": "not_configured"})),
+        "threadGoal": goal_view(goal.as_ref()),
         "pendingInteractions": pending.iter().map(interaction_json).collect::<Vec<_>>(),
         "events": events,
         "actions": actions.iter().map(|a| json!({"actionId": a.action_id, "kind": a.kind, "state": a.state,
@@ -539,11 +627,14 @@ pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
     let (workflow, created) = start(
         app,
         args,
-        "code_review",
-        REVIEW_PLUGIN,
-        input,
-        &fingerprint_material,
-        runtime_policy,
+        WorkflowRequest {
+            kind: "code_review",
+            plugin_id: REVIEW_PLUGIN,
+            input,
+            fingerprint_material,
+            runtime_policy,
+            goal: None,
+        },
     )
     .await?;
     let mut payload = workflow_payload(app, &workflow, args).await?;
