@@ -313,3 +313,41 @@ fn refresh_live_settles_a_turn_end_the_server_missed() {
         "{live}"
     );
 }
+
+#[test]
+fn a_crash_while_the_goal_is_active_still_clears_it_and_starts_nothing() {
+    let mut h = Harness::start("goal-crash");
+    let workflow_id = plan_ready(&mut h, json!({"goal": "ship the storage change"}));
+    h.model.push([Reply::after(
+        Duration::from_secs(3),
+        Reply::text("Implemented."),
+    )]);
+    h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    let active = h.wait_workflow(&workflow_id, |w| {
+        w["terminal"] == json!(true) || w["threadGoal"]["syncState"] == json!("active")
+    });
+    assert_eq!(
+        active["threadGoal"]["syncState"],
+        json!("active"),
+        "{active}"
+    );
+
+    // kill -9 mid-execution: the app-server child goes with the server, the goal stays active in its
+    // thread store. The next server ends the workflow and clears the goal on the resumed thread.
+    h.crash_and_restart(&[]);
+    let done = settled(&mut h, &workflow_id);
+    assert_eq!(
+        done["phase"],
+        json!("orphaned_after_app_server_exit"),
+        "{done}"
+    );
+    assert_eq!(done["threadGoal"]["syncState"], json!("cleared"), "{done}");
+    let calls = no_more_model_calls(&h, Duration::from_millis(1500));
+    let continuation = done["threadGoal"]["continuationTurns"]
+        .as_u64()
+        .expect("count") as usize;
+    assert!(
+        calls <= 2 + continuation,
+        "{calls} model calls for {continuation} continuation turns: {done}"
+    );
+}

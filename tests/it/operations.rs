@@ -503,3 +503,19 @@ fn an_interaction_can_be_answered_through_another_server_and_expires_unanswered(
         .close(Duration::from_secs(15))
         .expect("other server exits");
 }
+
+#[test]
+fn a_thread_from_before_a_crash_takes_new_messages() {
+    let mut h = Harness::start("resume-after-crash");
+    let first = h.submit(json!({"operation_type": "start_chat", "message": "first"}));
+    let first = h.wait_terminal(&op_id(&first));
+    assert_eq!(first["status"], json!("completed"), "{first}");
+    let thread = first["threadId"].as_str().expect("threadId").to_string();
+    h.crash_and_restart(&[]);
+    h.model.push([Reply::text("Second answer.")]);
+    let second = h.submit(
+        json!({"operation_type": "send_message", "thread_id": thread, "message": "second"}),
+    );
+    let second = h.wait_terminal(&op_id(&second));
+    assert_eq!(second["status"], json!("completed"), "{second}");
+}
