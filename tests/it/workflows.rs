@@ -321,6 +321,7 @@ fn archive_unarchive_and_compaction_are_audited_lifecycle_actions() {
 #[test]
 fn a_review_of_uncommitted_changes_reports_through_the_review_workflow() {
     let mut h = Harness::start("wf-review");
+    let repo = h.project.clone();
     let git = |args: &[&str]| {
         let status = std::process::Command::new("git")
             .args([
@@ -332,7 +333,7 @@ fn a_review_of_uncommitted_changes_reports_through_the_review_workflow() {
                 "init.defaultBranch=main",
             ])
             .args(args)
-            .current_dir(&h.project)
+            .current_dir(&repo)
             .output()
             .expect("git runs");
         assert!(
@@ -380,6 +381,60 @@ fn a_review_of_uncommitted_changes_reports_through_the_review_workflow() {
     );
     assert_eq!(bad["error"]["code"], json!("INVALID_ARGUMENT"), "{bad}");
     assert_eq!(bad["error"]["details"]["field"], json!("base_branch"));
+
+    // The change committed on a feature branch: review it against `main`, then as a single commit. Each
+    // target reaches app-server, whose review prompt names the branch or the commit.
+    git(&["checkout", "-q", "-b", "feature"]);
+    git(&["commit", "-q", "-am", "answer is 41"]);
+    let sha = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&repo)
+        .output()
+        .expect("git rev-parse");
+    let sha = String::from_utf8_lossy(&sha.stdout).trim().to_string();
+    for (args, target, needle) in [
+        (
+            json!({"target_type": "base_branch", "base_branch": "main"}),
+            json!({"type": "baseBranch", "branch": "main"}),
+            "main".to_string(),
+        ),
+        (
+            json!({"target_type": "commit", "commit_sha": sha, "commit_title": "answer is 41"}),
+            json!({"type": "commit", "sha": sha, "title": "answer is 41"}),
+            sha.clone(),
+        ),
+    ] {
+        let mut args = args;
+        args["project_id"] = json!(project);
+        h.model
+            .push([Reply::text("Reviewed: answer() now returns 41.")]);
+        let calls_before = h.model.n_model_calls();
+        let started = h.call("codex_start_review_workflow", args);
+        assert_eq!(started["reviewTarget"], target, "{started}");
+        let workflow_id = started["workflowId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no workflowId in {started}"))
+            .to_string();
+        let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+        assert_eq!(done["phase"], json!("completed"), "{done}");
+        assert!(
+            done["finalReport"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("41"),
+            "{done}"
+        );
+        let requests = h.model.requests();
+        let review_request = requests
+            .iter()
+            .filter(|r| r.path.ends_with("/responses"))
+            .nth(calls_before)
+            .expect("the review reached the model");
+        assert!(
+            review_request.body.to_string().contains(&needle),
+            "the review prompt names {needle}"
+        );
+    }
 }
 
 #[test]
