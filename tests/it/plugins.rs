@@ -450,7 +450,12 @@ fn disabled_and_native_plugins_are_reported() {
     );
     // The health summary serializes the list.
     let json = serde_json::to_value(host.plugins()).expect("serializable");
-    assert_eq!(json[0]["status"], "disabled");
+    let listed = json
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == "default-policy"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed["status"], "disabled", "{json}");
 }
 
 #[test]
@@ -749,4 +754,75 @@ fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
         .block_on(engine.start_workflow(start("fine", json!({"mode": "fine"}))))
         .expect("start");
     assert_ne!(fine.phase, "failed", "{fine:?}");
+}
+
+#[test]
+fn a_workflow_cannot_compact_a_busy_thread() {
+    use codex_control_plane::appserver::{AppServer, AppServerSettings};
+    use codex_control_plane::engine::workflows::WorkflowStart;
+    use codex_control_plane::engine::{Engine, EngineSettings};
+    use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
+    use codex_control_plane::store::Store;
+    use serde_json::json;
+
+    let temp = TempDir::new("busy-compaction");
+    let host = hostile_host(&temp, "");
+    let cfg = config(temp.path(), Vec::new());
+    let store = Store::open(&temp.path().join("state.sqlite3")).expect("store");
+    let appserver = AppServer::new(AppServerSettings::from_config(&cfg));
+    let engine = Engine::new(
+        store,
+        appserver,
+        std::sync::Arc::new(host),
+        EngineSettings::from_config(&cfg),
+        "test".into(),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // A turn is running on the thread.
+    runtime.block_on(async {
+        let mut new = NewOperation::new("send_message", json!({"message": "m"}));
+        new.thread_id = Some("thr_busy".into());
+        let op = match engine.store.insert_operation(new).await.expect("insert") {
+            InsertOutcome::Created { operation, .. }
+            | InsertOutcome::Existing { operation, .. } => operation,
+        };
+        engine
+            .store
+            .attach_turn(&op.operation_id, "turn_busy", Some("thr_busy"))
+            .await
+            .expect("turn");
+        engine
+            .store
+            .set_status(&op.operation_id, "running")
+            .await
+            .expect("running");
+    });
+    let (workflow, _) = runtime
+        .block_on(engine.start_workflow(WorkflowStart {
+            kind: "thread_compaction".into(),
+            plugin_id: "compaction-workflow".into(),
+            input: json!({"threadId": "thr_busy"}),
+            client_request_id: "busy".into(),
+            request_fingerprint: "busy".into(),
+            runtime_policy: json!({}),
+            goal: None,
+        }))
+        .expect("start");
+    // Refused before anything reached app-server (none is configured here): the plugin fails the workflow
+    // with the host's code.
+    assert_eq!(workflow.phase, "failed", "{workflow:?}");
+    let error = workflow.error.expect("error");
+    assert_eq!(error["code"], json!("CODEX_BUSY"), "{error}");
+    let actions = runtime
+        .block_on(engine.store.workflow_actions(&workflow.workflow_id))
+        .expect("actions");
+    let compact = actions
+        .iter()
+        .find(|a| a.kind == "compact-thread")
+        .expect("journaled");
+    assert_eq!(compact.state, "failed");
+    assert!(
+        compact.output.is_none(),
+        "no lifecycle action was recorded: {compact:?}"
+    );
 }

@@ -311,6 +311,20 @@ fn archive_unarchive_and_compaction_are_audited_lifecycle_actions() {
     };
     assert_eq!(done["status"], json!("completed"), "{done}");
     assert!(done["targetTurnId"].is_string(), "{done}");
+    // The procedure is the compaction-workflow plugin: its workflow completes with the action.
+    let workflow_id = compaction["workflowId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no workflowId in {compaction}"))
+        .to_string();
+    let workflow = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(workflow["phase"], json!("completed"), "{workflow}");
+    assert_eq!(workflow["workflowKind"], json!("thread_compaction"));
+    assert_eq!(workflow["pluginId"], json!("compaction-workflow"));
+    assert_eq!(
+        workflow["finalReport"]["structured"],
+        json!({"threadId": thread, "lifecycleActionId": action_id, "turnId": done["targetTurnId"]}),
+        "{workflow}"
+    );
     let unknown = h.call(
         "codex_get_thread_compaction_status",
         json!({"action_id": "tla_missing"}),

@@ -67,6 +67,9 @@ impl Engine {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "recovery sweep failed"),
         }
+        if let Err(error) = self.lose_dead_lifecycle_actions().await {
+            tracing::warn!(%error, "recovery sweep of lifecycle actions failed");
+        }
     }
 
     /// Claims and starts every operation the limits allow right now.

@@ -21,6 +21,7 @@ pub mod dispatcher;
 pub mod execute;
 pub mod goals;
 pub mod interactions;
+pub mod lifecycle;
 pub mod request;
 pub mod rules;
 pub mod tracker;

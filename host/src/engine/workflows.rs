@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::lifecycle::LifecycleKind;
 use super::{Engine, EngineError};
 use crate::plugins::types::{
     Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CollaborationMode,
@@ -391,8 +392,126 @@ impl Engine {
                 }
                 Ok(None)
             }
+            ("performed", "compact-thread" | "archive-thread") => {
+                self.report_lifecycle(workflow, action).await
+            }
             _ => Ok(None),
         }
+    }
+
+    /// Performs a `compact-thread` / `archive-thread` action as an audited lifecycle action. The `tla_` id is
+    /// journaled on the workflow action before app-server is called, so a replay after a crash waits for
+    /// that row (which recovery ends `unknown_after_app_server_exit`) instead of compacting twice.
+    async fn perform_lifecycle(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<(), EngineError> {
+        let id = &workflow.workflow_id;
+        let kind = if action.kind == "compact-thread" {
+            LifecycleKind::Compact
+        } else {
+            LifecycleKind::Archive
+        };
+        let refusal = match Self::resolve_thread(&action.action["thread"], all) {
+            None => Err((
+                "no_thread".to_string(),
+                "the action names a thread that does not exist yet".to_string(),
+            )),
+            Some(thread) => match self.thread_busy(&thread).await? {
+                Some(busy) => Err(("CODEX_BUSY".to_string(), busy.message)),
+                None => Ok(thread),
+            },
+        };
+        let thread = match refusal {
+            Ok(thread) => thread,
+            Err((code, message)) => {
+                self.store
+                    .set_workflow_action_state(id, &action.action_id, "failed", None, None)
+                    .await?;
+                let event = Event::ActionFailed(ActionFailure {
+                    action_id: action.action_id.clone(),
+                    code: code.clone(),
+                    message,
+                });
+                self.feed_workflow(
+                    workflow,
+                    event,
+                    Some(json!({"actionId": action.action_id, "code": code})),
+                    None,
+                )
+                .await?;
+                return Ok(());
+            }
+        };
+        let row = self.begin_lifecycle_action(kind, &thread).await?;
+        let output = json!({"lifecycleActionId": row.action_id, "threadId": thread});
+        self.store
+            .set_workflow_action_state(id, &action.action_id, "performed", None, Some(output))
+            .await?;
+        let timeout = workflow
+            .input
+            .get("timeoutSeconds")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        self.perform_lifecycle_action(kind, &row, timeout).await?;
+        Ok(())
+    }
+
+    /// Reports a lifecycle action's end to the plugin once its `tla_` row is terminal.
+    async fn report_lifecycle(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+    ) -> Result<Option<Workflow>, EngineError> {
+        let Some(lifecycle_id) = action
+            .output
+            .as_ref()
+            .and_then(|o| o.get("lifecycleActionId"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let Some(row) = self.store.get_lifecycle_action(lifecycle_id).await? else {
+            return Ok(None);
+        };
+        if matches!(row.status.as_str(), "starting" | "running") {
+            return Ok(None);
+        }
+        let source = Some((action.action_id.clone(), "reported".to_string()));
+        let output = json!({"lifecycleActionId": row.action_id, "threadId": row.thread_id,
+                            "status": row.status, "turnId": row.target_turn_id});
+        let event = if row.status == "completed" {
+            Event::ActionCompleted(ActionOutput {
+                action_id: action.action_id.clone(),
+                output: output.to_string(),
+            })
+        } else {
+            let code = row
+                .error
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_str)
+                .unwrap_or(row.status.as_str())
+                .to_string();
+            Event::ActionFailed(ActionFailure {
+                action_id: action.action_id.clone(),
+                code,
+                message: row
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .map_or_else(
+                        || format!("lifecycle action {} ended {}", row.action_id, row.status),
+                        str::to_string,
+                    ),
+            })
+        };
+        self.feed_workflow(workflow, event, Some(output), source)
+            .await
+            .map(Some)
     }
 
     async fn reload(&self, workflow_id: &str) -> Result<Workflow, EngineError> {
@@ -462,6 +581,9 @@ impl Engine {
                 self.store
                     .set_workflow_action_state(id, &action.action_id, "reported", None, None)
                     .await?;
+            }
+            "compact-thread" | "archive-thread" => {
+                self.perform_lifecycle(workflow, action, all).await?;
             }
             other => {
                 // Actions this host does not perform for workflows yet are reported back as failed, so the

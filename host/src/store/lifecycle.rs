@@ -154,7 +154,41 @@ pub fn lose_generation(
         .execute(params![owner, generation, now])?)
 }
 
+/// Owners other than `me` with lifecycle actions still `starting` or `running`.
+pub fn in_flight_owners(conn: &Connection, me: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT owner_id FROM codex_thread_lifecycle_actions \
+         WHERE status IN ('starting', 'running') AND owner_id <> ?1",
+    )?;
+    let rows = stmt.query_map([me], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Ends every `starting` / `running` action of a dead `owner` as `unknown_after_app_server_exit`: its
+/// app-server child died with it, so the action cannot finish.
+pub fn lose_owner(conn: &Connection, owner: &str, now: i64) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE codex_thread_lifecycle_actions SET status = 'unknown_after_app_server_exit', updated_at = ?2, \
+             completed_at = ?2 WHERE owner_id = ?1 AND status IN ('starting', 'running')",
+        )?
+        .execute(params![owner, now])?)
+}
+
 impl Store {
+    /// Owners of in-flight lifecycle actions other than `me` (see [`in_flight_owners`]).
+    pub async fn lifecycle_owners_in_flight(&self, me: &str) -> Result<Vec<String>, StoreError> {
+        let me = me.to_string();
+        self.read(move |c| in_flight_owners(c, &me)).await
+    }
+
+    /// Ends a dead owner's in-flight lifecycle actions (see [`lose_owner`]).
+    pub async fn lose_owner_lifecycle_actions(&self, owner: &str) -> Result<usize, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |tx| lose_owner(tx, &owner, crate::time::now_ms()))
+            .await
+    }
+
     /// Records a new lifecycle action.
     pub async fn insert_lifecycle_action(
         &self,

@@ -1,18 +1,21 @@
 //! Thread lifecycle: `codex_archive_thread`, `codex_unarchive_thread`, `codex_start_thread_compaction`,
-//! `codex_get_thread_compaction_status`. Each call is an audited `tla_<id>` row; `thread/delete` is never
-//! exposed.
+//! `codex_get_thread_compaction_status`. Each call is an audited `tla_<id>` row (`engine::lifecycle`); a
+//! compaction is driven by the `compaction-workflow` plugin; `thread/delete` is never exposed.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::engine::rules::status::is_terminal;
+use crate::engine::lifecycle::LifecycleKind;
+use crate::engine::workflows::WorkflowStart;
+use crate::engine::EngineError;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
 use crate::store::lifecycle::LifecycleAction;
-use crate::store::operations::OperationFilter;
-use crate::store::InteractionFilter;
+
+/// The plugin that implements `thread_compaction`.
+const COMPACTION_PLUGIN: &str = "compaction-workflow";
 
 fn payload(action: &LifecycleAction) -> Value {
     let terminal = !matches!(action.status.as_str(), "starting" | "running");
@@ -48,131 +51,115 @@ fn payload(action: &LifecycleAction) -> Value {
 
 /// `CODEX_BUSY` while the thread has an active turn or a pending interaction (seed rule).
 async fn refuse_if_busy(app: &App, thread_id: &str) -> Result<(), ToolError> {
-    let store = &app.engine()?.store;
-    let active = store
-        .list_operations(
-            OperationFilter {
-                thread_id: Some(thread_id.to_string()),
-                ..Default::default()
-            },
-            50,
-        )
-        .await?
-        .into_iter()
-        .find(|op| !is_terminal(&op.status) && op.turn_id.is_some());
-    if let Some(op) = active {
-        return Err(ToolError::new(
-            ErrorCode::Busy,
-            format!("thread {thread_id} has an active turn"),
-        )
-        .with_detail("status", json!("active_turn"))
-        .with_detail("operationId", json!(op.operation_id))
-        .with_detail("turnId", json!(op.turn_id)));
+    let Some(busy) = app
+        .engine()?
+        .thread_busy(thread_id)
+        .await
+        .map_err(engine_error)?
+    else {
+        return Ok(());
+    };
+    let mut error =
+        ToolError::new(ErrorCode::Busy, busy.message).with_detail("status", json!(busy.reason));
+    if let Some(details) = busy.details.as_object() {
+        for (key, value) in details {
+            error = error.with_detail(key, value.clone());
+        }
     }
-    let pending = store
-        .list_interactions(
-            InteractionFilter {
-                thread_id: Some(thread_id.to_string()),
-                status: Some("pending".into()),
-                ..Default::default()
-            },
-            1,
-        )
-        .await?;
-    if let Some(interaction) = pending.first() {
-        return Err(ToolError::new(
-            ErrorCode::Busy,
-            format!("thread {thread_id} has a pending interaction"),
-        )
-        .with_detail("status", json!("pending_interaction"))
-        .with_detail("interactionId", json!(interaction.interaction_id)));
+    Err(error)
+}
+
+fn engine_error(err: EngineError) -> ToolError {
+    match err {
+        EngineError::Store(err) => err.into(),
+        EngineError::AppServer(err) => err.into(),
+        other => ToolError::new(ErrorCode::Internal, other.to_string()),
     }
-    Ok(())
 }
 
 fn timeout(args: &Args) -> Duration {
     Duration::from_secs(u64::try_from(args.int_or("timeout_seconds", 30)).unwrap_or(30))
 }
 
-/// Runs `call` as an audited action on `thread_id`: refused while the thread is busy, recorded as `starting`,
-/// then `on_success` (or `failed` with the error) when app-server answers.
-async fn audited(
-    app: &App,
-    thread_id: &str,
-    action_type: &str,
-    on_success: &str,
-    call: impl std::future::Future<Output = Result<Value, crate::appserver::AppServerError>>,
-) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+/// Runs a lifecycle action on the tool's `thread_id`: refused while the thread is busy, then audited.
+async fn audited(app: &App, args: &Args, kind: LifecycleKind) -> Result<Value, ToolError> {
+    let thread_id = args.required_str("thread_id")?;
     refuse_if_busy(app, thread_id).await?;
-    let generation = engine.appserver.ensure_started().await?;
-    let action = engine
-        .store
-        .insert_lifecycle_action(
-            action_type,
-            thread_id,
-            &engine.worker.owner_id,
-            i64::try_from(generation).ok(),
-        )
-        .await?;
-    let (status, result, error) = match call.await {
-        Ok(result) => (on_success, Some(result), None),
-        Err(err) => {
-            let code = ToolError::from(err.clone()).code.as_str();
-            (
-                "failed",
-                None,
-                Some(json!({"code": code, "message": err.to_string()})),
-            )
-        }
-    };
-    let action = engine
-        .store
-        .update_lifecycle_action(&action.action_id, status, result, error, None)
-        .await?;
+    let action = app
+        .engine()?
+        .run_lifecycle_action(kind, thread_id, timeout(args))
+        .await
+        .map_err(engine_error)?;
     Ok(payload(&action))
 }
 
 /// Handler of `codex_archive_thread`.
 pub async fn archive(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let thread_id = args.required_str("thread_id")?;
-    let call = app.appserver.request_with_timeout(
-        "thread/archive",
-        json!({"threadId": thread_id}),
-        timeout(args),
-    );
-    audited(app, thread_id, "archive", "completed", call).await
+    audited(app, args, LifecycleKind::Archive).await
 }
 
 /// Handler of `codex_unarchive_thread`.
 pub async fn unarchive(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let thread_id = args.required_str("thread_id")?;
-    let call = app.appserver.request_with_timeout(
-        "thread/unarchive",
-        json!({"threadId": thread_id}),
-        timeout(args),
-    );
-    audited(app, thread_id, "unarchive", "completed", call).await
+    audited(app, args, LifecycleKind::Unarchive).await
 }
 
-/// Handler of `codex_start_thread_compaction`: `thread/resume` (so the thread is loaded) then
-/// `thread/compact/start`; the action stays `running` until the compaction turn ends.
+/// Handler of `codex_start_thread_compaction`. The procedure is the `compaction-workflow` plugin: the
+/// workflow's `compact-thread` action becomes the audited `tla_` action (`thread/resume`, then
+/// `thread/compact/start`), which stays `running` until the compaction turn ends; the workflow completes
+/// with it.
 pub async fn start_compaction(app: &App, args: &Args) -> Result<Value, ToolError> {
     let thread_id = args.required_str("thread_id")?;
-    let limit = timeout(args);
-    let call = async {
-        app.appserver
-            .request_with_timeout("thread/resume", json!({"threadId": thread_id}), limit)
-            .await?;
-        app.appserver
-            .request_with_timeout(
-                "thread/compact/start",
-                json!({"threadId": thread_id}),
-                limit,
-            )
-            .await
+    refuse_if_busy(app, thread_id).await?;
+    let engine = app.engine()?;
+    let input = json!({"threadId": thread_id, "timeoutSeconds": timeout(args).as_secs()});
+    let (workflow, _) = engine
+        .start_workflow(WorkflowStart {
+            kind: "thread_compaction".into(),
+            plugin_id: COMPACTION_PLUGIN.into(),
+            input: input.clone(),
+            // Every call is a new compaction (the seed's tool has no idempotency key).
+            client_request_id: format!("auto:compaction:{}", uuid::Uuid::new_v4().simple()),
+            request_fingerprint: crate::mcp::catalog::sha256_hex(input.to_string().as_bytes()),
+            runtime_policy: json!({}),
+            goal: None,
+        })
+        .await
+        .map_err(engine_error)?;
+    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
+    let lifecycle_id = actions
+        .iter()
+        .find(|a| a.kind == "compact-thread")
+        .and_then(|a| a.output.as_ref())
+        .and_then(|o| o.get("lifecycleActionId"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let Some(lifecycle_id) = lifecycle_id else {
+        // The plugin refused or failed before compacting: its error is the answer.
+        let error = workflow.error.unwrap_or_else(|| json!({}));
+        return Err(ToolError::new(
+            ErrorCode::PluginFailed,
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the compaction workflow did not start a compaction")
+                .to_string(),
+        )
+        .with_detail("workflowId", json!(workflow.workflow_id))
+        .with_detail("workflowError", error));
     };
-    audited(app, thread_id, "compact", "running", call).await
+    let action = engine
+        .store
+        .get_lifecycle_action(&lifecycle_id)
+        .await?
+        .ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::Internal,
+                format!("lifecycle action {lifecycle_id} vanished"),
+            )
+        })?;
+    let mut out = payload(&action);
+    out["workflowId"] = json!(workflow.workflow_id);
+    Ok(out)
 }
 
 /// Handler of `codex_get_thread_compaction_status`: a pure read of SQLite.

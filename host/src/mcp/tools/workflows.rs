@@ -350,6 +350,7 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
             "plan_needs_review" => "review_plan",
             "plan_candidate_found" => "adopt_candidate_plan",
             "executing" => "wait_execution",
+            "compacting" => "poll_thread_compaction",
             "completed" => "read_final_report",
             _ => "inspect_diagnostics",
         }
