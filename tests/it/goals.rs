@@ -42,6 +42,16 @@ fn settled(h: &mut Harness, workflow_id: &str) -> Value {
     })
 }
 
+/// Approves the plan of a ready workflow whose execution turn answers "Implemented." after `think` without
+/// touching the goal, and waits until the goal is settled.
+fn execute_and_settle(h: &mut Harness, workflow_id: &str, think: Duration) -> Value {
+    h.model
+        .push([Reply::after(think, Reply::text("Implemented."))]);
+    let approved = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(approved["ok"], json!(true), "{approved}");
+    settled(h, workflow_id)
+}
+
 /// Asserts that the model gets no further request for `quiet`.
 fn no_more_model_calls(h: &Harness, quiet: Duration) -> usize {
     let before = h.model.n_model_calls();
@@ -179,12 +189,7 @@ fn a_goal_the_model_never_completes_stops_continuing_once_the_workflow_completes
     let workflow_id = plan_ready(&mut h, json!({"goal": "ship the storage change"}));
     // The execution turn ends without `update_goal`: app-server starts continuation turns by itself
     // (answered "Done." by the fake) until the goal is cleared.
-    h.model.push([Reply::after(
-        Duration::from_millis(800),
-        Reply::text("Implemented."),
-    )]);
-    h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
-    let done = settled(&mut h, &workflow_id);
+    let done = execute_and_settle(&mut h, &workflow_id, Duration::from_millis(800));
     assert_eq!(done["phase"], json!("completed"), "{done}");
     let goal = &done["threadGoal"];
     assert_eq!(goal["syncState"], json!("cleared"), "{done}");
@@ -216,12 +221,7 @@ fn set_complete_and_leave_keep_the_goal_on_the_thread_without_more_turns() {
         json!({"goal": "ship the storage change", "goal_completion_action": "set_complete",
                "goal_completion_objective": "storage change shipped"}),
     );
-    h.model.push([Reply::after(
-        Duration::from_millis(800),
-        Reply::text("Implemented."),
-    )]);
-    h.call("codex_approve_plan", json!({"workflow_id": completed}));
-    let done = settled(&mut h, &completed);
+    let done = execute_and_settle(&mut h, &completed, Duration::from_millis(800));
     let goal = &done["threadGoal"];
     assert_eq!(goal["syncState"], json!("complete"), "{done}");
     assert_eq!(goal["currentGoal"]["status"], json!("complete"), "{done}");
@@ -244,12 +244,7 @@ fn set_complete_and_leave_keep_the_goal_on_the_thread_without_more_turns() {
         &mut h,
         json!({"goal": "keep improving storage", "goal_completion_action": "leave"}),
     );
-    h.model.push([Reply::after(
-        Duration::from_millis(800),
-        Reply::text("Implemented."),
-    )]);
-    h.call("codex_approve_plan", json!({"workflow_id": left}));
-    let done = settled(&mut h, &left);
+    let done = execute_and_settle(&mut h, &left, Duration::from_millis(800));
     let goal = &done["threadGoal"];
     assert_eq!(goal["syncState"], json!("left"), "{done}");
     assert_eq!(

@@ -700,17 +700,20 @@ fn operator_config_overrides_reach_default_policy() {
     assert_eq!(danger.expect("call"), Decision::Allow);
 }
 
-/// A workflow whose plugin traps or loops fails alone; the engine goes on serving other workflows.
-#[test]
-fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
+/// An engine over a fresh store in `temp`, with the default plugins and the hostile one (`limits`), and a
+/// runtime to drive it; no app-server is configured, so nothing may reach one.
+fn engine_over(
+    temp: &TempDir,
+    limits: &str,
+) -> (
+    std::sync::Arc<codex_control_plane::engine::Engine>,
+    tokio::runtime::Runtime,
+) {
     use codex_control_plane::appserver::{AppServer, AppServerSettings};
-    use codex_control_plane::engine::workflows::WorkflowStart;
     use codex_control_plane::engine::{Engine, EngineSettings};
     use codex_control_plane::store::Store;
-    use serde_json::json;
 
-    let temp = TempDir::new("hostile-workflow");
-    let host = hostile_host(&temp, "fuel = 5_000_000\ntimeout_ms = 200");
+    let host = hostile_host(temp, limits);
     let cfg = config(temp.path(), Vec::new());
     let store = Store::open(&temp.path().join("state.sqlite3")).expect("store");
     let appserver = AppServer::new(AppServerSettings::from_config(&cfg));
@@ -722,6 +725,17 @@ fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
         "test".into(),
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    (engine, runtime)
+}
+
+/// A workflow whose plugin traps or loops fails alone; the engine goes on serving other workflows.
+#[test]
+fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
+    use codex_control_plane::engine::workflows::WorkflowStart;
+    use serde_json::json;
+
+    let temp = TempDir::new("hostile-workflow");
+    let (engine, runtime) = engine_over(&temp, "fuel = 5_000_000\ntimeout_ms = 200");
     let start = |key: &str, input: serde_json::Value| WorkflowStart {
         kind: "echo".into(),
         plugin_id: "hostile".into(),
@@ -758,26 +772,12 @@ fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
 
 #[test]
 fn a_workflow_cannot_compact_a_busy_thread() {
-    use codex_control_plane::appserver::{AppServer, AppServerSettings};
     use codex_control_plane::engine::workflows::WorkflowStart;
-    use codex_control_plane::engine::{Engine, EngineSettings};
     use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
-    use codex_control_plane::store::Store;
     use serde_json::json;
 
     let temp = TempDir::new("busy-compaction");
-    let host = hostile_host(&temp, "");
-    let cfg = config(temp.path(), Vec::new());
-    let store = Store::open(&temp.path().join("state.sqlite3")).expect("store");
-    let appserver = AppServer::new(AppServerSettings::from_config(&cfg));
-    let engine = Engine::new(
-        store,
-        appserver,
-        std::sync::Arc::new(host),
-        EngineSettings::from_config(&cfg),
-        "test".into(),
-    );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (engine, runtime) = engine_over(&temp, "");
     // A turn is running on the thread.
     runtime.block_on(async {
         let mut new = NewOperation::new("send_message", json!({"message": "m"}));

@@ -427,22 +427,7 @@ impl Engine {
         let thread = match refusal {
             Ok(thread) => thread,
             Err((code, message)) => {
-                self.store
-                    .set_workflow_action_state(id, &action.action_id, "failed", None, None)
-                    .await?;
-                let event = Event::ActionFailed(ActionFailure {
-                    action_id: action.action_id.clone(),
-                    code: code.clone(),
-                    message,
-                });
-                self.feed_workflow(
-                    workflow,
-                    event,
-                    Some(json!({"actionId": action.action_id, "code": code})),
-                    None,
-                )
-                .await?;
-                return Ok(());
+                return self.refuse_action(workflow, action, &code, message).await;
             }
         };
         let row = self.begin_lifecycle_action(kind, &thread).await?;
@@ -588,23 +573,44 @@ impl Engine {
             other => {
                 // Actions this host does not perform for workflows yet are reported back as failed, so the
                 // plugin can decide; they are never silently dropped.
-                self.store
-                    .set_workflow_action_state(id, &action.action_id, "failed", None, None)
+                let message =
+                    format!("the host does not perform {other} actions for workflows yet");
+                self.refuse_action(workflow, action, "unsupported_action", message)
                     .await?;
-                let event = Event::ActionFailed(ActionFailure {
-                    action_id: action.action_id.clone(),
-                    code: "unsupported_action".into(),
-                    message: format!("the host does not perform {other} actions for workflows yet"),
-                });
-                self.feed_workflow(
-                    workflow,
-                    event,
-                    Some(json!({"actionId": action.action_id})),
-                    None,
-                )
-                .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Marks an action `failed` without performing it and tells the plugin why (`action-failed`).
+    async fn refuse_action(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        code: &str,
+        message: String,
+    ) -> Result<(), EngineError> {
+        self.store
+            .set_workflow_action_state(
+                &workflow.workflow_id,
+                &action.action_id,
+                "failed",
+                None,
+                None,
+            )
+            .await?;
+        let event = Event::ActionFailed(ActionFailure {
+            action_id: action.action_id.clone(),
+            code: code.to_string(),
+            message,
+        });
+        self.feed_workflow(
+            workflow,
+            event,
+            Some(json!({"actionId": action.action_id, "code": code})),
+            None,
+        )
+        .await?;
         Ok(())
     }
 

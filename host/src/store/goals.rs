@@ -380,6 +380,14 @@ mod tests {
         }
     }
 
+    async fn goal_row(store: &Store, workflow_id: &str) -> WorkflowGoal {
+        store
+            .workflow_goal(workflow_id)
+            .await
+            .expect("read")
+            .expect("goal row")
+    }
+
     fn goal() -> NewGoal {
         NewGoal {
             objective: "ship it".into(),
@@ -429,11 +437,7 @@ mod tests {
             )
             .await
             .expect("observe");
-        let row = store
-            .workflow_goal(&wf.workflow_id)
-            .await
-            .expect("read")
-            .expect("row");
+        let row = goal_row(&store, &wf.workflow_id).await;
         assert_eq!(row.sync_state, "active");
         assert_eq!(row.app_server_status.as_deref(), Some("complete"));
 
@@ -445,11 +449,7 @@ mod tests {
             )
             .await
             .expect("observe");
-        let row = store
-            .workflow_goal(&wf.workflow_id)
-            .await
-            .expect("read")
-            .expect("row");
+        let row = goal_row(&store, &wf.workflow_id).await;
         assert_eq!(row.sync_state, "external_override");
 
         // Nothing watches an unknown thread.
@@ -495,11 +495,7 @@ mod tests {
             .observe_thread_goal("th1", None)
             .await
             .expect("observe");
-        let row = store
-            .workflow_goal(&wf.workflow_id)
-            .await
-            .expect("read")
-            .expect("row");
+        let row = goal_row(&store, &wf.workflow_id).await;
         assert_eq!(row.sync_state, "active");
         assert_eq!(row.observed, Some(Value::Null));
         assert!(

@@ -272,3 +272,73 @@ impl Store {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::test_support::temp_store;
+
+    #[tokio::test]
+    async fn a_dead_owners_in_flight_actions_end_unknown_and_finished_ones_stay() {
+        let (_dir, store) = temp_store();
+        let running = store
+            .insert_lifecycle_action("compact", "th1", "mcp:dead", Some(1))
+            .await
+            .expect("insert");
+        store
+            .update_lifecycle_action(&running.action_id, "running", None, None, None)
+            .await
+            .expect("running");
+        let done = store
+            .insert_lifecycle_action("archive", "th2", "mcp:dead", Some(1))
+            .await
+            .expect("insert");
+        store
+            .update_lifecycle_action(&done.action_id, "completed", None, None, None)
+            .await
+            .expect("completed");
+        let mine = store
+            .insert_lifecycle_action("compact", "th3", "mcp:me", Some(1))
+            .await
+            .expect("insert");
+
+        assert_eq!(
+            store
+                .lifecycle_owners_in_flight("mcp:me")
+                .await
+                .expect("owners"),
+            vec!["mcp:dead".to_string()],
+            "only other owners with unfinished actions"
+        );
+        assert_eq!(
+            store
+                .lose_owner_lifecycle_actions("mcp:dead")
+                .await
+                .expect("lose"),
+            1
+        );
+        let lost = store
+            .get_lifecycle_action(&running.action_id)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(lost.status, "unknown_after_app_server_exit");
+        assert!(lost.completed_at.is_some());
+        let kept = store
+            .get_lifecycle_action(&done.action_id)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(kept.status, "completed");
+        let untouched = store
+            .get_lifecycle_action(&mine.action_id)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(untouched.status, "starting");
+        assert!(store
+            .lifecycle_owners_in_flight("mcp:me")
+            .await
+            .expect("owners")
+            .is_empty());
+    }
+}
