@@ -15,6 +15,9 @@
 //!   (the duplicate-prompt guard compares each prompt with the live prompts of its scope) and once with a new
 //!   project per submit (nothing live in scope); then `codex_get_operation_status` polls of queued operations,
 //!   of completed operations with a turn, messages and a final report, and of random prefilled rows;
+//! - in the same sessions, `codex_start_plan_workflow` (every other one with a thread goal) and
+//!   `codex_get_workflow_status` polls of those workflows (their plan turn stays queued behind the hanging
+//!   app-server, so each poll reads a workflow with its actions, history, pending goal and operation);
 //! - the server's VmRSS at the end of each session;
 //! - with `SEED_MCP_COMMAND` set, the same series against the seed (its database holds only what the series
 //!   submit: it cannot be prefilled from here) and a side-by-side table with ratios. Unset, that part is skipped.
@@ -50,6 +53,8 @@ const PROJECTS: usize = 20;
 const POLLS: usize = 1_000;
 /// Operations run to completion through the real peer before the timed session (polled as "completed").
 const COMPLETED_OPS: usize = 8;
+/// Timed `codex_start_plan_workflow` calls per database size.
+const WORKFLOWS: usize = 100;
 /// Untimed calls before each timed series.
 const WARMUP: usize = 20;
 const CLOSE_WAIT: Duration = Duration::from_secs(15);
@@ -620,8 +625,65 @@ fn durable(binary: &Path, n: usize, results: &mut Results) -> anyhow::Result<()>
     ] {
         poll_series(&mut client, results, &format!("{name} ({suffix})"), ids)?;
     }
+    workflow_series(&mut client, results, dir.path(), &suffix)?;
     results.rss(&format!("VmRSS after the {suffix} series"), client.pid());
     client.close();
+    Ok(())
+}
+
+const WORKFLOW_START: &str = "start_plan_workflow";
+const WORKFLOW_POLL: &str = "workflow status poll";
+
+/// Times [`WORKFLOWS`] plan-workflow starts in one project (every other one with a goal), then [`POLLS`]
+/// workflow status polls cycling over them.
+fn workflow_series(
+    client: &mut Client,
+    results: &mut Results,
+    root: &Path,
+    suffix: &str,
+) -> anyhow::Result<()> {
+    let project = projects(root, "workflow", 1)?.remove(0);
+    let args = |i: usize, salt: &str| {
+        let mut args = json!({"project_id": project, "message": message(i, salt)});
+        if i.is_multiple_of(2) {
+            args["goal"] = json!(format!("ship task {i}"));
+        }
+        args
+    };
+    for i in 0..WARMUP {
+        timed_call(client, "codex_start_plan_workflow", args(i, "wf-warmup"))?;
+    }
+    let mut starts = Vec::with_capacity(WORKFLOWS);
+    let mut ids = Vec::with_capacity(WORKFLOWS);
+    for i in 0..WORKFLOWS {
+        let (elapsed, payload) = timed_call(client, "codex_start_plan_workflow", args(i, "wf"))?;
+        starts.push(elapsed);
+        ids.push(
+            payload["workflowId"]
+                .as_str()
+                .with_context(|| format!("no workflowId in {payload}"))?
+                .to_string(),
+        );
+    }
+    results.record(&format!("{WORKFLOW_START} ({suffix})"), starts);
+    let pick = |i: usize| &ids[(i * 7_919) % ids.len()];
+    for i in 0..WARMUP {
+        timed_call(
+            client,
+            "codex_get_workflow_status",
+            json!({"workflow_id": pick(i + POLLS)}),
+        )?;
+    }
+    let mut polls = Vec::with_capacity(POLLS);
+    for i in 0..POLLS {
+        let (elapsed, _) = timed_call(
+            client,
+            "codex_get_workflow_status",
+            json!({"workflow_id": pick(i)}),
+        )?;
+        polls.push(elapsed);
+    }
+    results.record(&format!("{WORKFLOW_POLL} ({suffix})"), polls);
     Ok(())
 }
 

@@ -34,35 +34,20 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
-    world: "workflow",
-    // Actions are compared in the native unit tests.
-    additional_derives: [PartialEq],
-});
-
-use codex_control_plane::plugin::types::ThreadRef;
-use exports::codex_control_plane::plugin::workflow_plugin::{
-    Action, CompleteAction, Event, FailAction, Guest, Step, ThreadAction, WorkflowInfo,
+use workflow_guest::{
+    complete, exit_description, handle_event, refuse_input, step, string_field, Action, ErrorInfo,
+    Event, EventRecord, Guest, Step, ThreadAction, ThreadRef, WorkflowInfo, WorkflowState,
 };
+
+pub use workflow_guest::{FAILED, ORPHANED_CODE};
 
 /// Phase while the compaction runs.
 pub const COMPACTING: &str = "compacting";
 /// Terminal phase: the thread was compacted.
 pub const COMPLETED: &str = "completed";
-/// Terminal phase: something failed.
-pub const FAILED: &str = "failed";
 /// Terminal phase: the app-server exited before the compaction was reported.
 pub const ORPHANED: &str = "orphaned";
 
-/// Every phase a valid state may have.
-const PHASES: &[&str] = &[COMPACTING, COMPLETED, FAILED, ORPHANED];
-
-/// Error code of the `fail` action sent when the app-server exits mid-workflow.
-pub const ORPHANED_CODE: &str = "orphaned_after_app_server_exit";
-/// Most entries kept in `events`.
-const MAX_EVENTS: usize = 50;
 /// Id of the `compact-thread` action.
 const COMPACT_ACTION: &str = "compact";
 
@@ -73,26 +58,6 @@ pub struct Input {
     pub thread_id: String,
     /// Timeout requested by the caller; opaque to the plugin (the host interprets it).
     pub timeout_seconds: Option<Value>,
-}
-
-/// Why the workflow failed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ErrorInfo {
-    /// Machine-readable code.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-/// One handled event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EventRecord {
-    /// Event name, e.g. `action-completed`.
-    pub event: String,
-    /// Phase after the event.
-    pub phase: String,
 }
 
 /// The persisted workflow state.
@@ -119,37 +84,25 @@ pub struct State {
     pub events: Vec<EventRecord>,
 }
 
-impl State {
-    /// Whether the phase is terminal (every further event is ignored).
-    pub fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_str(), COMPLETED | FAILED | ORPHANED)
+impl WorkflowState for State {
+    const PHASES: &'static [&'static str] = &[COMPACTING, COMPLETED, FAILED, ORPHANED];
+    const TERMINAL_PHASES: &'static [&'static str] = &[COMPLETED, FAILED, ORPHANED];
+
+    fn phase(&self) -> &str {
+        &self.phase
     }
 
-    /// Appends an event record, keeping the last [`MAX_EVENTS`].
-    fn record(&mut self, event: &str) {
-        self.events.push(EventRecord {
-            event: event.to_string(),
-            phase: self.phase.clone(),
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
-    }
-
-    /// Moves to a failing terminal phase and returns the matching `fail` action.
-    fn fail(&mut self, phase: &str, id: &str, code: &str, message: String) -> Action {
+    fn set_phase(&mut self, phase: &str, status: &str) {
         self.phase = phase.to_string();
-        self.status = phase.to_string();
-        self.error = Some(ErrorInfo {
-            code: code.to_string(),
-            message: message.clone(),
-        });
-        Action::Fail(FailAction {
-            id: id.to_string(),
-            code: code.to_string(),
-            message,
-        })
+        self.status = status.to_string();
+    }
+
+    fn set_error(&mut self, error: ErrorInfo) {
+        self.error = Some(error);
+    }
+
+    fn events_mut(&mut self) -> &mut Vec<EventRecord> {
+        &mut self.events
     }
 }
 
@@ -178,15 +131,6 @@ pub fn parse_input(input: &str) -> Result<Input, String> {
     })
 }
 
-/// Serialises a state into a step.
-fn step(state: &State, actions: Vec<Action>) -> Step {
-    Step {
-        state: serde_json::to_string(state)
-            .unwrap_or_else(|_| r#"{"phase":"failed","status":"failed"}"#.to_string()),
-        actions,
-    }
-}
-
 /// Static description of the workflow.
 pub fn describe() -> WorkflowInfo {
     // Open to extra fields: the host may add its own to the input, and the plugin ignores them.
@@ -213,11 +157,7 @@ pub fn start(input: &str) -> Step {
     let mut state = State::default();
     let input = match parse_input(input) {
         Ok(input) => input,
-        Err(reason) => {
-            let action = state.fail(FAILED, "fail", "invalid_input", reason);
-            state.record("started");
-            return step(&state, vec![action]);
-        }
+        Err(reason) => return refuse_input(state, reason),
     };
     let actions = vec![Action::CompactThread(ThreadAction {
         id: COMPACT_ACTION.to_string(),
@@ -231,86 +171,35 @@ pub fn start(input: &str) -> Step {
     step(&state, actions)
 }
 
-/// Parses a persisted state; an unknown phase counts as corrupt.
-fn parse_state(json: &str) -> Result<State, String> {
-    let state: State =
-        serde_json::from_str(json).map_err(|e| format!("state is not valid: {e}"))?;
-    if !PHASES.contains(&state.phase.as_str()) {
-        return Err(format!("state has an unknown phase {:?}", state.phase));
-    }
-    Ok(state)
-}
-
 /// Handles one event given the persisted state.
 pub fn on_event(state_json: &str, event: Event) -> Step {
-    let mut state = match parse_state(state_json) {
-        Ok(state) => state,
-        Err(reason) => {
-            let mut state = State::default();
-            let action = state.fail(FAILED, "fail-corrupt-state", "corrupt_state", reason);
-            state.record("corrupt-state");
-            return step(&state, vec![action]);
+    handle_event(state_json, event, |state: &mut State, event| match event {
+        Event::ActionCompleted(done) if done.action_id == COMPACT_ACTION => {
+            vec![compacted(state, &done.output)]
         }
-    };
-    if state.is_terminal() {
-        // Returned verbatim so that a replayed event after a crash changes nothing.
-        return Step {
-            state: state_json.to_string(),
-            actions: Vec::new(),
-        };
-    }
-    let (name, actions) = match event {
-        Event::Started(_) => ("started", Vec::new()),
-        Event::OperationStatusChanged(_) => ("operation-status-changed", Vec::new()),
-        Event::InteractionPending(_) => ("interaction-pending", Vec::new()),
-        Event::InteractionAnswered(_) => ("interaction-answered", Vec::new()),
-        Event::Approved(_) => ("approved", Vec::new()),
-        Event::Adopted(_) => ("adopted", Vec::new()),
-        // The compaction is reported by its action, not by the turn it ran as.
-        Event::TurnCompleted(_) => ("turn-completed", Vec::new()),
-        Event::ActionCompleted(done) if done.action_id == COMPACT_ACTION => (
-            "action-completed",
-            vec![compacted(&mut state, &done.output)],
-        ),
-        Event::ActionCompleted(_) => ("action-completed", Vec::new()),
         Event::ActionFailed(failure) if failure.action_id == COMPACT_ACTION => {
-            let code = if failure.code.is_empty() {
-                "action_failed".to_string()
-            } else {
-                failure.code
-            };
-            let action = state.fail(FAILED, "fail-compact", &code, failure.message);
-            ("action-failed", vec![action])
+            vec![state.fail_action(failure)]
         }
-        Event::ActionFailed(_) => ("action-failed", Vec::new()),
         Event::AppServerExited(exit) => {
-            let code = exit.code.map_or("none".to_string(), |c| c.to_string());
             let message = format!(
-                "the app-server exited (generation {}, exit code {code}) while thread {} was \
-                 being compacted",
-                exit.generation, state.thread_id
+                "{} while thread {} was being compacted",
+                exit_description(&exit),
+                state.thread_id
             );
-            let action = state.fail(ORPHANED, "fail-exit", ORPHANED_CODE, message);
-            ("app-server-exited", vec![action])
+            vec![state.fail(ORPHANED, ORPHANED, "fail-exit", ORPHANED_CODE, message)]
         }
-    };
-    state.record(name);
-    step(&state, actions)
+        // The compaction is reported by its action, not by the turn it ran as; everything else
+        // (including other actions' results) is only recorded.
+        _ => Vec::new(),
+    })
 }
 
 /// Completes the workflow from the `compact` action's output.
 fn compacted(state: &mut State, output: &str) -> Action {
     // The compaction did happen even if its output is unreadable, so a bad output only loses ids.
     let output = serde_json::from_str::<Value>(output).unwrap_or(Value::Null);
-    let field = |key: &str| {
-        output
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    state.lifecycle_action_id = field("lifecycleActionId");
-    state.turn_id = field("turnId");
+    state.lifecycle_action_id = string_field(&output, "lifecycleActionId");
+    state.turn_id = string_field(&output, "turnId");
     state.phase = COMPLETED.to_string();
     state.status = COMPLETED.to_string();
     let report = format!("Thread {} was compacted.", state.thread_id);
@@ -320,11 +209,7 @@ fn compacted(state: &mut State, output: &str) -> Action {
         "lifecycleActionId": state.lifecycle_action_id,
         "turnId": state.turn_id,
     });
-    Action::Complete(CompleteAction {
-        id: "complete".to_string(),
-        report,
-        structured: Some(structured.to_string()),
-    })
+    complete(report, Some(structured.to_string()))
 }
 
 /// The exported implementation.
@@ -347,14 +232,14 @@ impl Guest for CompactionWorkflow {
 // Exports are only emitted for wasm: their names (`pkg:ns/iface@ver#func`) are not
 // valid symbols in a native version script, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-export!(CompactionWorkflow);
+workflow_guest::export_workflow!(CompactionWorkflow);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exports::codex_control_plane::plugin::workflow_plugin::{
-        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, InteractionAnswer,
-        InteractionInfo, OperationStatus, TurnCompleted,
+    use workflow_guest::{
+        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, FailAction,
+        InteractionAnswer, InteractionInfo, OperationStatus, TurnCompleted, MAX_EVENTS,
     };
 
     const THREAD: &str = "thr-1";

@@ -64,21 +64,15 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
-    world: "workflow",
-    // Actions are compared in the native unit tests.
-    additional_derives: [PartialEq],
-});
-
-use codex_control_plane::plugin::types::{
-    ApprovalPolicy, CollaborationMode, SandboxMode, ThreadRef, TurnSettings,
+use workflow_guest::{
+    approval_policy, complete, exit_description, handle_event, optional_string, refuse_input,
+    sandbox_mode, step, string_field, truncate, Action, ApprovalPolicy, CollaborationMode,
+    ErrorInfo, Event, EventRecord, Guest, PlanItem, SandboxMode, StartThreadAction,
+    StartTurnAction, Step, ThreadRef, TurnCompleted, TurnSettings, WaitForApprovalAction,
+    WorkflowInfo, WorkflowState,
 };
-use exports::codex_control_plane::plugin::workflow_plugin::{
-    Action, CompleteAction, Event, FailAction, Guest, PlanItem, StartThreadAction, StartTurnAction,
-    Step, TurnCompleted, WaitForApprovalAction, WorkflowInfo,
-};
+
+pub use workflow_guest::FAILED;
 
 /// Phase while the plan turn runs.
 pub const PLANNING: &str = "planning";
@@ -92,25 +86,9 @@ pub const PLAN_CANDIDATE_FOUND: &str = "plan_candidate_found";
 pub const EXECUTING: &str = "executing";
 /// Terminal phase: the execution turn completed.
 pub const COMPLETED: &str = "completed";
-/// Terminal phase: something failed.
-pub const FAILED: &str = "failed";
 /// Terminal phase: the app-server exited while a turn of the workflow was running.
 pub const ORPHANED: &str = "orphaned_after_app_server_exit";
 
-/// Every phase a valid state may have.
-const PHASES: &[&str] = &[
-    PLANNING,
-    PLAN_READY,
-    PLAN_NEEDS_REVIEW,
-    PLAN_CANDIDATE_FOUND,
-    EXECUTING,
-    COMPLETED,
-    FAILED,
-    ORPHANED,
-];
-
-/// Most entries kept in `events`.
-const MAX_EVENTS: usize = 50;
 /// Characters of the plan shown in the approval summary.
 const SUMMARY_CHARS: usize = 200;
 /// A plan text shorter than this (in characters) is `partial`.
@@ -151,26 +129,6 @@ pub struct Input {
     pub thread_id: Option<String>,
 }
 
-/// Why the workflow failed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ErrorInfo {
-    /// Machine-readable code.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-/// One handled event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EventRecord {
-    /// Event name, e.g. `turn-completed`.
-    pub event: String,
-    /// Phase after the event.
-    pub phase: String,
-}
-
 /// The persisted workflow state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -205,39 +163,38 @@ pub struct State {
     pub events: Vec<EventRecord>,
 }
 
-impl State {
-    /// Whether the phase is terminal (every further event is ignored).
-    pub fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_str(), COMPLETED | FAILED | ORPHANED)
+impl WorkflowState for State {
+    const PHASES: &'static [&'static str] = &[
+        PLANNING,
+        PLAN_READY,
+        PLAN_NEEDS_REVIEW,
+        PLAN_CANDIDATE_FOUND,
+        EXECUTING,
+        COMPLETED,
+        FAILED,
+        ORPHANED,
+    ];
+    const TERMINAL_PHASES: &'static [&'static str] = &[COMPLETED, FAILED, ORPHANED];
+
+    fn phase(&self) -> &str {
+        &self.phase
     }
 
-    /// Appends an event record, keeping the last [`MAX_EVENTS`].
-    fn record(&mut self, event: &str) {
-        self.events.push(EventRecord {
-            event: event.to_string(),
-            phase: self.phase.clone(),
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
-    }
-
-    /// Moves to a failing terminal phase and returns the matching `fail` action.
-    fn fail(&mut self, phase: &str, status: &str, id: &str, code: &str, message: String) -> Action {
+    fn set_phase(&mut self, phase: &str, status: &str) {
         self.phase = phase.to_string();
         self.status = status.to_string();
-        self.error = Some(ErrorInfo {
-            code: code.to_string(),
-            message: message.clone(),
-        });
-        Action::Fail(FailAction {
-            id: id.to_string(),
-            code: code.to_string(),
-            message,
-        })
     }
 
+    fn set_error(&mut self, error: ErrorInfo) {
+        self.error = Some(error);
+    }
+
+    fn events_mut(&mut self) -> &mut Vec<EventRecord> {
+        &mut self.events
+    }
+}
+
+impl State {
     /// The `wait-for-approval` action for the current plan.
     fn approval_action(&self) -> Action {
         let plan = self.plan.clone().unwrap_or_default();
@@ -328,32 +285,6 @@ pub fn sha256_hex(text: &str) -> String {
         })
 }
 
-/// The first `max` characters of a text.
-fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
-/// Parses a sandbox name.
-fn sandbox_mode(name: &str) -> Option<SandboxMode> {
-    match name {
-        "read-only" => Some(SandboxMode::ReadOnly),
-        "workspace-write" => Some(SandboxMode::WorkspaceWrite),
-        "danger-full-access" => Some(SandboxMode::DangerFullAccess),
-        _ => None,
-    }
-}
-
-/// Parses an approval policy name.
-fn approval_policy(name: &str) -> Option<ApprovalPolicy> {
-    match name {
-        "never" => Some(ApprovalPolicy::Never),
-        "on-request" => Some(ApprovalPolicy::OnRequest),
-        "on-failure" => Some(ApprovalPolicy::OnFailure),
-        "untrusted" => Some(ApprovalPolicy::Untrusted),
-        _ => None,
-    }
-}
-
 /// Turn settings from the input, with the given sandbox, approval policy and mode.
 fn settings(
     input: &Input,
@@ -368,19 +299,6 @@ fn settings(
         model: input.model.clone(),
         effort: None,
         collaboration_mode: mode,
-    }
-}
-
-/// Reads an optional string field: absent or null is `None`, a non-string is an error.
-fn optional_string(
-    object: &serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, String> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("`{key}` must be a string or null")),
     }
 }
 
@@ -456,15 +374,6 @@ fn parse_comment(comment: Option<&str>) -> ApprovalComment {
     }
 }
 
-/// Serialises a state into a step.
-fn step(state: &State, actions: Vec<Action>) -> Step {
-    Step {
-        state: serde_json::to_string(state)
-            .unwrap_or_else(|_| r#"{"phase":"failed","status":"failed"}"#.to_string()),
-        actions,
-    }
-}
-
 /// Static description of the workflow.
 pub fn describe() -> WorkflowInfo {
     let schema = json!({
@@ -496,11 +405,7 @@ pub fn start(input: &str) -> Step {
     };
     let input = match parse_input(input) {
         Ok(input) => input,
-        Err(reason) => {
-            let action = state.fail(FAILED, FAILED, "fail", "invalid_input", reason);
-            state.record("started");
-            return step(&state, vec![action]);
-        }
+        Err(reason) => return refuse_input(state, reason),
     };
     let sandbox = input.sandbox.as_deref().and_then(sandbox_mode);
     let approval = input.approval_policy.as_deref().and_then(approval_policy);
@@ -530,88 +435,39 @@ pub fn start(input: &str) -> Step {
     step(&state, actions)
 }
 
-/// Parses a persisted state; an unknown phase counts as corrupt.
-fn parse_state(json: &str) -> Result<State, String> {
-    let state: State =
-        serde_json::from_str(json).map_err(|e| format!("state is not valid: {e}"))?;
-    if !PHASES.contains(&state.phase.as_str()) {
-        return Err(format!("state has an unknown phase {:?}", state.phase));
-    }
-    Ok(state)
-}
-
 /// Handles one event given the persisted state.
 pub fn on_event(state_json: &str, event: Event) -> Step {
-    let mut state = match parse_state(state_json) {
-        Ok(state) => state,
-        Err(reason) => {
-            let mut state = State::default();
-            let action = state.fail(
-                FAILED,
-                FAILED,
-                "fail-corrupt-state",
-                "corrupt_state",
-                reason,
-            );
-            state.record("corrupt-state");
-            return step(&state, vec![action]);
-        }
-    };
-    if state.is_terminal() {
-        return Step {
-            state: state_json.to_string(),
-            actions: Vec::new(),
-        };
-    }
-    let (name, actions) = match event {
-        Event::Started(_) => ("started", Vec::new()),
-        Event::OperationStatusChanged(_) => ("operation-status-changed", Vec::new()),
-        Event::InteractionPending(_) => ("interaction-pending", Vec::new()),
-        Event::InteractionAnswered(_) => ("interaction-answered", Vec::new()),
+    handle_event(state_json, event, |state: &mut State, event| match event {
         Event::ActionCompleted(done) => {
-            action_completed(&mut state, &done.action_id, &done.output);
-            ("action-completed", Vec::new())
+            action_completed(state, &done.action_id, &done.output);
+            Vec::new()
         }
-        Event::TurnCompleted(turn) => ("turn-completed", turn_completed(&mut state, turn)),
-        Event::Approved(approval) => (
-            "approved",
-            approved(
-                &mut state,
-                &approval.action_id,
-                approval.approved,
-                approval.comment.as_deref(),
-            ),
+        Event::TurnCompleted(turn) => turn_completed(state, turn),
+        Event::Approved(approval) => approved(
+            state,
+            &approval.action_id,
+            approval.approved,
+            approval.comment.as_deref(),
         ),
-        Event::Adopted(adoption) => (
-            "adopted",
-            adopted(&mut state, &adoption.thread_id, adoption.details.as_deref()),
-        ),
-        Event::AppServerExited(exit) => {
-            let mut actions = Vec::new();
-            if matches!(state.phase.as_str(), PLANNING | EXECUTING) {
-                let code = exit.code.map_or("none".to_string(), |c| c.to_string());
-                let message = format!(
-                    "the app-server exited (generation {}, exit code {code}) while the workflow \
-                     was {}",
-                    exit.generation, state.phase
-                );
-                actions.push(state.fail(ORPHANED, "orphaned", "fail-exit", ORPHANED, message));
-            }
-            ("app-server-exited", actions)
+        Event::Adopted(adoption) => {
+            adopted(state, &adoption.thread_id, adoption.details.as_deref())
         }
-        Event::ActionFailed(failure) => {
-            let code = if failure.code.is_empty() {
-                "action_failed".to_string()
-            } else {
-                failure.code
-            };
-            let id = format!("fail-{}", failure.action_id);
-            let action = state.fail(FAILED, FAILED, &id, &code, failure.message);
-            ("action-failed", vec![action])
+        Event::AppServerExited(exit) if matches!(state.phase.as_str(), PLANNING | EXECUTING) => {
+            let message = format!(
+                "{} while the workflow was {}",
+                exit_description(&exit),
+                state.phase
+            );
+            vec![state.fail(ORPHANED, "orphaned", "fail-exit", ORPHANED, message)]
         }
-    };
-    state.record(name);
-    step(&state, actions)
+        Event::ActionFailed(failure) => vec![state.fail_action(failure)],
+        // An exit while waiting for a person orphans nothing: no turn of the workflow was running.
+        Event::AppServerExited(_)
+        | Event::Started(_)
+        | Event::OperationStatusChanged(_)
+        | Event::InteractionPending(_)
+        | Event::InteractionAnswered(_) => Vec::new(),
+    })
 }
 
 /// Remembers the thread and turn ids an action produced.
@@ -619,13 +475,7 @@ fn action_completed(state: &mut State, action_id: &str, output: &str) {
     let Ok(output) = serde_json::from_str::<Value>(output) else {
         return;
     };
-    let field = |key: &str| {
-        output
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let field = |key: &str| string_field(&output, key);
     match action_id {
         "thread" => {
             if let Some(thread) = field("threadId") {
@@ -669,11 +519,7 @@ fn turn_completed(state: &mut State, turn: TurnCompleted) -> Vec<Action> {
                 state.phase = COMPLETED.to_string();
                 state.status = COMPLETED.to_string();
                 state.report = Some(report.clone());
-                vec![Action::Complete(CompleteAction {
-                    id: "complete".to_string(),
-                    report,
-                    structured: None,
-                })]
+                vec![complete(report, None)]
             } else {
                 let code = format!("execution_{}", turn.status);
                 let message = format!("the execution turn ended with status {}", turn.status);
@@ -835,14 +681,14 @@ impl Guest for PlanWorkflow {
 // Exports are only emitted for wasm: their names (`pkg:ns/iface@ver#func`) are not
 // valid symbols in a native version script, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-export!(PlanWorkflow);
+workflow_guest::export_workflow!(PlanWorkflow);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exports::codex_control_plane::plugin::workflow_plugin::{
-        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, InteractionAnswer,
-        InteractionInfo, OperationStatus,
+    use workflow_guest::{
+        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CompleteAction,
+        InteractionAnswer, InteractionInfo, OperationStatus, MAX_EVENTS,
     };
 
     const CWD: &str = "/work/a";

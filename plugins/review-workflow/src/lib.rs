@@ -43,19 +43,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
-    world: "workflow",
-    // Actions are compared in the native unit tests.
-    additional_derives: [PartialEq],
-});
-
-use codex_control_plane::plugin::types::{ApprovalPolicy, SandboxMode, ThreadRef, TurnSettings};
-use exports::codex_control_plane::plugin::workflow_plugin::{
-    Action, CompleteAction, Event, FailAction, Guest, StartReviewAction, StartThreadAction, Step,
-    TurnCompleted, WorkflowInfo,
+use workflow_guest::{
+    approval_policy, complete, exit_description, handle_event, optional_string, refuse_input,
+    sandbox_mode, step, string_field, truncate, Action, ErrorInfo, Event, EventRecord, Guest,
+    StartReviewAction, StartThreadAction, Step, ThreadRef, TurnCompleted, TurnSettings,
+    WorkflowInfo, WorkflowState,
 };
+
+pub use workflow_guest::{FAILED, ORPHANED_CODE};
 
 /// Phase while the workflow's own thread is being started.
 pub const STARTING_THREAD: &str = "starting_thread";
@@ -65,25 +60,9 @@ pub const STARTING_REVIEW: &str = "starting_review";
 pub const REVIEWING: &str = "reviewing";
 /// Terminal phase: the review completed.
 pub const COMPLETED: &str = "completed";
-/// Terminal phase: something failed.
-pub const FAILED: &str = "failed";
 /// Terminal phase: the app-server exited before the review finished.
 pub const ORPHANED: &str = "orphaned";
 
-/// Every phase a valid state may have.
-const PHASES: &[&str] = &[
-    STARTING_THREAD,
-    STARTING_REVIEW,
-    REVIEWING,
-    COMPLETED,
-    FAILED,
-    ORPHANED,
-];
-
-/// Error code of the `fail` action sent when the app-server exits mid-workflow.
-pub const ORPHANED_CODE: &str = "orphaned_after_app_server_exit";
-/// Most entries kept in `events`.
-const MAX_EVENTS: usize = 50;
 /// Characters of a final message quoted in a failure message.
 const EXCERPT_CHARS: usize = 500;
 /// Id of the `start-thread` action.
@@ -113,26 +92,6 @@ pub struct Input {
     pub delivery: Option<String>,
 }
 
-/// Why the workflow failed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ErrorInfo {
-    /// Machine-readable code.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-/// One handled event.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EventRecord {
-    /// Event name, e.g. `turn-completed`.
-    pub event: String,
-    /// Phase after the event.
-    pub phase: String,
-}
-
 /// The persisted workflow state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -157,63 +116,32 @@ pub struct State {
     pub events: Vec<EventRecord>,
 }
 
-impl State {
-    /// Whether the phase is terminal (every further event is ignored).
-    pub fn is_terminal(&self) -> bool {
-        matches!(self.phase.as_str(), COMPLETED | FAILED | ORPHANED)
+impl WorkflowState for State {
+    const PHASES: &'static [&'static str] = &[
+        STARTING_THREAD,
+        STARTING_REVIEW,
+        REVIEWING,
+        COMPLETED,
+        FAILED,
+        ORPHANED,
+    ];
+    const TERMINAL_PHASES: &'static [&'static str] = &[COMPLETED, FAILED, ORPHANED];
+
+    fn phase(&self) -> &str {
+        &self.phase
     }
 
-    /// Appends an event record, keeping the last [`MAX_EVENTS`].
-    fn record(&mut self, event: &str) {
-        self.events.push(EventRecord {
-            event: event.to_string(),
-            phase: self.phase.clone(),
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
-    }
-
-    /// Moves to a failing terminal phase and returns the matching `fail` action.
-    fn fail(&mut self, phase: &str, status: &str, id: &str, code: &str, message: String) -> Action {
+    fn set_phase(&mut self, phase: &str, status: &str) {
         self.phase = phase.to_string();
         self.status = status.to_string();
-        self.error = Some(ErrorInfo {
-            code: code.to_string(),
-            message: message.clone(),
-        });
-        Action::Fail(FailAction {
-            id: id.to_string(),
-            code: code.to_string(),
-            message,
-        })
     }
-}
 
-/// The first `max` characters of a text.
-fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
-/// Parses a sandbox name.
-fn sandbox_mode(name: &str) -> Option<SandboxMode> {
-    match name {
-        "read-only" => Some(SandboxMode::ReadOnly),
-        "workspace-write" => Some(SandboxMode::WorkspaceWrite),
-        "danger-full-access" => Some(SandboxMode::DangerFullAccess),
-        _ => None,
+    fn set_error(&mut self, error: ErrorInfo) {
+        self.error = Some(error);
     }
-}
 
-/// Parses an approval policy name.
-fn approval_policy(name: &str) -> Option<ApprovalPolicy> {
-    match name {
-        "never" => Some(ApprovalPolicy::Never),
-        "on-request" => Some(ApprovalPolicy::OnRequest),
-        "on-failure" => Some(ApprovalPolicy::OnFailure),
-        "untrusted" => Some(ApprovalPolicy::Untrusted),
-        _ => None,
+    fn events_mut(&mut self) -> &mut Vec<EventRecord> {
+        &mut self.events
     }
 }
 
@@ -226,19 +154,6 @@ fn settings(input: &Input) -> TurnSettings {
         model: input.model.clone(),
         effort: None,
         collaboration_mode: None,
-    }
-}
-
-/// Reads an optional string field: absent, null or empty is `None`, a non-string is an error.
-fn optional_string(
-    object: &serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Option<String>, String> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("`{key}` must be a string or null")),
     }
 }
 
@@ -284,15 +199,6 @@ pub fn parse_input(input: &str) -> Result<Input, String> {
     })
 }
 
-/// Serialises a state into a step.
-fn step(state: &State, actions: Vec<Action>) -> Step {
-    Step {
-        state: serde_json::to_string(state)
-            .unwrap_or_else(|_| r#"{"phase":"failed","status":"failed"}"#.to_string()),
-        actions,
-    }
-}
-
 /// Static description of the workflow.
 pub fn describe() -> WorkflowInfo {
     let schema = json!({
@@ -323,11 +229,7 @@ pub fn start(input: &str) -> Step {
     let mut state = State::default();
     let input = match parse_input(input) {
         Ok(input) => input,
-        Err(reason) => {
-            let action = state.fail(FAILED, FAILED, "fail", "invalid_input", reason);
-            state.record("started");
-            return step(&state, vec![action]);
-        }
+        Err(reason) => return refuse_input(state, reason),
     };
     let mut actions = Vec::new();
     let thread = match &input.thread_id {
@@ -357,88 +259,38 @@ pub fn start(input: &str) -> Step {
     step(&state, actions)
 }
 
-/// Parses a persisted state; an unknown phase counts as corrupt.
-fn parse_state(json: &str) -> Result<State, String> {
-    let state: State =
-        serde_json::from_str(json).map_err(|e| format!("state is not valid: {e}"))?;
-    if !PHASES.contains(&state.phase.as_str()) {
-        return Err(format!("state has an unknown phase {:?}", state.phase));
-    }
-    Ok(state)
-}
-
 /// Handles one event given the persisted state.
 pub fn on_event(state_json: &str, event: Event) -> Step {
-    let mut state = match parse_state(state_json) {
-        Ok(state) => state,
-        Err(reason) => {
-            let mut state = State::default();
-            let action = state.fail(
-                FAILED,
-                FAILED,
-                "fail-corrupt-state",
-                "corrupt_state",
-                reason,
-            );
-            state.record("corrupt-state");
-            return step(&state, vec![action]);
-        }
-    };
-    if state.is_terminal() {
-        return Step {
-            state: state_json.to_string(),
-            actions: Vec::new(),
-        };
-    }
-    let (name, actions) = match event {
-        Event::Started(_) => ("started", Vec::new()),
-        Event::OperationStatusChanged(_) => ("operation-status-changed", Vec::new()),
-        Event::InteractionPending(_) => ("interaction-pending", Vec::new()),
-        Event::InteractionAnswered(_) => ("interaction-answered", Vec::new()),
-        Event::Approved(_) => ("approved", Vec::new()),
-        Event::Adopted(_) => ("adopted", Vec::new()),
+    handle_event(state_json, event, |state: &mut State, event| match event {
         Event::ActionCompleted(done) => {
-            action_completed(&mut state, &done.action_id, &done.output);
-            ("action-completed", Vec::new())
+            action_completed(state, &done.action_id, &done.output);
+            Vec::new()
         }
-        Event::TurnCompleted(turn) => ("turn-completed", turn_completed(&mut state, turn)),
+        Event::TurnCompleted(turn) => turn_completed(state, turn),
         Event::AppServerExited(exit) => {
-            let code = exit.code.map_or("none".to_string(), |c| c.to_string());
             let message = format!(
-                "the app-server exited (generation {}, exit code {code}) while the workflow was {}",
-                exit.generation, state.phase
+                "{} while the workflow was {}",
+                exit_description(&exit),
+                state.phase
             );
-            let action = state.fail(ORPHANED, ORPHANED, "fail-exit", ORPHANED_CODE, message);
-            ("app-server-exited", vec![action])
+            vec![state.fail(ORPHANED, ORPHANED, "fail-exit", ORPHANED_CODE, message)]
         }
-        Event::ActionFailed(failure) => {
-            let code = if failure.code.is_empty() {
-                "action_failed".to_string()
-            } else {
-                failure.code
-            };
-            let id = format!("fail-{}", failure.action_id);
-            let action = state.fail(FAILED, FAILED, &id, &code, failure.message);
-            ("action-failed", vec![action])
-        }
-    };
-    state.record(name);
-    step(&state, actions)
+        Event::ActionFailed(failure) => vec![state.fail_action(failure)],
+        Event::Started(_)
+        | Event::OperationStatusChanged(_)
+        | Event::InteractionPending(_)
+        | Event::InteractionAnswered(_)
+        | Event::Approved(_)
+        | Event::Adopted(_) => Vec::new(),
+    })
 }
 
 /// Remembers the thread and turn ids an action produced.
 fn action_completed(state: &mut State, action_id: &str, output: &str) {
     let output = serde_json::from_str::<Value>(output).unwrap_or(Value::Null);
-    let field = |key: &str| {
-        output
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
     match action_id {
         THREAD_ACTION => {
-            if let Some(thread) = field("threadId") {
+            if let Some(thread) = string_field(&output, "threadId") {
                 state.thread_id = Some(thread);
             }
             if state.phase == STARTING_THREAD {
@@ -446,10 +298,10 @@ fn action_completed(state: &mut State, action_id: &str, output: &str) {
             }
         }
         REVIEW_ACTION => {
-            if let Some(turn) = field("turnId") {
+            if let Some(turn) = string_field(&output, "turnId") {
                 state.review_turn_id = Some(turn);
             }
-            if let Some(thread) = field("threadId") {
+            if let Some(thread) = string_field(&output, "threadId") {
                 if state.thread_id.is_none() {
                     state.thread_id = Some(thread.clone());
                 }
@@ -479,11 +331,7 @@ fn turn_completed(state: &mut State, turn: TurnCompleted) -> Vec<Action> {
         state.phase = COMPLETED.to_string();
         state.status = COMPLETED.to_string();
         state.report = Some(report.clone());
-        return vec![Action::Complete(CompleteAction {
-            id: "complete".to_string(),
-            report,
-            structured: None,
-        })];
+        return vec![complete(report, None)];
     }
     let status = if turn.status.is_empty() {
         "unknown"
@@ -523,14 +371,15 @@ impl Guest for ReviewWorkflow {
 // Exports are only emitted for wasm: their names (`pkg:ns/iface@ver#func`) are not
 // valid symbols in a native version script, and native builds exist for unit tests.
 #[cfg(target_arch = "wasm32")]
-export!(ReviewWorkflow);
+workflow_guest::export_workflow!(ReviewWorkflow);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exports::codex_control_plane::plugin::workflow_plugin::{
-        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, InteractionAnswer,
-        InteractionInfo, OperationStatus,
+    use workflow_guest::{
+        ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, ApprovalPolicy,
+        CompleteAction, FailAction, InteractionAnswer, InteractionInfo, OperationStatus,
+        SandboxMode, MAX_EVENTS,
     };
 
     const CWD: &str = "/work/a";
