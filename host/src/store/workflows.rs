@@ -414,7 +414,75 @@ pub fn take_over(
     Ok(())
 }
 
+/// Everything a workflow status shows, read in one snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowSnapshot {
+    /// The workflow.
+    pub workflow: Workflow,
+    /// Its action journal, in order.
+    pub actions: Vec<WorkflowAction>,
+    /// The operations its actions created, in action order.
+    pub operations: Vec<super::operations::Operation>,
+    /// Its pending interactions.
+    pub pending: Vec<super::interactions::PendingInteraction>,
+    /// The latest history lines (empty when not asked for).
+    pub events: Vec<Value>,
+    /// Its thread goal, if it has one.
+    pub goal: Option<super::goals::WorkflowGoal>,
+}
+
+/// Reads a [`WorkflowSnapshot`]; `n_events` history lines (0: none).
+pub fn snapshot(
+    conn: &Connection,
+    workflow_id: &str,
+    n_events: usize,
+) -> Result<Option<WorkflowSnapshot>, StoreError> {
+    let Some(workflow) = get(conn, workflow_id)? else {
+        return Ok(None);
+    };
+    let actions = actions(conn, workflow_id)?;
+    let mut operations = Vec::new();
+    for id in actions.iter().filter_map(|a| a.operation_id.as_deref()) {
+        if let Some(op) = super::operations::get(conn, id)? {
+            operations.push(op);
+        }
+    }
+    let pending = super::interactions::list(
+        conn,
+        &super::InteractionFilter {
+            workflow_id: Some(workflow_id.to_string()),
+            status: Some("pending".into()),
+            ..Default::default()
+        },
+        50,
+    )?;
+    let events = if n_events > 0 {
+        events(conn, workflow_id, n_events)?
+    } else {
+        Vec::new()
+    };
+    let goal = super::goals::get(conn, workflow_id)?;
+    Ok(Some(WorkflowSnapshot {
+        workflow,
+        actions,
+        operations,
+        pending,
+        events,
+        goal,
+    }))
+}
+
 impl Store {
+    /// A workflow with everything its status shows, in one read (see [`snapshot`]).
+    pub async fn workflow_snapshot(
+        &self,
+        workflow_id: &str,
+        n_events: usize,
+    ) -> Result<Option<WorkflowSnapshot>, StoreError> {
+        let id = workflow_id.to_string();
+        self.read(move |c| snapshot(c, &id, n_events)).await
+    }
+
     /// Inserts a workflow or returns the existing one for the same key (see [`insert`]).
     pub async fn insert_workflow(&self, new: NewWorkflow) -> Result<(Workflow, bool), StoreError> {
         self.write(move |tx| insert(tx, &new, crate::time::now_ms()))

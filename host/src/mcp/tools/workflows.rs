@@ -14,8 +14,7 @@ use crate::engine::workflows::WorkflowStart;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
 use crate::store::goals::{CompletionAction, NewGoal};
-use crate::store::workflows::Workflow;
-use crate::store::InteractionFilter;
+use crate::store::workflows::{Workflow, WorkflowSnapshot};
 
 /// The plugin that implements `plan_then_execute`.
 const PLAN_PLUGIN: &str = "plan-workflow";
@@ -249,16 +248,27 @@ fn engine_error(err: crate::engine::EngineError) -> ToolError {
 /// check that fails is reported beside the stored view, never instead of it.
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let workflow_id = args.required_str("workflow_id")?;
-    let mut workflow = load(app, workflow_id).await?;
     let engine = app.engine()?;
-    let live = if args.bool("refresh_live") {
+    let refresh_live = args.bool("refresh_live");
+    let refresh_goal = args.bool("refresh_live_goal");
+    if !refresh_live && !refresh_goal {
+        // The common poll: one snapshot read, nothing else.
+        let snapshot = engine
+            .store
+            .workflow_snapshot(workflow_id, events_wanted(args))
+            .await?
+            .ok_or_else(|| unknown_workflow(workflow_id))?;
+        return Ok(render_workflow(&snapshot, args));
+    }
+    let mut workflow = load(app, workflow_id).await?;
+    let live = if refresh_live {
         let report = engine.refresh_workflow_live(&workflow).await;
         workflow = load(app, workflow_id).await?;
         Some(report)
     } else {
         None
     };
-    let live_goal = if args.bool("refresh_live_goal") {
+    let live_goal = if refresh_goal {
         Some(engine.refresh_goal(&workflow).await)
     } else {
         None
@@ -284,47 +294,53 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     Ok(payload)
 }
 
-/// The seed's workflow payload (W).
+/// The seed's workflow payload (W) of `workflow`, read again in one snapshot.
 async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let snapshot = app
+        .engine()?
+        .store
+        .workflow_snapshot(&workflow.workflow_id, events_wanted(args))
+        .await?
+        .ok_or_else(|| unknown_workflow(&workflow.workflow_id))?;
+    Ok(render_workflow(&snapshot, args))
+}
+
+/// History lines a payload shows: `include_events` (default true) asks for the latest 50.
+fn events_wanted(args: &Args) -> usize {
+    if args
+        .value("include_events")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
+        50
+    } else {
+        0
+    }
+}
+
+/// Renders the payload (W) from a snapshot; no I/O.
+fn render_workflow(snapshot: &WorkflowSnapshot, args: &Args) -> Value {
+    let workflow = &snapshot.workflow;
+    let actions = &snapshot.actions;
+    let pending = &snapshot.pending;
     let max_chars = usize::try_from(args.int_or("message_max_chars", 8000)).unwrap_or(8000);
-    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
     let op_of = |id: &str| {
         actions
             .iter()
             .find(|a| a.action_id == id)
-            .and_then(|a| a.operation_id.clone())
+            .and_then(|a| a.operation_id.as_deref())
+            .and_then(|op_id| snapshot.operations.iter().find(|o| o.operation_id == op_id))
     };
-    let plan_op_id = op_of("plan");
-    let exec_op_id = op_of("execute");
-    let turn_view = |op: Option<crate::store::Operation>| {
+    let plan_op = op_of("plan");
+    let exec_op = op_of("execute");
+    let plan_op_id = plan_op.map(|o| o.operation_id.clone());
+    let exec_op_id = exec_op.map(|o| o.operation_id.clone());
+    let turn_view = |op: Option<&crate::store::Operation>| {
         op.map(
             |op| json!({"turnId": op.turn_id, "status": op.status, "operationId": op.operation_id}),
         )
     };
-    let plan_op = match &plan_op_id {
-        Some(id) => engine.store.get_operation(id).await?,
-        None => None,
-    };
-    let exec_op = match &exec_op_id {
-        Some(id) => engine.store.get_operation(id).await?,
-        None => None,
-    };
-    let current_op = exec_op
-        .as_ref()
-        .or(plan_op.as_ref())
-        .map(|o| o.operation_id.clone());
-    let pending = engine
-        .store
-        .list_interactions(
-            InteractionFilter {
-                workflow_id: Some(workflow.workflow_id.clone()),
-                status: Some("pending".into()),
-                ..Default::default()
-            },
-            50,
-        )
-        .await?;
+    let current_op = exec_op.or(plan_op).map(|o| o.operation_id.clone());
     let state = &workflow.state;
     let quality = state.get("planQuality").and_then(Value::as_str);
     let plan_text = state
@@ -356,21 +372,8 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         }
     };
     let final_report = truncated_report(workflow.final_report.clone(), max_chars);
-    let goal = engine.store.workflow_goal(&workflow.workflow_id).await?;
-    let events = if args
-        .value("include_events")
-        .and_then(Value::as_bool)
-        .unwrap_or(true)
-    {
-        engine
-            .store
-            .workflow_events(&workflow.workflow_id, 50)
-            .await?
-    } else {
-        Vec::new()
-    };
     let terminal = workflow.is_terminal();
-    Ok(json!({
+    json!({
         "workflowId": workflow.workflow_id,
         "workflowKind": workflow.kind,
         "clientRequestId": workflow.client_request_id,
@@ -396,9 +399,9 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         "finalReport": final_report,
         "error": workflow.error,
         "runtimePolicy": workflow.runtime_policy,
-        "threadGoal": goal_view(goal.as_ref()),
+        "threadGoal": goal_view(snapshot.goal.as_ref()),
         "pendingInteractions": pending.iter().map(interaction_json).collect::<Vec<_>>(),
-        "events": events,
+        "events": snapshot.events,
         "actions": actions.iter().map(|a| json!({"actionId": a.action_id, "kind": a.kind, "state": a.state,
                                                   "operationId": a.operation_id})).collect::<Vec<_>>(),
         "createdAt": workflow.created_at.iso(),
@@ -406,7 +409,7 @@ async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result
         "nextRecommendedAction": next,
         "recommendedPollAfterSeconds": if terminal { 0 } else if pending.is_empty() { 5 } else { 10 },
         "pollRecommended": !terminal,
-    }))
+    })
 }
 
 /// Handler of `codex_approve_plan`: answers the plugin's approval gate; the plugin queues the execution turn.
