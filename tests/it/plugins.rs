@@ -826,3 +826,66 @@ fn a_workflow_cannot_compact_a_busy_thread() {
         "no lifecycle action was recorded: {compact:?}"
     );
 }
+
+#[test]
+fn a_workflow_interrupt_reports_what_it_interrupted() {
+    use codex_control_plane::engine::workflows::WorkflowStart;
+    use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
+    use serde_json::json;
+
+    let temp = TempDir::new("workflow-interrupt");
+    let (engine, runtime) = engine_over(&temp, "");
+    let start = |key: &str, thread: &str| WorkflowStart {
+        kind: "echo".into(),
+        plugin_id: "hostile".into(),
+        input: json!({"mode": "interrupt", "thread": thread}),
+        client_request_id: key.into(),
+        request_fingerprint: key.into(),
+        runtime_policy: json!({}),
+        goal: None,
+    };
+    let report = |workflow: &codex_control_plane::store::workflows::Workflow| {
+        let stored = runtime
+            .block_on(engine.store.get_workflow(&workflow.workflow_id))
+            .expect("read")
+            .expect("row");
+        stored.final_report.expect("completed")["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // Nothing runs on the thread: nothing is sent, and the plugin is told so.
+    let (idle, _) = runtime
+        .block_on(engine.start_workflow(start("idle", "thr_idle")))
+        .expect("start");
+    let text = report(&idle);
+    assert!(text.contains("ActionCompleted"), "{text}");
+    assert!(text.contains(r#"\"interrupted\":false"#), "{text}");
+
+    // A turn runs, but no app-server is configured here: app-server's refusal reaches the plugin.
+    runtime.block_on(async {
+        let mut new = NewOperation::new("send_message", json!({"message": "m"}));
+        new.thread_id = Some("thr_busy".into());
+        let op = match engine.store.insert_operation(new).await.expect("insert") {
+            InsertOutcome::Created { operation, .. }
+            | InsertOutcome::Existing { operation, .. } => operation,
+        };
+        engine
+            .store
+            .attach_turn(&op.operation_id, "turn_busy", Some("thr_busy"))
+            .await
+            .expect("turn");
+        engine
+            .store
+            .set_status(&op.operation_id, "running")
+            .await
+            .expect("running");
+    });
+    let (busy, _) = runtime
+        .block_on(engine.start_workflow(start("busy", "thr_busy")))
+        .expect("start");
+    let text = report(&busy);
+    assert!(text.contains("ActionFailed"), "{text}");
+    assert!(text.contains("CODEX_APP_SERVER_UNAVAILABLE"), "{text}");
+}

@@ -444,6 +444,59 @@ impl Engine {
         Ok(())
     }
 
+    /// Performs an `interrupt-turn` action: `turn/interrupt` of the thread's active turn, if it has one. The
+    /// plugin gets `action-completed {threadId, turnId, interrupted}` (`interrupted: false`, `turnId: null`
+    /// when nothing was running), or `action-failed` when app-server refused. Interrupting twice is harmless,
+    /// so a replay after a crash may repeat it.
+    async fn perform_interrupt(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<(), EngineError> {
+        let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
+            let message = "the action names a thread that does not exist yet".to_string();
+            return self
+                .refuse_action(workflow, action, "no_thread", message)
+                .await;
+        };
+        let turn_id = self
+            .thread_busy(&thread)
+            .await?
+            .filter(|busy| busy.reason == "active_turn")
+            .and_then(|busy| busy.details["turnId"].as_str().map(str::to_string));
+        if let Some(turn_id) = &turn_id {
+            let params = json!({"threadId": thread, "turnId": turn_id});
+            if let Err(err) = self.appserver.request("turn/interrupt", params).await {
+                let code = super::error_json(&EngineError::AppServer(err.clone()))["code"]
+                    .as_str()
+                    .unwrap_or("CODEX_SEND_FAILED")
+                    .to_string();
+                return self
+                    .refuse_action(workflow, action, &code, err.to_string())
+                    .await;
+            }
+        }
+        let output =
+            json!({"threadId": thread, "turnId": turn_id, "interrupted": turn_id.is_some()});
+        self.store
+            .set_workflow_action_state(
+                &workflow.workflow_id,
+                &action.action_id,
+                "reported",
+                None,
+                Some(output.clone()),
+            )
+            .await?;
+        let event = Event::ActionCompleted(ActionOutput {
+            action_id: action.action_id.clone(),
+            output: output.to_string(),
+        });
+        self.feed_workflow(workflow, event, Some(output), None)
+            .await?;
+        Ok(())
+    }
+
     /// Reports a lifecycle action's end to the plugin once its `tla_` row is terminal.
     async fn report_lifecycle(
         &self,
@@ -569,6 +622,9 @@ impl Engine {
             }
             "compact-thread" | "archive-thread" => {
                 self.perform_lifecycle(workflow, action, all).await?;
+            }
+            "interrupt-turn" => {
+                self.perform_interrupt(workflow, action, all).await?;
             }
             other => {
                 // Actions this host does not perform for workflows yet are reported back as failed, so the

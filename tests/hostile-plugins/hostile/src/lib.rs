@@ -11,7 +11,8 @@
 //! - anything else: allows.
 //!
 //! The other worlds echo their input so that tests can check dispatch; a workflow started with an input
-//! containing the string `"panic"` or `"loop"` misbehaves the same way.
+//! containing the string `"panic"` or `"loop"` misbehaves the same way, and one containing `"interrupt"`
+//! interrupts the turn of its `"thread"` and completes with the answer.
 
 wit_bindgen::generate!({
     path: "../../../wit/since_v0.1.0",
@@ -19,6 +20,7 @@ wit_bindgen::generate!({
 });
 
 use codex_control_plane::plugin::host;
+use codex_control_plane::plugin::types::ThreadRef;
 use codex_control_plane::plugin::types::{Finding, LogLevel, Severity, TurnSettings};
 use exports::codex_control_plane::plugin::analyzer_plugin;
 use exports::codex_control_plane::plugin::policy_plugin::{self, ActionRequest, Answer, Decision};
@@ -26,8 +28,18 @@ use exports::codex_control_plane::plugin::repair_plugin::{
     self, RepairAction, RepairContext, RepairStep,
 };
 use exports::codex_control_plane::plugin::workflow_plugin::{
-    self, Action, CompleteAction, Event, StartThreadAction, Step, WorkflowInfo,
+    self, Action, CompleteAction, Event, StartThreadAction, Step, ThreadAction, WorkflowInfo,
 };
+
+/// The value of `"thread":"..."` in a compact JSON input (this crate has no JSON parser on purpose: it stays
+/// small), or an empty string.
+fn thread_named_in(input: &str) -> String {
+    input
+        .split_once("\"thread\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(thread, _)| thread.to_string())
+        .unwrap_or_default()
+}
 
 /// The exported implementation.
 struct Hostile;
@@ -105,6 +117,17 @@ impl workflow_plugin::Guest for Hostile {
             loop {
                 counter = std::hint::black_box(counter.wrapping_add(1));
             }
+        }
+        if input.contains("\"interrupt\"") {
+            // Interrupts whatever runs on the thread named in the input, then completes on the answer.
+            let thread = thread_named_in(&input);
+            return Step {
+                state: input,
+                actions: vec![Action::InterruptTurn(ThreadAction {
+                    id: "interrupt-1".to_string(),
+                    thread: ThreadRef::Thread(thread),
+                })],
+            };
         }
         Step {
             state: input,
