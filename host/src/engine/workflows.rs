@@ -590,16 +590,7 @@ impl Engine {
                     .await?;
             }
             "start-turn" | "start-review" => {
-                let op = self.start_turn_operation(workflow, action, all).await?;
-                self.store
-                    .set_workflow_action_state(
-                        id,
-                        &action.action_id,
-                        "performed",
-                        Some(&op.operation_id),
-                        None,
-                    )
-                    .await?;
+                self.start_turn_operation(workflow, action, all).await?;
                 self.wake();
             }
             "complete" => {
@@ -670,7 +661,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The operation that runs a `start-turn` action (found again, never duplicated, on a replay).
+    /// Creates the operation that runs a `start-turn` / `start-review` action (found again, never duplicated,
+    /// on a replay) and journals it on the action (`performed`), in one transaction.
     async fn start_turn_operation(
         &self,
         workflow: &Workflow,
@@ -732,7 +724,10 @@ impl Engine {
             .as_ref()
             .map(crate::engine::rules::output_schema::output_schema_hash);
         new.config_fingerprint = self.worker.config_fingerprint.clone();
-        let outcome = self.store.insert_operation(new).await?;
+        let outcome = self
+            .store
+            .insert_workflow_operation(&workflow.workflow_id, &action.action_id, new)
+            .await?;
         Ok(match outcome {
             InsertOutcome::Created { operation, .. }
             | InsertOutcome::Existing { operation, .. } => operation,

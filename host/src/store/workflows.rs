@@ -483,6 +483,36 @@ impl Store {
         self.read(move |c| snapshot(c, &id, n_events)).await
     }
 
+    /// Inserts (or finds, by its idempotency key) the operation performing a workflow action and marks the
+    /// action `performed` with it, in one transaction.
+    pub async fn insert_workflow_operation(
+        &self,
+        workflow_id: &str,
+        action_id: &str,
+        new: super::operations::NewOperation,
+    ) -> Result<super::operations::InsertOutcome, StoreError> {
+        let (workflow_id, action_id) = (workflow_id.to_string(), action_id.to_string());
+        self.write(move |tx| {
+            let now = crate::time::now_ms();
+            let outcome = super::operations::insert(tx, &new, now)?;
+            let operation = match &outcome {
+                super::operations::InsertOutcome::Created { operation, .. }
+                | super::operations::InsertOutcome::Existing { operation, .. } => operation,
+            };
+            set_action_state(
+                tx,
+                &workflow_id,
+                &action_id,
+                "performed",
+                Some(&operation.operation_id),
+                None,
+                now,
+            )?;
+            Ok(outcome)
+        })
+        .await
+    }
+
     /// Inserts a workflow or returns the existing one for the same key (see [`insert`]).
     pub async fn insert_workflow(&self, new: NewWorkflow) -> Result<(Workflow, bool), StoreError> {
         self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
