@@ -118,6 +118,8 @@ fn run() -> Result<(), String> {
                 json!({"id": i}),
             )],
             source_action: None,
+            report: None,
+            error: None,
         };
         let id = workflow.workflow_id.clone();
         store

@@ -728,6 +728,29 @@ fn engine_over(
     (engine, runtime)
 }
 
+/// Stores a running operation with turn `turn_busy` on `thread`, as if app-server were running it.
+async fn turn_running_on(engine: &codex_control_plane::engine::Engine, thread: &str) {
+    use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
+
+    let mut new = NewOperation::new("send_message", serde_json::json!({"message": "m"}));
+    new.thread_id = Some(thread.to_string());
+    let op = match engine.store.insert_operation(new).await.expect("insert") {
+        InsertOutcome::Created { operation, .. } | InsertOutcome::Existing { operation, .. } => {
+            operation
+        }
+    };
+    engine
+        .store
+        .attach_turn(&op.operation_id, "turn_busy", Some(thread))
+        .await
+        .expect("turn");
+    engine
+        .store
+        .set_status(&op.operation_id, "running")
+        .await
+        .expect("running");
+}
+
 /// A workflow whose plugin traps or loops fails alone; the engine goes on serving other workflows.
 #[test]
 fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
@@ -773,30 +796,12 @@ fn a_misbehaving_workflow_plugin_fails_only_its_own_workflow() {
 #[test]
 fn a_workflow_cannot_compact_a_busy_thread() {
     use codex_control_plane::engine::workflows::WorkflowStart;
-    use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
     use serde_json::json;
 
     let temp = TempDir::new("busy-compaction");
     let (engine, runtime) = engine_over(&temp, "");
     // A turn is running on the thread.
-    runtime.block_on(async {
-        let mut new = NewOperation::new("send_message", json!({"message": "m"}));
-        new.thread_id = Some("thr_busy".into());
-        let op = match engine.store.insert_operation(new).await.expect("insert") {
-            InsertOutcome::Created { operation, .. }
-            | InsertOutcome::Existing { operation, .. } => operation,
-        };
-        engine
-            .store
-            .attach_turn(&op.operation_id, "turn_busy", Some("thr_busy"))
-            .await
-            .expect("turn");
-        engine
-            .store
-            .set_status(&op.operation_id, "running")
-            .await
-            .expect("running");
-    });
+    runtime.block_on(turn_running_on(&engine, "thr_busy"));
     let (workflow, _) = runtime
         .block_on(engine.start_workflow(WorkflowStart {
             kind: "thread_compaction".into(),
@@ -830,7 +835,6 @@ fn a_workflow_cannot_compact_a_busy_thread() {
 #[test]
 fn a_workflow_interrupt_reports_what_it_interrupted() {
     use codex_control_plane::engine::workflows::WorkflowStart;
-    use codex_control_plane::store::operations::{InsertOutcome, NewOperation};
     use serde_json::json;
 
     let temp = TempDir::new("workflow-interrupt");
@@ -864,24 +868,7 @@ fn a_workflow_interrupt_reports_what_it_interrupted() {
     assert!(text.contains(r#"\"interrupted\":false"#), "{text}");
 
     // A turn runs, but no app-server is configured here: app-server's refusal reaches the plugin.
-    runtime.block_on(async {
-        let mut new = NewOperation::new("send_message", json!({"message": "m"}));
-        new.thread_id = Some("thr_busy".into());
-        let op = match engine.store.insert_operation(new).await.expect("insert") {
-            InsertOutcome::Created { operation, .. }
-            | InsertOutcome::Existing { operation, .. } => operation,
-        };
-        engine
-            .store
-            .attach_turn(&op.operation_id, "turn_busy", Some("thr_busy"))
-            .await
-            .expect("turn");
-        engine
-            .store
-            .set_status(&op.operation_id, "running")
-            .await
-            .expect("running");
-    });
+    runtime.block_on(turn_running_on(&engine, "thr_busy"));
     let (busy, _) = runtime
         .block_on(engine.start_workflow(start("busy", "thr_busy")))
         .expect("start");

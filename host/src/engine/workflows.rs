@@ -144,6 +144,11 @@ fn action_record(action: &Action) -> (String, String, Value) {
     (id.clone(), kind.to_string(), body)
 }
 
+/// The workflow error a `fail` action sets.
+fn fail_error(body: &Value) -> Value {
+    json!({"code": body.get("code"), "message": body.get("message"), "retryable": false})
+}
+
 /// The name of an event in the history.
 fn event_name(event: &Event) -> &'static str {
     match event {
@@ -227,13 +232,19 @@ impl Engine {
     ) -> Result<Workflow, EngineError> {
         let record = match step {
             Ok(step) => match serde_json::from_str::<Value>(&step.state) {
-                Ok(state) => StepRecord {
-                    event: event.to_string(),
-                    details,
-                    state,
-                    actions: step.actions.iter().map(action_record).collect(),
-                    source_action: source,
-                },
+                Ok(state) => {
+                    let actions: Vec<_> = step.actions.iter().map(action_record).collect();
+                    let (report, error) = self.step_outcome(workflow, &actions).await?;
+                    StepRecord {
+                        event: event.to_string(),
+                        details,
+                        state,
+                        actions,
+                        source_action: source,
+                        report,
+                        error,
+                    }
+                }
                 Err(err) => self.plugin_failure(
                     workflow,
                     event,
@@ -246,17 +257,31 @@ impl Engine {
                 self.plugin_failure(workflow, event, &err.to_string(), source)
             }
         };
-        let failed = record.state.get("pluginError").cloned();
-        let stored = self
+        Ok(self
             .store
             .apply_workflow_step(&workflow.workflow_id, record)
-            .await?;
-        if let Some(error) = failed {
-            self.store
-                .set_workflow_outcome(&workflow.workflow_id, None, Some(error))
-                .await?;
+            .await?)
+    }
+
+    /// The final report or error a step's `complete` / `fail` action sets, computed before the step is stored
+    /// so that both land in its transaction (performing the action later only marks it reported).
+    async fn step_outcome(
+        &self,
+        workflow: &Workflow,
+        actions: &[(String, String, Value)],
+    ) -> Result<(Option<Value>, Option<Value>), EngineError> {
+        for (_, kind, body) in actions {
+            match kind.as_str() {
+                "complete" => {
+                    let all = self.store.workflow_actions(&workflow.workflow_id).await?;
+                    let report = self.workflow_report(workflow, &all, body).await?;
+                    return Ok((Some(report), None));
+                }
+                "fail" => return Ok((None, Some(fail_error(body)))),
+                _ => {}
+            }
         }
-        Ok(stored)
+        Ok((None, None))
     }
 
     fn plugin_failure(
@@ -277,10 +302,12 @@ impl Engine {
         state["pluginError"] = error.clone();
         StepRecord {
             event: event.to_string(),
-            details: Some(error),
+            details: Some(error.clone()),
             state,
             actions: Vec::new(),
             source_action: source,
+            report: None,
+            error: Some(error),
         }
     }
 
@@ -479,20 +506,7 @@ impl Engine {
         }
         let output =
             json!({"threadId": thread, "turnId": turn_id, "interrupted": turn_id.is_some()});
-        self.store
-            .set_workflow_action_state(
-                &workflow.workflow_id,
-                &action.action_id,
-                "reported",
-                None,
-                Some(output.clone()),
-            )
-            .await?;
-        let event = Event::ActionCompleted(ActionOutput {
-            action_id: action.action_id.clone(),
-            output: output.to_string(),
-        });
-        self.feed_workflow(workflow, event, Some(output), None)
+        self.report_output(workflow, &action.action_id, "reported", output, None)
             .await?;
         Ok(())
     }
@@ -603,7 +617,7 @@ impl Engine {
                     .await?;
             }
             "fail" => {
-                let error = json!({"code": body.get("code"), "message": body.get("message"), "retryable": false});
+                let error = fail_error(body);
                 self.store
                     .set_workflow_outcome(id, None, Some(error))
                     .await?;
@@ -755,47 +769,44 @@ impl Engine {
                 .is_some_and(|a| a.output.is_none());
             if pending {
                 let output = json!({"threadId": thread_id});
-                self.store
-                    .set_workflow_action_state(
-                        &workflow.workflow_id,
-                        thread_action,
-                        "reported",
-                        None,
-                        Some(output.clone()),
-                    )
-                    .await?;
-                let event = Event::ActionCompleted(ActionOutput {
-                    action_id: thread_action.to_string(),
-                    output: output.to_string(),
-                });
                 workflow = self
-                    .feed_workflow(&workflow, event, Some(output), None)
+                    .report_output(&workflow, thread_action, "reported", output, None)
                     .await?;
             }
         }
         self.mirror_goal(&workflow, action, op).await?;
         let output =
             json!({"threadId": op.thread_id, "turnId": op.turn_id, "operationId": op.operation_id});
+        let started = Some((action.action_id.clone(), "started".to_string()));
+        self.report_output(&workflow, &action.action_id, "performed", output, started)
+            .await
+    }
+
+    /// Stores an action's output (moving it to `state`) and tells the plugin (`action-completed`); `source`
+    /// moves the action on again in the step's own transaction.
+    async fn report_output(
+        &self,
+        workflow: &Workflow,
+        action_id: &str,
+        state: &str,
+        output: Value,
+        source: Option<(String, String)>,
+    ) -> Result<Workflow, EngineError> {
         self.store
             .set_workflow_action_state(
                 &workflow.workflow_id,
-                &action.action_id,
-                "performed",
+                action_id,
+                state,
                 None,
                 Some(output.clone()),
             )
             .await?;
         let event = Event::ActionCompleted(ActionOutput {
-            action_id: action.action_id.clone(),
+            action_id: action_id.to_string(),
             output: output.to_string(),
         });
-        self.feed_workflow(
-            &workflow,
-            event,
-            Some(output),
-            Some((action.action_id.clone(), "started".to_string())),
-        )
-        .await
+        self.feed_workflow(workflow, event, Some(output), source)
+            .await
     }
 
     /// Tells the plugin how a turn (or the operation that should have started it) ended.

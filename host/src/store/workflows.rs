@@ -130,6 +130,11 @@ pub struct StepRecord {
     pub actions: Vec<(String, String, Value)>,
     /// An action whose report caused this step, moved to `reported`/`started` in the same transaction.
     pub source_action: Option<(String, String)>,
+    /// The final report, when the step completes the workflow: stored with the terminal phase, so no reader
+    /// ever sees `completed` without it.
+    pub report: Option<Value>,
+    /// The error, when the step fails the workflow (same reason).
+    pub error: Option<Value>,
 }
 
 const COLUMNS: &str = "workflow_id, client_request_id, kind, plugin_id, plugin_version, input_json, state_json, \
@@ -295,6 +300,15 @@ pub fn apply_step(
     }
     if let Some((action_id, state)) = &step.source_action {
         set_action_state(conn, workflow_id, action_id, state, None, None, now)?;
+    }
+    if step.report.is_some() || step.error.is_some() {
+        set_outcome(
+            conn,
+            workflow_id,
+            step.report.as_ref(),
+            step.error.as_ref(),
+            now,
+        )?;
     }
     conn.prepare_cached(
         "INSERT INTO codex_workflow_events (workflow_id, event, phase, details_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -668,6 +682,8 @@ mod tests {
             state: json!({"phase": "planning", "status": "running"}),
             actions: vec![("plan".into(), "start-turn".into(), json!({"id": "plan"}))],
             source_action: None,
+            report: None,
+            error: None,
         };
         store
             .apply_workflow_step(&wf.workflow_id, step.clone())
@@ -692,6 +708,8 @@ mod tests {
             state: json!({"phase": "completed"}),
             actions: vec![],
             source_action: Some(("plan".into(), "reported".into())),
+            report: Some(json!({"text": "done"})),
+            error: None,
         };
         let ended = store
             .apply_workflow_step(&wf.workflow_id, done)
@@ -699,6 +717,11 @@ mod tests {
             .expect("done");
         assert!(ended.is_terminal());
         assert!(ended.completed_at.is_some());
+        assert_eq!(
+            ended.final_report,
+            Some(json!({"text": "done"})),
+            "the report lands with the terminal phase"
+        );
         let actions = store
             .workflow_actions(&wf.workflow_id)
             .await
