@@ -192,22 +192,29 @@ impl Engine {
             .and_then(|o| o.thread_id))
     }
 
-    /// The newest in-progress turn of a thread that no operation follows yet (a turn/start whose reply was
-    /// lost), read from app-server.
-    async fn find_unclaimed_turn(&self, thread_id: &str) -> Option<String> {
+    /// A thread's turns as app-server has them (`thread/read` with turns), oldest first.
+    pub(super) async fn thread_turns(
+        &self,
+        thread_id: &str,
+    ) -> Result<Vec<Value>, crate::appserver::AppServerError> {
         let reply = self
             .appserver
             .request(
                 "thread/read",
                 json!({"threadId": thread_id, "includeTurns": true}),
             )
-            .await
-            .ok()?;
-        let turn = reply
+            .await?;
+        Ok(reply
             .pointer("/thread/turns")
-            .and_then(Value::as_array)?
-            .last()?
-            .clone();
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The newest in-progress turn of a thread that no operation follows yet (a turn/start whose reply was
+    /// lost), read from app-server.
+    async fn find_unclaimed_turn(&self, thread_id: &str) -> Option<String> {
+        let turn = self.thread_turns(thread_id).await.ok()?.pop()?;
         let turn_id = turn.get("id").and_then(Value::as_str)?.to_string();
         let followed = self
             .store

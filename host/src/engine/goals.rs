@@ -348,15 +348,9 @@ impl Engine {
                 ..GoalUpdate::default()
             }),
             CompletionAction::Leave => {
-                let latest = self
-                    .store
-                    .workflow_goal(&workflow.workflow_id)
-                    .await
-                    .ok()
-                    .flatten();
-                let still_active = latest
-                    .as_ref()
-                    .and_then(|g| g.app_server_status.as_deref())
+                let still_active = goal
+                    .app_server_status
+                    .as_deref()
                     .is_none_or(|s| s == "active");
                 if !still_active {
                     return Ok(GoalUpdate {

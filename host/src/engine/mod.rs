@@ -280,14 +280,19 @@ impl Engine {
     }
 }
 
+/// The seed's code for a failed app-server call, and whether trying again may help.
+pub fn app_server_error_code(error: &AppServerError) -> (&'static str, bool) {
+    match error {
+        AppServerError::Unavailable { .. } => ("CODEX_APP_SERVER_UNAVAILABLE", true),
+        AppServerError::Timeout { .. } => ("CODEX_TIMEOUT", true),
+        _ => ("CODEX_SEND_FAILED", false),
+    }
+}
+
 /// The error as stored in `last_error` / `result.error`: a code the seed would use plus the message.
 pub fn error_json(error: &EngineError) -> Value {
     let (code, retryable) = match error {
-        EngineError::AppServer(AppServerError::Unavailable { .. }) => {
-            ("CODEX_APP_SERVER_UNAVAILABLE", true)
-        }
-        EngineError::AppServer(AppServerError::Timeout { .. }) => ("CODEX_TIMEOUT", true),
-        EngineError::AppServer(_) => ("CODEX_SEND_FAILED", false),
+        EngineError::AppServer(err) => app_server_error_code(err),
         EngineError::Store(err) if err.is_busy() => ("CODEX_STATE_BUSY", true),
         EngineError::Store(_) => ("CODEX_INTERNAL_STATE_READ_ERROR", true),
         EngineError::Invalid(_) => ("INVALID_ARGUMENT", false),

@@ -270,18 +270,30 @@ impl Engine {
         workflow: &Workflow,
         actions: &[(String, String, Value)],
     ) -> Result<(Option<Value>, Option<Value>), EngineError> {
-        for (_, kind, body) in actions {
-            match kind.as_str() {
-                "complete" => {
-                    let all = self.store.workflow_actions(&workflow.workflow_id).await?;
-                    let report = self.workflow_report(workflow, &all, body).await?;
-                    return Ok((Some(report), None));
-                }
-                "fail" => return Ok((None, Some(fail_error(body)))),
-                _ => {}
-            }
+        match actions
+            .iter()
+            .find(|(_, kind, _)| matches!(kind.as_str(), "complete" | "fail"))
+        {
+            Some((_, kind, body)) => self.outcome(workflow, kind, body).await,
+            None => Ok((None, None)),
         }
-        Ok((None, None))
+    }
+
+    /// The `(final report, error)` a `complete` or `fail` action sets.
+    async fn outcome(
+        &self,
+        workflow: &Workflow,
+        kind: &str,
+        body: &Value,
+    ) -> Result<(Option<Value>, Option<Value>), EngineError> {
+        if kind == "fail" {
+            return Ok((None, Some(fail_error(body))));
+        }
+        let all = self.store.workflow_actions(&workflow.workflow_id).await?;
+        Ok((
+            Some(self.workflow_report(workflow, &all, body).await?),
+            None,
+        ))
     }
 
     fn plugin_failure(
@@ -495,12 +507,9 @@ impl Engine {
         if let Some(turn_id) = &turn_id {
             let params = json!({"threadId": thread, "turnId": turn_id});
             if let Err(err) = self.appserver.request("turn/interrupt", params).await {
-                let code = super::error_json(&EngineError::AppServer(err.clone()))["code"]
-                    .as_str()
-                    .unwrap_or("CODEX_SEND_FAILED")
-                    .to_string();
+                let (code, _) = super::app_server_error_code(&err);
                 return self
-                    .refuse_action(workflow, action, &code, err.to_string())
+                    .refuse_action(workflow, action, code, err.to_string())
                     .await;
             }
         }
@@ -607,20 +616,13 @@ impl Engine {
                 self.start_turn_operation(workflow, action, all).await?;
                 self.wake();
             }
-            "complete" => {
-                let report = self.workflow_report(workflow, all, body).await?;
-                self.store
-                    .set_workflow_outcome(id, Some(report), None)
-                    .await?;
-                self.store
-                    .set_workflow_action_state(id, &action.action_id, "reported", None, None)
-                    .await?;
-            }
-            "fail" => {
-                let error = fail_error(body);
-                self.store
-                    .set_workflow_outcome(id, None, Some(error))
-                    .await?;
+            "complete" | "fail" => {
+                // The outcome was stored with the step that returned this action; only a journal written
+                // before that rule (an older binary) still lacks it.
+                if workflow.final_report.is_none() && workflow.error.is_none() {
+                    let (report, error) = self.outcome(workflow, &action.kind, body).await?;
+                    self.store.set_workflow_outcome(id, report, error).await?;
+                }
                 self.store
                     .set_workflow_action_state(id, &action.action_id, "reported", None, None)
                     .await?;
@@ -976,22 +978,11 @@ impl Engine {
         thread_id: &str,
         turn_id: &str,
     ) -> Result<Option<Value>, EngineError> {
-        let reply = self
-            .appserver
-            .request(
-                "thread/read",
-                json!({"threadId": thread_id, "includeTurns": true}),
-            )
-            .await?;
-        let turn = reply
-            .pointer("/thread/turns")
-            .and_then(Value::as_array)
-            .and_then(|turns| {
-                turns
-                    .iter()
-                    .find(|t| t.get("id").and_then(Value::as_str) == Some(turn_id))
-            })
-            .cloned();
+        let turn = self
+            .thread_turns(thread_id)
+            .await?
+            .into_iter()
+            .find(|t| t.get("id").and_then(Value::as_str) == Some(turn_id));
         Ok(turn.filter(|t| {
             let status = t.get("status").and_then(Value::as_str).unwrap_or_default();
             crate::engine::rules::status::is_terminal(super::tracker::normalize_turn_status(status))

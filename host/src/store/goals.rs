@@ -266,15 +266,10 @@ pub fn observe(
 
 /// Goals whose workflow ended but whose completion action was not done yet, with the workflow's owner.
 pub fn unsettled(conn: &Connection) -> Result<Vec<(WorkflowGoal, Option<String>)>, StoreError> {
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("g.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns}, w.owner_id FROM codex_workflow_goals g JOIN codex_workflows w \
-         ON w.workflow_id = g.workflow_id WHERE g.settled_at IS NULL AND w.completed_at IS NOT NULL \
-         ORDER BY g.created_at LIMIT 100"
+        "SELECT {COLUMNS}, (SELECT w.owner_id FROM codex_workflows w WHERE w.workflow_id = g.workflow_id) \
+         FROM codex_workflow_goals g WHERE settled_at IS NULL AND EXISTS (SELECT 1 FROM codex_workflows w \
+         WHERE w.workflow_id = g.workflow_id AND w.completed_at IS NOT NULL) ORDER BY created_at LIMIT 100"
     ))?;
     let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(17)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::engine::lifecycle::LifecycleKind;
 use crate::engine::workflows::WorkflowStart;
-use crate::engine::EngineError;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
+use crate::mcp::tools::workflows::engine_error;
 use crate::store::lifecycle::LifecycleAction;
 
 /// The plugin that implements `thread_compaction`.
@@ -67,14 +67,6 @@ async fn refuse_if_busy(app: &App, thread_id: &str) -> Result<(), ToolError> {
         }
     }
     Err(error)
-}
-
-fn engine_error(err: EngineError) -> ToolError {
-    match err {
-        EngineError::Store(err) => err.into(),
-        EngineError::AppServer(err) => err.into(),
-        other => ToolError::new(ErrorCode::Internal, other.to_string()),
-    }
 }
 
 fn timeout(args: &Args) -> Duration {

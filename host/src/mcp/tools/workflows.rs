@@ -230,7 +230,9 @@ async fn start(
         .map_err(engine_error)
 }
 
-fn engine_error(err: crate::engine::EngineError) -> ToolError {
+/// The tool error for an engine error from a workflow call: a workflow that cannot run (its plugin is not
+/// loaded) is the plugin's failure.
+pub(super) fn engine_error(err: crate::engine::EngineError) -> ToolError {
     match err {
         crate::engine::EngineError::Store(err) => err.into(),
         crate::engine::EngineError::AppServer(err) => err.into(),
