@@ -42,6 +42,19 @@ fn settled(h: &mut Harness, workflow_id: &str) -> Value {
     })
 }
 
+/// Waits until the workflow's goal is set on its thread (failing if the workflow ends first).
+fn goal_active(h: &mut Harness, workflow_id: &str) -> Value {
+    let active = h.wait_workflow(workflow_id, |w| {
+        w["terminal"] == json!(true) || w["threadGoal"]["syncState"] == json!("active")
+    });
+    assert_eq!(
+        active["threadGoal"]["syncState"],
+        json!("active"),
+        "{active}"
+    );
+    active
+}
+
 /// Approves the plan of a ready workflow whose execution turn answers "Implemented." after `think` without
 /// touching the goal, and waits until the goal is settled.
 fn execute_and_settle(h: &mut Harness, workflow_id: &str, think: Duration) -> Value {
@@ -133,14 +146,7 @@ fn a_goal_is_mirrored_only_while_executing_and_cleared_when_the_workflow_complet
     ]);
     let approved = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
     assert_eq!(approved["ok"], json!(true), "{approved}");
-    let active = h.wait_workflow(&workflow_id, |w| {
-        w["terminal"] == json!(true) || w["threadGoal"]["syncState"] == json!("active")
-    });
-    assert_eq!(
-        active["threadGoal"]["syncState"],
-        json!("active"),
-        "{active}"
-    );
+    let active = goal_active(&mut h, &workflow_id);
     assert_eq!(
         active["threadGoal"]["currentGoal"]["tokenBudget"],
         json!(200000)
@@ -318,14 +324,7 @@ fn a_crash_while_the_goal_is_active_still_clears_it_and_starts_nothing() {
         Reply::text("Implemented."),
     )]);
     h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
-    let active = h.wait_workflow(&workflow_id, |w| {
-        w["terminal"] == json!(true) || w["threadGoal"]["syncState"] == json!("active")
-    });
-    assert_eq!(
-        active["threadGoal"]["syncState"],
-        json!("active"),
-        "{active}"
-    );
+    goal_active(&mut h, &workflow_id);
 
     // kill -9 mid-execution: the app-server child goes with the server, the goal stays active in its
     // thread store. The next server ends the workflow and clears the goal on the resumed thread.
