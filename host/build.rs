@@ -68,6 +68,7 @@ fn run() -> Result<(), String> {
     // Cargo scans a watched directory recursively, so any edit under wit/ or plugins/ reruns this.
     let crates = find_plugin_crates(&plugins_dir)?;
     if !crates.is_empty() {
+        ensure_wasm_target()?;
         build_wasm(&workspace, &crates)?;
     }
 
@@ -143,6 +144,49 @@ fn package_name(cargo_toml: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Makes sure the active toolchain has the standard library for `wasm32-wasip2`.
+///
+/// `rust-toolchain.toml` names the target, but rustup installs a toolchain's `targets` only when it installs
+/// the toolchain itself, and machines that set `RUSTUP_AUTO_INSTALL=0` never do; a toolchain that came
+/// without the target would then fail deep inside the nested build ("can't find crate for `std`"). So the
+/// build script adds the target through rustup when its sysroot lacks it, and says plainly what to do when
+/// rustup is not there.
+fn ensure_wasm_target() -> Result<(), String> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("running {rustc} --print sysroot: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib/wasm32-wasip2/lib").is_dir() {
+        return Ok(());
+    }
+    println!(
+        "cargo:warning=the wasm32-wasip2 target is missing from {}; installing it with rustup",
+        sysroot.display()
+    );
+    let mut command = Command::new("rustup");
+    command.args(["target", "add", "wasm32-wasip2"]);
+    // The toolchain that runs this build, not whatever rustup would pick in another directory.
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        command.args(["--toolchain", &toolchain]);
+    }
+    let output = command.output().map_err(|e| {
+        format!(
+            "the default plugins need the wasm32-wasip2 target, which {} lacks, and rustup could not be run \
+             to add it ({e}); install it with your toolchain manager (rustup: `rustup target add wasm32-wasip2`)",
+            sysroot.display()
+        )
+    })?;
+    if !output.status.success() {
+        return Err(format!(
+            "`rustup target add wasm32-wasip2` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the nested `cargo build --release --target wasm32-wasip2` for all plugin crates at once.
