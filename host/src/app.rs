@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use crate::appserver::{AppServer, AppServerEvent, AppServerSettings};
 use crate::config::Config;
-use crate::engine::{config_fingerprint, Engine, EngineSettings};
+use crate::engine::worker_link::WorkerLink;
+use crate::engine::{config_fingerprint, Engine, EngineRole, EngineSettings};
 use crate::mcp::error::ToolError;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
@@ -35,13 +36,15 @@ pub struct App {
     pub appserver: AppServer,
     /// The durable dispatcher over the SQLite store.
     pub engine: Arc<Engine>,
+    /// How this process reaches the background worker (client processes only).
+    pub worker_link: Option<WorkerLink>,
     recent_events: std::sync::Mutex<std::collections::VecDeque<Value>>,
     recursion_guard: bool,
 }
 
 impl App {
-    /// Builds the application state from a validated configuration.
-    pub fn new(config: Config) -> anyhow::Result<App> {
+    /// Builds the application state from a validated configuration, for a process in `role`.
+    pub fn new(config: Config, role: EngineRole) -> anyhow::Result<App> {
         let recursion_guard = std::env::var_os(RECURSION_MARKER_ENV).is_some_and(|v| !v.is_empty());
         if recursion_guard {
             tracing::warn!(
@@ -74,12 +77,15 @@ impl App {
             store,
             appserver.clone(),
             plugins.clone(),
-            EngineSettings::from_config(&config),
+            EngineSettings::from_config(&config).with_role(role),
             config_fingerprint(&config),
         );
+        let worker_link =
+            (!role.dispatches()).then(|| WorkerLink::new(&config.state_db_path, &config));
         Ok(App {
             appserver,
             engine,
+            worker_link,
             recent_events: std::sync::Mutex::new(std::collections::VecDeque::new()),
             projects: ProjectRegistry::new(&config),
             plugins,
@@ -168,6 +174,11 @@ impl App {
     /// The engine (always present; the `Result` lets handlers use `?` uniformly).
     pub fn engine(&self) -> Result<&Arc<Engine>, ToolError> {
         Ok(&self.engine)
+    }
+
+    /// The worker link when this process leaves dispatching to the background worker.
+    pub fn delegates_to_worker(&self) -> Option<&WorkerLink> {
+        self.worker_link.as_ref()
     }
 
     /// True when this process must refuse write tools (see [`RECURSION_MARKER_ENV`]).

@@ -8,8 +8,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
+
+mod execution;
+
+pub use execution::{ExecutionMode, WorkerConfig};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";
@@ -308,6 +313,10 @@ pub struct Config {
     pub app_server: AppServerConfig,
     /// Plugin loading and budgets.
     pub plugins: PluginsConfig,
+    /// Who dispatches work and owns app-server.
+    pub execution_mode: ExecutionMode,
+    /// The background worker's timings.
+    pub worker: WorkerConfig,
 }
 
 impl Config {
@@ -370,6 +379,8 @@ impl Config {
             limits: ConcurrencyLimits::default(),
             app_server: AppServerConfig::default(),
             plugins: PluginsConfig::default(),
+            execution_mode: ExecutionMode::Inline,
+            worker: WorkerConfig::default(),
         }
     }
 
@@ -441,6 +452,11 @@ struct FileConfig {
     max_image_input_bytes: Option<i64>,
     turn_stall_timeout_seconds: Option<i64>,
     stalled_turn_action: Option<String>,
+    execution_mode: Option<String>,
+    worker_idle_exit_seconds: Option<i64>,
+    worker_command_wait_seconds: Option<i64>,
+    worker_shutdown_grace_seconds: Option<i64>,
+    worker_start_timeout_seconds: Option<i64>,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
@@ -810,6 +826,49 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
         disabled: raw.plugins.disabled.unwrap_or_default(),
     };
 
+    let execution_mode = match layer
+        .get(&["CODEX_MCP_EXECUTION_MODE"])
+        .or(raw.execution_mode.as_deref().map(|v| ("execution_mode", v)))
+    {
+        None => ExecutionMode::Auto,
+        Some((key, value)) => ExecutionMode::parse(value).ok_or_else(|| {
+            ConfigError::value(
+                key,
+                format!("expected auto, inline, client or worker, got {value:?}"),
+            )
+        })?,
+    };
+    let worker_defaults = WorkerConfig::default();
+    let seconds = |env: &[&'static str], key: &str, value: Option<i64>, default: Duration| {
+        positive(layer, env, key, value, default.as_secs()).map(Duration::from_secs)
+    };
+    let worker = WorkerConfig {
+        idle_exit: seconds(
+            &["CODEX_MCP_WORKER_IDLE_EXIT_SECONDS"],
+            "worker_idle_exit_seconds",
+            raw.worker_idle_exit_seconds,
+            worker_defaults.idle_exit,
+        )?,
+        command_wait: seconds(
+            &["CODEX_MCP_WORKER_COMMAND_WAIT_SECONDS"],
+            "worker_command_wait_seconds",
+            raw.worker_command_wait_seconds,
+            worker_defaults.command_wait,
+        )?,
+        shutdown_grace: seconds(
+            &["CODEX_MCP_WORKER_SHUTDOWN_GRACE_SECONDS"],
+            "worker_shutdown_grace_seconds",
+            raw.worker_shutdown_grace_seconds,
+            worker_defaults.shutdown_grace,
+        )?,
+        start_timeout: seconds(
+            &["CODEX_MCP_WORKER_START_TIMEOUT_SECONDS"],
+            "worker_start_timeout_seconds",
+            raw.worker_start_timeout_seconds,
+            worker_defaults.start_timeout,
+        )?,
+    };
+
     let usize_of = |v: u64, key: &str| {
         usize::try_from(v).map_err(|_| ConfigError::value(key, format!("{v} is too large")))
     };
@@ -862,6 +921,8 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
         limits,
         app_server,
         plugins,
+        execution_mode,
+        worker,
     })
 }
 

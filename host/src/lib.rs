@@ -11,6 +11,7 @@
 //! - [`server`]: start-up and shutdown wiring (`run`).
 //! - [`shutdown`]: the shutdown signal passed to every long-lived task.
 //! - [`time`]: clock helpers.
+//! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
 //!
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants.
 
@@ -25,3 +26,4 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod time;
+pub mod worker;

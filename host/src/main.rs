@@ -1,10 +1,13 @@
-//! The `codex-control-plane-mcp` binary: parses the command line, sets up logging and runs the server.
+//! The `codex-control-plane-mcp` binary: parses the command line, sets up logging and runs the server or the
+//! background worker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use codex_control_plane::config::Config;
+use codex_control_plane::worker::{self, RunOptions, WorkerError};
 
 /// Durable, retry-safe MCP server for `codex app-server`.
 #[derive(Debug, Parser)]
@@ -21,6 +24,35 @@ struct Cli {
 enum Command {
     /// Serve MCP on stdin/stdout (the default).
     Serve,
+    /// The background worker that owns codex app-server and dispatches work for every MCP server on the
+    /// database (started automatically in `auto` mode; run it yourself with `execution_mode = "client"`).
+    Worker(WorkerCli),
+}
+
+#[derive(Debug, Args)]
+struct WorkerCli {
+    #[command(subcommand)]
+    action: Option<WorkerAction>,
+    /// Report the worker's state every --interval-seconds (JSON lines on stdout); never dispatch.
+    #[arg(long)]
+    observe: bool,
+    /// Seconds between --observe reports.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    interval_seconds: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerAction {
+    /// Run the worker in the foreground (the default). Refuses when another worker serves the database.
+    Run {
+        /// Started by an MCP server in `auto` mode: exit after `worker_idle_exit_seconds` without work.
+        #[arg(long)]
+        auto_started: bool,
+    },
+    /// Print the worker's state as JSON.
+    Status,
+    /// Ask the running worker to drain and exit (its running turns get the grace period).
+    Stop,
 }
 
 fn main() -> ExitCode {
@@ -32,19 +64,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_guard = match init_logging(&config) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let log_target = match &command {
+        // The worker owns no terminal: it logs to a capped file next to the database.
+        Command::Worker(WorkerCli {
+            action: None | Some(WorkerAction::Run { .. }),
+            observe: false,
+            ..
+        }) => LogTarget::WorkerFile,
+        _ => LogTarget::Configured,
+    };
+    let _log_guard = match init_logging(&config, log_target) {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("codex-control-plane-mcp: {err:#}");
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
-    }
-}
-
-fn serve(config: Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,11 +91,56 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(codex_control_plane::server::run(config, shutdown_signal()));
+    match command {
+        Command::Serve => {
+            finish(runtime.block_on(codex_control_plane::server::run(config, shutdown_signal())))
+        }
+        Command::Worker(cli) => runtime.block_on(run_worker(config, cli)),
+    }
+}
+
+async fn run_worker(config: Config, cli: WorkerCli) -> ExitCode {
+    if cli.observe {
+        let interval = Duration::from_secs(cli.interval_seconds);
+        return finish(worker::observe(&config, interval, shutdown_signal()).await);
+    }
+    match cli.action.unwrap_or(WorkerAction::Run {
+        auto_started: false,
+    }) {
+        WorkerAction::Run { auto_started } => {
+            let options = RunOptions { auto_started };
+            match worker::run(config, options, shutdown_signal()).await {
+                Err(err) if err.downcast_ref::<WorkerError>().is_some() => {
+                    tracing::info!(error = %err, "not starting");
+                    eprintln!("codex-control-plane-mcp: {err}");
+                    ExitCode::from(3)
+                }
+                other => finish(other),
+            }
+        }
+        WorkerAction::Status => print_json(worker::status_report(&config).await),
+        WorkerAction::Stop => print_json(worker::stop(&config).await),
+    }
+}
+
+fn print_json(result: anyhow::Result<serde_json::Value>) -> ExitCode {
+    match result {
+        Ok(value) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => finish(Err(err)),
+    }
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "server failed");
+            tracing::error!(error = %format!("{err:#}"), "failed");
             eprintln!("codex-control-plane-mcp: {err:#}");
             ExitCode::FAILURE
         }
@@ -82,14 +163,30 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs go to the configured file, else stderr; stdout belongs to MCP.
-fn init_logging(config: &Config) -> anyhow::Result<Option<std::fs::File>> {
+/// Where a process logs.
+enum LogTarget {
+    /// The configured file, else stderr (the MCP server; stdout belongs to MCP).
+    Configured,
+    /// `<db>.worker.log`, capped.
+    WorkerFile,
+}
+
+/// Logs go to the configured file, else stderr; the worker's to its capped file. Stdout belongs to MCP.
+fn init_logging(config: &Config, target: LogTarget) -> anyhow::Result<Option<std::fs::File>> {
     use anyhow::Context;
     let filter =
         tracing_subscriber::EnvFilter::try_new(&config.log_level).context("invalid log level")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);
+    if let LogTarget::WorkerFile = target {
+        let path =
+            codex_control_plane::store::liveness::sibling(&config.state_db_path, "worker.log");
+        let log = worker::logfile::CappedLog::open(&path, worker::logfile::DEFAULT_CAP_BYTES)
+            .with_context(|| format!("cannot open log file {}", path.display()))?;
+        builder.with_writer(log).init();
+        return Ok(None);
+    }
     match &config.log_path {
         Some(path) => {
             if let Some(parent) = path.parent() {

@@ -8,7 +8,8 @@ use rmcp::service::ServerInitializeError;
 use rmcp::ServiceExt;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, ExecutionMode};
+use crate::engine::EngineRole;
 use crate::mcp::McpServer;
 use crate::shutdown;
 
@@ -17,8 +18,24 @@ pub async fn run(
     config: Config,
     shutdown_signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let app = Arc::new(App::new(config).context("failed to initialise the server")?);
+    let role = match config.execution_mode {
+        ExecutionMode::Inline => EngineRole::Inline,
+        // An MCP server never dispatches in the other modes: the worker is its own process.
+        ExecutionMode::Auto | ExecutionMode::Client | ExecutionMode::Worker => EngineRole::Client,
+    };
+    tracing::info!(mode = %config.execution_mode, role = role.as_str(), "starting");
+    let app = Arc::new(App::new(config, role).context("failed to initialise the server")?);
     let (trigger, listener) = shutdown::channel();
+    // Work left unfinished when the last worker went away (a crash, a reboot) needs a worker before anyone
+    // submits again; started in the background so the first `tools/list` does not wait for it.
+    if let Some(link) = app.delegates_to_worker().cloned() {
+        let store = app.engine.store.clone();
+        tokio::spawn(async move {
+            if !link.presence().is_running() && store.has_unfinished_work().await.unwrap_or(false) {
+                link.ensure_worker().await;
+            }
+        });
+    }
     let recorder = tokio::spawn(app.clone().record_app_server_events(listener.clone()));
     // Recovery runs before the first request is served, so a poll never sees a dead process's lease as live.
     let engine_tasks = app

@@ -73,6 +73,20 @@ impl Harness {
         placeholder.kill();
     }
 
+    /// Replaces the client process with a new one on the same database, home and model; the old one closes
+    /// its stdin and exits first (as an MCP client ending its session does) before the new one is used.
+    pub fn reconnect(&mut self, extra: &[(&str, &str)]) {
+        let (fresh, _) = Self::spawn_with(&self.dir, &self._home, extra);
+        let old = std::mem::replace(&mut self.client, fresh);
+        old.close(Duration::from_secs(15))
+            .expect("the old client exits when its stdin closes");
+    }
+
+    /// The state database of this harness.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("state").join("state.sqlite3")
+    }
+
     pub fn load_schemas(&mut self) {
         let tools = self
             .client

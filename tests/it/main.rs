@@ -1,5 +1,6 @@
 //! End-to-end tests, one module per area.
 
+mod admission;
 mod appserver;
 mod config;
 mod goals;
@@ -9,4 +10,5 @@ mod mcp_stdio;
 mod operations;
 mod plugins;
 mod recovery;
+mod worker;
 mod workflows;

@@ -307,6 +307,8 @@ pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
             root.join("state").join("state.sqlite3"),
         ),
         ("CODEX_CONTROL_PLANE_MCP_LOG", root.join("server.log")),
+        // The suite's default; tests of the background worker set `auto` or `client`.
+        ("CODEX_MCP_EXECUTION_MODE", PathBuf::from("inline")),
     ];
     vars.into_iter()
         .map(|(k, v)| (k.to_string(), v.display().to_string()))
@@ -343,6 +345,35 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A background worker a test started on this directory's database must not outlive the test.
+        stop_worker_of(&self.path.join("state").join("state.sqlite3"));
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The pid the background worker of `db` wrote into its lock note, while it holds the lock.
+pub fn worker_pid(db: &Path) -> Option<u32> {
+    let path = codex_control_plane::store::liveness::worker_lock_path(db);
+    if codex_control_plane::store::liveness::probe(&path)
+        != codex_control_plane::store::liveness::LockState::Held
+    {
+        return None;
+    }
+    codex_control_plane::engine::worker_link::presence(db).pid
+}
+
+/// Kills the background worker of `db` (SIGKILL, by the pid in its lock note) and waits for its lock to be
+/// released.
+pub fn stop_worker_of(db: &Path) {
+    let Some(pid) = worker_pid(db) else {
+        return;
+    };
+    // SAFETY: kill(2) with a pid the worker itself recorded; no memory is shared.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while worker_pid(db).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -74,6 +74,9 @@ impl Engine {
 
     /// Claims and starts every operation the limits allow right now.
     async fn dispatch_ready(self: &Arc<Self>) {
+        if self.is_draining() {
+            return;
+        }
         // An idle tick must not take the database's write lock: look first, claim only when something is due.
         match self.store.has_due_operations(crate::time::now_ms()).await {
             Ok(false) => return,

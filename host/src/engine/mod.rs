@@ -18,6 +18,7 @@
 //! Tool handlers never wait on Codex: they write a row and [`Engine::wake`] the dispatcher, or read SQLite.
 
 pub mod dispatcher;
+pub mod doorbell;
 pub mod execute;
 pub mod goals;
 pub mod interactions;
@@ -25,9 +26,11 @@ pub mod lifecycle;
 pub mod request;
 pub mod rules;
 pub mod tracker;
+pub mod worker_link;
 pub mod workflows;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,8 +42,35 @@ use crate::config::Config;
 use crate::plugins::PluginHost;
 use crate::shutdown::Shutdown;
 use crate::store::leases::{DEFAULT_LEASE_TTL, HEARTBEAT_INTERVAL};
+use crate::store::liveness::{owner_lock_path, HeldLock};
 use crate::store::{ClaimLimits, RecoveryReport, Store, StoreError, WorkerInfo};
 
+/// What this process does with work: dispatch it (owning app-server), or leave it to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineRole {
+    /// An MCP server that dispatches its own work (`execution_mode = "inline"`).
+    Inline,
+    /// The background worker: dispatches everyone's work.
+    Worker,
+    /// An MCP server that writes rows and leaves dispatching to the worker (`auto`, `client`).
+    Client,
+}
+
+impl EngineRole {
+    /// True when this process owns app-server and runs the engine's tasks.
+    pub fn dispatches(self) -> bool {
+        !matches!(self, EngineRole::Client)
+    }
+
+    /// The role as worker rows and status tools name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineRole::Inline => "inline",
+            EngineRole::Worker => "worker",
+            EngineRole::Client => "client",
+        }
+    }
+}
 /// Why the engine could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -73,6 +103,8 @@ pub struct EngineSettings {
     pub interaction_timeout: Duration,
     /// How often the courier looks for answers stored by other processes.
     pub courier_interval: Duration,
+    /// Who dispatches.
+    pub role: EngineRole,
 }
 
 impl EngineSettings {
@@ -85,6 +117,7 @@ impl EngineSettings {
                 per_project: limit(config.limits.per_project),
                 per_agent: limit(config.limits.per_agent),
                 per_thread: limit(config.limits.per_thread),
+                write_per_project: limit(config.limits.write_per_project),
                 allow_cross_config: std::env::var("CODEX_MCP_ALLOW_CROSS_CONFIG_RECOVERY")
                     .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             },
@@ -93,7 +126,14 @@ impl EngineSettings {
             poll_interval: Duration::from_millis(500),
             interaction_timeout: Duration::from_secs(config.approval_response_timeout_seconds),
             courier_interval: Duration::from_millis(200),
+            role: EngineRole::Inline,
         }
+    }
+
+    /// The same settings for a process in `role`.
+    pub fn with_role(mut self, role: EngineRole) -> EngineSettings {
+        self.role = role;
+        self
     }
 }
 
@@ -127,6 +167,10 @@ pub struct Engine {
     /// Operations this process is driving right now (so a claim never runs twice here).
     running: Mutex<HashSet<String>>,
     startup_recovery: Mutex<Option<RecoveryReport>>,
+    /// Set when the process drains before exit: no new claims, running turns go on.
+    draining: AtomicBool,
+    /// This process's proof of life while it holds leases (see [`crate::store::liveness`]).
+    owner_lock: Mutex<Option<HeldLock>>,
 }
 
 impl Engine {
@@ -138,11 +182,13 @@ impl Engine {
         settings: EngineSettings,
         config_fingerprint: String,
     ) -> Arc<Engine> {
+        let mut worker = WorkerInfo::current(Some(config_fingerprint));
+        worker.role = settings.role.as_str().to_string();
         Arc::new(Engine {
             store,
             appserver,
             plugins,
-            worker: WorkerInfo::current(Some(config_fingerprint)),
+            worker,
             settings,
             wake: Notify::new(),
             courier_wake: Notify::new(),
@@ -150,7 +196,36 @@ impl Engine {
             loaded_threads: Mutex::new(HashSet::new()),
             running: Mutex::new(HashSet::new()),
             startup_recovery: Mutex::new(None),
+            draining: AtomicBool::new(false),
+            owner_lock: Mutex::new(None),
         })
+    }
+
+    /// Who dispatches in this process.
+    pub fn role(&self) -> EngineRole {
+        self.settings.role
+    }
+
+    /// Stops claiming new work (operations and worker commands); what runs goes on. Used before exit.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`Engine::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// How many operations this process is driving now.
+    pub fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// In a client process, tells the worker that a row waits for it.
+    fn ring_worker(&self) {
+        if !self.settings.role.dispatches() {
+            doorbell::ring(self.store.path());
+        }
     }
 
     /// The engine's settings.
@@ -158,14 +233,23 @@ impl Engine {
         &self.settings
     }
 
-    /// Tells the dispatcher that new work may be startable.
+    /// Tells the dispatcher (here, or the worker's) that new work may be startable.
     pub fn wake(&self) {
         self.wake.notify_one();
+        self.ring_worker();
     }
 
-    /// Tells the courier that an answer is waiting for delivery.
+    /// Tells the courier (here, or the worker's) that an answer is waiting for delivery.
     pub fn wake_courier(&self) {
         self.courier_wake.notify_one();
+        self.ring_worker();
+    }
+
+    /// Wakes every task of this engine at once (the worker's doorbell rang).
+    pub fn wake_all(&self) {
+        self.wake.notify_one();
+        self.courier_wake.notify_one();
+        self.workflow_wake.notify_one();
     }
 
     /// What startup recovery did in this process, once it ran.
@@ -182,6 +266,27 @@ impl Engine {
         self: &Arc<Self>,
         shutdown: Shutdown,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, EngineError> {
+        if !self.settings.role.dispatches() {
+            // A client runs no engine task: the worker recovers, dispatches and tracks.
+            return Ok(Vec::new());
+        }
+        // The lock is taken before the worker row exists, so nobody can see the row and find the owner dead.
+        let lock_path = owner_lock_path(self.store.path(), &self.worker.owner_id);
+        match HeldLock::try_acquire(&lock_path) {
+            Ok(Some(lock)) => {
+                *self.owner_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+            }
+            Ok(None) => {
+                return Err(EngineError::Invalid(format!(
+                    "owner lock {} is held by another process",
+                    lock_path.display()
+                )))
+            }
+            Err(err) => {
+                // Without the lock file, liveness falls back to the host check: degraded, not fatal.
+                tracing::warn!(path = %lock_path.display(), error = %err, "cannot take the owner lock");
+            }
+        }
         self.store.register_worker(self.worker.clone()).await?;
         // Subscribe before anything can start a process, so the tracker misses no event.
         let events = self.appserver.subscribe();
@@ -200,6 +305,18 @@ impl Engine {
             .startup_recovery
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        match self
+            .store
+            .fail_abandoned_worker_commands(&self.worker.owner_id)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                commands = n,
+                "failed the commands a dead worker left running"
+            ),
+            Err(error) => tracing::warn!(%error, "could not settle abandoned worker commands"),
+        }
         let mut tasks = vec![
             tokio::spawn(self.clone().tracker_loop(events, shutdown.clone())),
             tokio::spawn(self.clone().dispatcher_loop(shutdown.clone())),
@@ -215,8 +332,21 @@ impl Engine {
 
     /// Marks this worker stopped and releases its queued leases (clean shutdown).
     pub async fn stop(&self) {
+        if !self.settings.role.dispatches() {
+            return;
+        }
         if let Err(error) = self.store.stop_worker(&self.worker.owner_id).await {
             tracing::warn!(%error, "could not mark the worker stopped");
+        }
+        if let Some(lock) = self
+            .owner_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let path = lock.path().to_path_buf();
+            drop(lock);
+            let _ = std::fs::remove_file(path);
         }
     }
 

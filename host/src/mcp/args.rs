@@ -34,6 +34,31 @@ impl Args {
         out
     }
 
+    /// The arguments as stored for another process: every value, and the keys the caller sent.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({"arguments": self.values, "provided": self.provided})
+    }
+
+    /// Arguments stored by [`Args::to_json`].
+    pub fn from_json(stored: &Value) -> Args {
+        let values = stored
+            .get("arguments")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let provided = stored
+            .get("provided")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Args { values, provided }
+    }
+
     /// True when the caller sent `key` with a non-null value.
     pub fn was_provided(&self, key: &str) -> bool {
         self.provided.contains(key) && !self.values.get(key).is_none_or(Value::is_null)

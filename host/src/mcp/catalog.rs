@@ -120,6 +120,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_get_worker_status.json"),
     ),
     (
+        "codex_get_worker_command_status",
+        include_str!("tools/specs/codex_get_worker_command_status.json"),
+    ),
+    (
         "codex_start_plan_workflow",
         include_str!("tools/specs/codex_start_plan_workflow.json"),
     ),

@@ -71,6 +71,31 @@ impl ErrorCode {
         }
     }
 
+    /// The code with this wire name.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        const ALL: [ErrorCode; 18] = [
+            ErrorCode::InvalidArgument,
+            ErrorCode::ProjectNotFound,
+            ErrorCode::ThreadNotFound,
+            ErrorCode::TurnNotFound,
+            ErrorCode::TranscriptNotFound,
+            ErrorCode::DuplicatePromptActive,
+            ErrorCode::IdempotencyKeyReused,
+            ErrorCode::Busy,
+            ErrorCode::StateBusy,
+            ErrorCode::Timeout,
+            ErrorCode::AppServerUnavailable,
+            ErrorCode::PendingInteractionNotFound,
+            ErrorCode::PendingInteractionUnavailable,
+            ErrorCode::SendFailed,
+            ErrorCode::InternalStateReadError,
+            ErrorCode::PluginFailed,
+            ErrorCode::RecursionGuard,
+            ErrorCode::Internal,
+        ];
+        ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
     /// Whether the same call may succeed later unchanged (the seed's table).
     pub fn retryable(self) -> bool {
         matches!(
@@ -125,6 +150,22 @@ impl ToolError {
     pub fn with_detail(mut self, key: &str, value: Value) -> Self {
         self.details.insert(key.to_string(), value);
         self
+    }
+
+    /// The error a `{code, message, details, retryable}` object describes (as stored by another process); an
+    /// unknown code becomes `CODEX_INTERNAL_ERROR` with the original code in the details.
+    pub fn from_error_object(error: &Value) -> ToolError {
+        let text = |key: &str| error.get(key).and_then(Value::as_str).unwrap_or_default();
+        let mut out = match ErrorCode::parse(text("code")) {
+            Some(code) => ToolError::new(code, text("message")),
+            None => ToolError::new(ErrorCode::Internal, text("message"))
+                .with_detail("originalCode", json!(text("code"))),
+        };
+        if let Some(details) = error.get("details").and_then(Value::as_object) {
+            out.details.extend(details.clone());
+        }
+        out.retryable = error.get("retryable").and_then(Value::as_bool);
+        out
     }
 
     /// The `{ok:false, error:{...}}` payload.

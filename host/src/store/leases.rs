@@ -3,16 +3,19 @@
 //!
 //! Several server processes share one database file. Each registers a worker row under its owner id
 //! `mcp:<pid>:<uuid hex>` and leases operations with a TTL that heartbeats extend. A lease can be taken over when
-//! it has expired, or at once when its owner is **provably dead on this host**: the owner's worker row was
-//! written on this boot of this host and either `/proc/<pid>` is gone or the process now at that pid started at a
-//! different time (pid reuse). Owners on other hosts or boots are only taken over by expiry.
+//! it has expired, or at once when its owner is **provably dead**: the owner's lock file next to the database
+//! ([`super::liveness`]) is no longer locked, which the kernel guarantees once the process is gone. Rows written
+//! by owners that hold no lock file (older versions) fall back to the host check: the row was written on this
+//! boot of this host and either `/proc/<pid>` is gone or the process now at that pid started at a different time
+//! (pid reuse). Such owners on other hosts or boots are only taken over by expiry.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::admission::{slot_holders, Candidate, Occupancy};
 use super::operations::{require, Operation};
 use super::{Store, StoreError};
 use crate::engine::rules::status::{ACTIVE, STARTABLE};
@@ -36,6 +39,8 @@ pub struct ClaimLimits {
     pub per_agent: usize,
     /// Per thread.
     pub per_thread: usize,
+    /// Write turns without resource keys per project (the project-wide write lock).
+    pub write_per_project: usize,
     /// Claim operations submitted under another config fingerprint (the seed's
     /// `CODEX_MCP_ALLOW_CROSS_CONFIG_RECOVERY=1`); off by default.
     pub allow_cross_config: bool,
@@ -48,6 +53,7 @@ impl Default for ClaimLimits {
             per_project: 3,
             per_agent: 3,
             per_thread: 1,
+            write_per_project: 1,
             allow_cross_config: false,
         }
     }
@@ -83,6 +89,8 @@ pub struct WorkerInfo {
     pub config_fingerprint: Option<String>,
     /// Server version.
     pub version: Option<String>,
+    /// `worker` for the background worker, `inline` for an MCP server that dispatches itself.
+    pub role: String,
 }
 
 impl WorkerInfo {
@@ -96,6 +104,7 @@ impl WorkerInfo {
             pid_start_ticks: process_start_ticks(pid),
             config_fingerprint,
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            role: "inline".to_string(),
         }
     }
 }
@@ -141,7 +150,7 @@ pub fn process_start_ticks(pid: u32) -> Option<u64> {
 pub fn register_worker(conn: &Connection, worker: &WorkerInfo, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO codex_workers (owner_id, pid, host_key, pid_start_ticks, status, config_fingerprint, version, \
-         started_at, last_heartbeat_at) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7) \
+         started_at, last_heartbeat_at, role) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7, ?7, ?8) \
          ON CONFLICT(owner_id) DO UPDATE SET status = 'running', last_heartbeat_at = ?7, stopped_at = NULL",
     )?
     .execute(params![
@@ -152,6 +161,7 @@ pub fn register_worker(conn: &Connection, worker: &WorkerInfo, now: i64) -> Resu
         worker.config_fingerprint,
         worker.version,
         now,
+        worker.role,
     ])?;
     Ok(())
 }
@@ -176,6 +186,17 @@ pub fn is_owner_dead(conn: &Connection, owner: &str) -> Result<bool, StoreError>
     };
     if status == "stopped" {
         return Ok(true);
+    }
+    // The owner's lock file is the proof of life; the host check below is for rows of older versions.
+    if let Some(db) = conn.path().filter(|p| !p.is_empty()) {
+        match super::liveness::probe(&super::liveness::owner_lock_path(
+            std::path::Path::new(db),
+            owner,
+        )) {
+            super::liveness::LockState::Held => return Ok(false),
+            super::liveness::LockState::Free => return Ok(true),
+            super::liveness::LockState::Missing => {}
+        }
     }
     if worker_host != host_key() || worker_host.split('/').any(|part| part == "unknown") {
         return Ok(false);
@@ -207,55 +228,17 @@ fn dead_lease_owners(conn: &Connection, me: &str, now: i64) -> Result<HashSet<St
     Ok(dead)
 }
 
-/// What a slot is counted against: (project path key, agent, thread).
-type SlotKey = (String, Option<String>, Option<String>);
-
-/// Slot-holding operations: slot-taking ones that are active, or startable with a live lease.
-fn slot_holders(
-    conn: &Connection,
-    now: i64,
-    dead: &HashSet<String>,
-) -> Result<Vec<SlotKey>, StoreError> {
-    let sql = format!(
-        "SELECT project_path_key, agent_id, thread_id, lease_owner, status IN ({active}) FROM codex_operations \
-         WHERE takes_slot = 1 AND (status IN ({active}) OR (status IN ({startable}) AND lease_owner IS NOT NULL \
-         AND lease_expires_at > ?1))",
-        active = super::sql_status_list(&ACTIVE),
-        startable = super::sql_status_list(&STARTABLE),
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([now], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, bool>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (project, agent, thread, owner, active) = row?;
-        // A startable row leased by a dead owner is about to be taken over: it holds no slot.
-        if !active && owner.is_some_and(|o| dead.contains(&o)) {
-            continue;
-        }
-        out.push((project, agent, thread));
-    }
-    Ok(out)
-}
-
 /// Slots in use now.
 pub fn concurrency_counts(conn: &Connection, now: i64) -> Result<ConcurrencyCounts, StoreError> {
     let dead = HashSet::new();
     let mut counts = ConcurrencyCounts::default();
-    for (project, agent, thread) in slot_holders(conn, now, &dead)? {
+    for holder in slot_holders(conn, now, &dead)? {
         counts.global += 1;
-        *counts.per_project.entry(project).or_default() += 1;
-        if let Some(agent) = agent {
+        *counts.per_project.entry(holder.project).or_default() += 1;
+        if let Some(agent) = holder.agent {
             *counts.per_agent.entry(agent).or_default() += 1;
         }
-        if let Some(thread) = thread {
+        if let Some(thread) = holder.thread {
             *counts.per_thread.entry(thread).or_default() += 1;
         }
     }
@@ -276,6 +259,8 @@ struct ClaimCandidate {
     queued_reason: Option<String>,
     lease_owner: Option<String>,
     submitter_config_fingerprint: Option<String>,
+    writes: bool,
+    resource_keys: Vec<String>,
 }
 
 /// Claims the best startable operation for `owner` (see [`Store::claim_next_operation`]); must run inside a
@@ -289,27 +274,15 @@ pub fn claim_next(
     limits: &ClaimLimits,
 ) -> Result<Option<Operation>, StoreError> {
     let dead = dead_lease_owners(conn, owner, now)?;
-    let holders = slot_holders(conn, now, &dead)?;
-    let global = holders.len();
-    let mut per_project: HashMap<String, usize> = HashMap::new();
-    let mut per_agent: HashMap<String, usize> = HashMap::new();
-    let mut per_thread: HashMap<String, usize> = HashMap::new();
-    for (project, agent, thread) in holders {
-        *per_project.entry(project).or_default() += 1;
-        if let Some(agent) = agent {
-            *per_agent.entry(agent).or_default() += 1;
-        }
-        if let Some(thread) = thread {
-            *per_thread.entry(thread).or_default() += 1;
-        }
-    }
+    let occupancy = Occupancy::of(&slot_holders(conn, now, &dead)?);
     let dead_list: Vec<String> = dead.into_iter().collect();
     let dead_json = serde_json::to_string(&dead_list)?;
     // Only the columns the limits look at: a claim runs on every submit and scans up to CLAIM_SCAN rows, so
     // decoding whole rows (request JSON included) would make it the slowest write of a submit burst.
     let sql = format!(
         "SELECT operation_id, takes_slot, project_path_key, agent_id, thread_id, queued_reason, lease_owner, \
-         submitter_config_fingerprint FROM codex_operations INDEXED BY idx_codex_operations_claim \
+         submitter_config_fingerprint, writes, resource_keys_json FROM codex_operations \
+         INDEXED BY idx_codex_operations_claim \
          WHERE status IN ({startable}) AND attempt_count < max_attempts AND next_attempt_at <= ?1 \
          AND (lease_owner IS NULL OR lease_expires_at <= ?1 \
               OR lease_owner IN (SELECT value FROM json_each(?2))) \
@@ -328,6 +301,8 @@ pub fn claim_next(
                 queued_reason: r.get(5)?,
                 lease_owner: r.get(6)?,
                 submitter_config_fingerprint: r.get(7)?,
+                writes: r.get(8)?,
+                resource_keys: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -350,27 +325,16 @@ pub fn claim_next(
             continue;
         }
         if op.takes_slot {
-            let reason = if global >= limits.global {
-                Some("global_slot_limit")
-            } else if per_project.get(&op.project_path_key).copied().unwrap_or(0)
-                >= limits.per_project
-            {
-                Some("project_slot_limit")
-            } else if op
-                .agent_id
-                .as_ref()
-                .is_some_and(|a| per_agent.get(a).copied().unwrap_or(0) >= limits.per_agent)
-            {
-                Some("agent_slot_limit")
-            } else if op
-                .thread_id
-                .as_ref()
-                .is_some_and(|t| per_thread.get(t).copied().unwrap_or(0) >= limits.per_thread)
-            {
-                Some("thread_slot_limit")
-            } else {
-                None
-            };
+            let reason = occupancy.refuse(
+                &Candidate {
+                    project: &op.project_path_key,
+                    agent: op.agent_id.as_deref(),
+                    thread: op.thread_id.as_deref(),
+                    writes: op.writes,
+                    resource_keys: &op.resource_keys,
+                },
+                limits,
+            );
             if let Some(reason) = reason {
                 if op.queued_reason.as_deref() != Some(reason) {
                     conn.prepare_cached(
@@ -509,15 +473,17 @@ pub struct WorkerRow {
     pub last_heartbeat_at: super::Timestamp,
     /// Clean stop time.
     pub stopped_at: Option<super::Timestamp>,
-    /// Whether the process is provably dead on this host (`true`), or not provably (`false`).
+    /// Whether the process is provably dead (`true`), or not provably (`false`).
     pub dead: bool,
+    /// `worker` (the background worker) or `inline` (an MCP server dispatching itself).
+    pub role: String,
 }
 
 /// The most recently active workers, at most `limit`.
 pub fn list_workers(conn: &Connection, limit: usize) -> Result<Vec<WorkerRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT owner_id, pid, host_key, status, version, config_fingerprint, started_at, last_heartbeat_at, stopped_at \
-         FROM codex_workers ORDER BY last_heartbeat_at DESC LIMIT ?1",
+        "SELECT owner_id, pid, host_key, status, version, config_fingerprint, started_at, last_heartbeat_at, stopped_at, \
+         role FROM codex_workers ORDER BY last_heartbeat_at DESC LIMIT ?1",
     )?;
     let rows: Vec<WorkerRow> = stmt
         .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -532,6 +498,7 @@ pub fn list_workers(conn: &Connection, limit: usize) -> Result<Vec<WorkerRow>, S
                 last_heartbeat_at: super::Timestamp(r.get(7)?),
                 stopped_at: r.get::<_, Option<i64>>(8)?.map(super::Timestamp),
                 dead: false,
+                role: r.get(9)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -618,6 +585,27 @@ impl Store {
         .await
     }
 
+    /// True while anything still needs a worker: operations not yet terminal (queued ones included, whatever
+    /// their backoff), pending interactions, workflows not ended, goals not settled, lifecycle actions and worker
+    /// commands in flight. An auto-started worker exits only when this has been false for its idle period.
+    pub async fn has_unfinished_work(&self) -> Result<bool, StoreError> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM codex_operations WHERE status IN ({startable}, {active})) \
+                 OR EXISTS (SELECT 1 FROM pending_interactions WHERE status = 'pending') \
+                 OR EXISTS (SELECT 1 FROM codex_workflows WHERE phase NOT IN ({phases})) \
+                 OR EXISTS (SELECT 1 FROM codex_workflow_goals WHERE settled_at IS NULL) \
+                 OR EXISTS (SELECT 1 FROM codex_thread_lifecycle_actions WHERE status IN ('starting', 'running')) \
+                 OR EXISTS (SELECT 1 FROM codex_worker_commands WHERE status IN ('queued', 'running'))",
+                startable = super::sql_status_list(&STARTABLE),
+                active = super::sql_status_list(&ACTIVE),
+                phases = super::sql_status_list(&super::workflows::TERMINAL_PHASES),
+            );
+            Ok(c.prepare_cached(&sql)?.query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// True when `owner` is provably dead on this host (see the module docs).
     pub async fn is_owner_dead(&self, owner: &str) -> Result<bool, StoreError> {
         let owner = owner.to_string();
@@ -644,6 +632,7 @@ mod tests {
         per_project: 10_000,
         per_agent: 10_000,
         per_thread: 10_000,
+        write_per_project: 10_000,
         allow_cross_config: false,
     };
 

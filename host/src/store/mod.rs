@@ -14,7 +14,10 @@
 //! - [`schema`]: the versioned migrations (`PRAGMA user_version`).
 //! - [`operations`]: operations with their queue fields, idempotent insert, status transitions, reports.
 //! - [`submissions`]: prompt submissions and the active duplicate-prompt guard.
-//! - [`leases`]: workers, leases, heartbeats, claiming with concurrency limits, owner liveness.
+//! - [`leases`]: workers, leases, heartbeats, claiming.
+//! - [`admission`]: may an operation start now: slots, resource locks, write slots (the seed's order).
+//! - [`liveness`]: proof of life through OS file locks next to the database (owners, the worker).
+//! - [`commands`]: worker commands (`cmd_<hex>`): control actions a client asks the worker to perform.
 //! - [`intents`]: the creating-call journal (intent before a creating app-server call, confirmation after).
 //! - [`recovery`]: startup recovery of operations whose owner is gone.
 //! - [`turns`]: tracked turns, their messages, progress events and token usage.
@@ -26,12 +29,15 @@
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
 
+pub mod admission;
+pub mod commands;
 pub mod events;
 pub mod goals;
 pub mod intents;
 pub mod interactions;
 pub mod leases;
 pub mod lifecycle;
+pub mod liveness;
 pub mod operations;
 pub mod recovery;
 pub mod schema;

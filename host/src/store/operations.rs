@@ -578,13 +578,15 @@ pub fn insert(
         _ => true,
     };
     let resource_keys = serde_json::to_string(&new.resource_keys)?;
+    let writes = takes_slot && super::admission::sandbox_can_write(&new.request);
     conn.prepare_cached(
         "INSERT INTO codex_operations (operation_id, client_request_id, operation_type, status, project_id, \
          project_path_key, cwd, thread_id, source_thread_id, expected_turn_id, workflow_id, agent_id, has_message, \
          takes_slot, priority, estimated_cost_class, resource_keys_json, queue_status, queued_reason, request_json, \
-         request_fingerprint, max_attempts, next_attempt_at, submitter_config_fingerprint, created_at, updated_at) \
+         request_fingerprint, max_attempts, next_attempt_at, submitter_config_fingerprint, created_at, updated_at, \
+         writes) \
          VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'queued', \
-         'waiting_for_worker', ?17, ?18, ?19, ?20, ?21, ?20, ?20)",
+         'waiting_for_worker', ?17, ?18, ?19, ?20, ?21, ?20, ?20, ?22)",
     )?
     .execute(params![
         operation_id,
@@ -608,6 +610,7 @@ pub fn insert(
         new.max_attempts,
         now,
         new.config_fingerprint,
+        writes,
     ])?;
     let submission_id = match basis {
         Some((normalized, hash)) => Some(submissions::insert(

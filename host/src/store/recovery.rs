@@ -247,6 +247,7 @@ mod tests {
             per_project: 100,
             per_agent: 100,
             per_thread: 100,
+            write_per_project: 100,
             allow_cross_config: false,
         };
         let mut ids = Vec::new();

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -357,6 +357,33 @@ CREATE TABLE codex_workflow_goals (
 );
 CREATE INDEX idx_codex_workflow_goals_thread ON codex_workflow_goals (thread_id) WHERE thread_id IS NOT NULL;
 CREATE INDEX idx_codex_workflow_goals_unsettled ON codex_workflow_goals (settled_at);
+"#;
+
+/// The background worker: its role in the worker row, and the commands clients queue for it.
+const V4: &str = r#"
+ALTER TABLE codex_workers ADD COLUMN role TEXT NOT NULL DEFAULT 'inline';   -- inline | worker
+
+-- The turn's sandbox can write: it takes a write lock of its project (store::admission).
+ALTER TABLE codex_operations ADD COLUMN writes INTEGER NOT NULL DEFAULT 0;
+
+-- A control action that needs the app-server, asked by a client process and performed by the worker that owns
+-- app-server. `payload_json` is the tool and its validated arguments; the result is what the tool returned.
+CREATE TABLE codex_worker_commands (
+    command_id      TEXT PRIMARY KEY,                 -- cmd_<32 hex>
+    command_type    TEXT NOT NULL,                    -- answer_pending_interaction, interrupt_turn, ...
+    payload_json    TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued',   -- queued, running, completed, failed, timed_out
+    requested_by    TEXT,
+    claimed_by      TEXT,
+    result_json     TEXT,
+    error_json      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    started_at      INTEGER,
+    completed_at    INTEGER,
+    expires_at      INTEGER NOT NULL                  -- a command still queued then is timed_out, never run
+);
+CREATE INDEX idx_codex_worker_commands_status ON codex_worker_commands (status, created_at);
 "#;
 
 #[cfg(test)]

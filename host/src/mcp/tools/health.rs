@@ -106,6 +106,7 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
             message: "codex binary not found; set CODEX_BINARY_PATH or put codex on PATH".into(),
         }
     });
+    let worker = worker_block(app, &mut checks).await?;
     for root in &app.config.allowed_roots {
         if !root.is_dir() {
             checks.push(Check {
@@ -146,7 +147,9 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
             "binaryFound": app_server.codex_binary_exists,
             "status": if app_server.running { "running" } else { "not_started" },
             "activeTurns": app_server.active_turns,
+            "ownedBy": if app.delegates_to_worker().is_some() { "background_worker" } else { "this_process" },
         },
+        "worker": worker,
         "store": store,
         "recursionGuard": {
             "active": app.recursion_guard_active(),
@@ -155,5 +158,88 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         "checks": checks,
         "nextRecommendedAction": next_action,
         "uptimeSeconds": app.started_at.elapsed().as_secs_f64(),
+    }))
+}
+
+/// The process model as health sees it: this server's mode and, when it leaves dispatching to a worker, that
+/// worker's state, heartbeat, version and config fingerprint (a mismatch is a warning: the worker does not take
+/// work submitted under another fingerprint). Storage and the lock file only; never starts anything.
+async fn worker_block(app: &App, checks: &mut Vec<Check>) -> Result<Value, ToolError> {
+    let engine = app.engine()?;
+    let mode = app.config.execution_mode.as_str();
+    let Some(link) = app.delegates_to_worker() else {
+        checks.push(Check {
+            name: "background_worker",
+            status: "ok",
+            message: "inline mode: this server dispatches its own work".into(),
+        });
+        return Ok(json!({"executionMode": mode, "state": "inline"}));
+    };
+    let presence = link.presence();
+    let row = match &presence.owner_id {
+        Some(owner) => engine
+            .store
+            .list_workers(20)
+            .await?
+            .into_iter()
+            .find(|w| &w.owner_id == owner),
+        None => None,
+    };
+    let version_matches = presence.version.as_deref() == Some(env!("CARGO_PKG_VERSION"));
+    let fingerprint_matches = row
+        .as_ref()
+        .is_none_or(|w| w.config_fingerprint == engine.worker.config_fingerprint);
+    let waiting = engine.store.has_unfinished_work().await?;
+    let check = match (presence.is_running(), waiting) {
+        (true, _) if !fingerprint_matches => Check {
+            name: "background_worker",
+            status: "warning",
+            message: "the running worker has another config fingerprint (codex home, database or allowed roots); \
+                      it will not take this server's work: stop it with `codex-control-plane-mcp worker stop`"
+                .into(),
+        },
+        (true, _) if !version_matches => Check {
+            name: "background_worker",
+            status: "warning",
+            message: format!(
+                "the running worker is version {}, this server {}; `codex-control-plane-mcp worker stop` swaps it \
+                 for this binary on the next submit",
+                presence.version.as_deref().unwrap_or("unknown"),
+                env!("CARGO_PKG_VERSION")
+            ),
+        },
+        (true, _) => Check {
+            name: "background_worker",
+            status: "ok",
+            message: format!("worker pid {} is running", presence.pid.unwrap_or(0)),
+        },
+        (false, true) if !link.auto_start => Check {
+            name: "background_worker",
+            status: "warning",
+            message: "work is waiting and no worker runs: start `codex-control-plane-mcp worker` (client mode)".into(),
+        },
+        (false, true) => Check {
+            name: "background_worker",
+            status: "warning",
+            message: "work is waiting and no worker runs; the next write starts one".into(),
+        },
+        (false, false) => Check {
+            name: "background_worker",
+            status: "ok",
+            message: "no worker running; the next submit starts one".into(),
+        },
+    };
+    checks.push(check);
+    Ok(json!({
+        "executionMode": mode,
+        "state": presence.state,
+        "pid": presence.pid,
+        "ownerId": presence.owner_id,
+        "version": presence.version,
+        "versionMatches": presence.is_running().then_some(version_matches),
+        "configFingerprintMatches": presence.is_running().then_some(fingerprint_matches),
+        "lastHeartbeatAt": row.as_ref().map(|w| w.last_heartbeat_at.iso()),
+        "unfinishedWork": waiting,
+        "autoStart": link.auto_start,
     }))
 }

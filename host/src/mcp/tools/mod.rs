@@ -6,6 +6,7 @@ mod interactions;
 mod lifecycle;
 mod operations;
 mod queue;
+mod worker_commands;
 mod workflows;
 
 use serde_json::Value;
@@ -16,9 +17,25 @@ use super::catalog::ToolSpec;
 use super::error::{ErrorCode, ToolError};
 use crate::app::App;
 
-/// Runs the handler of `spec` with arguments already validated and completed with defaults.
+/// Runs the handler of `spec` with arguments already validated and completed with defaults. In a process that
+/// leaves dispatching to the background worker, a tool that needs app-server becomes a worker command.
 pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolError> {
-    match spec.name {
+    if let Some(link) = app.delegates_to_worker() {
+        if let Some(command_type) = worker_commands::command_type(spec.name, &args, link) {
+            return worker_commands::forward(app, link, command_type, spec.name, &args).await;
+        }
+        let result = run_here(app, spec.name, args).await;
+        if worker_commands::needs_worker(spec.name) && result.is_ok() {
+            link.ensure_worker().await;
+        }
+        return result;
+    }
+    run_here(app, spec.name, args).await
+}
+
+/// Runs a tool's handler in this process (the worker runs forwarded commands through this too).
+pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolError> {
+    match tool {
         "codex_health_summary" => health::health_summary(app, &args).await,
         "codex_get_app_server_status" => appserver::status(app, &args).await,
         "codex_restart_app_server" => appserver::restart(app, &args).await,
@@ -31,6 +48,7 @@ pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, T
         "codex_get_queue_status" => queue::queue_status(app, &args).await,
         "codex_get_concurrency_status" => queue::concurrency_status(app, &args).await,
         "codex_get_worker_status" => queue::worker_status(app, &args).await,
+        "codex_get_worker_command_status" => worker_commands::status(app, &args).await,
         "codex_start_plan_workflow" => workflows::start_plan(app, &args).await,
         "codex_get_workflow_status" => workflows::status(app, &args).await,
         "codex_approve_plan" => workflows::approve(app, &args).await,

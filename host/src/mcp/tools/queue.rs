@@ -91,6 +91,29 @@ pub async fn concurrency_status(app: &App, args: &Args) -> Result<Value, ToolErr
     let engine = app.engine()?;
     let limits = engine.settings().limits;
     let counts = engine.store.concurrency_counts().await?;
+    let locks: Vec<Value> = if args
+        .value("include_locks")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
+        engine
+            .store
+            .resource_locks()
+            .await?
+            .into_iter()
+            .map(|lock| {
+                json!({
+                    "lockKey": lock.lock_key,
+                    "operationId": lock.operation_id,
+                    // Locks are held by their operation: released with its terminal state or by recovery.
+                    "releasedWith": "operation_terminal_state",
+                    "acquiredAt": crate::time::iso8601_from_ms(lock.acquired_at_ms),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let active = engine
         .store
         .list_operations(
@@ -107,33 +130,56 @@ pub async fn concurrency_status(app: &App, args: &Args) -> Result<Value, ToolErr
             "perProject": limits.per_project,
             "perAgent": limits.per_agent,
             "perThread": limits.per_thread,
+            "writePerProject": limits.write_per_project,
         },
         "counts": counts,
         "activeOperations": active.iter().map(brief).collect::<Vec<_>>(),
-        "resourceLocks": [],
+        "resourceLocks": locks,
     }))
 }
 
-/// Handler of `codex_get_worker_status`.
+/// Handler of `codex_get_worker_status`: the process model as it is (this process's mode, the worker that holds
+/// the worker lock), every registered worker with its heartbeat, version and config fingerprint, and the recent
+/// worker commands.
 pub async fn worker_status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let engine = app.engine()?;
     let workers = engine.store.list_workers(limit(args, 20)).await?;
+    let presence = crate::engine::worker_link::presence(engine.store.path());
+    let my_version = env!("CARGO_PKG_VERSION");
+    let commands = if args.bool("include_recent_commands") {
+        engine
+            .store
+            .recent_worker_commands(limit(args, 20))
+            .await?
+            .iter()
+            .map(|c| super::worker_commands::command_json(c, false, 0))
+            .collect::<Vec<_>>()
+    } else {
+        Vec::new()
+    };
     Ok(json!({
-        "executionMode": "inline",
+        "executionMode": app.config.execution_mode.as_str(),
+        "processRole": engine.role().as_str(),
         "workerOwner": engine.worker.owner_id,
         "configFingerprint": engine.worker.config_fingerprint,
         "startupRecovery": engine.startup_recovery(),
+        "backgroundWorker": presence,
         "workers": workers.iter().map(|w| json!({
             "ownerId": w.owner_id,
             "pid": w.pid,
             "hostKey": w.host_key,
+            "role": w.role,
             "status": w.status,
             "startedAt": w.started_at.iso(),
             "lastHeartbeatAt": w.last_heartbeat_at.iso(),
             "version": w.version,
+            "versionMatches": w.version.as_deref() == Some(my_version),
+            "configFingerprint": w.config_fingerprint,
+            "configFingerprintMatches": w.config_fingerprint == engine.worker.config_fingerprint,
             "alive": !w.dead,
+            "holdsWorkerLock": presence.owner_id.as_deref() == Some(w.owner_id.as_str()),
             "self": w.owner_id == engine.worker.owner_id,
         })).collect::<Vec<_>>(),
-        "recentCommands": [],
+        "recentCommands": commands,
     }))
 }

@@ -1,0 +1,345 @@
+//! The background worker (`execution_mode = "auto"`): work outlives the MCP client session that submitted it.
+//! Each test drives real client processes of the server binary, the auto-started worker they share, the real
+//! codex app-server and the fake model.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::fake_model::Reply;
+use support::mcp_client::{worker_pid, McpClient};
+
+use crate::harness::{op_id, Harness};
+use crate::mcp_appserver::peer_env;
+
+const AUTO: &[(&str, &str)] = &[("CODEX_MCP_EXECUTION_MODE", "auto")];
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn kill9(pid: u32) {
+    // SAFETY: kill(2) on the pid the worker recorded in its own lock note.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Worker rows with role `worker` that are alive.
+fn live_workers(h: &mut Harness) -> Vec<Value> {
+    let status = h.call(
+        "codex_get_worker_status",
+        json!({"include_recent_commands": true}),
+    );
+    status["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter(|w| w["role"] == json!("worker") && w["alive"] == json!(true))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_task_outlives_the_client_session_that_submitted_it() {
+    let mut h = Harness::start_with("worker-lifetime", AUTO);
+    h.model.push([Reply::after(
+        Duration::from_secs(3),
+        Reply::text("Finished after the client left."),
+    )]);
+    let submitted = h.submit(json!({"operation_type": "start_chat", "message": "a long task"}));
+    assert_eq!(submitted["ok"], json!(true), "{submitted}");
+    let id = op_id(&submitted);
+    let worker = worker_pid(&h.db()).expect("the submit started a background worker");
+    assert_ne!(worker, h.client.pid(), "the worker is its own process");
+    wait_until("the model request", Duration::from_secs(20), || {
+        h.model.n_model_calls() == 1
+    });
+
+    // The client session ends while the model is still answering.
+    h.reconnect(AUTO);
+    assert!(pid_alive(worker), "the worker outlives the client");
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert_eq!(
+        done["finalReport"]["text"],
+        json!("Finished after the client left.")
+    );
+    assert_eq!(h.model.n_model_calls(), 1, "exactly one model request");
+
+    let status = h.call("codex_get_worker_status", json!({}));
+    assert_eq!(status["executionMode"], json!("auto"), "{status}");
+    assert_eq!(status["processRole"], json!("client"), "{status}");
+    assert_eq!(status["backgroundWorker"]["state"], json!("running"));
+    assert_eq!(status["backgroundWorker"]["pid"], json!(worker));
+    let workers = live_workers(&mut h);
+    assert_eq!(workers.len(), 1, "{status}");
+    assert_eq!(workers[0]["holdsWorkerLock"], json!(true));
+    assert_eq!(workers[0]["versionMatches"], json!(true));
+    assert_eq!(workers[0]["configFingerprintMatches"], json!(true));
+}
+
+#[test]
+fn an_approval_is_answered_from_another_client_after_the_first_exited() {
+    let mut h = Harness::start_with("worker-approval", AUTO);
+    h.model.push([
+        Reply::exec("echo approved-ok > approved.txt", "call_1"),
+        Reply::text("Wrote the file."),
+    ]);
+    let submitted = h.submit(json!({
+        "operation_type": "start_chat",
+        "message": "write a file",
+        "approval_policy": "untrusted",
+        "sandbox": "workspace-write",
+    }));
+    let id = op_id(&submitted);
+    h.wait_for(&id, Duration::from_secs(30), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+    h.reconnect(AUTO);
+
+    let listed = h.call(
+        "codex_list_pending_interactions",
+        json!({"operation_id": id}),
+    );
+    assert_eq!(listed["returnedCount"], json!(1), "{listed}");
+    let interaction_id = listed["interactions"][0]["interactionId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let answered = h.call(
+        "codex_answer_pending_interaction",
+        json!({"interaction_id": interaction_id, "decision": "accept"}),
+    );
+    // The worker ran the answer and the tool returned its result inline.
+    assert_eq!(answered["answered"], json!(true), "{answered}");
+    assert_eq!(answered["delivery"], json!("delivered"), "{answered}");
+    let command_id = answered["workerCommandId"]
+        .as_str()
+        .expect("the answer ran as a worker command")
+        .to_string();
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert!(h.project.join("approved.txt").exists());
+
+    let command = h.call(
+        "codex_get_worker_command_status",
+        json!({"command_id": command_id}),
+    );
+    assert_eq!(command["status"], json!("completed"), "{command}");
+    assert_eq!(command["commandType"], json!("answer_pending_interaction"));
+    assert_eq!(command["result"]["answered"], json!(true), "{command}");
+    let unknown = h.call(
+        "codex_get_worker_command_status",
+        json!({"command_id": "cmd_nope"}),
+    );
+    assert_eq!(unknown["error"]["code"], json!("INVALID_ARGUMENT"));
+}
+
+#[test]
+fn a_plan_workflow_survives_its_client_and_another_client_approves_it() {
+    let mut h = Harness::start_with("worker-plan", AUTO);
+    h.model.push([
+        Reply::after(
+            Duration::from_secs(2),
+            Reply::text("My plan.\n<proposed_plan>\n1. Do the thing\n</proposed_plan>"),
+        ),
+        Reply::text("Implemented."),
+    ]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan the change", "client_request_id": "wf-auto-1"}),
+    );
+    assert_eq!(started["ok"], json!(true), "{started}");
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("the worker answered with the workflow")
+        .to_string();
+    // The client leaves during planning.
+    h.reconnect(AUTO);
+    let ready = h.wait_workflow(&workflow_id, |w| {
+        w["terminal"] == json!(true) || w["phase"] == json!("plan_ready")
+    });
+    assert_eq!(ready["phase"], json!("plan_ready"), "{ready}");
+    let approved = h.call(
+        "codex_approve_plan",
+        json!({"workflow_id": workflow_id, "sandbox": "workspace-write"}),
+    );
+    assert_eq!(approved["ok"], json!(true), "{approved}");
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("completed"), "{done}");
+    assert_eq!(
+        h.model.n_model_calls(),
+        2,
+        "one plan turn, one execution turn"
+    );
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_its_turn_ends_without_a_second_request() {
+    let mut h = Harness::start_with("worker-kill", AUTO);
+    h.model.push([Reply::after(
+        Duration::from_secs(30),
+        Reply::text("never seen"),
+    )]);
+    let first = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "slow one"})));
+    wait_until("the model request", Duration::from_secs(20), || {
+        h.model.n_model_calls() == 1
+    });
+    let worker = worker_pid(&h.db()).expect("worker");
+    kill9(worker);
+    wait_until(
+        "the worker lock to be released",
+        Duration::from_secs(5),
+        || worker_pid(&h.db()).is_none(),
+    );
+
+    // The next client call that needs a worker starts a new one, which settles the dead worker's turn.
+    h.reconnect(AUTO);
+    h.model.push([Reply::text("queued work ran")]);
+    let second =
+        op_id(&h.submit(json!({"operation_type": "start_chat", "message": "after the crash"})));
+    let replacement = worker_pid(&h.db()).expect("a new worker");
+    assert_ne!(replacement, worker);
+    let ended = h.wait_terminal(&first);
+    assert_eq!(
+        ended["status"],
+        json!("unknown_after_app_server_exit"),
+        "{ended}"
+    );
+    let done = h.wait_terminal(&second);
+    assert_eq!(done["status"], json!("completed"), "{done}");
+    assert_eq!(done["finalReport"]["text"], json!("queued work ran"));
+    assert_eq!(
+        h.model.n_model_calls(),
+        2,
+        "the killed turn was not sent again"
+    );
+}
+
+#[test]
+fn racing_clients_start_one_worker_and_a_second_worker_refuses() {
+    let mut h = Harness::start_with("worker-race", AUTO);
+    let mut env = peer_env(&h.dir, &h._home);
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
+    let project = h.project.display().to_string();
+    let messages = [
+        "list the files",
+        "explain the build script",
+        "count test modules",
+        "summarise the readme",
+    ];
+    let racers: Vec<_> = messages
+        .into_iter()
+        .map(|message| {
+            let env = env.clone();
+            let project = project.clone();
+            std::thread::spawn(move || {
+                let mut client = McpClient::start(&env).expect("client");
+                let submitted = client
+                    .call_tool(
+                        "codex_submit_task",
+                        json!({"operation_type": "start_chat", "project_id": project,
+                               "message": message}),
+                    )
+                    .expect("submit");
+                op_id(&submitted)
+            })
+        })
+        .collect();
+    let ids: Vec<String> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .collect();
+    for id in &ids {
+        let done = h.wait_terminal(id);
+        assert_eq!(done["status"], json!("completed"), "{done}");
+    }
+    assert_eq!(live_workers(&mut h).len(), 1, "one worker for four clients");
+
+    // An operator starting a second worker on the same database is refused, clearly.
+    let output = std::process::Command::new(support::mcp_client::server_binary().expect("binary"))
+        .args(["worker", "run"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("second worker");
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already serves"), "{stderr}");
+}
+
+#[test]
+fn an_idle_worker_exits_and_the_next_submit_starts_another() {
+    let extra = [
+        ("CODEX_MCP_EXECUTION_MODE", "auto"),
+        ("CODEX_MCP_WORKER_IDLE_EXIT_SECONDS", "1"),
+    ];
+    let mut h = Harness::start_with("worker-idle", &extra);
+    h.model.push([Reply::text("first")]);
+    let first = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "first task"})));
+    let worker = worker_pid(&h.db()).expect("worker");
+    assert_eq!(h.wait_terminal(&first)["status"], json!("completed"));
+    wait_until("the idle worker to exit", Duration::from_secs(15), || {
+        worker_pid(&h.db()).is_none()
+    });
+    wait_until(
+        "the idle worker process to end",
+        Duration::from_secs(5),
+        || !pid_alive(worker),
+    );
+
+    h.model.push([Reply::text("second")]);
+    let second =
+        op_id(&h.submit(json!({"operation_type": "start_chat", "message": "second task"})));
+    let next = worker_pid(&h.db()).expect("a new worker");
+    assert_ne!(next, worker);
+    assert_eq!(h.wait_terminal(&second)["status"], json!("completed"));
+}
+
+#[test]
+fn worker_stop_drains_and_status_reports_the_worker() {
+    let mut h = Harness::start_with("worker-stop", AUTO);
+    h.model.push([Reply::text("done")]);
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "one task"})));
+    assert_eq!(h.wait_terminal(&id)["status"], json!("completed"));
+    let worker = worker_pid(&h.db()).expect("worker");
+    let mut env = peer_env(&h.dir, &h._home);
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
+    let cli = |args: &[&str]| {
+        std::process::Command::new(support::mcp_client::server_binary().expect("binary"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("cli")
+    };
+    let status = cli(&["worker", "status"]);
+    assert!(status.status.success(), "{status:?}");
+    let report: Value = serde_json::from_slice(&status.stdout).expect("json status");
+    assert_eq!(report["worker"]["state"], json!("running"), "{report}");
+    assert_eq!(report["worker"]["pid"], json!(worker));
+
+    let stopped = cli(&["worker", "stop"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let stopped: Value = serde_json::from_slice(&stopped.stdout).expect("json stop");
+    assert_eq!(stopped["stopped"], json!(true), "{stopped}");
+    assert!(worker_pid(&h.db()).is_none());
+    wait_until("the stopped worker to end", Duration::from_secs(5), || {
+        !pid_alive(worker)
+    });
+    let log = std::fs::read_to_string(Path::new(&format!("{}.worker.log", h.db().display())))
+        .expect("the worker logs next to the database");
+    assert!(log.contains("worker stopped"), "{log}");
+}
