@@ -13,12 +13,16 @@ use crate::engine::{config_fingerprint, Engine, EngineRole, EngineSettings};
 use crate::mcp::error::ToolError;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
-use crate::store::Store;
+use crate::store::{NewAppServerEvent, Store};
 
 pub use crate::appserver::RECURSION_MARKER_ENV;
 
 /// How many app-server events `codex_get_app_server_status` can show.
 const RECENT_EVENTS: usize = 50;
+/// The journal is written at least this often while frames arrive.
+const JOURNAL_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
+/// ... or once this many frames wait.
+const JOURNAL_BATCH: usize = 64;
 
 /// Shared server state.
 pub struct App {
@@ -97,21 +101,39 @@ impl App {
     }
 
     /// Keeps a short, redacted history of app-server events (method, generation, ids, time) for status
-    /// tools; runs until the event channel closes or shutdown.
+    /// tools, and journals every frame but streaming deltas into the store's redacted `app_server_events`
+    /// (batched: one write per [`JOURNAL_FLUSH`] or [`JOURNAL_BATCH`] frames); runs until the event channel
+    /// closes or shutdown, and flushes what it holds before it returns.
     pub async fn record_app_server_events(
         self: Arc<Self>,
         mut shutdown: crate::shutdown::Shutdown,
     ) {
         let mut events = self.appserver.subscribe();
+        let mut journal: Vec<NewAppServerEvent> = Vec::new();
+        let mut flush_at = tokio::time::Instant::now() + JOURNAL_FLUSH;
         loop {
             let event = tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.recv() => break,
+                _ = tokio::time::sleep_until(flush_at), if !journal.is_empty() => {
+                    self.flush_journal(&mut journal).await;
+                    continue;
+                }
                 event = events.recv() => event,
             };
-            let summary = match event {
-                Ok(AppServerEvent::Started { generation, pid }) => {
-                    json!({"event": "started", "processGeneration": generation, "pid": pid})
-                }
+            let owner = Some(self.engine.worker.owner_id.clone());
+            let generation_of = |g: u64| i64::try_from(g).ok();
+            let (summary, frame) = match event {
+                Ok(AppServerEvent::Started { generation, pid }) => (
+                    json!({"event": "started", "processGeneration": generation, "pid": pid}),
+                    NewAppServerEvent {
+                        owner_id: owner,
+                        process_generation: generation_of(generation),
+                        direction: "in".into(),
+                        method: Some("process/started".into()),
+                        payload: Some(json!({"pid": pid})),
+                        ..Default::default()
+                    },
+                ),
                 Ok(AppServerEvent::Notification {
                     generation,
                     method,
@@ -120,32 +142,95 @@ impl App {
                     if method.ends_with("/delta") {
                         continue;
                     }
-                    json!({"event": "notification", "method": method, "processGeneration": generation,
-                           "threadId": params.get("threadId"),
-                           "turnId": params.pointer("/turn/id").or_else(|| params.get("turnId"))})
+                    let thread = params
+                        .get("threadId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let turn = params
+                        .pointer("/turn/id")
+                        .or_else(|| params.get("turnId"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    (
+                        json!({"event": "notification", "method": method, "processGeneration": generation,
+                               "threadId": thread, "turnId": turn}),
+                        NewAppServerEvent {
+                            owner_id: owner,
+                            process_generation: generation_of(generation),
+                            direction: "in".into(),
+                            method: Some(method),
+                            thread_id: thread,
+                            turn_id: turn,
+                            payload: Some(params),
+                            ..Default::default()
+                        },
+                    )
                 }
                 Ok(AppServerEvent::ServerRequest {
                     generation,
                     method,
                     params,
+                    id,
                     ..
                 }) => {
-                    json!({"event": "server_request", "method": method, "processGeneration": generation,
-                           "threadId": params.get("threadId"), "turnId": params.get("turnId")})
+                    let thread = params
+                        .get("threadId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    let turn = params
+                        .get("turnId")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    (
+                        json!({"event": "server_request", "method": method, "processGeneration": generation,
+                               "threadId": thread, "turnId": turn}),
+                        NewAppServerEvent {
+                            owner_id: owner,
+                            process_generation: generation_of(generation),
+                            direction: "in".into(),
+                            jsonrpc_id: Some(id.to_string()),
+                            method: Some(method),
+                            thread_id: thread,
+                            turn_id: turn,
+                            payload: Some(params),
+                        },
+                    )
                 }
                 Ok(AppServerEvent::Exited {
                     generation,
                     code,
                     active_turns,
-                }) => {
+                }) => (
                     json!({"event": "exited", "processGeneration": generation, "code": code,
-                           "activeTurns": active_turns.len()})
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    json!({"event": "lagged", "missed": n})
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                           "activeTurns": active_turns.len()}),
+                    NewAppServerEvent {
+                        owner_id: owner,
+                        process_generation: generation_of(generation),
+                        direction: "in".into(),
+                        method: Some("process/exited".into()),
+                        payload: Some(json!({"code": code, "activeTurns": active_turns.len()})),
+                        ..Default::default()
+                    },
+                ),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => (
+                    json!({"event": "lagged", "missed": n}),
+                    NewAppServerEvent {
+                        owner_id: owner,
+                        direction: "in".into(),
+                        method: Some("journal/lagged".into()),
+                        payload: Some(json!({"missed": n})),
+                        ..Default::default()
+                    },
+                ),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
+            if journal.is_empty() {
+                flush_at = tokio::time::Instant::now() + JOURNAL_FLUSH;
+            }
+            journal.push(frame);
+            if journal.len() >= JOURNAL_BATCH {
+                self.flush_journal(&mut journal).await;
+            }
             let mut recent = self.recent_events.lock().unwrap_or_else(|p| p.into_inner());
             if recent.len() >= RECENT_EVENTS {
                 recent.pop_front();
@@ -153,6 +238,17 @@ impl App {
             let mut summary = summary;
             summary["at"] = json!(crate::time::iso8601_now());
             recent.push_back(summary);
+        }
+        self.flush_journal(&mut journal).await;
+    }
+
+    async fn flush_journal(&self, journal: &mut Vec<NewAppServerEvent>) {
+        if journal.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(journal);
+        if let Err(error) = self.engine.store.append_app_server_events(batch).await {
+            tracing::warn!(%error, "journaling app-server events failed");
         }
     }
 

@@ -10,10 +10,14 @@
 //! - `unknown_request`: after `initialized`, sends an unknown server request `x/unknown` (id 0).
 //! - `silent_turn_end`: turns never send `turn/completed`; `thread/read` reports them completed, with a plan
 //!   as the agent's message (a turn end this server missed, for `refresh_live`).
+//! - `overloaded_once`: the first `turn/start` is refused with JSON-RPC error -32001 (overloaded), later ones
+//!   run as in `normal`.
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
 //!   when it is answered.
 //!
-//! Every line it receives is appended to `FAKE_APP_SERVER_LOG` when set, so tests can see our replies.
+//! Every line it receives is appended to `FAKE_APP_SERVER_LOG` when set, so tests can see our replies; with
+//! `FAKE_APP_SERVER_TIMESTAMPS=1` each logged line starts with the unix time in microseconds it was read at
+//! (benchmarks measure when a request reached app-server's stdin).
 
 use std::io::{BufRead, Write};
 
@@ -22,6 +26,7 @@ use serde_json::{json, Value};
 fn main() {
     let mode = std::env::var("FAKE_APP_SERVER_MODE").unwrap_or_else(|_| "normal".into());
     let log_path = std::env::var_os("FAKE_APP_SERVER_LOG");
+    let timestamps = std::env::var("FAKE_APP_SERVER_TIMESTAMPS").is_ok_and(|v| v == "1");
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     let mut send = |value: Value| {
@@ -31,6 +36,7 @@ fn main() {
     let mut turn_counter = 0;
     let mut pending_turn: Option<(String, String)> = None;
     let mut silent_turns: Vec<String> = Vec::new();
+    let mut refused_once = false;
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         if let Some(path) = &log_path {
@@ -39,7 +45,15 @@ fn main() {
                 .append(true)
                 .open(path)
             {
-                let _ = writeln!(file, "{line}");
+                if timestamps {
+                    let micros = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros())
+                        .unwrap_or(0);
+                    let _ = writeln!(file, "{micros} {line}");
+                } else {
+                    let _ = writeln!(file, "{line}");
+                }
             }
         }
         let Ok(message) = serde_json::from_str::<Value>(&line) else {
@@ -64,6 +78,12 @@ fn main() {
                 send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));
             }
             ("turn/start", Some(_)) if mode == "hang_turn" => {}
+            ("turn/start", Some(id)) if mode == "overloaded_once" && !refused_once => {
+                refused_once = true;
+                send(
+                    json!({"id": id, "error": {"code": -32001, "message": "server overloaded; retry later"}}),
+                );
+            }
             ("thread/resume", Some(id)) => {
                 let thread = message
                     .pointer("/params/threadId")

@@ -123,3 +123,18 @@ fn a_lost_thread_start_is_retried_and_the_turn_runs_once() {
     assert_eq!(sent(&log, "turn/start"), 1);
     client.close(Duration::from_secs(15)).expect("exit");
 }
+
+#[test]
+fn an_overloaded_app_server_queues_the_turn_instead_of_failing_it() {
+    let dir = TempDir::new("recovery-overloaded");
+    let log = dir.path().join("fake.log");
+    let project = project(dir.path());
+    let mut client = McpClient::start(&env(dir.path(), "overloaded_once", &log)).expect("start");
+    let id = submit(&mut client, &project, "a task app-server first refuses");
+    let status = wait_terminal(&mut client, &id);
+    assert_eq!(status["status"], json!("completed"), "{status}");
+    assert_eq!(sent(&log, "turn/start"), 2, "refused once, then sent again");
+    // Backpressure spends no attempt: the run that worked was the first counted one.
+    assert_eq!(status["attemptCount"], json!(1), "{status}");
+    client.close(Duration::from_secs(15)).expect("exit");
+}

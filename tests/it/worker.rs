@@ -77,6 +77,25 @@ fn a_task_outlives_the_client_session_that_submitted_it() {
     );
     assert_eq!(h.model.n_model_calls(), 1, "exactly one model request");
 
+    // The worker journals what app-server sent, redacted, in the shared database.
+    let thread = done["threadId"].as_str().expect("thread").to_string();
+    let store = codex_control_plane::store::Store::open(&h.db()).expect("store");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    wait_until("the journal", Duration::from_secs(5), || {
+        let events = runtime
+            .block_on(store.list_app_server_events(
+                codex_control_plane::store::EventFilter {
+                    thread_id: Some(thread.clone()),
+                    ..Default::default()
+                },
+                200,
+            ))
+            .expect("events");
+        events
+            .iter()
+            .any(|e| e.method.as_deref() == Some("turn/completed"))
+    });
+
     let status = h.call("codex_get_worker_status", json!({}));
     assert_eq!(status["executionMode"], json!("auto"), "{status}");
     assert_eq!(status["processRole"], json!("client"), "{status}");
@@ -210,8 +229,9 @@ fn a_killed_worker_is_replaced_and_its_turn_ends_without_a_second_request() {
     h.model.push([Reply::text("queued work ran")]);
     let second =
         op_id(&h.submit(json!({"operation_type": "start_chat", "message": "after the crash"})));
-    let replacement = worker_pid(&h.db()).expect("a new worker");
-    assert_ne!(replacement, worker);
+    wait_until("a new worker", Duration::from_secs(20), || {
+        worker_pid(&h.db()).is_some_and(|pid| pid != worker)
+    });
     let ended = h.wait_terminal(&first);
     assert_eq!(
         ended["status"],
@@ -303,8 +323,9 @@ fn an_idle_worker_exits_and_the_next_submit_starts_another() {
     h.model.push([Reply::text("second")]);
     let second =
         op_id(&h.submit(json!({"operation_type": "start_chat", "message": "second task"})));
-    let next = worker_pid(&h.db()).expect("a new worker");
-    assert_ne!(next, worker);
+    wait_until("a new worker", Duration::from_secs(20), || {
+        worker_pid(&h.db()).is_some_and(|pid| pid != worker)
+    });
     assert_eq!(h.wait_terminal(&second)["status"], json!("completed"));
 }
 
@@ -342,4 +363,142 @@ fn worker_stop_drains_and_status_reports_the_worker() {
     let log = std::fs::read_to_string(Path::new(&format!("{}.worker.log", h.db().display())))
         .expect("the worker logs next to the database");
     assert!(log.contains("worker stopped"), "{log}");
+}
+
+/// The user's path end to end, with Codex itself as the MCP client: `codex exec` (configured with this server
+/// in its `config.toml`) submits a long task and its session ends; a second `codex exec` session asks for the
+/// operation and the model reads the final report. The client's Codex and the Codex our worker drives talk to
+/// two different fake models, so each script is consumed in order.
+#[test]
+fn codex_exec_submits_a_task_closes_and_a_later_session_reads_its_report() {
+    use support::fake_model::FakeModel;
+    use support::peer::{codex_binary, CodexHome};
+
+    // The Codex our worker drives (through app-server) and the project the task runs in.
+    let worker_model = FakeModel::start();
+    let worker_home = CodexHome::new(&worker_model);
+    let dir = support::mcp_client::TempDir::new("worker-codex-exec");
+    let project = dir.path().join("projects").join("demo");
+    std::fs::create_dir_all(&project).expect("project");
+    let mut server_env = peer_env(&dir, &worker_home);
+    server_env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    server_env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
+    worker_model.push([Reply::after(
+        Duration::from_secs(3),
+        Reply::text("The long task is finished."),
+    )]);
+
+    // The user's Codex, with this server configured as `ccp`.
+    let client_model = FakeModel::start();
+    let client_home = CodexHome::new(&client_model);
+    let server = support::mcp_client::server_binary().expect("server binary");
+    let mut config =
+        std::fs::read_to_string(client_home.path().join("config.toml")).expect("config");
+    config.push_str(&format!(
+        "\n[mcp_servers.ccp]\ncommand = {:?}\nstartup_timeout_sec = 60\ntool_timeout_sec = 60\n\n[mcp_servers.ccp.env]\n",
+        server.display().to_string()
+    ));
+    for (key, value) in &server_env {
+        config.push_str(&format!("{key} = {value:?}\n"));
+    }
+    std::fs::write(client_home.path().join("config.toml"), config).expect("config");
+    let exec = |prompt: &str| {
+        let output = std::process::Command::new(codex_binary())
+            .args(["exec", "--skip-git-repo-check", "-C"])
+            .arg(client_home.work_dir())
+            .arg(prompt)
+            .env("CODEX_HOME", client_home.path())
+            .envs(client_home.child_env())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("codex exec");
+        assert!(output.status.success(), "codex exec failed: {output:?}");
+    };
+
+    // Session 1: the model submits the task, then answers; the session ends and stops our stdio server.
+    client_model.push([
+        Reply::mcp_tool(
+            "ccp",
+            "codex_submit_task",
+            json!({"operation_type": "start_chat", "message": "run the long task",
+                   "project_id": project.display().to_string()}),
+            "call_submit",
+        ),
+        Reply::text("Submitted."),
+    ]);
+    exec("please run the long task in the background");
+    let submitted = tool_output(&client_model, "call_submit");
+    assert_eq!(submitted["ok"], json!(true), "{submitted}");
+    let operation_id = submitted["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_string();
+    let db = dir.path().join("state").join("state.sqlite3");
+    assert!(
+        worker_pid(&db).is_some(),
+        "the worker outlives the codex exec session"
+    );
+
+    // Session 2: the model polls until the report is there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        client_model.push([
+            Reply::mcp_tool(
+                "ccp",
+                "codex_get_operation_status",
+                json!({"operation_id": operation_id}),
+                "call_status",
+            ),
+            Reply::text("Checked."),
+        ]);
+        exec("is the long task done?");
+        let status = tool_output(&client_model, "call_status");
+        if status["terminal"] == json!(true) {
+            assert_eq!(status["status"], json!("completed"), "{status}");
+            assert_eq!(
+                status["finalReport"]["text"],
+                json!("The long task is finished.")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never completed: {status}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        worker_model.n_model_calls(),
+        1,
+        "one turn, one model request"
+    );
+}
+
+/// The structured result of the last MCP tool call `call_id` as the client's model received it.
+fn tool_output(model: &support::fake_model::FakeModel, call_id: &str) -> Value {
+    let requests = model.requests();
+    let output = requests
+        .iter()
+        .rev()
+        .flat_map(|r| r.body["input"].as_array().cloned().unwrap_or_default())
+        .find(|item| {
+            item["type"] == json!("function_call_output") && item["call_id"] == json!(call_id)
+        })
+        .unwrap_or_else(|| panic!("no output for {call_id} in the model requests"));
+    let text = match &output["output"] {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    // Codex hands the model the tool result as text: the JSON payload, possibly inside a content list.
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            if v.is_array() {
+                v.as_array()?.iter().find_map(|c| {
+                    c["text"]
+                        .as_str()
+                        .and_then(|t| serde_json::from_str(t).ok())
+                })
+            } else {
+                Some(v)
+            }
+        })
+        .unwrap_or_else(|| panic!("tool output is not JSON: {text}"))
 }

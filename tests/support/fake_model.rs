@@ -32,6 +32,17 @@ pub enum Reply {
         /// Call id.
         call_id: String,
     },
+    /// A call of an MCP tool, which Codex offers inside the namespace tool `mcp__<server>`.
+    McpToolCall {
+        /// `mcp__<server name>`.
+        namespace: String,
+        /// The MCP tool's name.
+        name: String,
+        /// JSON arguments.
+        arguments: Value,
+        /// Call id.
+        call_id: String,
+    },
     /// An HTTP error status with a small JSON body.
     HttpError {
         /// Status code.
@@ -75,6 +86,16 @@ impl Reply {
         Reply::FunctionCall {
             name: "exec_command".into(),
             arguments: json!({"cmd": cmd, "yield_time_ms": 2000}),
+            call_id: call_id.into(),
+        }
+    }
+
+    /// A call of the MCP tool `name` of the server configured as `[mcp_servers.<server>]`.
+    pub fn mcp_tool(server: &str, name: &str, arguments: Value, call_id: &str) -> Reply {
+        Reply::McpToolCall {
+            namespace: format!("mcp__{server}"),
+            name: name.into(),
+            arguments,
             call_id: call_id.into(),
         }
     }
@@ -363,13 +384,24 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
                 json!({"type": "response.completed", "response": {"id": response_id, "usage": usage}}),
             )?;
         }
-        Reply::FunctionCall {
-            name,
-            arguments,
-            call_id,
-        } => {
-            let item = json!({"type": "function_call", "id": format!("fc_{n}"), "call_id": call_id,
-                              "name": name, "arguments": arguments.to_string(), "status": "completed"});
+        Reply::FunctionCall { .. } | Reply::McpToolCall { .. } => {
+            let item = match reply {
+                Reply::McpToolCall {
+                    namespace,
+                    name,
+                    arguments,
+                    call_id,
+                } => json!({"type": "function_call", "id": format!("fc_{n}"), "call_id": call_id,
+                            "namespace": namespace, "name": name, "arguments": arguments.to_string(),
+                            "status": "completed"}),
+                Reply::FunctionCall {
+                    name,
+                    arguments,
+                    call_id,
+                } => json!({"type": "function_call", "id": format!("fc_{n}"), "call_id": call_id,
+                            "name": name, "arguments": arguments.to_string(), "status": "completed"}),
+                _ => Value::Null,
+            };
             event(
                 writer,
                 json!({"type": "response.output_item.added", "output_index": 0, "item": item}),

@@ -24,6 +24,11 @@ use crate::shutdown::Shutdown;
 use crate::store::operations::Operation;
 use crate::store::RecoveryReport;
 
+/// App-server's JSON-RPC error for "overloaded, try again later".
+const OVERLOADED: i64 = -32001;
+/// How long an operation refused by an overloaded app-server waits before it is claimed again.
+const BACKPRESSURE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How often the dispatcher looks for operations of dead server processes.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -77,6 +82,15 @@ impl Engine {
         if self.is_draining() {
             return;
         }
+        // A saturated app-server queues work instead of failing it (the seed's `app_server_backpressure`).
+        let pending = self.appserver.status().pending_requests;
+        if pending >= self.settings.app_server_pending_limit {
+            tracing::info!(pending, "app-server backpressure: holding claims");
+            if let Err(error) = self.store.mark_backpressure(64).await {
+                tracing::warn!(%error, "marking backpressure failed");
+            }
+            return;
+        }
         // An idle tick must not take the database's write lock: look first, claim only when something is due.
         match self.store.has_due_operations(crate::time::now_ms()).await {
             Ok(false) => return,
@@ -115,6 +129,16 @@ impl Engine {
         let outcome = self.execute(&op).await;
         let result = match outcome {
             Ok(RunOutcome::TurnRunning | RunOutcome::Completed) => Ok(()),
+            // App-server said it is overloaded: nothing was created; queue again without spending an attempt.
+            Err(RunError::Failed(
+                error @ EngineError::AppServer(AppServerError::Rpc {
+                    code: OVERLOADED, ..
+                }),
+            )) => self
+                .store
+                .requeue_for_backpressure(&id, error_json(&error), BACKPRESSURE_RETRY)
+                .await
+                .map_err(EngineError::from),
             Err(RunError::Failed(
                 error @ (EngineError::PolicyDenied(_) | EngineError::Invalid(_)),
             )) => self

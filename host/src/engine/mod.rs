@@ -105,6 +105,8 @@ pub struct EngineSettings {
     pub courier_interval: Duration,
     /// Who dispatches.
     pub role: EngineRole,
+    /// Outstanding app-server requests at which the dispatcher stops claiming (backpressure).
+    pub app_server_pending_limit: usize,
 }
 
 impl EngineSettings {
@@ -127,6 +129,7 @@ impl EngineSettings {
             interaction_timeout: Duration::from_secs(config.approval_response_timeout_seconds),
             courier_interval: Duration::from_millis(200),
             role: EngineRole::Inline,
+            app_server_pending_limit: limit(config.limits.app_server_pending_requests),
         }
     }
 

@@ -243,7 +243,66 @@ pub fn resource_locks(conn: &Connection, now: i64) -> Result<Vec<ResourceLock>, 
     Ok(locks)
 }
 
+/// Puts a claimed operation back in the queue because app-server is saturated (`app_server_backpressure`):
+/// the claim's attempt is given back, so backpressure never fails an operation.
+pub fn requeue_for_backpressure(
+    conn: &Connection,
+    operation_id: &str,
+    error: &serde_json::Value,
+    retry_after_ms: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE codex_operations SET status = 'queued', queue_status = 'queued', \
+         queued_reason = 'app_server_backpressure', last_error_json = ?2, next_attempt_at = ?3, lease_owner = NULL, \
+         lease_expires_at = NULL, attempt_count = MAX(attempt_count - 1, 0), updated_at = ?4 \
+         WHERE operation_id = ?1 AND turn_id IS NULL AND status IN ({})",
+        super::sql_status_list(&STARTABLE)
+    );
+    conn.prepare_cached(&sql)?.execute(rusqlite::params![
+        operation_id,
+        error.to_string(),
+        now.saturating_add(retry_after_ms),
+        now
+    ])?;
+    Ok(())
+}
+
+/// Marks the due, unleased startable operations as waiting for app-server (`app_server_backpressure`) when the
+/// dispatcher holds back its claims; at most `limit` rows.
+pub fn mark_backpressure(conn: &Connection, now: i64, limit: usize) -> Result<usize, StoreError> {
+    let sql = format!(
+        "UPDATE codex_operations SET queued_reason = 'app_server_backpressure' WHERE operation_id IN ( \
+         SELECT operation_id FROM codex_operations WHERE status IN ({}) AND next_attempt_at <= ?1 \
+         AND lease_owner IS NULL AND COALESCE(queued_reason, '') <> 'app_server_backpressure' LIMIT ?2)",
+        super::sql_status_list(&STARTABLE)
+    );
+    Ok(conn.prepare_cached(&sql)?.execute(rusqlite::params![
+        now,
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    ])?)
+}
+
 impl super::Store {
+    /// See [`requeue_for_backpressure`].
+    pub async fn requeue_for_backpressure(
+        &self,
+        operation_id: &str,
+        error: serde_json::Value,
+        retry_after: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let id = operation_id.to_string();
+        let ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX / 4);
+        self.write(move |tx| requeue_for_backpressure(tx, &id, &error, ms, crate::time::now_ms()))
+            .await
+    }
+
+    /// See [`mark_backpressure`].
+    pub async fn mark_backpressure(&self, limit: usize) -> Result<usize, StoreError> {
+        self.write(move |tx| mark_backpressure(tx, crate::time::now_ms(), limit))
+            .await
+    }
+
     /// Every lock the running operations hold now (see the module docs).
     pub async fn resource_locks(&self) -> Result<Vec<ResourceLock>, StoreError> {
         self.read(|c| resource_locks(c, crate::time::now_ms()))

@@ -173,6 +173,22 @@ impl Store {
             .await
     }
 
+    /// Journals several frames in one transaction (the recorder batches them: one write per burst, not per
+    /// frame).
+    pub async fn append_app_server_events(
+        &self,
+        events: Vec<NewAppServerEvent>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let now = crate::time::now_ms();
+            for event in &events {
+                append(tx, event, now)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Journaled frames, newest first.
     pub async fn list_app_server_events(
         &self,

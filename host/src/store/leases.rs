@@ -363,32 +363,6 @@ pub fn claim_next(
     Ok(None)
 }
 
-/// Takes the lease of one operation if it is free, ours, expired or held by a dead owner; returns whether it did.
-pub fn acquire(
-    conn: &Connection,
-    operation_id: &str,
-    owner: &str,
-    ttl: Duration,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let op = require(conn, operation_id)?;
-    let free = match (&op.lease_owner, op.lease_expires_at) {
-        (None, _) => true,
-        (Some(holder), _) if holder == owner => true,
-        (Some(_), Some(expiry)) if expiry.ms() <= now => true,
-        (Some(holder), _) => is_owner_dead(conn, holder)?,
-    };
-    if !free {
-        return Ok(false);
-    }
-    conn.prepare_cached(
-        "UPDATE codex_operations SET lease_owner = ?2, lease_expires_at = ?3, last_heartbeat_at = ?4, worker_id = ?2, \
-         updated_at = ?4 WHERE operation_id = ?1",
-    )?
-    .execute(params![operation_id, owner, now.saturating_add(ms(ttl)), now])?;
-    Ok(true)
-}
-
 /// Extends every lease `owner` holds on a non-terminal operation and stamps its worker row; returns how many
 /// leases were extended.
 pub fn heartbeat(
@@ -530,18 +504,6 @@ impl Store {
     ) -> Result<Option<Operation>, StoreError> {
         let owner = owner.to_string();
         self.write(move |tx| claim_next(tx, &owner, ttl, now, &limits))
-            .await
-    }
-
-    /// Leases one specific operation (free, ours, expired or dead owner).
-    pub async fn acquire_lease(
-        &self,
-        operation_id: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let (id, owner) = (operation_id.to_string(), owner.to_string());
-        self.write(move |tx| acquire(tx, &id, &owner, ttl, crate::time::now_ms()))
             .await
     }
 

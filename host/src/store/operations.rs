@@ -827,34 +827,6 @@ pub fn attach_turn(
     require(conn, operation_id)
 }
 
-/// Stores start-call results (merged into `result_json` key by key).
-pub fn merge_result(
-    conn: &Connection,
-    operation_id: &str,
-    result: &Value,
-    now: i64,
-) -> Result<Operation, StoreError> {
-    let op = require(conn, operation_id)?;
-    let mut merged = match op.result {
-        Some(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    };
-    if let Value::Object(extra) = result {
-        for (k, v) in extra {
-            merged.insert(k.clone(), v.clone());
-        }
-    }
-    conn.prepare_cached(
-        "UPDATE codex_operations SET result_json = ?2, updated_at = ?3 WHERE operation_id = ?1",
-    )?
-    .execute(params![
-        operation_id,
-        Value::Object(merged).to_string(),
-        now
-    ])?;
-    require(conn, operation_id)
-}
-
 /// Stores the final report (`{text, summary, structured, ...}`) and, when given, moves to `status`.
 pub fn record_final_report(
     conn: &Connection,
@@ -1037,15 +1009,6 @@ impl Store {
             .await
     }
 
-    /// One operation by idempotency key.
-    pub async fn get_operation_by_client_request_id(
-        &self,
-        key: &str,
-    ) -> Result<Option<Operation>, StoreError> {
-        let key = key.to_string();
-        self.read(move |c| get_by_client_request_id(c, &key)).await
-    }
-
     /// Operations matching `filter`, most recently updated first, at most `limit`.
     pub async fn list_operations(
         &self,
@@ -1102,17 +1065,6 @@ impl Store {
             thread_id.map(str::to_string),
         );
         self.write(move |tx| attach_turn(tx, &id, &turn, thread.as_deref(), crate::time::now_ms()))
-            .await
-    }
-
-    /// Merges start-call results into the operation's `result`.
-    pub async fn merge_operation_result(
-        &self,
-        operation_id: &str,
-        result: Value,
-    ) -> Result<Operation, StoreError> {
-        let id = operation_id.to_string();
-        self.write(move |tx| merge_result(tx, &id, &result, crate::time::now_ms()))
             .await
     }
 

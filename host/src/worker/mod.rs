@@ -97,6 +97,7 @@ pub async fn run(
                     .unwrap_or_else(|| "?".into()),
                 db: db.display().to_string(),
             })?;
+    lock.write_note(&format!("pid={} state=starting\n", std::process::id()))?;
     let grace = config.worker.shutdown_grace;
     let idle_exit = options.auto_started.then_some(config.worker.idle_exit);
     let app =
