@@ -2,6 +2,7 @@
 //!
 //! - [`prompt`]: prompt normalisation, hashing and the dedup basis text.
 //! - [`similarity`]: a faithful port of Python's `difflib.SequenceMatcher.ratio` and the seed's similarity.
+//! - [`text`]: Python's `str.casefold`, `\s` and `\w`, exact, from tables generated with CPython.
 //! - [`dedup`]: the active duplicate-prompt guard over candidate rows.
 //! - [`output_schema`]: strict `output_schema` validation and its hash.
 //! - [`status`]: status sets, allowed transitions, next actions, poll hints, retry backoff, token bands.
@@ -17,3 +18,5 @@ pub mod prompt;
 pub mod redact;
 pub mod similarity;
 pub mod status;
+pub mod text;
+mod text_tables;
