@@ -8,7 +8,7 @@
 //! - [`status`]: status sets, allowed transitions, next actions, poll hints, retry backoff, token bands.
 //! - [`canonical`]: canonical JSON, request fingerprints and the fields that differ between two requests.
 //! - [`interactions`]: pending-interaction kinds and their default (auto-decline) replies.
-//! - [`redact`]: key-based secret redaction for journaled payloads.
+//! - [`redact`]: secret redaction (keys and text) for everything journaled or returned.
 
 pub mod canonical;
 pub mod dedup;
