@@ -44,7 +44,8 @@ pub async fn run(
         .await
         .map_err(|err| anyhow::anyhow!("engine start failed: {err}"))?;
     let server = McpServer::new(app.clone());
-    let transport = rmcp::transport::stdio();
+    // Our own line decoding: rmcp's drops undecodable lines unanswered (see `mcp::transport`).
+    let transport = crate::mcp::transport::stdio();
     let running = match server.serve(transport).await {
         Ok(running) => running,
         // A client that goes away before `initialize` is not an error of ours.

@@ -169,6 +169,125 @@ fn malformed_json_does_not_kill_the_server() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// A lone surrogate escape: valid JSON text, not valid Unicode. Spliced into raw lines in place of `@LONE`.
+const LONE: &str = "\\ud800";
+
+/// The first string-typed argument a tool declares (required ones first), if any.
+fn string_argument(tool: &Value) -> Option<String> {
+    let schema = &tool["inputSchema"];
+    let is_string = |name: &str| schema["properties"][name]["type"] == json!("string");
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    let required = required.iter().filter_map(Value::as_str);
+    let declared = schema["properties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    required
+        .chain(declared.keys().map(String::as_str))
+        .find(|name| is_string(name))
+        .map(str::to_string)
+}
+
+#[test]
+fn lone_surrogates_in_arguments_get_a_reply_from_every_tool() {
+    let dir = TempDir::new("mcp-surrogate");
+    let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");
+    let tools = client.request("tools/list", json!({})).expect("list")["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(tools.len() >= 20, "{} tools", tools.len());
+    let mut pending = Vec::new();
+    for tool in &tools {
+        let name = tool["name"].as_str().expect("tool name").to_string();
+        let argument = string_argument(tool).unwrap_or_else(|| "note".into());
+        let params = json!({"name": name, "arguments": {argument: "a@LONEb"}});
+        let line = json!({"jsonrpc": "2.0", "id": "@ID", "method": "tools/call", "params": params})
+            .to_string()
+            .replace("@LONE", LONE);
+        let id = client.send_raw_request(&line).expect("send");
+        pending.push((id, name));
+    }
+    for (id, name) in pending {
+        let reply = client
+            .wait_reply(id, Duration::from_secs(20))
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        // Decoded leniently (the surrogate became U+FFFD), so the tool itself answered.
+        assert!(
+            reply["result"]["structuredContent"]["ok"].is_boolean(),
+            "{name}: {reply}"
+        );
+    }
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health afterwards");
+    assert_eq!(health["ok"], json!(true));
+}
+
+#[test]
+fn undecodable_lines_are_answered_or_handled_per_spec() {
+    let dir = TempDir::new("mcp-undecodable");
+    let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");
+    // A lone surrogate in the method name: decoded leniently, then an unknown method like any other.
+    let line = r#"{"jsonrpc":"2.0","id":"@ID","method":"tools/ca@LONEll","params":{}}"#
+        .replace("@LONE", LONE);
+    let id = client.send_raw_request(&line).expect("send");
+    let reply = client
+        .wait_reply(id, Duration::from_secs(10))
+        .expect("reply");
+    assert!(reply["error"]["code"].is_i64(), "{reply}");
+    // Valid JSON that is not a valid message still gets an answer carrying its id.
+    let id = client
+        .send_raw_request(r#"{"jsonrpc":"1.0","id":"@ID","method":"tools/call","params":{}}"#)
+        .expect("send");
+    let reply = client
+        .wait_reply(id, Duration::from_secs(10))
+        .expect("reply");
+    assert_eq!(reply["error"]["code"], json!(-32600), "{reply}");
+    // A call whose params do not fit is answered too.
+    let id = client
+        .send_raw_request(
+            r#"{"jsonrpc":"2.0","id":"@ID","method":"tools/call","params":{"name":5}}"#,
+        )
+        .expect("send");
+    let reply = client
+        .wait_reply(id, Duration::from_secs(10))
+        .expect("reply");
+    assert!(reply["error"]["code"].is_i64(), "{reply}");
+    // A notification with a lone surrogate is not answered (JSON-RPC never answers notifications).
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":999999,"reason":"@LONE"}}"#;
+    client
+        .send_line(&note.replace("@LONE", LONE))
+        .expect("send");
+    // A line that is not JSON at all gets the parse error with a null id.
+    client
+        .send_line("{\"jsonrpc\":\"2.0\",\"id\":")
+        .expect("send");
+    let parse_error = client
+        .wait_message(Duration::from_secs(10), |m| {
+            m["error"]["code"] == json!(-32700)
+        })
+        .expect("parse error");
+    assert!(
+        parse_error.get("id").is_some_and(Value::is_null),
+        "{parse_error}"
+    );
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health afterwards");
+    assert_eq!(health["ok"], json!(true));
+    let answered: Vec<&Value> = client
+        .notifications
+        .iter()
+        .filter(|m| m.get("error").is_some())
+        .collect();
+    assert_eq!(
+        answered.len(),
+        1,
+        "only the parse error is unaddressed: {answered:?}"
+    );
+}
+
 #[test]
 fn recursion_guard_refuses_write_tools_inside_our_own_codex_child() {
     let dir = TempDir::new("mcp-recursion");

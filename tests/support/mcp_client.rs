@@ -211,6 +211,48 @@ impl McpClient {
         }
     }
 
+    /// Sends a raw request line (for JSON a `Value` cannot hold, such as lone surrogate escapes) with the next
+    /// id put in place of `"id":"@ID"`; returns that id.
+    pub fn send_raw_request(&mut self, line_with_id_placeholder: &str) -> anyhow::Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_line(&line_with_id_placeholder.replace("\"@ID\"", &id.to_string()))?;
+        Ok(id)
+    }
+
+    /// Waits for a message that is not a reply to one of our ids (a notification, a server request, or an error
+    /// with `id: null`) matching `predicate`, including ones already received.
+    pub fn wait_message(
+        &mut self,
+        timeout: Duration,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        if let Some(found) = self.notifications.iter().find(|m| predicate(m)) {
+            return Ok(found.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(remaining) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => bail!("no matching message within {timeout:?}"),
+                Err(RecvTimeoutError::Disconnected) => bail!("server closed stdout"),
+            };
+            let message: Value = serde_json::from_str(&line)
+                .with_context(|| format!("server wrote a non-JSON line to stdout: {line:?}"))?;
+            if message.get("method").is_none() {
+                if let Some(reply_id) = message.get("id").and_then(Value::as_u64) {
+                    self.early_replies.insert(reply_id, message);
+                    continue;
+                }
+            }
+            self.notifications.push(message.clone());
+            if predicate(&message) {
+                return Ok(message);
+            }
+        }
+    }
+
     /// Sends a request and returns its `result`, failing on a JSON-RPC error.
     pub fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         let id = self.send_request(method, params)?;

@@ -720,7 +720,11 @@ impl Engine {
 fn risk_summary(method: &str, params: &Value) -> Option<String> {
     match method {
         "item/commandExecution/requestApproval" | "execCommandApproval" => {
-            let reason = params.get("reason").and_then(Value::as_str);
+            // The reason is free text from the model and may quote the command's secrets.
+            let reason = params
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(crate::engine::rules::redact::redact_text);
             Some(match reason {
                 Some(reason) => format!("run a shell command ({reason})"),
                 None => "run a shell command".to_string(),

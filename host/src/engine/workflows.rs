@@ -365,15 +365,22 @@ impl Engine {
 
     /// One pass over the active workflows this process drives (taking over those of dead processes).
     async fn pump_workflows(&self) -> Result<(), EngineError> {
-        for workflow in self.store.active_workflows(200).await? {
-            match &workflow.owner_id {
-                Some(owner) if owner == &self.worker.owner_id => {}
-                Some(owner) if !self.store.is_owner_dead(owner).await? => continue,
-                _ => {
-                    self.store
-                        .take_over_workflow(&workflow.workflow_id, &self.worker.owner_id)
-                        .await?;
+        for mut workflow in self.store.active_workflows(200).await? {
+            if workflow.owner_id.as_deref() != Some(self.worker.owner_id.as_str()) {
+                // One compare-and-set decides who drives an orphaned workflow: another process may be taking
+                // it at the same moment, and only the winner may advance it.
+                let won = self
+                    .store
+                    .take_over_workflow(
+                        &workflow.workflow_id,
+                        &self.worker.owner_id,
+                        workflow.owner_id.as_deref(),
+                    )
+                    .await?;
+                if !won {
+                    continue;
                 }
+                workflow.owner_id = Some(self.worker.owner_id.clone());
             }
             if let Err(error) = self.advance(&workflow).await {
                 tracing::warn!(workflow = %workflow.workflow_id, %error, "advancing a workflow failed");
@@ -957,11 +964,19 @@ impl Engine {
                 Err(err) => errors.push(err.to_string()),
             }
         }
+        // A workflow of a dead process is taken over by the same compare-and-set as the pump's, so a refresh
+        // never drives a workflow another process has just taken.
         let drivable = match &workflow.owner_id {
-            Some(owner) if owner != &self.worker.owner_id => {
-                self.store.is_owner_dead(owner).await.unwrap_or(false)
-            }
-            _ => true,
+            Some(owner) if owner == &self.worker.owner_id => true,
+            expected => self
+                .store
+                .take_over_workflow(
+                    &workflow.workflow_id,
+                    &self.worker.owner_id,
+                    expected.as_deref(),
+                )
+                .await
+                .unwrap_or(false),
         };
         if drivable && !workflow.is_terminal() {
             if let Err(err) = self.advance(workflow).await {

@@ -1,4 +1,5 @@
-//! The MCP surface: the stdio transport (rmcp), the tool catalog, argument validation and the error shape.
+//! The MCP surface: the stdio transport (rmcp's protocol over [`transport`]'s lenient line decoding), the tool
+//! catalog, argument validation and the error shape.
 //!
 //! **Architecture Invariant:** `mcp` is the only module that knows about MCP and about the seed's payload
 //! conventions (`ok`, `statusContract`, `CODEX_*` codes). The modules below it return typed values and typed
@@ -12,6 +13,7 @@ pub mod error;
 pub mod schema;
 pub mod server;
 pub mod tools;
+pub mod transport;
 
 pub use error::{ErrorCode, ToolError};
 pub use server::McpServer;

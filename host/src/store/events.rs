@@ -1,7 +1,8 @@
 //! The app-server frame journal (`app_server_events`): redacted, truncated and bounded.
 //!
-//! Every stored payload has secret-looking keys redacted and is cut to [`MAX_EVENT_PAYLOAD_CHARS`]; the table
-//! keeps the newest [`MAX_EVENTS`] rows (pruned every [`PRUNE_EVERY`] inserts, by rowid, which is cheap).
+//! Every stored payload has its secrets redacted (`redact_secrets`: keys and text) and is cut to
+//! [`MAX_EVENT_PAYLOAD_CHARS`]; the table keeps the newest [`MAX_EVENTS`] rows (pruned every [`PRUNE_EVERY`]
+//! inserts, by rowid, which is cheap).
 
 use rusqlite::{params, Connection};
 use serde::Serialize;

@@ -414,18 +414,43 @@ pub fn active(conn: &Connection, limit: usize) -> Result<Vec<Workflow>, StoreErr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Makes `owner` the driver of a workflow.
+/// Makes `me` the driver of a workflow if it is still driven by `expected_owner` and that owner is gone (no
+/// owner, or one provably dead on this host); returns whether `me` won.
+///
+/// A compare-and-set inside the caller's write transaction: the liveness check and the conditional update see
+/// the same snapshot, so two processes racing for one orphaned workflow cannot both take it (the loser's
+/// `owner_id IS ?` no longer matches). Already owning it counts as winning.
 pub fn take_over(
     conn: &Connection,
     workflow_id: &str,
-    owner: &str,
+    me: &str,
+    expected_owner: Option<&str>,
     now: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE codex_workflows SET owner_id = ?2, updated_at = ?3 WHERE workflow_id = ?1",
-    )?
-    .execute(params![workflow_id, owner, now])?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let current: Option<Option<String>> = conn
+        .prepare_cached(
+            "SELECT owner_id FROM codex_workflows WHERE workflow_id = ?1 AND completed_at IS NULL",
+        )?
+        .query_row([workflow_id], |r| r.get(0))
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(false);
+    };
+    if current.as_deref() != expected_owner {
+        return Ok(false);
+    }
+    match current.as_deref() {
+        Some(owner) if owner == me => return Ok(true),
+        Some(owner) if !super::leases::is_owner_dead(conn, owner)? => return Ok(false),
+        _ => {}
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE codex_workflows SET owner_id = ?2, updated_at = ?4 \
+             WHERE workflow_id = ?1 AND owner_id IS ?3 AND completed_at IS NULL",
+        )?
+        .execute(params![workflow_id, me, expected_owner, now])?;
+    Ok(changed == 1)
 }
 
 /// Everything a workflow status shows, read in one snapshot.
@@ -623,14 +648,17 @@ impl Store {
         self.read(move |c| active(c, limit)).await
     }
 
-    /// Makes `owner` the driver of a workflow.
+    /// Takes a workflow over from `expected_owner` (absent or provably dead) in one compare-and-set; returns
+    /// whether `me` now drives it (see [`take_over`]).
     pub async fn take_over_workflow(
         &self,
         workflow_id: &str,
-        owner: &str,
-    ) -> Result<(), StoreError> {
-        let (id, owner) = (workflow_id.to_string(), owner.to_string());
-        self.write(move |tx| take_over(tx, &id, &owner, crate::time::now_ms()))
+        me: &str,
+        expected_owner: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (id, me) = (workflow_id.to_string(), me.to_string());
+        let expected = expected_owner.map(str::to_string);
+        self.write(move |tx| take_over(tx, &id, &me, expected.as_deref(), crate::time::now_ms()))
             .await
     }
 }
@@ -736,5 +764,72 @@ mod tests {
             3
         );
         assert!(store.active_workflows(10).await.expect("active").is_empty());
+    }
+
+    /// Registers `owner` as a worker of this host that has stopped, so it counts as provably dead.
+    async fn dead_worker(store: &Store, owner: &str) {
+        let mut worker = crate::store::leases::WorkerInfo::current(None);
+        worker.owner_id = owner.into();
+        store.register_worker(worker).await.expect("register");
+        store.stop_worker(owner).await.expect("stop");
+    }
+
+    #[tokio::test]
+    async fn a_live_owner_keeps_its_workflow_and_a_stale_expectation_loses() {
+        let (_dir, store) = temp_store();
+        let mut live = crate::store::leases::WorkerInfo::current(None);
+        live.owner_id = "mcp:live".into();
+        store.register_worker(live).await.expect("register");
+        let mut new = new_workflow("live");
+        new.owner_id = "mcp:live".into();
+        let (wf, _) = store.insert_workflow(new).await.expect("insert");
+        let id = wf.workflow_id.as_str();
+        assert!(!store
+            .take_over_workflow(id, "mcp:me", Some("mcp:live"))
+            .await
+            .expect("cas"));
+        assert!(!store
+            .take_over_workflow(id, "mcp:me", Some("mcp:someone-else"))
+            .await
+            .expect("cas"));
+        assert!(store
+            .take_over_workflow(id, "mcp:live", Some("mcp:live"))
+            .await
+            .expect("own"));
+        let stored = store.get_workflow(id).await.expect("get").expect("row");
+        assert_eq!(stored.owner_id.as_deref(), Some("mcp:live"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_racing_for_an_orphaned_workflow_have_one_winner() {
+        let (dir, first) = temp_store();
+        // A second handle has its own writer thread and connection, like another server process.
+        let second = Store::open(&dir.path().join("state.sqlite3")).expect("second handle");
+        dead_worker(&first, "mcp:dead").await;
+        for round in 0..100 {
+            let mut new = new_workflow(&format!("race-{round}"));
+            new.owner_id = "mcp:dead".into();
+            let (wf, _) = first.insert_workflow(new).await.expect("insert");
+            let (a, b) = (first.clone(), second.clone());
+            let (id_a, id_b) = (wf.workflow_id.clone(), wf.workflow_id.clone());
+            let left = tokio::spawn(async move {
+                a.take_over_workflow(&id_a, "mcp:left", Some("mcp:dead"))
+                    .await
+            });
+            let right = tokio::spawn(async move {
+                b.take_over_workflow(&id_b, "mcp:right", Some("mcp:dead"))
+                    .await
+            });
+            let left = left.await.expect("join").expect("left cas");
+            let right = right.await.expect("join").expect("right cas");
+            assert!(left ^ right, "round {round}: left {left}, right {right}");
+            let stored = second
+                .get_workflow(&wf.workflow_id)
+                .await
+                .expect("get")
+                .expect("row");
+            let winner = if left { "mcp:left" } else { "mcp:right" };
+            assert_eq!(stored.owner_id.as_deref(), Some(winner), "round {round}");
+        }
     }
 }

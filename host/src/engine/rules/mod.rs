@@ -2,12 +2,13 @@
 //!
 //! - [`prompt`]: prompt normalisation, hashing and the dedup basis text.
 //! - [`similarity`]: a faithful port of Python's `difflib.SequenceMatcher.ratio` and the seed's similarity.
+//! - [`text`]: Python's `str.casefold`, `\s` and `\w`, exact, from tables generated with CPython.
 //! - [`dedup`]: the active duplicate-prompt guard over candidate rows.
 //! - [`output_schema`]: strict `output_schema` validation and its hash.
 //! - [`status`]: status sets, allowed transitions, next actions, poll hints, retry backoff, token bands.
 //! - [`canonical`]: canonical JSON, request fingerprints and the fields that differ between two requests.
 //! - [`interactions`]: pending-interaction kinds and their default (auto-decline) replies.
-//! - [`redact`]: key-based secret redaction for journaled payloads.
+//! - [`redact`]: secret redaction (keys and text) for everything journaled or returned.
 
 pub mod canonical;
 pub mod dedup;
@@ -17,3 +18,5 @@ pub mod prompt;
 pub mod redact;
 pub mod similarity;
 pub mod status;
+pub mod text;
+mod text_tables;

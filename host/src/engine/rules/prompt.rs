@@ -3,19 +3,17 @@
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
-/// Normalises a prompt for hashing and comparison: NFKC, then CRLF/CR to LF, then every whitespace run to one
-/// space, then trim, then casefold.
-///
-/// Casefolding is approximated by `str::to_lowercase` (full Unicode lowercase mapping). It differs from Python's
-/// `str.casefold` only for a handful of characters such as `ß` (casefold gives `ss`) and final sigma; both sides of
-/// every comparison go through the same function, so equality and similarity stay consistent.
+use super::text::{casefold, is_space};
+
+/// Normalises a prompt for hashing and comparison exactly as the seed does: NFKC, then CRLF/CR to LF, then every
+/// run of Python whitespace (`re` `\s+`) to one space, then strip, then Python's `str.casefold`.
 pub fn normalize_prompt(text: &str) -> String {
     let nfkc: String = text.nfkc().collect();
     let lf = nfkc.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(lf.len());
     let mut pending_space = false;
     for ch in lf.chars() {
-        if ch.is_whitespace() {
+        if is_space(ch) {
             pending_space = true;
             continue;
         }
@@ -25,7 +23,7 @@ pub fn normalize_prompt(text: &str) -> String {
         pending_space = false;
         out.push(ch);
     }
-    out.to_lowercase()
+    casefold(&out)
 }
 
 /// Lower-case hex sha256 of `text`.
@@ -81,8 +79,11 @@ mod tests {
             ("  Hello\r\n\tWorld  ", "hello world"),
             // NFKC folds compatibility forms: full-width letters and the "ﬁ" ligature.
             ("ＡＢＣ ﬁle", "abc file"),
-            // Casefold approximated by lowercase, including non-Latin scripts.
+            // Python's casefold, including non-Latin scripts and full folds such as ß -> ss.
             ("ПРИВЕТ Мир", "привет мир"),
+            ("Straße", "strasse"),
+            // U+001C..U+001F are whitespace to Python.
+            ("a\x1cb", "a b"),
             // A lone CR is a line break too.
             ("a\rb", "a b"),
             // Non-breaking and ideographic spaces are whitespace after NFKC.

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::text::word_tokens;
+
 /// Below this many characters on either side two different prompts are never "similar" (the seed's bound).
 pub const MIN_SIMILARITY_CHARS: usize = 40;
 
@@ -149,15 +151,10 @@ pub fn ratio(a: &str, b: &str) -> f64 {
     SequenceMatcher::new(&a, &b).ratio()
 }
 
-/// The `\w+` tokens of `text`, sorted and joined by single spaces.
-///
-/// Python's `\w` on `str` is "alphanumeric or underscore" in the Unicode sense; `char::is_alphanumeric` is the
-/// same property set (Alphabetic or Numeric), so tokens agree for letters and digits of every script.
+/// The `\w+` tokens of `text` (Python's `re` `\w`, see [`super::text`]), sorted and joined by single spaces.
 pub fn sorted_tokens(text: &str) -> String {
-    let mut tokens: Vec<&str> = text
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let mut tokens: Vec<&str> = word_tokens(text).collect();
+    // Byte order of UTF-8 is code point order, which is how Python sorts `str`.
     tokens.sort_unstable();
     tokens.join(" ")
 }
