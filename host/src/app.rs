@@ -267,9 +267,9 @@ impl App {
         Ok(self.engine.store.pending_interaction_count().await?)
     }
 
-    /// The engine (always present; the `Result` lets handlers use `?` uniformly).
-    pub fn engine(&self) -> Result<&Arc<Engine>, ToolError> {
-        Ok(&self.engine)
+    /// The engine (every process has one; a client's runs no tasks).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// The worker link when this process leaves dispatching to the background worker.

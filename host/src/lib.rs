@@ -2,22 +2,34 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: one typed configuration from a TOML file and the seed's environment variables.
+//! Imports run one way: `server`/`worker` → `mcp` → `engine` → {`store`, `appserver`, `plugins`} → `domain`,
+//! `config`. Nothing lower names anything higher.
+//!
+//! - [`server`]: the MCP server process: start-up and shutdown wiring (`run`).
+//! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
+//! - [`app`]: the state shared by tool handlers.
 //! - [`mcp`]: the MCP transport (rmcp over stdio), the tool catalog, argument validation and the error shape.
 //!   The only module that knows about MCP.
+//! - [`engine`]: turns requests into durable operations and drives them through app-server (dispatcher,
+//!   tracker, courier, workflow pump, goal sync), and the client side of the background worker.
+//! - [`store`]: the SQLite state (WAL, migrations, leases, admission, worker commands, owner liveness locks).
+//!   The only module with SQL.
+//! - [`appserver`]: the `codex app-server` supervisor and its JSON-RPC client. Knows nothing about MCP or SQLite.
 //! - [`plugins`]: the WebAssembly plugin runtime (wasmtime): default and third-party plugins, limits, the
 //!   policy chain. Knows nothing about MCP.
-//! - [`app`]: the state shared by tool handlers.
-//! - [`server`]: start-up and shutdown wiring (`run`).
+//! - [`projects`]: project references (registry file, allowed roots) resolved to directories.
+//! - [`domain`]: pure rules every layer shares (statuses, dedup, similarity, hashing, redaction, the typed
+//!   app-server server requests); names no other module.
+//! - [`config`]: one typed configuration from a TOML file and the seed's environment variables.
 //! - [`shutdown`]: the shutdown signal passed to every long-lived task.
 //! - [`time`]: clock helpers.
-//! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
 //!
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants.
 
 pub mod app;
 pub mod appserver;
 pub mod config;
+pub mod domain;
 pub mod engine;
 pub mod mcp;
 pub mod plugins;

@@ -12,6 +12,8 @@
 //!   as the agent's message (a turn end this server missed, for `refresh_live`).
 //! - `overloaded_once`: the first `turn/start` is refused with JSON-RPC error -32001 (overloaded), later ones
 //!   run as in `normal`.
+//! - `legacy_approval`: like `approval`, with the legacy `execCommandApproval` (params name the thread
+//!   `conversationId` and carry no turn id; the reply is a `ReviewDecision` such as `approved`).
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
 //!   when it is answered.
 //!
@@ -108,6 +110,16 @@ fn main() {
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
                     "silent_turn_end" => silent_turns.push(turn),
+                    "legacy_approval" => {
+                        let cwd = message
+                            .pointer("/params/cwd")
+                            .cloned()
+                            .unwrap_or(json!("/tmp"));
+                        send(json!({"id": 0, "method": "execCommandApproval",
+                            "params": {"conversationId": thread, "callId": "call_1", "approvalId": null,
+                                       "command": ["echo", "hi"], "cwd": cwd, "parsedCmd": [], "reason": null}}));
+                        pending_turn = Some((thread, turn));
+                    }
                     "approval" => {
                         send(
                             json!({"id": 0, "method": "item/commandExecution/requestApproval",

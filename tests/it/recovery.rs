@@ -138,3 +138,59 @@ fn an_overloaded_app_server_queues_the_turn_instead_of_failing_it() {
     assert_eq!(status["attemptCount"], json!(1), "{status}");
     client.close(Duration::from_secs(15)).expect("exit");
 }
+
+/// The pinned schema still lists the legacy `execCommandApproval`: it becomes a pending interaction like the v2
+/// approval, and its answer reaches app-server as the `ReviewDecision` the method expects.
+#[test]
+fn a_legacy_exec_approval_is_answered_with_a_review_decision() {
+    let dir = TempDir::new("legacy-approval");
+    let log = dir.path().join("fake.log");
+    let project = project(dir.path());
+    let mut client = McpClient::start(&env(dir.path(), "legacy_approval", &log)).expect("start");
+    let id = submit(&mut client, &project, "a task with a legacy approval");
+    let mut interaction = String::new();
+    let server_log = dir.path().join("server.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    wait_until("the legacy approval", Duration::from_secs(25), || {
+        assert!(
+            Instant::now() < deadline,
+            "no interaction; server log:\n{}",
+            std::fs::read_to_string(&server_log).unwrap_or_default()
+        );
+        let listed = client
+            .call_tool(
+                "codex_list_pending_interactions",
+                json!({"operation_id": id}),
+            )
+            .expect("list");
+        match listed["interactions"][0]["interactionId"].as_str() {
+            Some(found) => {
+                assert_eq!(
+                    listed["interactions"][0]["kind"],
+                    json!("approval"),
+                    "{listed}"
+                );
+                interaction = found.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    let answered = client
+        .call_tool(
+            "codex_answer_pending_interaction",
+            json!({"interaction_id": interaction, "decision": "accept"}),
+        )
+        .expect("answer");
+    assert_eq!(answered["answered"], json!(true), "{answered}");
+    let status = wait_terminal(&mut client, &id);
+    assert_eq!(status["status"], json!("completed"), "{status}");
+    let replies = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        replies
+            .lines()
+            .any(|l| l.contains("\"id\":0") && l.contains("\"decision\":\"approved\"")),
+        "the legacy reply: {replies}"
+    );
+    client.close(Duration::from_secs(15)).expect("exit");
+}

@@ -388,6 +388,16 @@ fn codex_exec_submits_a_task_closes_and_a_later_session_reads_its_report() {
         Reply::text("The long task is finished."),
     )]);
 
+    // A user's second start: the plugin artifacts are compiled and cached once, so the server answers
+    // `tools/list` before Codex sends its first model request.
+    let warm =
+        std::process::Command::new(support::mcp_client::server_binary().expect("server binary"))
+            .envs(server_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("warm-up start");
+    assert!(warm.status.success(), "{warm:?}");
+
     // The user's Codex, with this server configured as `ccp`.
     let client_model = FakeModel::start();
     let client_home = CodexHome::new(&client_model);
@@ -486,7 +496,12 @@ fn tool_output(model: &support::fake_model::FakeModel, call_id: &str) -> Value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    // Codex hands the model the tool result as text: the JSON payload, possibly inside a content list.
+    // Codex hands the model the tool result as text ("Wall time: …\nOutput:\n<the JSON payload>"), or as a
+    // content list.
+    let text = text
+        .split_once("Output:\n")
+        .map(|(_, json)| json.to_string())
+        .unwrap_or(text);
     serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| {
@@ -500,5 +515,22 @@ fn tool_output(model: &support::fake_model::FakeModel, call_id: &str) -> Value {
                 Some(v)
             }
         })
-        .unwrap_or_else(|| panic!("tool output is not JSON: {text}"))
+        .unwrap_or_else(|| {
+            let offered: Vec<Value> = requests
+                .first()
+                .and_then(|r| r.body["tools"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .map(|t| {
+                    json!([
+                        t["type"],
+                        t["name"],
+                        t.get("tools").map(|inner| inner
+                            .as_array()
+                            .map(|a| a.iter().map(|x| x["name"].clone()).collect::<Vec<_>>()))
+                    ])
+                })
+                .collect();
+            panic!("tool output is not JSON: {text}; tools offered: {offered:?}")
+        })
 }

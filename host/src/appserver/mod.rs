@@ -57,17 +57,6 @@ pub const EXIT_DETECTION: Duration = Duration::from_secs(1);
 /// How long a clean shutdown waits for the child after closing its stdin before killing it.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Server-to-client requests we surface as interactions; anything else is answered with an error at once.
-pub const INTERACTION_METHODS: &[&str] = &[
-    "item/commandExecution/requestApproval",
-    "item/fileChange/requestApproval",
-    "item/tool/requestUserInput",
-    "item/permissions/requestApproval",
-    "mcpServer/elicitation/request",
-    "execCommandApproval",
-    "applyPatchApproval",
-];
-
 /// Something the app-server said or did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppServerEvent {
@@ -783,7 +772,8 @@ async fn route(inner: &Arc<Inner>, process: &Arc<Process>, message: Value) {
     let id = message.get("id").cloned().filter(|id| !id.is_null());
     match (method, id) {
         (Some(method), Some(id)) => {
-            if INTERACTION_METHODS.contains(&method.as_str()) {
+            // Interactions are surfaced (see `domain::server_requests`); anything else is answered at once.
+            if crate::domain::server_requests::ServerRequestKind::parse(&method).is_some() {
                 process
                     .open_server_requests
                     .lock()

@@ -142,7 +142,8 @@ impl Engine {
     ) -> Result<String, RunError> {
         let generation = self.appserver.ensure_started().await?;
         let params_hash =
-            crate::mcp::catalog::sha256_hex(params.to_string().as_bytes())[..32].to_string();
+            crate::domain::rules::canonical::sha256_hex(params.to_string().as_bytes())[..32]
+                .to_string();
         let intent = self
             .store
             .record_intent(

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
 use crate::appserver::AppServerError;
-use crate::engine::rules::status::is_terminal;
+use crate::domain::rules::status::is_terminal;
 use crate::store::goals::{CompletionAction, GoalUpdate, WorkflowGoal};
 use crate::store::operations::Operation;
 use crate::store::workflows::{Workflow, WorkflowAction};

@@ -11,19 +11,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
+use crate::domain::server_requests::ServerRequestKind;
 use crate::plugins::types::{Answer, Interaction};
 use crate::shutdown::Shutdown;
 use crate::store::PendingInteraction;
 
 /// The interaction kind as policy plugins see it (more specific than the seed's kind).
 fn policy_kind(method: &str) -> &'static str {
-    match method {
-        "item/commandExecution/requestApproval" | "execCommandApproval" => "command_approval",
-        "item/fileChange/requestApproval" | "applyPatchApproval" => "file_change_approval",
-        "item/permissions/requestApproval" => "permissions_approval",
-        "item/tool/requestUserInput" | "tool/requestUserInput" => "user_input",
-        _ => "elicitation",
-    }
+    ServerRequestKind::parse(method).map_or("elicitation", ServerRequestKind::policy_kind)
 }
 
 /// The JSON-RPC result app-server expects for a policy's answer.
@@ -111,7 +106,12 @@ impl Engine {
             let id: Value = serde_json::from_str(&interaction.jsonrpc_id)
                 .unwrap_or_else(|_| Value::String(interaction.jsonrpc_id.clone()));
             let generation = u64::try_from(interaction.process_generation).unwrap_or(u64::MAX);
-            let response = interaction.response.clone().unwrap_or(Value::Null);
+            let stored = interaction.response.clone().unwrap_or(Value::Null);
+            // Answers are stored in the v2 words; a legacy request gets its own.
+            let response = match ServerRequestKind::parse(&interaction.method) {
+                Some(kind) => kind.wire_reply(&stored),
+                None => stored,
+            };
             let outcome = self.appserver.respond(generation, &id, Ok(response)).await;
             let error = outcome.as_ref().err().map(ToString::to_string);
             self.store

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
-use crate::engine::rules::status::is_terminal;
+use crate::domain::rules::status::is_terminal;
 use crate::store::lifecycle::LifecycleAction;
 use crate::store::operations::OperationFilter;
 use crate::store::InteractionFilter;

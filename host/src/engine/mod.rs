@@ -24,7 +24,6 @@ pub mod goals;
 pub mod interactions;
 pub mod lifecycle;
 pub mod request;
-pub mod rules;
 pub mod tracker;
 pub mod worker_link;
 pub mod workflows;
@@ -148,7 +147,7 @@ pub fn config_fingerprint(config: &Config) -> String {
         "stateDb": config.state_db_path,
         "allowedRoots": config.allowed_roots,
     });
-    crate::mcp::catalog::sha256_hex(material.to_string().as_bytes())[..32].to_string()
+    crate::domain::rules::canonical::sha256_hex(material.to_string().as_bytes())[..32].to_string()
 }
 
 /// The durable dispatcher and its state; shared by `Arc` between tool handlers and the engine's tasks.

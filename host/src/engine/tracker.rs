@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 
 use super::{Engine, EngineError};
 use crate::appserver::AppServerEvent;
-use crate::engine::rules::interactions::interaction_kind;
-use crate::engine::rules::status::{is_active, is_terminal};
+use crate::domain::rules::status::{is_active, is_terminal};
+use crate::domain::server_requests::ServerRequestKind;
 use crate::shutdown::Shutdown;
 use crate::store::operations::{Operation, OperationFilter};
 use crate::store::turns::event_hash;
@@ -227,7 +227,7 @@ pub fn reduce(method: &str, params: &Value) -> Vec<TurnUpdate> {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let explanation = str_of(params, "explanation").unwrap_or_default();
-            let key = crate::mcp::catalog::sha256_hex(params.to_string().as_bytes());
+            let key = crate::domain::rules::canonical::sha256_hex(params.to_string().as_bytes());
             vec![progress(
                 &turn_id,
                 "plan",
@@ -278,7 +278,7 @@ pub fn reduce(method: &str, params: &Value) -> Vec<TurnUpdate> {
             let message = str_of(params, "message")
                 .or_else(|| params.pointer("/error/message").and_then(Value::as_str))
                 .unwrap_or(method);
-            let key = crate::mcp::catalog::sha256_hex(message.as_bytes());
+            let key = crate::domain::rules::canonical::sha256_hex(message.as_bytes());
             vec![progress(&turn_id, method, None, message.to_string(), key)]
         }
         "turn/completed" => {
@@ -573,18 +573,22 @@ impl Engine {
         method: &str,
         params: Value,
     ) -> Result<(), EngineError> {
-        let Some(kind) = interaction_kind(method) else {
-            // The supervisor already answered anything that is not an interaction.
+        let Some(request) = ServerRequestKind::parse(method) else {
+            // The supervisor answered it already: the same table decides what it routes here.
             return Ok(());
         };
-        let turn_id = params
+        let kind = request.seed_kind();
+        let thread_id = request.thread_id(&params);
+        let mut turn_id = params
             .get("turnId")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let thread_id = params
-            .get("threadId")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        if turn_id.is_none() {
+            // A legacy approval names only its thread: it belongs to the thread's running turn.
+            if let Some(thread) = &thread_id {
+                turn_id = self.store.active_turn_of_thread(thread).await?;
+            }
+        }
         let operation = match &turn_id {
             Some(turn) => self
                 .operations_for_turn(turn)
@@ -605,18 +609,7 @@ impl Engine {
                     })
                     .collect()
             })
-            .unwrap_or_else(|| {
-                if kind == "approval" {
-                    vec![
-                        "accept".into(),
-                        "acceptForSession".into(),
-                        "decline".into(),
-                        "cancel".into(),
-                    ]
-                } else {
-                    Vec::new()
-                }
-            });
+            .unwrap_or_else(|| request.default_decisions());
         let timeout =
             i64::try_from(self.settings.interaction_timeout.as_millis()).unwrap_or(i64::MAX / 4);
         let interaction = self
@@ -724,7 +717,7 @@ fn risk_summary(method: &str, params: &Value) -> Option<String> {
             let reason = params
                 .get("reason")
                 .and_then(Value::as_str)
-                .map(crate::engine::rules::redact::redact_text);
+                .map(crate::domain::rules::redact::redact_text);
             Some(match reason {
                 Some(reason) => format!("run a shell command ({reason})"),
                 None => "run a shell command".to_string(),
@@ -757,7 +750,9 @@ pub fn final_report(
         },
     };
     let schema_hash = schema.map(|s| {
-        crate::mcp::catalog::sha256_hex(crate::mcp::catalog::canonical_json(s).as_bytes())[..32]
+        crate::domain::rules::canonical::sha256_hex(
+            crate::domain::rules::canonical::canonical_json(s).as_bytes(),
+        )[..32]
             .to_string()
     });
     json!({

@@ -745,7 +745,7 @@ impl Engine {
         new.message = Some(message.to_string());
         new.output_schema_hash = output_schema
             .as_ref()
-            .map(crate::engine::rules::output_schema::output_schema_hash);
+            .map(crate::domain::rules::output_schema::output_schema_hash);
         new.config_fingerprint = self.worker.config_fingerprint.clone();
         let outcome = self
             .store
@@ -1000,7 +1000,7 @@ impl Engine {
             .find(|t| t.get("id").and_then(Value::as_str) == Some(turn_id));
         Ok(turn.filter(|t| {
             let status = t.get("status").and_then(Value::as_str).unwrap_or_default();
-            crate::engine::rules::status::is_terminal(super::tracker::normalize_turn_status(status))
+            crate::domain::rules::status::is_terminal(super::tracker::normalize_turn_status(status))
         }))
     }
 

@@ -7,7 +7,6 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Version of the agent guide the `codexMcp` metadata refers to (the seed's).
 pub const GUIDE_VERSION: &str = "codex-mcp-agent-guide/v1";
@@ -262,47 +261,7 @@ fn surface_hash(tools: &[ToolSpec]) -> String {
     sha256_hex(canonical_json(&Value::Array(surface)).as_bytes())
 }
 
-/// Hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// JSON with object keys sorted at every level and no insignificant whitespace.
-pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (idx, key) in keys.into_iter().enumerate() {
-                if idx > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (idx, item) in items.iter().enumerate() {
-                if idx > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
-}
+pub use crate::domain::rules::canonical::{canonical_json, sha256_hex};
 
 #[cfg(test)]
 mod tests {

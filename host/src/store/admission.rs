@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::leases::ClaimLimits;
 use super::StoreError;
-use crate::engine::rules::status::{ACTIVE, STARTABLE};
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 
 /// True when a request's sandbox can write (see the module docs).
 pub fn sandbox_can_write(request: &serde_json::Value) -> bool {

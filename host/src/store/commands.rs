@@ -282,7 +282,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::store::test_support::temp_store;
     use serde_json::json;
 

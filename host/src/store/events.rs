@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoreError, Timestamp};
-use crate::engine::rules::redact::redact_secrets;
+use crate::domain::rules::redact::redact_secrets;
 
 /// Largest stored payload; diagnostics need the shape of a frame, not megabytes of diff text.
 pub const MAX_EVENT_PAYLOAD_CHARS: usize = 16_384;

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{invalid, new_id, Store, StoreError, Timestamp};
-use crate::engine::rules::interactions::{default_decline_response, interaction_kind};
-use crate::engine::rules::redact::redact_secrets;
+use crate::domain::rules::interactions::{default_decline_response, interaction_kind};
+use crate::domain::rules::redact::redact_secrets;
 
 /// A new interaction, as the app-server request brought it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::admission::{slot_holders, Candidate, Occupancy};
 use super::operations::{require, Operation};
 use super::{Store, StoreError};
-use crate::engine::rules::status::{ACTIVE, STARTABLE};
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 
 /// Lease lifetime the seed uses; heartbeats every [`HEARTBEAT_INTERVAL`] keep it alive.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);

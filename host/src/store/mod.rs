@@ -53,7 +53,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde::{Serialize, Serializer};
 
-use crate::engine::rules::dedup::DuplicateMatch;
+use crate::domain::rules::dedup::DuplicateMatch;
 
 pub use events::{AppServerEvent, EventFilter, NewAppServerEvent};
 pub use intents::{Intent, CREATING_METHODS};

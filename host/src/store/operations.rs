@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{invalid, new_id, submissions, Store, StoreError, Timestamp};
-use crate::engine::rules::canonical::{canonical_json, canonicalize, differing_fields};
-use crate::engine::rules::dedup::{guard_applies, DedupProbe};
-use crate::engine::rules::prompt::{
+use crate::domain::rules::canonical::{canonical_json, canonicalize, differing_fields};
+use crate::domain::rules::dedup::{guard_applies, DedupProbe};
+use crate::domain::rules::prompt::{
     basis_text, normalize_prompt, prompt_hash, sha256_hex, BasisInput,
 };
-use crate::engine::rules::status::{
+use crate::domain::rules::status::{
     self, is_active, is_reopen_allowed, is_startable, is_terminal, is_transition_allowed,
     queue_status_for, retry_backoff_seconds, DEDUP_TYPES, OPERATION_TYPES,
 };

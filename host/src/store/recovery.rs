@@ -24,7 +24,7 @@ use super::intents::{self, Intent, RECONCILE_METHODS};
 use super::leases::is_owner_dead;
 use super::operations::{self, operation_from_row, Operation, OP_COLUMNS};
 use super::{Store, StoreError};
-use crate::engine::rules::status::{is_startable, ACTIVE, STARTABLE};
+use crate::domain::rules::status::{is_startable, ACTIVE, STARTABLE};
 
 /// An operation recovery could not decide alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,8 +169,8 @@ fn force_status(
     status: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let terminal = crate::engine::rules::status::is_terminal(status);
-    let queue_status = crate::engine::rules::status::queue_status_for(status, "queued");
+    let terminal = crate::domain::rules::status::is_terminal(status);
+    let queue_status = crate::domain::rules::status::queue_status_for(status, "queued");
     conn.prepare_cached(
         "UPDATE codex_operations SET status = ?2, queue_status = ?3, queued_reason = NULL, updated_at = ?4, \
          completed_at = CASE WHEN ?5 THEN ?4 ELSE completed_at END, \

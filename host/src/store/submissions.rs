@@ -9,11 +9,11 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{new_id, StoreError};
-use crate::engine::rules::dedup::{
+use crate::domain::rules::dedup::{
     find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
     SIMILARITY_WINDOW,
 };
-use crate::engine::rules::status::{ACTIVE, STARTABLE};
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 
 /// A submission row to insert.
 pub(crate) struct NewSubmission<'a> {
@@ -177,7 +177,7 @@ pub(crate) fn find_historical_match(
         let score = if candidate_hash == hash {
             Some(1.0)
         } else {
-            crate::engine::rules::similarity::similarity_at_least(normalized, &candidate, 0.90)
+            crate::domain::rules::similarity::similarity_at_least(normalized, &candidate, 0.90)
         };
         if let Some(score) = score {
             if best.as_ref().is_none_or(|(_, _, b)| score > *b) {

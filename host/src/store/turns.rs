@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoreError, Timestamp};
-use crate::engine::rules::prompt::sha256_hex;
-use crate::engine::rules::status::{is_terminal, token_band};
+use crate::domain::rules::prompt::sha256_hex;
+use crate::domain::rules::status::{is_terminal, token_band};
 
 /// Largest message or summary text stored; longer text is cut (the full text stays in app-server's session).
 pub const MAX_TEXT_CHARS: usize = 200_000;
@@ -315,7 +315,7 @@ pub fn append_progress(
     let payload = event
         .payload
         .as_ref()
-        .map(|p| crate::engine::rules::redact::redact_secrets(p).to_string());
+        .map(|p| crate::domain::rules::redact::redact_secrets(p).to_string());
     let n = conn
         .prepare_cached(
             "INSERT INTO tracked_turn_progress_events (turn_id, thread_id, method, kind, item_id, summary, \
@@ -426,7 +426,7 @@ pub fn mark_generation_lost(
     generation: i64,
     now: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let terminal = super::sql_status_list(&crate::engine::rules::status::TERMINAL);
+    let terminal = super::sql_status_list(&crate::domain::rules::status::TERMINAL);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT turn_id FROM tracked_turns WHERE owner_id = ?1 AND process_generation = ?2 AND status NOT IN ({terminal})"
     ))?;
@@ -450,6 +450,25 @@ pub fn mark_generation_lost(
 }
 
 impl Store {
+    /// The newest turn of `thread_id` that has not ended, if any.
+    pub async fn active_turn_of_thread(
+        &self,
+        thread_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let thread = thread_id.to_string();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT turn_id FROM tracked_turns WHERE thread_id = ?1 AND status NOT IN ({}) \
+                 ORDER BY created_at DESC LIMIT 1",
+                super::sql_status_list(&crate::domain::rules::status::TERMINAL)
+            );
+            Ok(c.prepare_cached(&sql)?
+                .query_row([thread], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
     /// Creates or updates a tracked turn.
     pub async fn upsert_turn(&self, update: TurnUpdate) -> Result<Turn, StoreError> {
         self.write(move |tx| upsert(tx, &update, crate::time::now_ms()))
@@ -509,7 +528,7 @@ impl Store {
     pub async fn mark_turn_lost(&self, turn_id: &str, status: &str) -> Result<(), StoreError> {
         let (id, status) = (turn_id.to_string(), status.to_string());
         self.write(move |tx| {
-            let terminal = super::sql_status_list(&crate::engine::rules::status::TERMINAL);
+            let terminal = super::sql_status_list(&crate::domain::rules::status::TERMINAL);
             tx.prepare_cached(&format!(
                 "UPDATE tracked_turns SET status = ?2, terminal_source = 'app_server_exit', completed_at = ?3, \
                  updated_at = ?3 WHERE turn_id = ?1 AND status NOT IN ({terminal})"

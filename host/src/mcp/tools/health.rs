@@ -165,7 +165,7 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
 /// worker's state, heartbeat, version and config fingerprint (a mismatch is a warning: the worker does not take
 /// work submitted under another fingerprint). Storage and the lock file only; never starts anything.
 async fn worker_block(app: &App, checks: &mut Vec<Check>) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let mode = app.config.execution_mode.as_str();
     let Some(link) = app.delegates_to_worker() else {
         checks.push(Check {

@@ -13,7 +13,7 @@ use crate::store::{InteractionFilter, PendingInteraction};
 
 /// Handler of `codex_list_pending_interactions`.
 pub async fn list(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let filter = InteractionFilter {
         thread_id: args.string("thread_id"),
         turn_id: args.string("turn_id"),
@@ -116,7 +116,7 @@ fn build_response(interaction: &PendingInteraction, args: &Args) -> Result<Value
 
 /// Handler of `codex_answer_pending_interaction`.
 pub async fn answer(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let interaction_id = args.required_str("interaction_id")?;
     let interaction = engine
         .store
@@ -156,7 +156,7 @@ pub async fn answer(app: &App, args: &Args) -> Result<Value, ToolError> {
     Ok(json!({
         "answered": true,
         "interaction": interaction_json(&answered),
-        "response": crate::engine::rules::redact::redact_secrets(&response),
+        "response": crate::domain::rules::redact::redact_secrets(&response),
         "responseRedacted": true,
         "delivery": if local { "delivered" } else { "queued_for_owner" },
     }))

@@ -52,7 +52,7 @@ fn payload(action: &LifecycleAction) -> Value {
 /// `CODEX_BUSY` while the thread has an active turn or a pending interaction (seed rule).
 async fn refuse_if_busy(app: &App, thread_id: &str) -> Result<(), ToolError> {
     let Some(busy) = app
-        .engine()?
+        .engine()
         .thread_busy(thread_id)
         .await
         .map_err(engine_error)?
@@ -78,7 +78,7 @@ async fn audited(app: &App, args: &Args, kind: LifecycleKind) -> Result<Value, T
     let thread_id = args.required_str("thread_id")?;
     refuse_if_busy(app, thread_id).await?;
     let action = app
-        .engine()?
+        .engine()
         .run_lifecycle_action(kind, thread_id, timeout(args))
         .await
         .map_err(engine_error)?;
@@ -102,7 +102,7 @@ pub async fn unarchive(app: &App, args: &Args) -> Result<Value, ToolError> {
 pub async fn start_compaction(app: &App, args: &Args) -> Result<Value, ToolError> {
     let thread_id = args.required_str("thread_id")?;
     refuse_if_busy(app, thread_id).await?;
-    let engine = app.engine()?;
+    let engine = app.engine();
     let input = json!({"threadId": thread_id, "timeoutSeconds": timeout(args).as_secs()});
     let (workflow, _) = engine
         .start_workflow(WorkflowStart {
@@ -156,7 +156,7 @@ pub async fn start_compaction(app: &App, args: &Args) -> Result<Value, ToolError
 
 /// Handler of `codex_get_thread_compaction_status`: a pure read of SQLite.
 pub async fn compaction_status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let action_id = args.required_str("action_id")?;
     let action = engine
         .store

@@ -3,9 +3,9 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::domain::rules::output_schema::{output_schema_hash, validate_output_schema};
+use crate::domain::rules::status::is_terminal;
 use crate::engine::request::{RawArgs, RequestError, SubmitRequest};
-use crate::engine::rules::output_schema::{output_schema_hash, validate_output_schema};
-use crate::engine::rules::status::is_terminal;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
 use crate::projects::ProjectError;
@@ -63,7 +63,7 @@ impl From<RequestError> for ToolError {
 
 /// Handler of `codex_submit_task`: validates, commits the operation row, wakes the dispatcher, returns at once.
 pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let request = SubmitRequest::from_args(args, &app.config, &app.projects)?;
     let schema_hash = match &request.output_schema {
         Some(schema) => {
@@ -170,7 +170,7 @@ impl Default for PayloadOptions {
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let operation_id = args.required_str("operation_id")?;
     let operation = app
-        .engine()?
+        .engine()
         .store
         .get_operation(operation_id)
         .await?
@@ -274,7 +274,7 @@ pub async fn operation_payload(
     options: &PayloadOptions,
 ) -> Result<Value, ToolError> {
     let snapshot = app
-        .engine()?
+        .engine()
         .store
         .operation_snapshot(
             &op.operation_id,
@@ -292,7 +292,7 @@ fn render_operation(
     snapshot: OperationSnapshot,
     options: &PayloadOptions,
 ) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let OperationSnapshot {
         operation: op,
         turn,
@@ -387,7 +387,7 @@ pub(super) fn turn_not_found(turn_id: &str) -> ToolError {
 
 /// Handler of `codex_get_turn_status`: one tracked turn, read from SQLite.
 pub async fn turn_status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let turn_id = args.required_str("turn_id")?;
     let turn = engine
         .store
@@ -466,7 +466,7 @@ pub async fn turn_status(app: &App, args: &Args) -> Result<Value, ToolError> {
 /// Handler of `codex_interrupt_turn`: `turn/interrupt` on the turn named directly or through an operation
 /// (or a workflow's current operation). The tracker records the `interrupted` end from app-server's event.
 pub async fn interrupt(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let (target, mut thread_id, mut turn_id, mut operation_id) =
         if let Some(op_id) = args.str("operation_id") {
             let op = engine

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::engine::rules::status::{ACTIVE, STARTABLE};
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 use crate::mcp::args::Args;
 use crate::mcp::error::ToolError;
 use crate::store::operations::{Operation, OperationFilter};
@@ -33,7 +33,7 @@ fn limit(args: &Args, fallback: i64) -> usize {
 
 /// Handler of `codex_get_queue_status`.
 pub async fn queue_status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let limit = limit(args, 100);
     let counts = engine.store.queue_counts().await?;
     let wanted = args.string("status");
@@ -88,7 +88,7 @@ pub async fn queue_status(app: &App, args: &Args) -> Result<Value, ToolError> {
 
 /// Handler of `codex_get_concurrency_status`.
 pub async fn concurrency_status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let limits = engine.settings().limits;
     let counts = engine.store.concurrency_counts().await?;
     let locks: Vec<Value> = if args
@@ -142,7 +142,7 @@ pub async fn concurrency_status(app: &App, args: &Args) -> Result<Value, ToolErr
 /// the worker lock), every registered worker with its heartbeat, version and config fingerprint, and the recent
 /// worker commands.
 pub async fn worker_status(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let workers = engine.store.list_workers(limit(args, 20)).await?;
     let presence = crate::engine::worker_link::presence(engine.store.path());
     let my_version = env!("CARGO_PKG_VERSION");

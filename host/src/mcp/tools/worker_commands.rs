@@ -56,7 +56,7 @@ pub async fn forward(
     let mut payload = args.to_json();
     payload["tool"] = json!(tool);
     let outcome = link
-        .run_command(app.engine()?, command_type, payload)
+        .run_command(app.engine(), command_type, payload)
         .await
         .map_err(crate::mcp::tools::workflows::engine_error)?;
     match outcome {
@@ -143,7 +143,7 @@ pub fn command_json(command: &WorkerCommand, include_result: bool, max_chars: us
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let command_id = args.required_str("command_id")?;
     let command = app
-        .engine()?
+        .engine()
         .store
         .get_worker_command(command_id)
         .await?

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 
 use super::operations::{interaction_json, truncate, truncated_report, turn_not_found};
 use crate::app::App;
+use crate::domain::rules::output_schema::validate_output_schema;
 use crate::engine::goals::goal_view;
 use crate::engine::request::RequestError;
-use crate::engine::rules::output_schema::validate_output_schema;
 use crate::engine::workflows::WorkflowStart;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
@@ -45,7 +45,7 @@ fn unknown_workflow(workflow_id: &str) -> ToolError {
 }
 
 async fn load(app: &App, workflow_id: &str) -> Result<Workflow, ToolError> {
-    app.engine()?
+    app.engine()
         .store
         .get_workflow(workflow_id)
         .await?
@@ -216,7 +216,7 @@ async fn start(
             uuid::Uuid::new_v4().simple()
         )
     });
-    app.engine()?
+    app.engine()
         .start_workflow(WorkflowStart {
             kind: request.kind.to_string(),
             plugin_id: request.plugin_id.to_string(),
@@ -250,7 +250,7 @@ pub(super) fn engine_error(err: crate::engine::EngineError) -> ToolError {
 /// check that fails is reported beside the stored view, never instead of it.
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let workflow_id = args.required_str("workflow_id")?;
-    let engine = app.engine()?;
+    let engine = app.engine();
     let refresh_live = args.bool("refresh_live");
     let refresh_goal = args.bool("refresh_live_goal");
     if !refresh_live && !refresh_goal {
@@ -299,7 +299,7 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
 /// The seed's workflow payload (W) of `workflow`, read again in one snapshot.
 async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result<Value, ToolError> {
     let snapshot = app
-        .engine()?
+        .engine()
         .store
         .workflow_snapshot(&workflow.workflow_id, events_wanted(args))
         .await?
@@ -416,7 +416,7 @@ fn render_workflow(snapshot: &WorkflowSnapshot, args: &Args) -> Value {
 
 /// Handler of `codex_approve_plan`: answers the plugin's approval gate; the plugin queues the execution turn.
 pub async fn approve(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let workflow = load(app, args.required_str("workflow_id")?).await?;
     let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
     let gate = actions
@@ -483,7 +483,7 @@ fn proposed_plan(text: &str) -> Option<&str> {
 
 /// Handler of `codex_adopt_workflow_plan`: adopts a newer plan from the workflow's thread, checked by hash.
 pub async fn adopt(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let workflow = load(app, args.required_str("workflow_id")?).await?;
     let turn_id = args.required_str("candidate_turn_id")?;
     let wanted_hash = args.required_str("candidate_plan_hash")?;
@@ -565,7 +565,7 @@ fn review_target(args: &Args) -> Result<Value, ToolError> {
 /// Handler of `codex_start_review_workflow`: a review on the given thread (`delivery: inline`) or on a
 /// fresh service thread (`detached`, the default when a thread is given, and the only way without one).
 pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine()?;
+    let engine = app.engine();
     let target = review_target(args)?;
     let thread_id = args.string("thread_id");
     let project = match args.str("project_id") {

@@ -7,7 +7,7 @@ the Unicode data files (CPython's `isspace` / `isalnum` are not plain Unicode pr
 
 Run from the repository root with the CPython the seed targets (3.11):
 
-    python3 host/src/engine/rules/gen_text_tables.py
+    python3 host/src/domain/rules/gen_text_tables.py
 
 It rewrites `text_tables.rs` and `text_vectors.json` next to this script. Both are checked in.
 """

@@ -1,6 +1,5 @@
 //! Prompt normalisation and the dedup basis text (seed §f "Dedup").
 
-use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 
 use super::text::{casefold, is_space};
@@ -26,10 +25,7 @@ pub fn normalize_prompt(text: &str) -> String {
     casefold(&out)
 }
 
-/// Lower-case hex sha256 of `text`.
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
+pub use super::canonical::sha256_hex;
 
 /// The hash stored for a normalised prompt.
 pub fn prompt_hash(normalized: &str) -> String {

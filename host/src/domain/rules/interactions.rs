@@ -2,17 +2,12 @@
 
 use serde_json::{json, Value};
 
-/// The interaction kind of a server->client request method, or `None` when the method is not an interaction.
+use crate::domain::server_requests::ServerRequestKind;
+
+/// The interaction kind of a server->client request method, or `None` when the method is not an interaction
+/// (the one table is [`ServerRequestKind`]).
 pub fn interaction_kind(method: &str) -> Option<&'static str> {
-    match method {
-        "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => {
-            Some("approval")
-        }
-        "item/permissions/requestApproval" => Some("permissions"),
-        "item/tool/requestUserInput" | "tool/requestUserInput" => Some("user_input"),
-        "mcpServer/elicitation/request" => Some("elicitation"),
-        _ => None,
-    }
+    ServerRequestKind::parse(method).map(ServerRequestKind::seed_kind)
 }
 
 /// Interaction statuses; everything but `pending` is final.

@@ -67,8 +67,8 @@ pub fn word_tokens(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rules::prompt::normalize_prompt;
-    use crate::engine::rules::similarity::similarity;
+    use crate::domain::rules::prompt::normalize_prompt;
+    use crate::domain::rules::similarity::similarity;
     use serde_json::Value;
 
     /// Vectors computed by `gen_text_tables.py` with CPython.

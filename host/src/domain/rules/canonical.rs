@@ -1,10 +1,15 @@
-//! Canonical JSON (sorted keys, compact) for request fingerprints, and the top-level fields two requests differ in.
+//! Canonical JSON (sorted keys, compact) and sha256: the one implementation behind request fingerprints, output
+//! schema hashes, the tool surface hash and event keys, and the top-level fields two requests differ in.
 //!
 //! serde_json keeps insertion order in this workspace (`preserve_order`), so sorting is done here explicitly.
 
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
-use super::prompt::sha256_hex;
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(bytes.as_ref()))
+}
 
 /// `value` with every object's keys sorted, recursively.
 pub fn canonicalize(value: &Value) -> Value {
@@ -23,9 +28,42 @@ pub fn canonicalize(value: &Value) -> Value {
     }
 }
 
-/// Compact canonical JSON text of `value`.
+/// Compact canonical JSON text of `value`: keys sorted at every level, no insignificant whitespace. Written
+/// in one pass, without building the sorted tree.
 pub fn canonical_json(value: &Value) -> String {
-    canonicalize(value).to_string()
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (idx, key) in keys.into_iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (idx, item) in items.iter().enumerate() {
+                if idx > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// sha256 hex of the canonical JSON: equal for requests that differ only in key order.

@@ -138,7 +138,7 @@ pub fn find_active_duplicate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rules::prompt::{normalize_prompt, prompt_hash};
+    use crate::domain::rules::prompt::{normalize_prompt, prompt_hash};
 
     const BASE: &str = "Please refactor the storage layer to use WAL mode and add tests";
     const NEAR: &str = "Please refactor the storage layer to use WAL mode and add unit tests";
