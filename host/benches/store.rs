@@ -18,7 +18,7 @@ fn request(idx: usize, scope: usize, policy: &str) -> NewOperation {
         "index",
     ];
     // A digest keeps prompts that share the template below the 0.90 similarity threshold.
-    let digest = codex_control_plane::domain::rules::prompt::sha256_hex(&idx.to_string());
+    let digest = codex_control_plane::domain::rules::prompt::sha256_hex(idx.to_string());
     let message = format!(
         "Task {idx} ({}): improve the {} module, then the {} layer, and document the {} changes carefully",
         &digest[..32],

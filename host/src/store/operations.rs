@@ -153,9 +153,9 @@ impl Operation {
                 }
                 Value::Array(items) if items.is_empty() => json!([]),
                 Value::Array(items) => {
-                    json!({"sha256": &sha256_hex(&canonical_json(value))[..16], "count": items.len()})
+                    json!({"sha256": &sha256_hex(canonical_json(value))[..16], "count": items.len()})
                 }
-                Value::Object(_) => json!({"sha256": &sha256_hex(&canonical_json(value))[..16]}),
+                Value::Object(_) => json!({"sha256": &sha256_hex(canonical_json(value))[..16]}),
             };
             out.insert(key.clone(), shown);
         }

@@ -181,7 +181,7 @@ pub struct ProgressEvent {
 /// sha256 hex over the parts joined by U+001F: the idempotency key of a message or progress event. Use the
 /// event's natural key, e.g. `[turn_id, method, item_id, sequence]`.
 pub fn event_hash(parts: &[&str]) -> String {
-    sha256_hex(&parts.join("\u{1f}"))
+    sha256_hex(parts.join("\u{1f}"))
 }
 
 fn cut(text: &str) -> &str {

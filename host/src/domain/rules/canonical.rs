@@ -68,7 +68,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// sha256 hex of the canonical JSON: equal for requests that differ only in key order.
 pub fn fingerprint(value: &Value) -> String {
-    sha256_hex(&canonical_json(value))
+    sha256_hex(canonical_json(value))
 }
 
 /// The top-level keys whose values differ between two request objects (a key missing on one side counts as

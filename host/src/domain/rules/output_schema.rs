@@ -48,7 +48,7 @@ pub fn validate_output_schema(schema: &Value) -> Result<String, OutputSchemaErro
 
 /// The schema hash without validation.
 pub fn output_schema_hash(schema: &Value) -> String {
-    sha256_hex(&canonical_json(schema))[..32].to_string()
+    sha256_hex(canonical_json(schema))[..32].to_string()
 }
 
 /// Escapes a key for a JSON pointer (RFC 6901).
