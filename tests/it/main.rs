@@ -8,6 +8,7 @@ mod harness;
 mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
+mod protocol_conformance;
 mod plugins;
 mod recovery;
 mod worker;
