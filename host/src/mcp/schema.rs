@@ -421,6 +421,9 @@ fn join(path: &str, name: &str) -> String {
 }
 
 #[cfg(test)]
+mod conformance;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
