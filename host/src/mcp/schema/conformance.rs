@@ -237,6 +237,25 @@ fn bounds(schema: &Value, rng: &mut Rng) -> Vec<Value> {
             let len = rng.below(8);
             random_text(rng, len)
         }));
+        // Examples with one character swapped sit right at the edge of the pattern.
+        if let Some(Value::Array(examples)) = map.get("examples") {
+            for example in examples.iter().filter_map(Value::as_str) {
+                let mut chars: Vec<char> = example.chars().collect();
+                if !chars.is_empty() {
+                    let at = rng.below(chars.len());
+                    // Half the time a non-ASCII digit, where `\d` differs between the dialects.
+                    chars[at] = if rng.chance(50) {
+                        '٣'
+                    } else {
+                        random_text(rng, 1)
+                            .as_str()
+                            .and_then(|one| one.chars().next())
+                            .unwrap_or('a')
+                    };
+                }
+                out.push(Value::String(chars.into_iter().collect()));
+            }
+        }
     }
     // Members with their integers written as floats (`1` as `1.0`) are equal to them, so still valid.
     if let Some(constant) = map.get("const") {
