@@ -322,6 +322,72 @@ mod tests {
         );
     }
 
+    /// Every value of `keyword` anywhere in `schema` and its subschemas.
+    fn find_keyword<'a>(schema: &'a Value, keyword: &str, out: &mut Vec<&'a Value>) {
+        match schema {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    if key == keyword {
+                        out.push(value);
+                    }
+                    // `properties` maps names to schemas, `enum`/`const`/`default` hold data, not schemas.
+                    match key.as_str() {
+                        "enum" | "const" | "default" | "examples" => {}
+                        "properties" => {
+                            if let Value::Object(props) = value {
+                                for prop in props.values() {
+                                    find_keyword(prop, keyword, out);
+                                }
+                            }
+                        }
+                        _ => find_keyword(value, keyword, out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    find_keyword(item, keyword, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_pattern_of_every_spec_compiles() {
+        for tool in &Catalog::get().tools {
+            for schema in [&tool.input_schema, &tool.output_schema] {
+                let schema = Value::Object((**schema).clone());
+                let mut patterns = Vec::new();
+                find_keyword(&schema, "pattern", &mut patterns);
+                for pattern in patterns {
+                    let Some(pattern) = pattern.as_str() else {
+                        panic!("{}: pattern {pattern} is not a string", tool.name);
+                    };
+                    if let Err(err) = crate::mcp::schema::pattern::compiled(pattern) {
+                        panic!("{}: {err}", tool.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_input_schema_relies_on_an_unchecked_format() {
+        // `format` is an annotation only (schema.rs checks none), so a client must not be led to think it is
+        // enforced: adding one to an input schema means adding its check to schema.rs first.
+        for tool in &Catalog::get().tools {
+            let schema = Value::Object((*tool.input_schema).clone());
+            let mut formats = Vec::new();
+            find_keyword(&schema, "format", &mut formats);
+            assert!(
+                formats.is_empty(),
+                "{}: format {formats:?} is not checked",
+                tool.name
+            );
+        }
+    }
+
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let value = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": "é"}], "c": null}});

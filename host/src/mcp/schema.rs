@@ -2,12 +2,35 @@
 //!
 //! The server we replace declared schemas but never checked them and clamped out-of-range integers; we check
 //! every call against the schema the client was shown, so the published contract and the enforced one cannot
-//! drift apart. Only the JSON Schema keywords our tool schemas use are supported; a schema using anything else
-//! fails the catalog test, not a user's call.
+//! drift apart. Only the JSON Schema (2020-12) keywords listed in [`SUPPORTED_KEYWORDS`] are understood; a
+//! schema using anything else fails the catalog test, not a user's call.
+//!
+//! What is checked, keyword by keyword:
+//!
+//! - `type` (one name or a list): `integer` accepts any number without a fractional part (`1.0` too).
+//! - `enum`, `const`: numbers compare by mathematical value (`1` equals `1.0`), everything else structurally,
+//!   recursively inside arrays and objects; object key order does not matter.
+//! - `minimum`, `maximum` (inclusive); `minLength`, `maxLength` in Unicode code points; `minItems`,
+//!   `maxItems`; `minProperties`, `maxProperties`.
+//! - `pattern`: ECMA-262 regular expression, unanchored (see [`pattern`] for how it runs on the `regex` crate).
+//! - `properties`, `required`, `additionalProperties` (`false` refuses unknown names, a schema checks them);
+//!   `items` (one schema for every element).
+//! - `anyOf`: at least one branch matches; `oneOf`: exactly one branch matches (none, or two or more, is a
+//!   violation naming the field).
+//!
+//! Annotations only, never checked: `format` (as JSON Schema 2020-12 specifies by default; no input schema
+//! of ours uses it, and the catalog test keeps it that way until a format is checked here), `default` (filled
+//! in by [`apply_defaults`], not validated), `description`, `title`, `$schema`.
+//!
+//! Every violation names the offending argument by its path, so the caller gets one `INVALID_ARGUMENT` with
+//! `details.field` it can act on.
 
-use serde_json::{Map, Value};
+pub mod pattern;
 
-/// Keywords this validator understands; the catalog test rejects schemas using others.
+use serde_json::{Map, Number, Value};
+
+/// Keywords this validator understands (checked or known annotations); the catalog test rejects schemas using
+/// others.
 pub const SUPPORTED_KEYWORDS: &[&str] = &[
     "type",
     "properties",
@@ -124,12 +147,12 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
         }
     }
     if let Some(constant) = schema.get("const") {
-        if constant != value {
+        if !json_equal(constant, value) {
             return Err(violation(path, format!("must be {constant}")));
         }
     }
     if let Some(Value::Array(options)) = schema.get("enum") {
-        if !options.contains(value) {
+        if !options.iter().any(|option| json_equal(option, value)) {
             let listed: Vec<String> = options.iter().map(Value::to_string).collect();
             return Err(violation(
                 path,
@@ -137,14 +160,36 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
             ));
         }
     }
-    for keyword in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = schema.get(keyword) {
-            let mut scratch = path.clone();
-            if !branches
-                .iter()
-                .any(|b| check(b, value, &mut scratch).is_ok())
-            {
-                return Err(violation(path, "does not match any allowed shape"));
+    if let Some(Value::Array(branches)) = schema.get("anyOf") {
+        if let Err(closest) = first_match(branches, value, path) {
+            return Err(violation(
+                path,
+                format!("does not match any allowed shape ({closest})"),
+            ));
+        }
+    }
+    if let Some(Value::Array(branches)) = schema.get("oneOf") {
+        match first_match(branches, value, path) {
+            Err(closest) => {
+                return Err(violation(
+                    path,
+                    format!("does not match any allowed shape ({closest})"),
+                ));
+            }
+            Ok(first) => {
+                let also = branches[first + 1..]
+                    .iter()
+                    .position(|b| check(b, value, &mut path.clone()).is_ok());
+                if let Some(offset) = also {
+                    return Err(violation(
+                        path,
+                        format!(
+                            "matches more than one allowed shape (#{} and #{}); exactly one must match",
+                            first + 1,
+                            first + offset + 2
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -183,6 +228,19 @@ fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaV
                         path,
                         format!("must have at most {max} characters, got {n_chars}"),
                     ));
+                }
+            }
+            if let Some(expr) = schema.get("pattern").and_then(Value::as_str) {
+                match pattern::is_match(expr, text) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(violation(path, format!("must match the pattern {expr}")));
+                    }
+                    // Our own specs are compiled by the catalog test, so this is a build defect; refusing keeps
+                    // an unchecked argument from reaching a handler.
+                    Err(err) => {
+                        return Err(violation(path, format!("cannot be checked: {err}")));
+                    }
                 }
             }
         }
@@ -266,6 +324,94 @@ fn check_object(
     Ok(())
 }
 
+/// Index of the first branch `value` matches, or else the violation of the branch that came closest, to
+/// explain why none did: a branch whose tag (`enum`/`const` property such as `type`) the value carries beats
+/// one whose tag it lacks, then the deepest violation wins.
+fn first_match(branches: &[Value], value: &Value, path: &str) -> Result<usize, String> {
+    let mut closest: Option<((bool, usize), SchemaViolation)> = None;
+    for (idx, branch) in branches.iter().enumerate() {
+        let mut scratch = path.to_string();
+        match check(branch, value, &mut scratch) {
+            Ok(()) => return Ok(idx),
+            Err(err) => {
+                let rank = (!rejects_tag(branch, value), depth(&err.field));
+                if closest.as_ref().is_none_or(|(best, _)| rank > *best) {
+                    closest = Some((rank, err));
+                }
+            }
+        }
+    }
+    Err(match closest {
+        Some((_, err)) if err.field.is_empty() => err.message,
+        Some((_, err)) => format!("{}: {}", err.field, err.message),
+        None => "no shape is allowed".to_string(),
+    })
+}
+
+/// True when `value` has a property that `branch` pins with `enum` or `const` to something else.
+fn rejects_tag(branch: &Value, value: &Value) -> bool {
+    let (Some(properties), Some(object)) = (
+        branch.get("properties").and_then(Value::as_object),
+        value.as_object(),
+    ) else {
+        return false;
+    };
+    properties.iter().any(|(name, property)| {
+        let pinned = property.get("enum").is_some() || property.get("const").is_some();
+        pinned
+            && object
+                .get(name)
+                .is_some_and(|v| check(property, v, &mut String::new()).is_err())
+    })
+}
+
+/// Nesting depth of a violation path (`a.b[2]` is 3).
+fn depth(field: &str) -> usize {
+    if field.is_empty() {
+        0
+    } else {
+        1 + field.matches(['.', '[']).count()
+    }
+}
+
+/// JSON equality as JSON Schema defines it for `enum` and `const`: numbers by mathematical value, the rest
+/// structurally.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, a)| y.get(key).is_some_and(|b| json_equal(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
+fn numbers_equal(x: &Number, y: &Number) -> bool {
+    match (exact_integer(x), exact_integer(y)) {
+        // Integers compare exactly, so 2^53 + 1 is not equal to 2^53 after a round trip through f64.
+        (Some(a), Some(b)) => a == b,
+        _ => x.as_f64().zip(y.as_f64()).is_some_and(|(a, b)| a == b),
+    }
+}
+
+/// The number as an integer when it has no fractional part (`1` and `1.0` alike).
+fn exact_integer(number: &Number) -> Option<i128> {
+    if let Some(int) = number.as_i64() {
+        return Some(int.into());
+    }
+    if let Some(uint) = number.as_u64() {
+        return Some(uint.into());
+    }
+    let float = number.as_f64()?;
+    // Every integral f64 below 2^127 converts to i128 exactly; larger ones compare as floats.
+    (float.fract() == 0.0 && float.abs() < 1.0e38).then_some(float as i128)
+}
+
 fn join(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
@@ -273,6 +419,9 @@ fn join(path: &str, name: &str) -> String {
         format!("{path}.{name}")
     }
 }
+
+#[cfg(test)]
+mod conformance;
 
 #[cfg(test)]
 mod tests {
@@ -354,5 +503,77 @@ mod tests {
         apply_defaults(&schema(), &mut args);
         assert_eq!(args.get("limit"), Some(&json!(3)));
         assert_eq!(args.get("mode"), Some(&json!("a")));
+    }
+
+    #[test]
+    fn one_of_needs_exactly_one_branch() {
+        let schema = json!({"type": "object", "properties": {"n": {"oneOf": [
+            {"type": "integer", "maximum": 10},
+            {"type": "number", "minimum": 5}
+        ]}}});
+        assert_eq!(validate(&schema, &json!({"n": 2})), Ok(()));
+        assert_eq!(validate(&schema, &json!({"n": 20.5})), Ok(()));
+        let both = validate(&schema, &json!({"n": 7})).expect_err("ambiguous");
+        assert_eq!(both.field, "n");
+        assert!(both.message.contains("more than one"), "{both:?}");
+        let none = validate(&schema, &json!({"n": "7"})).expect_err("no branch");
+        assert_eq!(none.field, "n");
+        assert!(none.message.contains("does not match any"), "{none:?}");
+    }
+
+    #[test]
+    fn no_matching_branch_explains_the_closest_one() {
+        let schema = json!({"type": "array", "items": {"oneOf": [
+            {"type": "object", "required": ["type", "url"], "properties": {"type": {"enum": ["image"]}}},
+            {"type": "object", "required": ["type", "path"], "properties": {"type": {"enum": ["localImage"]}}}
+        ]}});
+        let err = validate(&schema, &json!([{"type": "image"}])).expect_err("url missing");
+        assert_eq!(err.field, "[0]");
+        assert!(err.message.contains("[0].url: is required"), "{err:?}");
+    }
+
+    #[test]
+    fn enum_and_const_compare_numbers_by_value() {
+        let schema = json!({"type": "object", "properties": {
+            "level": {"enum": [1, 2.5, "x", null]},
+            "pair": {"const": {"a": [1, {"b": 2}]}}
+        }});
+        assert_eq!(validate(&schema, &json!({"level": 1.0})), Ok(()));
+        assert_eq!(validate(&schema, &json!({"level": 2.5})), Ok(()));
+        assert_eq!(
+            validate(&schema, &json!({"pair": {"a": [1.0, {"b": 2.0}]}})),
+            Ok(())
+        );
+        let err = validate(&schema, &json!({"level": 1.5})).expect_err("not listed");
+        assert_eq!(err.field, "level");
+        let err = validate(&schema, &json!({"pair": {"a": [1, {"b": 2}, 3]}})).expect_err("longer");
+        assert_eq!(err.field, "pair");
+        assert!(!json_equal(
+            &json!(9_007_199_254_740_993_u64),
+            &json!(9_007_199_254_740_992.0)
+        ));
+        assert!(json_equal(&json!(-3), &json!(-3.0)));
+        assert!(!json_equal(&json!("1"), &json!(1)));
+        assert!(!json_equal(&json!(true), &json!(1)));
+    }
+
+    #[test]
+    fn pattern_is_checked_and_names_the_field() {
+        let schema = json!({"type": "object", "properties": {
+            "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+\\d?$"}}
+        }});
+        assert_eq!(validate(&schema, &json!({"tags": ["ab", "c1"]})), Ok(()));
+        let err = validate(&schema, &json!({"tags": ["ab", "C1"]})).expect_err("uppercase");
+        assert_eq!(err.field, "tags[1]");
+        assert!(err.message.contains("must match the pattern"), "{err:?}");
+        let broken = json!({"type": "string", "pattern": "(?<=a)b"});
+        let err = validate(&broken, &json!("ab")).expect_err("refused, not skipped");
+        assert!(err.message.contains("invalid pattern"), "{err:?}");
+    }
+
+    #[test]
+    fn format_is_an_annotation() {
+        let schema = json!({"type": "string", "format": "date-time"});
+        assert_eq!(validate(&schema, &json!("not a date")), Ok(()));
     }
 }
