@@ -39,13 +39,21 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
     let scratch = support::mcp_client::TempDir::new("conformance");
     let schemas = scratch.path().join("schema");
     let status = std::process::Command::new(codex_binary())
-        .args(["app-server", "generate-json-schema", "--experimental", "--out"])
+        .args([
+            "app-server",
+            "generate-json-schema",
+            "--experimental",
+            "--out",
+        ])
         .arg(&schemas)
         .status()
         .expect("generate-json-schema");
     assert!(status.success());
     let wrapper = scratch.path().join("codex-tee");
-    let (sent, received) = (scratch.path().join("in.log"), scratch.path().join("out.log"));
+    let (sent, received) = (
+        scratch.path().join("in.log"),
+        scratch.path().join("out.log"),
+    );
     std::fs::write(
         &wrapper,
         format!(
@@ -77,7 +85,10 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
     h.wait_for(&first, Duration::from_secs(30), |s| {
         s["status"] == json!("waiting_for_approval")
     });
-    let listed = h.call("codex_list_pending_interactions", json!({"operation_id": first}));
+    let listed = h.call(
+        "codex_list_pending_interactions",
+        json!({"operation_id": first}),
+    );
     let interaction = listed["interactions"][0]["interactionId"]
         .as_str()
         .expect("interaction")
@@ -94,23 +105,43 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
         json!({"operation_type": "send_message", "chat_id": thread, "message": "and once more"}),
     ));
     assert_eq!(h.wait_terminal(&follow)["status"], json!("completed"));
-    let fork = op_id(&h.submit(json!({"operation_type": "fork_thread", "source_thread_id": thread})));
+    let fork =
+        op_id(&h.submit(json!({"operation_type": "fork_thread", "source_thread_id": thread})));
     assert_eq!(h.wait_terminal(&fork)["status"], json!("completed"));
 
-    // A slow turn that is steered, then interrupted; then archive and unarchive.
+    // A slow turn that is steered, another that is interrupted; then archive and unarchive.
     h.model.push([
-        Reply::slow_text("a slow answer that takes its time", 20, Duration::from_millis(150)),
+        Reply::slow_text(
+            "a slow answer that takes its time",
+            20,
+            Duration::from_millis(150),
+        ),
         Reply::text("steered"),
     ]);
     let slow = op_id(&h.submit(
         json!({"operation_type": "send_message", "chat_id": thread, "message": "take your time"}),
     ));
     let running = h.wait_for(&slow, Duration::from_secs(30), |s| s["turnId"].is_string());
-    let steer = op_id(&h.submit(json!({"operation_type": "steer_turn", "thread_id": thread,
-        "expected_turn_id": running["turnId"], "message": "hurry up"})));
+    let steer = op_id(
+        &h.submit(json!({"operation_type": "steer_turn", "thread_id": thread,
+        "expected_turn_id": running["turnId"], "message": "hurry up"})),
+    );
     h.wait_terminal(&steer);
-    h.call("codex_interrupt_turn", json!({"operation_id": slow}));
     h.wait_terminal(&slow);
+    h.model.push([Reply::slow_text(
+        "another slow answer, to be interrupted",
+        40,
+        Duration::from_millis(150),
+    )]);
+    let doomed = op_id(&h.submit(
+        json!({"operation_type": "send_message", "chat_id": thread, "message": "this one gets stopped"}),
+    ));
+    h.wait_for(&doomed, Duration::from_secs(30), |s| {
+        s["turnId"].is_string()
+    });
+    let interrupted = h.call("codex_interrupt_turn", json!({"operation_id": doomed}));
+    assert_eq!(interrupted["interrupted"], json!(true), "{interrupted}");
+    h.wait_terminal(&doomed);
     h.call("codex_archive_thread", json!({"thread_id": thread}));
     h.call("codex_unarchive_thread", json!({"thread_id": thread}));
     drop(h);
@@ -160,11 +191,18 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
                     .expect("branch");
                 let known = &definition(
                     &client_requests,
-                    branch["properties"]["params"]["$ref"].as_str().unwrap_or_default(),
+                    branch["properties"]["params"]["$ref"]
+                        .as_str()
+                        .unwrap_or_default(),
                 )["properties"];
-                if let (Some(known), Some(params)) = (known.as_object(), frame["params"].as_object()) {
+                if let (Some(known), Some(params)) =
+                    (known.as_object(), frame["params"].as_object())
+                {
                     for key in params.keys() {
-                        assert!(known.contains_key(key), "{method} has no property {key}: {frame}");
+                        assert!(
+                            known.contains_key(key),
+                            "{method} has no property {key}: {frame}"
+                        );
                     }
                 }
                 methods.push(method.to_string());
