@@ -24,6 +24,15 @@ const JOURNAL_FLUSH: std::time::Duration = std::time::Duration::from_millis(250)
 /// ... or once this many frames wait.
 const JOURNAL_BATCH: usize = 64;
 
+/// The thread and turn an app-server frame names (`threadId`; `turn.id` or `turnId`).
+fn thread_and_turn(params: &Value) -> (Option<String>, Option<String>) {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    (
+        text(params.get("threadId")),
+        text(params.pointer("/turn/id").or_else(|| params.get("turnId"))),
+    )
+}
+
 /// Shared server state.
 pub struct App {
     /// The resolved configuration.
@@ -142,15 +151,7 @@ impl App {
                     if method.ends_with("/delta") {
                         continue;
                     }
-                    let thread = params
-                        .get("threadId")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    let turn = params
-                        .pointer("/turn/id")
-                        .or_else(|| params.get("turnId"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    let (thread, turn) = thread_and_turn(&params);
                     (
                         json!({"event": "notification", "method": method, "processGeneration": generation,
                                "threadId": thread, "turnId": turn}),
@@ -173,14 +174,7 @@ impl App {
                     id,
                     ..
                 }) => {
-                    let thread = params
-                        .get("threadId")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    let turn = params
-                        .get("turnId")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                    let (thread, turn) = thread_and_turn(&params);
                     (
                         json!({"event": "server_request", "method": method, "processGeneration": generation,
                                "threadId": thread, "turnId": turn}),

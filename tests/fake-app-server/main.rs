@@ -121,10 +121,14 @@ fn main() {
                         pending_turn = Some((thread, turn));
                     }
                     "approval" => {
+                        let cwd = message
+                            .pointer("/params/cwd")
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         send(
                             json!({"id": 0, "method": "item/commandExecution/requestApproval",
                             "params": {"threadId": thread, "turnId": turn, "itemId": "call_1", "command": "echo hi",
-                                       "availableDecisions": ["accept", "cancel"]}}),
+                                       "cwd": cwd, "availableDecisions": ["accept", "cancel"]}}),
                         );
                         pending_turn = Some((thread, turn));
                     }

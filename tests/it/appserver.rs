@@ -354,17 +354,7 @@ async fn recursion_guard_disables_our_entry_and_marks_the_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_requests_conform_to_the_pinned_protocol_schema() {
     let dir = TempDir::new("schema");
-    let status = std::process::Command::new(codex_binary())
-        .args([
-            "app-server",
-            "generate-json-schema",
-            "--experimental",
-            "--out",
-        ])
-        .arg(dir.path())
-        .status()
-        .expect("generate-json-schema");
-    assert!(status.success());
+    support::peer::write_protocol_schema(dir.path());
     let cases = [
         (
             "ThreadStartParams",

@@ -150,3 +150,18 @@ pub fn app_server_settings(home: &CodexHome) -> codex_control_plane::appserver::
         experimental_api: true,
     }
 }
+
+/// Writes the pinned codex's protocol schema (`app-server generate-json-schema --experimental`) into `dir`.
+pub fn write_protocol_schema(dir: &Path) {
+    let status = std::process::Command::new(codex_binary())
+        .args([
+            "app-server",
+            "generate-json-schema",
+            "--experimental",
+            "--out",
+        ])
+        .arg(dir)
+        .status()
+        .expect("generate-json-schema");
+    assert!(status.success(), "generate-json-schema failed: {status}");
+}

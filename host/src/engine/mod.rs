@@ -132,9 +132,14 @@ impl EngineSettings {
         }
     }
 
-    /// The same settings for a process in `role`.
+    /// The same settings for a process in `role`. Clients ring the worker's doorbell on every row they commit,
+    /// so the worker's polls are only a fallback for lost rings and can be slow (an idle worker costs ~nothing).
     pub fn with_role(mut self, role: EngineRole) -> EngineSettings {
         self.role = role;
+        if role == EngineRole::Worker {
+            self.poll_interval = Duration::from_secs(2);
+            self.courier_interval = Duration::from_secs(1);
+        }
         self
     }
 }

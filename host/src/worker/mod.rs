@@ -37,8 +37,8 @@ use crate::store::liveness::{self, HeldLock};
 
 pub use observe::{observe, status_report, stop};
 
-/// How often the command lane looks for commands when the doorbell stays silent.
-const COMMAND_POLL: Duration = Duration::from_millis(250);
+/// How often the command lane looks for commands when the doorbell stays silent (a fallback: clients ring).
+const COMMAND_POLL: Duration = Duration::from_secs(1);
 /// How often a draining worker checks whether its turns ended.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
