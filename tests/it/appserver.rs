@@ -10,7 +10,7 @@ use codex_control_plane::appserver::{
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
 use support::mcp_client::{workspace_binary, TempDir};
-use support::peer::{codex_binary, CodexHome};
+use support::peer::CodexHome;
 use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -15,8 +15,11 @@ use super::{doorbell, Engine, EngineError};
 use crate::store::commands::WorkerCommand;
 use crate::store::liveness::{self, HeldLock, LockState};
 
-/// How often a waiting client looks at a command's row (the worker's write is seen on the next look).
-const COMMAND_POLL: Duration = Duration::from_millis(10);
+/// How often a waiting client looks at a command's row at first: most commands end within a few milliseconds,
+/// so the wait starts fine and backs off to [`COMMAND_POLL_MAX`] (a read is ~0.1 ms).
+const COMMAND_POLL_MIN: Duration = Duration::from_millis(1);
+/// The slowest a waiting client looks at a command's row.
+const COMMAND_POLL_MAX: Duration = Duration::from_millis(20);
 /// A queued command that no worker took within this long is `timed_out` and never runs.
 pub const COMMAND_TTL: Duration = Duration::from_secs(600);
 
@@ -238,6 +241,7 @@ impl WorkerLink {
     ) -> Result<CommandOutcome, EngineError> {
         let deadline = Instant::now() + wait;
         let mut last = command;
+        let mut pause = COMMAND_POLL_MIN;
         loop {
             if last.is_terminal() {
                 return Ok(CommandOutcome::Finished(last));
@@ -245,7 +249,8 @@ impl WorkerLink {
             if Instant::now() >= deadline {
                 return Ok(CommandOutcome::Pending(last));
             }
-            tokio::time::sleep(COMMAND_POLL).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(COMMAND_POLL_MAX);
             if let Some(row) = engine.store.get_worker_command(&last.command_id).await? {
                 last = row;
             }
