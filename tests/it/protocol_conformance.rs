@@ -38,17 +38,7 @@ fn definition<'a>(root: &'a Value, reference: &str) -> &'a Value {
 fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
     let scratch = support::mcp_client::TempDir::new("conformance");
     let schemas = scratch.path().join("schema");
-    let status = std::process::Command::new(codex_binary())
-        .args([
-            "app-server",
-            "generate-json-schema",
-            "--experimental",
-            "--out",
-        ])
-        .arg(&schemas)
-        .status()
-        .expect("generate-json-schema");
-    assert!(status.success());
+    support::peer::write_protocol_schema(&schemas);
     let wrapper = scratch.path().join("codex-tee");
     let (sent, received) = (
         scratch.path().join("in.log"),

@@ -123,18 +123,17 @@ impl WorkerLink {
         presence(&self.db)
     }
 
-    /// Makes sure a worker runs (starting one in `auto` mode) and rings its doorbell. Never fails the caller's
-    /// write: a worker that cannot be started is logged and reported by health, and the row waits for the next
-    /// worker.
+    /// Makes sure a worker runs (starting one in `auto` mode). Never fails the caller's write: a worker that
+    /// cannot be started is logged and reported by health, and the row waits for the next worker. Ringing is the
+    /// caller's (the engine's `wake` rings after a submit); a worker started here scans the queue when it starts.
     pub async fn ensure_worker(&self) -> WorkerPresence {
         let now = self.presence();
         if now.is_running() || now.state == "starting" || !self.auto_start {
-            doorbell::ring(&self.db);
             return now;
         }
         let link = self.clone();
         let started = tokio::task::spawn_blocking(move || link.start_worker_blocking()).await;
-        let presence = match started {
+        match started {
             Ok(Ok(presence)) => presence,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not start the background worker");
@@ -144,9 +143,7 @@ impl WorkerLink {
                 tracing::warn!(%error, "worker start task failed");
                 self.presence()
             }
-        };
-        doorbell::ring(&self.db);
-        presence
+        }
     }
 
     /// Starts a detached worker unless another client is doing it or one runs, then waits for its first
@@ -229,6 +226,7 @@ impl WorkerLink {
             .insert_worker_command(command_type, payload, &engine.worker.owner_id, COMMAND_TTL)
             .await?;
         self.ensure_worker().await;
+        doorbell::ring(&self.db);
         self.wait_command(engine, command, self.command_wait).await
     }
 
