@@ -534,3 +534,60 @@ fn tool_output(model: &support::fake_model::FakeModel, call_id: &str) -> Value {
             panic!("tool output is not JSON: {text}; tools offered: {offered:?}")
         })
 }
+
+/// Several approvals in a row, each on its own project, answered through the worker. The scripted app-server
+/// numbers every server request 0 and names the same thread for every turn, as a long-lived app-server may
+/// reuse ids across turns: each approval must still reach the client and each answer its own turn.
+#[test]
+fn approvals_in_a_row_each_reach_the_client_and_their_answers_complete_the_turns() {
+    use support::mcp_client::{isolated_env, workspace_binary, TempDir};
+    let dir = TempDir::new("worker-approvals-in-a-row");
+    let mut env = isolated_env(dir.path());
+    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    let fake =
+        workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server");
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
+    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
+    env.push(("FAKE_APP_SERVER_MODE".into(), "approval".into()));
+    let mut client = McpClient::start(&env).expect("client");
+    for idx in 0..4 {
+        let project = dir.path().join("projects").join(format!("p{idx}"));
+        std::fs::create_dir_all(&project).expect("project");
+        let submitted = client
+            .call_tool(
+                "codex_submit_task",
+                json!({"operation_type": "start_chat", "project_id": project.display().to_string(),
+                       "message": format!("approval {idx}")}),
+            )
+            .expect("submit");
+        let id = op_id(&submitted);
+        let mut interaction = None;
+        wait_until(
+            &format!("approval {idx}"),
+            Duration::from_secs(20),
+            || {
+                let listed = client
+                    .call_tool("codex_list_pending_interactions", json!({"operation_id": id}))
+                    .expect("list");
+                interaction = listed["interactions"][0]["interactionId"]
+                    .as_str()
+                    .map(str::to_string);
+                interaction.is_some()
+            },
+        );
+        let answered = client
+            .call_tool(
+                "codex_answer_pending_interaction",
+                json!({"interaction_id": interaction, "decision": "accept"}),
+            )
+            .expect("answer");
+        assert_eq!(answered["answered"], json!(true), "{answered}");
+        wait_until(&format!("turn {idx} ends"), Duration::from_secs(20), || {
+            let status = client
+                .call_tool("codex_get_operation_status", json!({"operation_id": id}))
+                .expect("status");
+            status["terminal"] == json!(true)
+        });
+    }
+    client.close(Duration::from_secs(15)).expect("close");
+}
