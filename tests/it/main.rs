@@ -11,5 +11,6 @@ mod operations;
 mod plugins;
 mod protocol_conformance;
 mod recovery;
+mod waits;
 mod worker;
 mod workflows;

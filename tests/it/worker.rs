@@ -562,19 +562,18 @@ fn approvals_in_a_row_each_reach_the_client_and_their_answers_complete_the_turns
             .expect("submit");
         let id = op_id(&submitted);
         let mut interaction = None;
-        wait_until(
-            &format!("approval {idx}"),
-            Duration::from_secs(20),
-            || {
-                let listed = client
-                    .call_tool("codex_list_pending_interactions", json!({"operation_id": id}))
-                    .expect("list");
-                interaction = listed["interactions"][0]["interactionId"]
-                    .as_str()
-                    .map(str::to_string);
-                interaction.is_some()
-            },
-        );
+        wait_until(&format!("approval {idx}"), Duration::from_secs(20), || {
+            let listed = client
+                .call_tool(
+                    "codex_list_pending_interactions",
+                    json!({"operation_id": id}),
+                )
+                .expect("list");
+            interaction = listed["interactions"][0]["interactionId"]
+                .as_str()
+                .map(str::to_string);
+            interaction.is_some()
+        });
         let answered = client
             .call_tool(
                 "codex_answer_pending_interaction",

@@ -53,6 +53,13 @@ pub enum Reply {
         /// Text streamed before the cut.
         text: String,
     },
+    /// Another reply, sent once the test opens the gate (a turn held running until then).
+    Held {
+        /// Opened by the test.
+        gate: Gate,
+        /// The answer.
+        reply: Box<Reply>,
+    },
     /// Another reply, sent after a pause (the model "thinks" first; a turn stays running meanwhile).
     After {
         /// The pause before the first byte of the answer.
@@ -108,9 +115,45 @@ impl Reply {
         }
     }
 
+    /// `reply`, sent when `gate` opens.
+    pub fn held(gate: &Gate, reply: Reply) -> Reply {
+        Reply::Held {
+            gate: gate.clone(),
+            reply: Box::new(reply),
+        }
+    }
+
     /// The reply used when the script is empty.
     pub fn default_text() -> Reply {
         Reply::text("Done.")
+    }
+}
+
+/// A gate a held reply waits for; [`Gate::open`] releases it and records when.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<Option<std::time::Instant>>, std::sync::Condvar)>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Opens the gate; returns the instant it opened.
+    pub fn open(&self) -> std::time::Instant {
+        let (opened, ready) = &*self.0;
+        let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+        let now = *opened.get_or_insert_with(std::time::Instant::now);
+        ready.notify_all();
+        now
+    }
+
+    fn wait(&self) {
+        let (opened, ready) = &*self.0;
+        let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+        while opened.is_none() {
+            opened = ready.wait(opened).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -325,14 +368,22 @@ fn event(writer: &mut TcpStream, value: Value) -> std::io::Result<()> {
 
 fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
     let mut reply = reply;
-    while let Reply::After {
-        delay,
-        reply: inner,
-    } = reply
-    {
-        std::thread::sleep(delay);
-        reply = *inner;
-    }
+    let reply = loop {
+        reply = match reply {
+            Reply::After {
+                delay,
+                reply: inner,
+            } => {
+                std::thread::sleep(delay);
+                *inner
+            }
+            Reply::Held { gate, reply: inner } => {
+                gate.wait();
+                *inner
+            }
+            other => break other,
+        };
+    };
     if let Reply::HttpError { status } = reply {
         let body =
             json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
@@ -428,7 +479,7 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
                 "output_index": 0, "content_index": 0, "delta": text}),
             )?;
         }
-        Reply::HttpError { .. } | Reply::After { .. } => {}
+        Reply::HttpError { .. } | Reply::After { .. } | Reply::Held { .. } => {}
     }
     writer.flush()
 }

@@ -39,6 +39,20 @@ impl Args {
         serde_json::json!({"arguments": self.values, "provided": self.provided})
     }
 
+    /// The same arguments without `key`: a parameter the MCP layer consumes (such as `wait_seconds`) must not
+    /// reach a handler's fingerprint or a stored worker command.
+    pub fn without(&self, key: &str) -> Args {
+        let mut out = self.clone();
+        out.values.remove(key);
+        out.provided.remove(key);
+        out
+    }
+
+    /// A number argument (integer or not), `None` when absent or null.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        self.value(key).and_then(Value::as_f64)
+    }
+
     /// Arguments stored by [`Args::to_json`].
     pub fn from_json(stored: &Value) -> Args {
         let values = stored

@@ -122,6 +122,7 @@ const SPECS: &[(&str, &str)] = &[
         "codex_get_worker_command_status",
         include_str!("tools/specs/codex_get_worker_command_status.json"),
     ),
+    ("codex_wait", include_str!("tools/specs/codex_wait.json")),
     (
         "codex_start_plan_workflow",
         include_str!("tools/specs/codex_start_plan_workflow.json"),

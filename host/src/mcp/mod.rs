@@ -8,6 +8,7 @@
 //! Requests are served concurrently (rmcp spawns a task per request), so a slow call never blocks a status poll.
 
 pub mod args;
+pub mod call;
 pub mod catalog;
 pub mod error;
 pub mod schema;

@@ -13,6 +13,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Map, Value};
 
 use super::args::Args;
+use super::call::CallContext;
 use super::catalog::{Catalog, ToolSpec};
 use super::error::{ErrorCode, ToolError};
 use super::schema;
@@ -48,8 +49,13 @@ impl McpServer {
     }
 
     /// Runs one tool call to its JSON payload (`ok:true` or the error shape); never fails at the protocol level.
-    pub async fn call(&self, name: &str, arguments: Option<Map<String, Value>>) -> Value {
-        match self.try_call(name, arguments).await {
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        ctx: &CallContext,
+    ) -> Value {
+        match self.try_call(name, arguments, ctx).await {
             Ok(Value::Object(fields)) => {
                 // `ok` first: clients and people reading the text block look for it there.
                 let mut payload = Map::with_capacity(fields.len() + 2);
@@ -73,6 +79,7 @@ impl McpServer {
         &self,
         name: &str,
         arguments: Option<Map<String, Value>>,
+        ctx: &CallContext,
     ) -> Result<Value, ToolError> {
         let spec = Catalog::get().find(name).ok_or_else(|| {
             ToolError::new(ErrorCode::InvalidArgument, format!("unknown tool: {name}"))
@@ -92,7 +99,7 @@ impl McpServer {
             )
             .with_detail("tool", json!(name)));
         }
-        tools::dispatch(&self.app, spec, args).await
+        tools::dispatch(&self.app, spec, args, ctx).await
     }
 }
 
@@ -156,9 +163,10 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let payload = self.call(&request.name, request.arguments).await;
+        let ctx = CallContext::from_request(&context);
+        let payload = self.call(&request.name, request.arguments, &ctx).await;
         let ok = payload.get("ok").and_then(Value::as_bool).unwrap_or(false);
         // The same JSON as text too, for clients that read only `content`.
         let text = payload.to_string();

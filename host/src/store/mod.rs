@@ -17,6 +17,7 @@
 //! - [`leases`]: workers, leases, heartbeats, claiming.
 //! - [`admission`]: may an operation start now: slots, resource locks, write slots (the seed's order).
 //! - [`liveness`]: proof of life through OS file locks next to the database (owners, the worker).
+//! - [`changes`]: wakes waiters on a commit of any process (`PRAGMA data_version`, local commit counter).
 //! - [`commands`]: worker commands (`cmd_<hex>`): control actions a client asks the worker to perform.
 //! - [`intents`]: the creating-call journal (intent before a creating app-server call, confirmation after).
 //! - [`recovery`]: startup recovery of operations whose owner is gone.
@@ -30,6 +31,7 @@
 //! rendered as ISO-8601 UTC only when serialised.
 
 pub mod admission;
+pub mod changes;
 pub mod commands;
 pub mod events;
 pub mod goals;
@@ -230,6 +232,8 @@ struct Inner {
     /// Dropping the sender stops the checkpoint thread.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
+    /// Counts jobs of this process's writer; waiters clone it to wake at once on a local commit.
+    commits: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Drop for Inner {
@@ -300,6 +304,7 @@ impl Store {
         let checkpointer = spawn_checkpointer(path)?;
 
         let (sender, receiver) = mpsc::channel::<Job>();
+        let (commit_counter, commits) = tokio::sync::watch::channel(0u64);
         let handle = std::thread::Builder::new()
             .name("store-writer".to_string())
             .spawn(move || {
@@ -311,6 +316,8 @@ impl Store {
                     if outcome.is_err() {
                         tracing::error!("store write job panicked");
                     }
+                    // Rolled-back jobs count too: a spurious wake only costs the waiter one re-read.
+                    commit_counter.send_modify(|n| *n = n.wrapping_add(1));
                 }
             })
             .map_err(|source| StoreError::Io {
@@ -324,6 +331,7 @@ impl Store {
                 writer_thread: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
                 readers: Mutex::new(Vec::new()),
+                commits,
             }),
         })
     }

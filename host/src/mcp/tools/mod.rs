@@ -6,6 +6,7 @@ mod interactions;
 mod lifecycle;
 mod operations;
 mod queue;
+mod wait;
 mod worker_commands;
 mod workflows;
 
@@ -13,13 +14,35 @@ use serde_json::Value;
 
 use super::args::Args;
 
+use super::call::CallContext;
 use super::catalog::ToolSpec;
 use super::error::{ErrorCode, ToolError};
 use crate::app::App;
 
+pub use wait::MAX_WAIT_SECONDS;
+
 /// Runs the handler of `spec` with arguments already validated and completed with defaults. In a process that
-/// leaves dispatching to the background worker, a tool that needs app-server becomes a worker command.
-pub async fn dispatch(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolError> {
+/// leaves dispatching to the background worker, a tool that needs app-server becomes a worker command. A
+/// `wait_seconds` the call carries is served here, after the handler, and never reaches it.
+pub async fn dispatch(
+    app: &App,
+    spec: &ToolSpec,
+    args: Args,
+    ctx: &CallContext,
+) -> Result<Value, ToolError> {
+    if spec.name == "codex_wait" {
+        return wait::wait(app, &args, ctx).await;
+    }
+    let bound = wait::requested(&args);
+    let args = args.without("wait_seconds");
+    let result = route(app, spec, args).await?;
+    match bound {
+        Some(bound) => wait::inline_status(app, spec.name, result, bound, ctx).await,
+        None => Ok(result),
+    }
+}
+
+async fn route(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolError> {
     if let Some(link) = app.delegates_to_worker() {
         if let Some(command_type) = worker_commands::command_type(spec.name, &args, link) {
             return worker_commands::forward(app, link, command_type, spec.name, &args).await;
