@@ -272,3 +272,48 @@ fn a_wait_reports_progress_and_ends_at_once_when_cancelled() {
         .expect("status");
     assert_eq!(status["ok"], json!(true));
 }
+
+#[test]
+fn a_plan_workflow_runs_start_to_end_in_two_waiting_calls() {
+    let mut h = Harness::start("wait-plan");
+    h.model.push([Reply::text(
+        "Plan.\n<proposed_plan>\n1. Write the note\n</proposed_plan>",
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan a note", "wait_seconds": 40}),
+    );
+    assert_eq!(started["phase"], json!("plan_ready"), "{started}");
+    assert_eq!(
+        started["waitOutcome"]["reason"],
+        json!("plan_ready"),
+        "{started}"
+    );
+    assert!(started["latestPlan"].is_object() || started["latestPlan"].is_string());
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+
+    h.model.push([Reply::text("Wrote the note.")]);
+    // The approval has not moved the workflow yet when the wait begins: `plan_ready` must not end it.
+    let approved = h.call(
+        "codex_approve_plan",
+        json!({"workflow_id": workflow_id, "wait_seconds": 40}),
+    );
+    assert_eq!(
+        approved["waitOutcome"]["reason"],
+        json!("terminal"),
+        "{approved}"
+    );
+    assert_eq!(approved["phase"], json!("completed"), "{approved}");
+    assert_eq!(approved["terminal"], json!(true), "{approved}");
+
+    let waited = h.call(
+        "codex_wait",
+        json!({"workflow_ids": [workflow_id], "timeout_seconds": 1}),
+    );
+    assert_eq!(waited["reason"], json!("terminal"), "{waited}");
+    assert_eq!(waited["workflows"][0]["workflowId"], json!(workflow_id));
+}

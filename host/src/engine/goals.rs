@@ -163,8 +163,11 @@ impl Engine {
     }
 
     /// Settles the goals of ended workflows this process drives or inherits from a dead one (steps 3 and 4).
-    pub(super) async fn settle_goals(&self) -> Result<(), EngineError> {
-        for (goal, owner) in self.store.unsettled_goals().await? {
+    /// Settles the goals of ended workflows; returns how many were still unsettled.
+    pub(super) async fn settle_goals(&self) -> Result<usize, EngineError> {
+        let unsettled = self.store.unsettled_goals().await?;
+        let count = unsettled.len();
+        for (goal, owner) in unsettled {
             if let Some(owner) = &owner {
                 if owner != &self.worker.owner_id && !self.store.is_owner_dead(owner).await? {
                     continue;
@@ -177,7 +180,7 @@ impl Engine {
                 tracing::warn!(workflow = %workflow.workflow_id, %error, "settling a workflow goal failed");
             }
         }
-        Ok(())
+        Ok(count)
     }
 
     async fn settle_goal(

@@ -29,6 +29,9 @@ use crate::store::workflows::{NewWorkflow, StepRecord, Workflow, WorkflowAction}
 
 /// How often the pump looks at active workflows when nothing wakes it.
 const PUMP_INTERVAL: Duration = Duration::from_millis(200);
+/// How often it looks when the last pass found nothing to drive: only a dead process's workflow to take
+/// over can appear without a wake-up, and that is not urgent.
+const PUMP_IDLE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A workflow to start.
 #[derive(Debug, Clone)]
@@ -352,20 +355,28 @@ impl Engine {
 
     pub(super) async fn workflow_loop(self: Arc<Self>, mut shutdown: Shutdown) {
         loop {
-            if let Err(error) = self.pump_workflows().await {
-                tracing::warn!(%error, "workflow pump failed");
-            }
+            let pause = match self.pump_workflows().await {
+                Ok(0) => PUMP_IDLE_INTERVAL,
+                Ok(_) => PUMP_INTERVAL,
+                Err(error) => {
+                    tracing::warn!(%error, "workflow pump failed");
+                    PUMP_INTERVAL
+                }
+            };
             tokio::select! {
                 _ = shutdown.recv() => return,
                 _ = self.workflow_wake.notified() => {}
-                _ = tokio::time::sleep(PUMP_INTERVAL) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    /// One pass over the active workflows this process drives (taking over those of dead processes).
-    async fn pump_workflows(&self) -> Result<(), EngineError> {
-        for mut workflow in self.store.active_workflows(200).await? {
+    /// One pass over the active workflows this process drives (taking over those of dead processes); returns
+    /// how many workflows and unsettled goals it saw.
+    async fn pump_workflows(&self) -> Result<usize, EngineError> {
+        let active = self.store.active_workflows(200).await?;
+        let seen = active.len();
+        for mut workflow in active {
             if workflow.owner_id.as_deref() != Some(self.worker.owner_id.as_str()) {
                 // One compare-and-set decides who drives an orphaned workflow: another process may be taking
                 // it at the same moment, and only the winner may advance it.
@@ -386,7 +397,7 @@ impl Engine {
                 tracing::warn!(workflow = %workflow.workflow_id, %error, "advancing a workflow failed");
             }
         }
-        self.settle_goals().await
+        Ok(seen + self.settle_goals().await?)
     }
 
     /// Performs pending actions and reports operation progress until nothing changes.

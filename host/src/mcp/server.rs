@@ -144,7 +144,8 @@ impl ServerHandler for McpServer {
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
             .with_instructions(
                 "Durable Codex worker. Start with codex_health_summary; submit work with codex_submit_task \
-                 and poll codex_get_operation_status with the returned operationId.",
+                 (wait_seconds returns a quick task's result inline), then follow the returned operationId \
+                 with codex_wait, which returns when the work ends or needs you (an approval, a plan).",
             )
     }
 

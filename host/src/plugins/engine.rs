@@ -8,6 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -17,8 +18,34 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::error::PluginError;
 
 /// Period of the epoch ticker. A call's wall-clock deadline is enforced to within one tick, and
-/// the ticker thread wakes this often for as long as the engine lives; 5 ms keeps both small.
+/// the ticker thread wakes this often while a plugin call runs; 5 ms keeps both small.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// How often an idle ticker checks whether its engine is gone.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Plugin calls in flight in this process. The ticker only ticks while there are some: an idle
+/// server must not wake 200 times a second for deadlines nobody has set.
+static RUNNING_CALLS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Held for the duration of a plugin call (instantiation included): keeps the epoch ticking.
+pub struct Ticking(());
+
+/// Starts the epoch ticking for one call; it stops when the last [`Ticking`] is dropped.
+pub fn ticking() -> Ticking {
+    let (running, wake) = &RUNNING_CALLS;
+    let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+    *running += 1;
+    wake.notify_all();
+    Ticking(())
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        let mut running = RUNNING_CALLS.0.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+    }
+}
 
 /// Extension of cached artifacts.
 const ARTIFACT_EXTENSION: &str = "cwasm";
@@ -38,7 +65,7 @@ const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
 /// not count) and the pooling allocator sized for `max_memory_bytes` per memory. If the pool
 /// cannot be reserved (e.g. a tight virtual memory limit), falls back to on-demand allocation.
 /// Starts the ticker thread, which holds only a weak handle and so ends when the engine is
-/// dropped.
+/// dropped, and ticks only while a call runs ([`ticking`]).
 pub fn new_engine(max_memory_bytes: u64) -> Result<Engine, PluginError> {
     let engine = match Engine::new(&engine_config(Some(max_memory_bytes))) {
         Ok(engine) => engine,
@@ -90,6 +117,19 @@ fn start_epoch_ticker(engine: &Engine) -> Result<(), PluginError> {
     std::thread::Builder::new()
         .name("plugin-epoch".to_string())
         .spawn(move || loop {
+            {
+                let (running, wake) = &RUNNING_CALLS;
+                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                while *running == 0 {
+                    running = match wake.wait_timeout(running, IDLE_CHECK) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                    if weak.upgrade().is_none() {
+                        return;
+                    }
+                }
+            }
             std::thread::sleep(EPOCH_TICK);
             match weak.upgrade() {
                 Some(engine) => engine.increment_epoch(),

@@ -12,7 +12,7 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::capability::CapabilityCtx;
-use super::engine::epoch_ticks;
+use super::engine::{epoch_ticks, ticking};
 use super::error::{CallErrorKind, PluginError};
 use super::limits::{self, CallLimits, MemoryLimiter, MAX_OUTPUT_BYTES};
 use super::manifest::World;
@@ -218,6 +218,7 @@ impl WasmPlugin {
 
     /// A new store and instance.
     fn instantiate(&self) -> Result<(Store<PluginCtx>, Instance), PluginError> {
+        let _ticking = ticking();
         let mut store = self.new_store()?;
         match self.pre.instantiate(&mut store) {
             Ok(instance) => Ok((store, instance)),
@@ -240,6 +241,7 @@ impl WasmPlugin {
                 world: world.to_string(),
             })?;
         let (mut store, instance) = self.instantiate()?;
+        let _ticking = ticking();
         let result = call(indices, &mut store, &instance);
         self.finish(&store, result)
     }
@@ -355,6 +357,7 @@ impl WarmInstance<'_> {
             return Err(self.plugin.error(CallErrorKind::Poisoned));
         }
         self.plugin.refill(&mut self.store)?;
+        let _ticking = ticking();
         let result = self.policy.call_check_action(&mut self.store, request);
         let result = self.plugin.finish(&self.store, result);
         self.poisoned = result.is_err();

@@ -301,10 +301,10 @@ impl Store {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
-        let checkpointer = spawn_checkpointer(path)?;
-
         let (sender, receiver) = mpsc::channel::<Job>();
         let (commit_counter, commits) = tokio::sync::watch::channel(0u64);
+        let checkpointer = spawn_checkpointer(path, commits.clone())?;
+
         let handle = std::thread::Builder::new()
             .name("store-writer".to_string())
             .spawn(move || {
@@ -426,27 +426,45 @@ impl Store {
     }
 }
 
-/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every [`CHECKPOINT_INTERVAL`].
-/// PASSIVE never blocks writers or readers; pages still in use by a reader are copied on a later round.
-fn spawn_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
+/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every [`CHECKPOINT_INTERVAL`]
+/// after this process committed something (an idle process leaves the files alone; each process checkpoints
+/// what it wrote). PASSIVE never blocks writers or readers; pages still in use by a reader are copied on a
+/// later round, so a round that may have left pages behind is followed by one more.
+fn spawn_checkpointer(
+    path: &Path,
+    mut commits: tokio::sync::watch::Receiver<u64>,
+) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let (stop, stopped) = mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("store-checkpoint".to_string())
-        .spawn(move || loop {
-            match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(error) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(%error, "wal checkpoint failed");
+        .spawn(move || {
+            let mut pending = false;
+            loop {
+                match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let committed = commits.has_changed().unwrap_or(false);
+                        commits.mark_unchanged();
+                        if !committed && !pending {
+                            continue;
+                        }
+                        // (busy, WAL frames, frames checkpointed): frames left behind need another round.
+                        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                        }) {
+                            Ok((log, done)) => pending = done < log,
+                            Err(error) => {
+                                pending = true;
+                                tracing::warn!(%error, "wal checkpoint failed");
+                            }
+                        }
                     }
-                }
-                // The store is gone: a last checkpoint keeps the WAL short for the next opener.
-                _ => {
-                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    return;
+                    // The store is gone: a last checkpoint keeps the WAL short for the next opener.
+                    _ => {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                        return;
+                    }
                 }
             }
         })
