@@ -57,7 +57,7 @@ fn goal_active(h: &mut Harness, workflow_id: &str) -> Value {
 
 /// Approves the plan of a ready workflow whose execution turn answers "Implemented." after `think` without
 /// touching the goal, and waits until the goal is settled.
-fn execute_and_settle(h: &mut Harness, workflow_id: &str, think: Duration) -> Value {
+pub(crate) fn execute_and_settle(h: &mut Harness, workflow_id: &str, think: Duration) -> Value {
     h.model
         .push([Reply::after(think, Reply::text("Implemented."))]);
     let approved = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));

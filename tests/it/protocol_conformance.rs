@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_model::Reply;
+use support::fake_model::{Gate, Reply};
 use support::peer::codex_binary;
 
 use crate::harness::{op_id, Harness};
@@ -134,6 +134,79 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
     h.wait_terminal(&doomed);
     h.call("codex_archive_thread", json!({"thread_id": thread}));
     h.call("codex_unarchive_thread", json!({"thread_id": thread}));
+
+    // A plan workflow with a goal: the goal is set while it executes, read on a live refresh and cleared at
+    // the end; a live refresh of the workflow reads its thread. (The steered turn may not have asked for all
+    // the replies scripted for it.)
+    h.model.clear_script();
+    let gate = Gate::new();
+    h.model.push([Reply::held(
+        &gate,
+        Reply::text("Plan.\n<proposed_plan>\n1. Ship it\n</proposed_plan>"),
+    )]);
+    let project = h.project.display().to_string();
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": project, "message": "plan the change", "goal": "ship the conformance change"}),
+    );
+    let planned = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    h.wait_workflow(&planned, |w| w["planTurn"]["turnId"].is_string());
+    h.call(
+        "codex_get_workflow_status",
+        json!({"workflow_id": planned, "refresh_live": true}),
+    );
+    gate.open();
+    h.wait_workflow(&planned, |w| w["phase"] == json!("plan_ready"));
+    crate::goals::execute_and_settle(&mut h, &planned, Duration::from_millis(300));
+    h.call(
+        "codex_get_workflow_status",
+        json!({"workflow_id": planned, "refresh_live_goal": true}),
+    );
+
+    // A review and a compaction.
+    h.model.push([Reply::text("The file looks fine.")]);
+    let review = h.call(
+        "codex_start_review_workflow",
+        json!({"project_id": project, "target_type": "custom", "instructions": "review c.txt"}),
+    );
+    let review_id = review["workflowId"]
+        .as_str()
+        .expect("review workflow")
+        .to_string();
+    h.wait_workflow(&review_id, |w| w["terminal"] == json!(true));
+    h.model.push([Reply::text("Summary of the conversation.")]);
+    let compaction = h.call(
+        "codex_start_thread_compaction",
+        json!({"thread_id": thread}),
+    );
+    let action = compaction["actionId"]
+        .as_str()
+        .expect("actionId")
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.call(
+        "codex_get_thread_compaction_status",
+        json!({"action_id": action}),
+    )["terminal"]
+        != json!(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compaction did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // After a crash the thread is no longer loaded: the next message resumes it.
+    h.crash_and_restart(&[("CODEX_BINARY_PATH", binary.as_str())]);
+    h.model.push([Reply::text("resumed")]);
+    let resumed = op_id(&h.submit(
+        json!({"operation_type": "send_message", "chat_id": thread, "message": "after the restart"}),
+    ));
+    assert_eq!(h.wait_terminal(&resumed)["status"], json!("completed"));
     drop(h);
 
     let client_requests = schema(&schemas, "ClientRequest");
@@ -229,6 +302,14 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
         "thread/fork",
         "thread/archive",
         "thread/unarchive",
+        "thread/name/set",
+        "thread/read",
+        "thread/goal/set",
+        "thread/goal/get",
+        "thread/goal/clear",
+        "review/start",
+        "thread/compact/start",
+        "thread/resume",
     ] {
         assert!(
             methods.iter().any(|m| m == expected),

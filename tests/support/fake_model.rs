@@ -240,6 +240,15 @@ impl FakeModel {
             .extend(replies);
     }
 
+    /// Drops the replies nobody asked for (a flow that consumed fewer than it scripted).
+    pub fn clear_script(&self) {
+        self.shared
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// Every model request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared
