@@ -349,12 +349,20 @@ pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
             root.join("state").join("state.sqlite3"),
         ),
         ("CODEX_CONTROL_PLANE_MCP_LOG", root.join("server.log")),
+        // One artifact cache for every test: compiling the default plugins costs seconds in a debug build and
+        // artifacts are keyed by host version, engine settings and component bytes, so sharing is safe.
+        ("CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE", shared_plugin_cache()),
         // The suite's default; tests of the background worker set `auto` or `client`.
         ("CODEX_MCP_EXECUTION_MODE", PathBuf::from("inline")),
     ];
     vars.into_iter()
         .map(|(k, v)| (k.to_string(), v.display().to_string()))
         .collect()
+}
+
+/// The plugin artifact cache the test processes share (under the target directory, kept between runs).
+pub fn shared_plugin_cache() -> PathBuf {
+    profile_dir().join("test-plugin-cache")
 }
 
 /// A fresh temporary directory removed on drop.
