@@ -2,6 +2,7 @@
 
 mod admission;
 mod appserver;
+mod chats;
 mod config;
 mod goals;
 mod harness;

@@ -351,7 +351,10 @@ pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
         ("CODEX_CONTROL_PLANE_MCP_LOG", root.join("server.log")),
         // One artifact cache for every test: compiling the default plugins costs seconds in a debug build and
         // artifacts are keyed by host version, engine settings and component bytes, so sharing is safe.
-        ("CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE", shared_plugin_cache()),
+        (
+            "CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE",
+            shared_plugin_cache(),
+        ),
         // The suite's default; tests of the background worker set `auto` or `client`.
         ("CODEX_MCP_EXECUTION_MODE", PathBuf::from("inline")),
     ];

@@ -87,6 +87,14 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_submit_task.json"),
     ),
     (
+        "codex_start_chat",
+        include_str!("tools/specs/codex_start_chat.json"),
+    ),
+    (
+        "codex_send_message",
+        include_str!("tools/specs/codex_send_message.json"),
+    ),
+    (
         "codex_get_operation_status",
         include_str!("tools/specs/codex_get_operation_status.json"),
     ),

@@ -1,6 +1,7 @@
 //! Tool handlers, one module per area; [`dispatch`] routes a validated call to its handler.
 
 mod appserver;
+mod chats;
 mod health;
 mod interactions;
 mod lifecycle;
@@ -30,8 +31,11 @@ pub async fn dispatch(
     args: Args,
     ctx: &CallContext,
 ) -> Result<Value, ToolError> {
-    if spec.name == "codex_wait" {
-        return wait::wait(app, &args, ctx).await;
+    match spec.name {
+        "codex_wait" => return wait::wait(app, &args, ctx).await,
+        "codex_start_chat" => return chats::start_chat(app, &args, ctx).await,
+        "codex_send_message" => return chats::send_message(app, &args, ctx).await,
+        _ => {}
     }
     let bound = wait::requested(&args);
     let args = args.without("wait_seconds");

@@ -449,3 +449,33 @@ fn status_args(tool: &str, key: &str, id: &str) -> Args {
     }
     Args::new(values, [key.to_string()].into_iter().collect())
 }
+
+/// Waits up to `bound` until `done` holds for the operation's status snapshot; returns the last snapshot and
+/// whether `done` held (false after the bound or a cancellation). For the compatibility tools, which answer
+/// at a fixed point of an operation's life (its turn started, its first message arrived).
+pub(super) async fn operation_until(
+    app: &App,
+    operation_id: &str,
+    bound: Duration,
+    ctx: &CallContext,
+    done: impl Fn(&Value) -> bool,
+) -> Result<(Value, bool), ToolError> {
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut watcher = app.engine().store.watch_changes()?;
+    let targets = [(Kind::Operation, operation_id.to_string())];
+    loop {
+        let snapshot = load(app, &targets)
+            .await?
+            .pop()
+            .map(|item| item.snapshot)
+            .unwrap_or(Value::Null);
+        if done(&snapshot) {
+            return Ok((snapshot, true));
+        }
+        tokio::select! {
+            _ = watcher.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok((snapshot, false)),
+            _ = ctx.cancelled() => return Ok((snapshot, false)),
+        }
+    }
+}
