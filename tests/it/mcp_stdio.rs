@@ -319,3 +319,94 @@ fn recursion_guard_refuses_write_tools_inside_our_own_codex_child() {
         );
     }
 }
+
+#[test]
+fn the_agent_contract_names_only_served_tools_and_matches_the_surface() {
+    let dir = TempDir::new("mcp-contract");
+    let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");
+    let list = client.request("tools/list", json!({})).expect("tools/list");
+    let served: Vec<String> = list["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health");
+    let compact = client
+        .call_tool("codex_get_agent_contract", json!({}))
+        .expect("contract");
+    assert_eq!(compact["ok"], json!(true), "{compact}");
+    let contract = &compact["agentContract"];
+    assert_eq!(contract["version"], json!("codex-mcp-agent-guide/v1"));
+    assert_eq!(
+        contract["toolSurfaceHash"], health["version"]["toolSurfaceHash"],
+        "{contract}"
+    );
+    assert_eq!(compact["guideHash"], contract["guideHash"]);
+    // Every tool a flow, a group or a capability names is one tools/list has.
+    let mut named: Vec<String> = Vec::new();
+    for flow in contract["usageFlows"].as_array().expect("flows") {
+        named.extend(
+            flow["steps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string)),
+        );
+    }
+    for group in contract["toolGroups"].as_array().expect("groups") {
+        named.extend(
+            group["preferredTools"]
+                .as_array()
+                .expect("tools")
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string)),
+        );
+    }
+    for capability in contract["capabilityMap"].as_object().expect("map").values() {
+        for (key, value) in capability.as_object().expect("capability") {
+            if key.ends_with("Tool") {
+                named.push(value.as_str().expect("tool name").to_string());
+            }
+        }
+    }
+    assert!(named.iter().any(|n| n == "codex_wait"));
+    for name in &named {
+        assert!(
+            served.contains(name),
+            "the contract names {name}, which is not served"
+        );
+    }
+    let unserved = contract["unservedSeedTools"].as_array().expect("unserved");
+    assert!(unserved
+        .iter()
+        .all(|n| !served.iter().any(|s| Some(s.as_str()) == n.as_str())));
+    assert!(contract.get("tools").is_none() && contract.get("examples").is_none());
+
+    let full = client
+        .call_tool(
+            "codex_get_agent_contract",
+            json!({"detail": "full", "include_examples": true, "client_type": "openclaw"}),
+        )
+        .expect("full contract");
+    let contract = &full["agentContract"];
+    assert_eq!(contract["clientType"], json!("openclaw"));
+    assert_eq!(
+        contract["tools"].as_array().expect("tools").len(),
+        served.len()
+    );
+    assert!(!contract["examples"]
+        .as_array()
+        .expect("examples")
+        .is_empty());
+    assert_ne!(full["guideHash"], compact["guideHash"]);
+    let again = client
+        .call_tool("codex_get_agent_contract", json!({}))
+        .expect("again");
+    assert_eq!(
+        again["guideHash"], compact["guideHash"],
+        "the hash is stable"
+    );
+}

@@ -75,6 +75,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_health_summary.json"),
     ),
     (
+        "codex_get_agent_contract",
+        include_str!("tools/specs/codex_get_agent_contract.json"),
+    ),
+    (
         "codex_get_app_server_status",
         include_str!("tools/specs/codex_get_app_server_status.json"),
     ),

@@ -2,6 +2,7 @@
 
 mod appserver;
 mod chats;
+mod contract;
 mod health;
 mod interactions;
 mod lifecycle;
@@ -64,6 +65,7 @@ async fn route(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolErro
 pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolError> {
     match tool {
         "codex_health_summary" => health::health_summary(app, &args).await,
+        "codex_get_agent_contract" => contract::agent_contract(app, &args).await,
         "codex_get_app_server_status" => appserver::status(app, &args).await,
         "codex_restart_app_server" => appserver::restart(app, &args).await,
         "codex_submit_task" => operations::submit(app, &args).await,
