@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::domain::failure::FailureCode;
+
 /// A failed app-server call or lifecycle step.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[non_exhaustive]
@@ -68,6 +70,20 @@ pub enum AppServerError {
 }
 
 impl AppServerError {
+    /// The failure code a row records for this error (and the tool error code, see `mcp::error`).
+    pub fn failure_code(&self) -> FailureCode {
+        match self {
+            AppServerError::Unavailable { .. } => FailureCode::AppServerUnavailable,
+            AppServerError::Timeout { .. } => FailureCode::Timeout,
+            AppServerError::Busy { .. } => FailureCode::Busy,
+            AppServerError::ProcessExited { .. }
+            | AppServerError::Rpc { .. }
+            | AppServerError::StaleGeneration { .. }
+            | AppServerError::BadReply { .. }
+            | AppServerError::Io(_) => FailureCode::SendFailed,
+        }
+    }
+
     /// The binary was not found at `path` (or on PATH when `None`).
     pub fn binary_missing(path: Option<&PathBuf>) -> Self {
         AppServerError::Unavailable {

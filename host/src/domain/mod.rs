@@ -1,9 +1,11 @@
 //! Pure domain rules shared by every layer: no I/O, no SQL, no MCP. `appserver`, `store`, `engine` and `mcp`
 //! may all name it; it names none of them.
 //!
+//! - [`failure`]: the failure codes stored in rows (`lastError`, `error`), one enum for engine, store and MCP.
 //! - [`rules`]: the seed's rules (statuses, prompt normalisation and dedup, similarity, output schemas,
 //!   canonical JSON and hashing, interaction replies, redaction).
 //! - [`server_requests`]: the typed server-to-client requests of `codex app-server`, one table for all.
 
+pub mod failure;
 pub mod rules;
 pub mod server_requests;

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::execute::{MaybeSent, RunError, RunOutcome};
 use super::{error_json, Engine, EngineError};
 use crate::appserver::AppServerError;
+use crate::domain::failure::FailureCode;
 use crate::shutdown::Shutdown;
 use crate::store::operations::Operation;
 use crate::store::RecoveryReport;
@@ -179,7 +180,7 @@ impl Engine {
                 .store
                 .record_attempt_failure(
                     &op.operation_id,
-                    json!({"code": "CODEX_TIMEOUT", "message": maybe.to_string(), "retryable": true}),
+                    FailureCode::Timeout.failure(maybe.to_string()),
                     None,
                 )
                 .await?);
@@ -197,14 +198,15 @@ impl Engine {
                 }
             }
         }
-        let evidence = json!({
-            "code": "CODEX_APP_SERVER_UNAVAILABLE",
-            "message": format!("{} may have been sent but no answer came back; it is not sent again", maybe.method),
-            "retryable": false,
-            "intentId": maybe.intent_id,
-            "method": maybe.method,
-            "cause": maybe.source.to_string(),
-        });
+        let evidence = FailureCode::AppServerUnavailable.failure_with(
+            format!(
+                "{} may have been sent but no answer came back; it is not sent again",
+                maybe.method
+            ),
+            false,
+            evidence_fields(json!({"intentId": maybe.intent_id, "method": maybe.method,
+                                   "cause": maybe.source.to_string()})),
+        );
         Ok(self
             .store
             .end_unknown_after_exit(&op.operation_id, evidence)
@@ -271,12 +273,11 @@ impl Engine {
             }
         }
         for item in &report.needs_reconcile {
-            let evidence = json!({
-                "code": "CODEX_APP_SERVER_UNAVAILABLE",
-                "message": "the process that sent this operation's creating call died before the reply; it is not sent again",
-                "retryable": false,
-                "intents": item.intents,
-            });
+            let evidence = FailureCode::AppServerUnavailable.failure_with(
+                "the process that sent this operation's creating call died before the reply; it is not sent again",
+                false,
+                evidence_fields(json!({"intents": item.intents})),
+            );
             if let Err(error) = self
                 .store
                 .end_unknown_after_exit(&item.operation_id, evidence)
@@ -304,12 +305,11 @@ impl Engine {
                 }
             }
         }
-        let evidence = json!({
-            "code": "CODEX_APP_SERVER_UNAVAILABLE",
-            "message": "the server process following this turn died, and its app-server with it; the turn's outcome is unknown",
-            "retryable": false,
-            "turnId": turn_id,
-        });
+        let evidence = FailureCode::AppServerUnavailable.failure_with(
+            "the server process following this turn died, and its app-server with it; the turn's outcome is unknown",
+            false,
+            evidence_fields(json!({"turnId": turn_id})),
+        );
         self.store
             .mark_turn_lost(&turn_id, "unknown_after_app_server_exit")
             .await?;
@@ -317,5 +317,13 @@ impl Engine {
             .end_unknown_after_exit(operation_id, evidence)
             .await?;
         Ok(())
+    }
+}
+
+/// The fields of a JSON object literal, as extra evidence of a failure.
+fn evidence_fields(value: Value) -> serde_json::Map<String, Value> {
+    match value {
+        Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
     }
 }

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
 use crate::appserver::AppServerError;
+use crate::domain::failure::FailureCode;
 use crate::domain::rules::status::is_terminal;
 use crate::store::goals::{CompletionAction, GoalUpdate, WorkflowGoal};
 use crate::store::operations::Operation;
@@ -56,7 +57,7 @@ fn is_transient(err: &AppServerError) -> bool {
 }
 
 fn error_value(err: &AppServerError) -> Value {
-    json!({"code": "CODEX_SEND_FAILED", "message": err.to_string(), "retryable": is_transient(err)})
+    FailureCode::SendFailed.failure_with(err.to_string(), is_transient(err), Default::default())
 }
 
 /// The `threadGoal` part of a workflow payload.

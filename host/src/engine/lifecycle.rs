@@ -167,7 +167,7 @@ impl Engine {
         let (status, result, error) = match call {
             Ok(result) => (on_success, Some(result), None),
             Err(err) => {
-                let (code, _) = super::app_server_error_code(&err);
+                let code = err.failure_code().as_str();
                 (
                     "failed",
                     None,

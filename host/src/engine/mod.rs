@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 
 use crate::appserver::{AppServer, AppServerError};
 use crate::config::Config;
+use crate::domain::failure::FailureCode;
 use crate::plugins::PluginHost;
 use crate::shutdown::Shutdown;
 use crate::store::leases::{DEFAULT_LEASE_TTL, HEARTBEAT_INTERVAL};
@@ -417,23 +418,18 @@ impl Engine {
     }
 }
 
-/// The seed's code for a failed app-server call, and whether trying again may help.
-pub fn app_server_error_code(error: &AppServerError) -> (&'static str, bool) {
+/// The failure code a row records for `error`.
+pub fn failure_code(error: &EngineError) -> FailureCode {
     match error {
-        AppServerError::Unavailable { .. } => ("CODEX_APP_SERVER_UNAVAILABLE", true),
-        AppServerError::Timeout { .. } => ("CODEX_TIMEOUT", true),
-        _ => ("CODEX_SEND_FAILED", false),
+        EngineError::AppServer(err) => err.failure_code(),
+        EngineError::Store(err) if err.is_busy() => FailureCode::StateBusy,
+        EngineError::Store(_) => FailureCode::InternalStateReadError,
+        EngineError::Invalid(_) => FailureCode::InvalidArgument,
+        EngineError::PolicyDenied(_) => FailureCode::PolicyDenied,
     }
 }
 
-/// The error as stored in `last_error` / `result.error`: a code the seed would use plus the message.
+/// The error as stored in `last_error` / `result.error`: its failure code plus the message.
 pub fn error_json(error: &EngineError) -> Value {
-    let (code, retryable) = match error {
-        EngineError::AppServer(err) => app_server_error_code(err),
-        EngineError::Store(err) if err.is_busy() => ("CODEX_STATE_BUSY", true),
-        EngineError::Store(_) => ("CODEX_INTERNAL_STATE_READ_ERROR", true),
-        EngineError::Invalid(_) => ("INVALID_ARGUMENT", false),
-        EngineError::PolicyDenied(_) => ("CODEX_POLICY_DENIED", false),
-    };
-    serde_json::json!({"code": code, "message": error.to_string(), "retryable": retryable})
+    failure_code(error).failure(error.to_string())
 }

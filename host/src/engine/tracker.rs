@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::{Engine, EngineError};
 use crate::appserver::AppServerEvent;
+use crate::domain::failure::FailureCode;
 use crate::domain::rules::status::{is_active, is_terminal};
 use crate::domain::server_requests::ServerRequestKind;
 use crate::shutdown::Shutdown;
@@ -700,7 +701,9 @@ impl Engine {
             } else {
                 "failed"
             };
-            let error = (outcome == "failed").then(|| json!({"code": "CODEX_SEND_FAILED", "message": format!("compaction turn ended {status}")}));
+            let error = (outcome == "failed").then(|| {
+                FailureCode::SendFailed.failure(format!("compaction turn ended {status}"))
+            });
             self.store
                 .update_lifecycle_action(&action.action_id, outcome, None, error, Some(turn_id))
                 .await?;

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::lifecycle::LifecycleKind;
 use super::{Engine, EngineError};
+use crate::domain::failure::FailureCode;
 use crate::plugins::types::{
     Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CollaborationMode,
     Event, PlanItem, Step, ThreadRef, TurnCompleted, TurnSettings,
@@ -306,8 +307,9 @@ impl Engine {
         message: &str,
         source: Option<(String, String)>,
     ) -> StepRecord {
-        let error = json!({"code": "CODEX_PLUGIN_FAILED", "message": message, "plugin": workflow.plugin_id,
-                           "retryable": false});
+        let mut plugin = serde_json::Map::new();
+        plugin.insert("plugin".into(), json!(workflow.plugin_id));
+        let error = FailureCode::PluginFailed.failure_with(message, false, plugin);
         let mut state = workflow.state.clone();
         if !state.is_object() {
             state = json!({});
@@ -477,7 +479,7 @@ impl Engine {
                 "the action names a thread that does not exist yet".to_string(),
             )),
             Some(thread) => match self.thread_busy(&thread).await? {
-                Some(busy) => Err(("CODEX_BUSY".to_string(), busy.message)),
+                Some(busy) => Err((FailureCode::Busy.as_str().to_string(), busy.message)),
                 None => Ok(thread),
             },
         };
@@ -525,7 +527,7 @@ impl Engine {
         if let Some(turn_id) = &turn_id {
             let params = json!({"threadId": thread, "turnId": turn_id});
             if let Err(err) = self.appserver.request("turn/interrupt", params).await {
-                let (code, _) = super::app_server_error_code(&err);
+                let code = err.failure_code().as_str();
                 return self
                     .refuse_action(workflow, action, code, err.to_string())
                     .await;

@@ -5,6 +5,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::domain::failure::FailureCode;
+
 /// The seed's error codes, kept verbatim so clients that branch on them keep working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -42,6 +44,8 @@ pub enum ErrorCode {
     PluginFailed,
     /// This process refuses writes because it runs inside a Codex session we started (recursion guard).
     RecursionGuard,
+    /// A policy plugin denied the action.
+    PolicyDenied,
     /// Anything unexpected inside this server.
     Internal,
 }
@@ -67,13 +71,14 @@ impl ErrorCode {
             ErrorCode::InternalStateReadError => "CODEX_INTERNAL_STATE_READ_ERROR",
             ErrorCode::PluginFailed => "CODEX_PLUGIN_FAILED",
             ErrorCode::RecursionGuard => "CODEX_RECURSION_GUARD",
+            ErrorCode::PolicyDenied => "CODEX_POLICY_DENIED",
             ErrorCode::Internal => "CODEX_INTERNAL_ERROR",
         }
     }
 
     /// The code with this wire name.
     pub fn parse(code: &str) -> Option<ErrorCode> {
-        const ALL: [ErrorCode; 18] = [
+        const ALL: [ErrorCode; 19] = [
             ErrorCode::InvalidArgument,
             ErrorCode::ProjectNotFound,
             ErrorCode::ThreadNotFound,
@@ -91,6 +96,7 @@ impl ErrorCode {
             ErrorCode::InternalStateReadError,
             ErrorCode::PluginFailed,
             ErrorCode::RecursionGuard,
+            ErrorCode::PolicyDenied,
             ErrorCode::Internal,
         ];
         ALL.into_iter().find(|c| c.as_str() == code)
@@ -108,6 +114,22 @@ impl ErrorCode {
                 | ErrorCode::PendingInteractionUnavailable
                 | ErrorCode::InternalStateReadError
         )
+    }
+}
+
+impl From<FailureCode> for ErrorCode {
+    fn from(code: FailureCode) -> ErrorCode {
+        match code {
+            FailureCode::AppServerUnavailable => ErrorCode::AppServerUnavailable,
+            FailureCode::Timeout => ErrorCode::Timeout,
+            FailureCode::SendFailed => ErrorCode::SendFailed,
+            FailureCode::Busy => ErrorCode::Busy,
+            FailureCode::StateBusy => ErrorCode::StateBusy,
+            FailureCode::InternalStateReadError => ErrorCode::InternalStateReadError,
+            FailureCode::InvalidArgument => ErrorCode::InvalidArgument,
+            FailureCode::PolicyDenied => ErrorCode::PolicyDenied,
+            FailureCode::PluginFailed => ErrorCode::PluginFailed,
+        }
     }
 }
 
@@ -194,14 +216,11 @@ impl From<crate::appserver::AppServerError> for ToolError {
     fn from(err: crate::appserver::AppServerError) -> Self {
         use crate::appserver::AppServerError as E;
         let code = match &err {
-            E::Unavailable { .. } => ErrorCode::AppServerUnavailable,
-            E::Timeout { .. } => ErrorCode::Timeout,
-            E::Busy { .. } => ErrorCode::Busy,
+            // An answer addressed to a process that is gone: for a tool, the interaction is what is unavailable.
             E::StaleGeneration { .. } => ErrorCode::PendingInteractionUnavailable,
-            // The process died under the request: the seed reports this as a failed send; it may work on
-            // the next generation, so it is retryable.
-            E::ProcessExited { .. } => ErrorCode::SendFailed,
-            _ => ErrorCode::SendFailed,
+            // The rest as rows record them. (A process that died under the request is retryable below: it
+            // may work on the next generation.)
+            _ => err.failure_code().into(),
         };
         let mut tool_error = ToolError::new(code, err.to_string());
         match &err {

@@ -240,7 +240,7 @@ pub(super) fn engine_error(err: crate::engine::EngineError) -> ToolError {
             ToolError::new(ErrorCode::PluginFailed, message)
         }
         crate::engine::EngineError::PolicyDenied(message) => {
-            ToolError::new(ErrorCode::InvalidArgument, message)
+            ToolError::new(ErrorCode::PolicyDenied, message)
         }
     }
 }
