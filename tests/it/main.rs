@@ -5,6 +5,7 @@ mod appserver;
 mod config;
 mod goals;
 mod harness;
+mod http;
 mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
