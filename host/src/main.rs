@@ -102,6 +102,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signal handlers are installed outside `block_on` (see `shutdown_signal`), which needs the runtime entered.
+    let _runtime_context = runtime.enter();
     match command {
         Command::Serve(ServeCli { http: None }) => {
             finish(runtime.block_on(codex_control_plane::server::run(config, shutdown_signal())))
@@ -161,18 +163,26 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is first
+/// polled: a signal that arrives while the server is still starting (an HTTP client that saw the start-up line
+/// and stops it at once) must start our shutdown, not the default action that kills the process outright.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                only.recv().await;
+            }
+            // Without handlers the default actions still stop the process; nothing to wait for here.
+            (Err(_), Err(_)) => std::future::pending().await,
         }
     }
 }
