@@ -881,7 +881,11 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
 
     let http = http::resolve(
         raw.http,
-        |name| layer.get(&[name]).map(|(name, value)| (name, value.to_string())),
+        |name| {
+            layer
+                .get(&[name])
+                .map(|(name, value)| (name, value.to_string()))
+        },
         layer.bool(&[http::HTTP_ALLOW_NON_LOOPBACK_ENV])?,
     )?;
 

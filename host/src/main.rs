@@ -73,9 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = cli
-        .command
-        .unwrap_or(Command::Serve(ServeCli::default()));
+    let command = cli.command.unwrap_or(Command::Serve(ServeCli::default()));
     let log_target = match &command {
         // The worker owns no terminal: it logs to a capped file next to the database.
         Command::Worker(WorkerCli {

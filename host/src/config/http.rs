@@ -89,7 +89,11 @@ impl OriginPattern {
         let text = text.trim();
         let (scheme, rest) = text.split_once("://")?;
         let scheme = scheme.to_ascii_lowercase();
-        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+') {
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+')
+        {
             return None;
         }
         if let Some(host) = rest.strip_suffix(":*") {
@@ -180,8 +184,10 @@ pub(super) fn resolve(
             None => None,
         },
     };
-    let list = |env_name: &'static str, key: &'static str, file: Option<Vec<String>>| {
-        match env_value(env_name) {
+    let list =
+        |env_name: &'static str, key: &'static str, file: Option<Vec<String>>| match env_value(
+            env_name,
+        ) {
             Some((name, value)) => (
                 name,
                 value
@@ -192,17 +198,17 @@ pub(super) fn resolve(
                     .collect(),
             ),
             None => (key, file.unwrap_or_default()),
-        }
-    };
-    let (hosts_key, hosts) = list(HTTP_ALLOWED_HOSTS_ENV, "http.allowed_hosts", raw.allowed_hosts);
+        };
+    let (hosts_key, hosts) = list(
+        HTTP_ALLOWED_HOSTS_ENV,
+        "http.allowed_hosts",
+        raw.allowed_hosts,
+    );
     let allowed_hosts = hosts
         .iter()
         .map(|item| {
             HostPattern::parse(item).ok_or_else(|| {
-                ConfigError::value(
-                    hosts_key,
-                    format!("{item:?} is not a host or host:port"),
-                )
+                ConfigError::value(hosts_key, format!("{item:?} is not a host or host:port"))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -325,7 +331,10 @@ mod tests {
             "f".repeat(40)
         );
         let config = load(&file, &[]).expect("valid");
-        assert_eq!(config.http.token.as_ref().map(Secret::expose), Some(&*"f".repeat(40)));
+        assert_eq!(
+            config.http.token.as_ref().map(Secret::expose),
+            Some(&*"f".repeat(40))
+        );
         assert!(!config.http.allow_non_loopback);
         let env_token = "e".repeat(33);
         let config = load(
@@ -337,7 +346,10 @@ mod tests {
             ],
         )
         .expect("valid");
-        assert_eq!(config.http.token.as_ref().map(Secret::expose), Some(env_token.as_str()));
+        assert_eq!(
+            config.http.token.as_ref().map(Secret::expose),
+            Some(env_token.as_str())
+        );
         assert!(config.http.allow_non_loopback);
         assert_eq!(config.http.allowed_hosts.len(), 2);
     }

@@ -100,8 +100,7 @@ impl Guard {
         // A name is what DNS rebinding exploits; loopback names are safe only on our own port, an IP literal of
         // the bound address is safe as it is (no name was resolved).
         let ours = port == Some(self.bound.port())
-            && (is_loopback_host(&host)
-                || host.parse::<IpAddr>().ok() == Some(self.bound.ip()));
+            && (is_loopback_host(&host) || host.parse::<IpAddr>().ok() == Some(self.bound.ip()));
         if ours
             || self
                 .allowed_hosts
@@ -145,7 +144,10 @@ impl Guard {
             .get(http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .ok_or(Rejection::MissingToken)?;
-        let (scheme, token) = value.trim().split_once(' ').ok_or(Rejection::MissingToken)?;
+        let (scheme, token) = value
+            .trim()
+            .split_once(' ')
+            .ok_or(Rejection::MissingToken)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Rejection::MissingToken);
         }
@@ -201,7 +203,12 @@ mod tests {
     #[test]
     fn loopback_hosts_pass_only_with_the_bound_port() {
         let guard = guard(HttpConfig::default());
-        for host in ["127.0.0.1:4000", "localhost:4000", "[::1]:4000", "LOCALHOST:4000"] {
+        for host in [
+            "127.0.0.1:4000",
+            "localhost:4000",
+            "[::1]:4000",
+            "LOCALHOST:4000",
+        ] {
             let auth = bearer();
             assert_eq!(
                 guard.check(&headers(&[("host", host), ("authorization", &auth)])),
@@ -209,7 +216,12 @@ mod tests {
                 "{host}"
             );
         }
-        for host in ["127.0.0.1:4001", "localhost", "evil.example:4000", "127.0.0.1.nip.io:4000"] {
+        for host in [
+            "127.0.0.1:4001",
+            "localhost",
+            "evil.example:4000",
+            "127.0.0.1.nip.io:4000",
+        ] {
             assert_eq!(
                 guard.check(&headers(&[("host", host)])),
                 Err(Rejection::BadHost),
@@ -234,7 +246,10 @@ mod tests {
             ("authorization", &auth),
         ]);
         assert_eq!(guard.check(&ok), Ok(()));
-        let wrong_port = headers(&[("host", "localhost:4000"), ("origin", "https://app.example:444")]);
+        let wrong_port = headers(&[
+            ("host", "localhost:4000"),
+            ("origin", "https://app.example:444"),
+        ]);
         assert_eq!(guard.check(&wrong_port), Err(Rejection::BadOrigin));
     }
 
@@ -242,14 +257,29 @@ mod tests {
     fn origins_must_be_loopback_when_present() {
         let guard = guard(HttpConfig::default());
         let auth = bearer();
-        for origin in ["http://localhost:5173", "http://127.0.0.1:4000", "https://[::1]"] {
-            let request =
-                headers(&[("host", "localhost:4000"), ("origin", origin), ("authorization", &auth)]);
+        for origin in [
+            "http://localhost:5173",
+            "http://127.0.0.1:4000",
+            "https://[::1]",
+        ] {
+            let request = headers(&[
+                ("host", "localhost:4000"),
+                ("origin", origin),
+                ("authorization", &auth),
+            ]);
             assert_eq!(guard.check(&request), Ok(()), "{origin}");
         }
-        for origin in ["https://evil.example", "null", "http://localhost:*", "file://"] {
-            let request =
-                headers(&[("host", "localhost:4000"), ("origin", origin), ("authorization", &auth)]);
+        for origin in [
+            "https://evil.example",
+            "null",
+            "http://localhost:*",
+            "file://",
+        ] {
+            let request = headers(&[
+                ("host", "localhost:4000"),
+                ("origin", origin),
+                ("authorization", &auth),
+            ]);
             assert_eq!(guard.check(&request), Err(Rejection::BadOrigin), "{origin}");
         }
     }
@@ -268,8 +298,14 @@ mod tests {
             Err(Rejection::WrongToken)
         );
         let lower = format!("bearer {TOKEN}");
-        assert_eq!(guard.check(&headers(&[host, ("authorization", &lower)])), Ok(()));
-        assert_eq!(Rejection::WrongToken.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            guard.check(&headers(&[host, ("authorization", &lower)])),
+            Ok(())
+        );
+        assert_eq!(
+            Rejection::WrongToken.status(),
+            http::StatusCode::UNAUTHORIZED
+        );
         assert!(Rejection::MissingToken.challenge().is_some());
         assert!(Rejection::BadHost.challenge().is_none());
     }

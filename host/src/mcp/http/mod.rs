@@ -263,14 +263,21 @@ impl Handler {
             return Ok(rejected(rejection));
         }
         if request.uri().path() != MCP_PATH {
-            return Ok(plain(http::StatusCode::NOT_FOUND, "Not Found: MCP is served at /mcp"));
+            return Ok(plain(
+                http::StatusCode::NOT_FOUND,
+                "Not Found: MCP is served at /mcp",
+            ));
         }
         Ok(self.service.handle(request).await)
     }
 }
 
 /// Serves one connection until it closes or `stop` fires, then lets the response in flight finish.
-async fn serve_connection(stream: tokio::net::TcpStream, handler: Handler, stop: CancellationToken) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    handler: Handler,
+    stop: CancellationToken,
+) {
     let service = hyper::service::service_fn(move |request| handler.clone().handle(request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -306,7 +313,8 @@ fn rejected(rejection: Rejection) -> Response {
 }
 
 fn plain(status: http::StatusCode, message: &'static str) -> Response {
-    let mut response = http::Response::new(Full::new(Bytes::from_static(message.as_bytes())).boxed());
+    let mut response =
+        http::Response::new(Full::new(Bytes::from_static(message.as_bytes())).boxed());
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
