@@ -14,9 +14,8 @@ pub const HTTP_ALLOWED_HOSTS_ENV: &str = "CODEX_CONTROL_PLANE_MCP_HTTP_ALLOWED_H
 /// Environment variable for `http.allowed_origins` (comma-separated).
 pub const HTTP_ALLOWED_ORIGINS_ENV: &str = "CODEX_CONTROL_PLANE_MCP_HTTP_ALLOWED_ORIGINS";
 
-/// Shortest bearer token accepted from the configuration: 32 characters, the strength of the 32 random bytes a
-/// generated token carries only if each character is a byte, so this is a floor against typed passwords, not a
-/// target.
+/// Shortest bearer token accepted from the configuration: a floor against short typed passwords, not a target
+/// (a generated token is 64 hex characters, 32 random bytes).
 pub const MIN_TOKEN_CHARS: usize = 32;
 
 /// The HTTP transport's access rules, resolved and validated.
