@@ -13,8 +13,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod execution;
+mod http;
 
 pub use execution::{ExecutionMode, WorkerConfig};
+pub use http::{
+    HostPattern, HttpConfig, OriginPattern, Secret, HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV,
+    MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
+};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";
@@ -317,6 +322,8 @@ pub struct Config {
     pub execution_mode: ExecutionMode,
     /// The background worker's timings.
     pub worker: WorkerConfig,
+    /// Access rules of the HTTP transport (`serve --http`).
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -381,6 +388,7 @@ impl Config {
             plugins: PluginsConfig::default(),
             execution_mode: ExecutionMode::Inline,
             worker: WorkerConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 
@@ -463,6 +471,8 @@ struct FileConfig {
     app_server: FileAppServer,
     #[serde(default)]
     plugins: FilePlugins,
+    #[serde(default)]
+    http: http::FileHttp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -869,6 +879,16 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
         )?,
     };
 
+    let http = http::resolve(
+        raw.http,
+        |name| {
+            layer
+                .get(&[name])
+                .map(|(name, value)| (name, value.to_string()))
+        },
+        layer.bool(&[http::HTTP_ALLOW_NON_LOOPBACK_ENV])?,
+    )?;
+
     let usize_of = |v: u64, key: &str| {
         usize::try_from(v).map_err(|_| ConfigError::value(key, format!("{v} is too large")))
     };
@@ -923,6 +943,7 @@ fn resolve(raw: FileConfig, file: Option<&Path>, layer: &Layer<'_>) -> Result<Co
         plugins,
         execution_mode,
         worker,
+        http,
     })
 }
 

@@ -5,10 +5,11 @@
 //! Imports run one way: `server`/`worker` → `mcp` → `engine` → {`store`, `appserver`, `plugins`} → `domain`,
 //! `config`. Nothing lower names anything higher.
 //!
-//! - [`server`]: the MCP server process: start-up and shutdown wiring (`run`).
+//! - [`server`]: the MCP server process: start-up and shutdown wiring (`run` for stdio, `run_http` for HTTP).
 //! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
 //! - [`app`]: the state shared by tool handlers.
-//! - [`mcp`]: the MCP transport (rmcp over stdio), the tool catalog, argument validation and the error shape.
+//! - [`mcp`]: the MCP transports (rmcp over stdio and streamable HTTP), the tool catalog, argument validation
+//!   and the error shape.
 //!   The only module that knows about MCP.
 //! - [`engine`]: turns requests into durable operations and drives them through app-server (dispatcher,
 //!   tracker, courier, workflow pump, goal sync), and the client side of the background worker.

@@ -1,6 +1,7 @@
 //! The `codex-control-plane-mcp` binary: parses the command line, sets up logging and runs the server or the
 //! background worker.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,11 +23,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP on stdin/stdout (the default).
-    Serve,
+    /// Serve MCP on stdin/stdout (the default), or over streamable HTTP with --http.
+    Serve(ServeCli),
     /// The background worker that owns codex app-server and dispatches work for every MCP server on the
     /// database (started automatically in `auto` mode; run it yourself with `execution_mode = "client"`).
     Worker(WorkerCli),
+}
+
+#[derive(Debug, Args, Default)]
+struct ServeCli {
+    /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio (for example 127.0.0.1:8765; port 0
+    /// picks a free one). Every request needs the bearer token; see http.* in the config file.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -64,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve(ServeCli::default()));
     let log_target = match &command {
         // The worker owns no terminal: it logs to a capped file next to the database.
         Command::Worker(WorkerCli {
@@ -91,10 +100,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signal handlers are installed outside `block_on` (see `shutdown_signal`), which needs the runtime entered.
+    let _runtime_context = runtime.enter();
     match command {
-        Command::Serve => {
+        Command::Serve(ServeCli { http: None }) => {
             finish(runtime.block_on(codex_control_plane::server::run(config, shutdown_signal())))
         }
+        Command::Serve(ServeCli { http: Some(addr) }) => finish(runtime.block_on(
+            codex_control_plane::server::run_http(config, addr, shutdown_signal()),
+        )),
         Command::Worker(cli) => runtime.block_on(run_worker(config, cli)),
     }
 }
@@ -147,18 +161,26 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is first
+/// polled: a signal that arrives while the server is still starting (an HTTP client that saw the start-up line
+/// and stops it at once) must start our shutdown, not the default action that kills the process outright.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                only.recv().await;
+            }
+            // Without handlers the default actions still stop the process; nothing to wait for here.
+            (Err(_), Err(_)) => std::future::pending().await,
         }
     }
 }

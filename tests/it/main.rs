@@ -6,6 +6,7 @@ mod chats;
 mod config;
 mod goals;
 mod harness;
+mod http;
 mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
