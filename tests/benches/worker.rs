@@ -20,11 +20,12 @@
 //! client's `tools/call` (write of the request line to the parsed reply). Nothing leaves 127.0.0.1.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use support::mcp_client::{isolated_env, worker_pid, workspace_binary, McpClient, TempDir};
+use support::bench::{cpu_ticks, report, unix_micros};
+use support::mcp_client::{scripted_env, worker_pid, McpClient, TempDir};
 
 /// Timed submits per mode.
 const SUBMITS: usize = 100;
@@ -33,42 +34,13 @@ const ANSWERS: usize = 40;
 /// Idle period over which the worker's CPU time is measured.
 const IDLE: Duration = Duration::from_secs(10);
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "  {name:<62} n={:<4} p50={:>8.3} ms  p99={:>8.3} ms  min={:>8.3} ms",
-        samples.len(),
-        ms(percentile(&samples, 50.0)),
-        ms(percentile(&samples, 99.0)),
-        ms(samples[0])
-    );
-}
-
-fn unix_micros() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
-}
-
 fn env(
     dir: &Path,
     mode: &str,
     fake_mode: &str,
     log: &Path,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let mut env = isolated_env(dir);
-    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
-    let fake = workspace_binary("codex-control-plane-tests", "fake-app-server")?;
-    env.push(("CODEX_MCP_EXECUTION_MODE".into(), mode.into()));
-    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
-    env.push(("FAKE_APP_SERVER_MODE".into(), fake_mode.into()));
+    let mut env = scripted_env(dir, mode, fake_mode)?;
     env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
     env.push(("FAKE_APP_SERVER_TIMESTAMPS".into(), "1".into()));
     Ok(env)
@@ -148,14 +120,6 @@ fn submit_series(
         }
     }
     Ok((acks, starts))
-}
-
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = &stat[stat.rfind(')').context("stat")? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field.
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
 }
 
 fn main() -> anyhow::Result<()> {

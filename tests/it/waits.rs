@@ -7,20 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::fake_model::{Gate, Reply};
-use support::mcp_client::{isolated_env, workspace_binary, McpClient, TempDir};
+use support::mcp_client::{scripted_env, McpClient, TempDir};
 
 use crate::harness::{op_id, Harness};
 
 /// A server on the scripted app-server in `fake_mode`, in `execution_mode`.
 fn scripted(label: &str, fake_mode: &str, execution_mode: &str) -> (TempDir, McpClient, PathBuf) {
     let dir = TempDir::new(label);
-    let mut env = isolated_env(dir.path());
-    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
-    let fake =
-        workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server");
-    env.push(("CODEX_MCP_EXECUTION_MODE".into(), execution_mode.into()));
-    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
-    env.push(("FAKE_APP_SERVER_MODE".into(), fake_mode.into()));
+    let env = scripted_env(dir.path(), execution_mode, fake_mode).expect("scripted app-server");
     let client = McpClient::start(&env).expect("server");
     let project = dir.path().join("projects").join("demo");
     std::fs::create_dir_all(&project).expect("project");

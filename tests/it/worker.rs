@@ -540,15 +540,9 @@ fn tool_output(model: &support::fake_model::FakeModel, call_id: &str) -> Value {
 /// reuse ids across turns: each approval must still reach the client and each answer its own turn.
 #[test]
 fn approvals_in_a_row_each_reach_the_client_and_their_answers_complete_the_turns() {
-    use support::mcp_client::{isolated_env, workspace_binary, TempDir};
+    use support::mcp_client::{scripted_env, TempDir};
     let dir = TempDir::new("worker-approvals-in-a-row");
-    let mut env = isolated_env(dir.path());
-    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
-    let fake =
-        workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server");
-    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
-    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
-    env.push(("FAKE_APP_SERVER_MODE".into(), "approval".into()));
+    let env = scripted_env(dir.path(), "auto", "approval").expect("scripted app-server");
     let mut client = McpClient::start(&env).expect("client");
     for idx in 0..4 {
         let project = dir.path().join("projects").join(format!("p{idx}"));

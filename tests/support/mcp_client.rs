@@ -363,6 +363,22 @@ pub fn isolated_env(root: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// [`isolated_env`] for a server in `execution_mode` whose app-server is the scripted `fake-app-server` in
+/// `fake_mode` (see `tests/fake-app-server/main.rs`).
+pub fn scripted_env(
+    root: &Path,
+    execution_mode: &str,
+    fake_mode: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = isolated_env(root);
+    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    let fake = workspace_binary("codex-control-plane-tests", "fake-app-server")?;
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), execution_mode.into()));
+    env.push(("CODEX_BINARY_PATH".into(), fake.display().to_string()));
+    env.push(("FAKE_APP_SERVER_MODE".into(), fake_mode.into()));
+    Ok(env)
+}
+
 /// The plugin artifact cache the test processes share (under the target directory, kept between runs).
 pub fn shared_plugin_cache() -> PathBuf {
     profile_dir().join("test-plugin-cache")
