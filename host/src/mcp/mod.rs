@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod error;
 pub mod schema;
 pub mod server;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 
