@@ -141,9 +141,11 @@ fn each_client_gets_its_protocol_revision() {
         discovered["capabilities"]["extensions"][TASKS].is_object(),
         "{discovered}"
     );
+    // 2026-07-28 names the server in the result's `_meta`.
     assert_eq!(
-        discovered["serverInfo"]["name"],
-        json!("codex-control-plane-mcp")
+        discovered["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        json!("codex-control-plane-mcp"),
+        "{discovered}"
     );
     let tools = modern_ok(&mut client, "tools/list", json!({}));
     assert!(tools["tools"]
@@ -254,7 +256,9 @@ fn a_task_is_working_across_a_restart_and_cancel_interrupts_its_turn() {
     );
     client.close(Duration::from_secs(10)).expect("exit");
 
-    // A task created before a restart and still running is read (and ends) through the new server.
+    // A task created before a restart and still running is read (and ends) through the new server. A fresh
+    // database: the scripted app-server numbers its turns from 1 again.
+    let (_dir, env, project) = scripted_env("tasks-running-restart", "hold_turn");
     let mut client = McpClient::spawn(&env, &[]).expect("spawn");
     let task_id = submit_task(
         &mut client,
