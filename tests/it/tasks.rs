@@ -286,8 +286,21 @@ fn a_task_is_working_across_a_restart_and_cancel_interrupts_its_turn() {
 #[test]
 fn an_approval_is_the_tasks_input_and_tasks_update_answers_it() {
     let (_dir, env, project) = scripted_env("tasks-approval", "approval");
-    let mut client = McpClient::spawn(&env, &[]).expect("spawn");
-    let task_id = submit_task(&mut client, &project, "run a command");
+    answer_an_approval_through_the_task(&env, &project);
+}
+
+#[test]
+fn a_task_in_auto_mode_is_answered_through_the_background_worker() {
+    let (_dir, mut env, project) = scripted_env("tasks-approval-auto", "approval");
+    // The MCP server only writes rows; the worker it starts owns app-server and records the approval.
+    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "auto".into()));
+    answer_an_approval_through_the_task(&env, &project);
+}
+
+fn answer_an_approval_through_the_task(env: &[(String, String)], project: &Path) {
+    let mut client = McpClient::spawn(env, &[]).expect("spawn");
+    let task_id = submit_task(&mut client, project, "run a command");
     let (_, task) = poll_task(&mut client, &task_id, |t| t["status"] != "working");
     assert_eq!(task["status"], json!("input_required"), "{task}");
     let requests = task["inputRequests"].as_object().expect("inputRequests");
