@@ -16,6 +16,9 @@
 //!   `conversationId` and carry no turn id; the reply is a `ReviewDecision` such as `approved`).
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
 //!   when it is answered.
+//! - `hold_turn`: turns start and run until they are interrupted.
+//!
+//! In every mode `turn/interrupt` ends the turn it names `interrupted`, as app-server does.
 //!
 //! Every line it receives is appended to `FAKE_APP_SERVER_LOG` when set, so tests can see our replies; with
 //! `FAKE_APP_SERVER_TIMESTAMPS=1` each logged line starts with the unix time in microseconds it was read at
@@ -109,6 +112,7 @@ fn main() {
                 );
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
+                    "hold_turn" => {}
                     "silent_turn_end" => silent_turns.push(turn),
                     "legacy_approval" => {
                         let cwd = message
@@ -154,6 +158,21 @@ fn main() {
                     })
                     .collect();
                 send(json!({"id": id, "result": {"thread": {"id": thread, "turns": turns}}}));
+            }
+            ("turn/interrupt", Some(id)) => {
+                send(json!({"id": id, "result": {}}));
+                let param = |key: &str| message.pointer(key).cloned().unwrap_or(Value::Null);
+                let (thread, turn) = (param("/params/threadId"), param("/params/turnId"));
+                if pending_turn
+                    .as_ref()
+                    .is_some_and(|(_, t)| Some(t.as_str()) == turn.as_str())
+                {
+                    pending_turn = None;
+                }
+                send(
+                    json!({"method": "turn/completed", "params": {"threadId": thread,
+                    "turn": {"id": turn, "status": "interrupted", "items": []}}}),
+                );
             }
             ("", Some(_)) => {
                 // A reply to one of our server requests.

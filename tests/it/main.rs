@@ -13,6 +13,7 @@ mod operations;
 mod plugins;
 mod protocol_conformance;
 mod recovery;
+mod tasks;
 mod waits;
 mod worker;
 mod workflows;

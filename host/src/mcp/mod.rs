@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod schema;
 pub mod server;
+pub mod tasks;
 pub mod tools;
 pub mod transport;
 

@@ -1,12 +1,15 @@
-//! The rmcp [`ServerHandler`]: initialize, `tools/list`, `tools/call` and ping.
+//! The rmcp [`ServerHandler`]: initialize and `server/discover`, `tools/list`, `tools/call`, ping, and the
+//! Tasks extension's methods (served by [`super::tasks`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
-    ServerCapabilities, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
+    ContentBlock, CustomRequest, CustomResult, ExtensionCapabilities, GetTaskParams, GetTaskResult,
+    Implementation, InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProtocolVersion, ServerCapabilities, Tool, ToolAnnotations, UpdateTaskParams,
+    TASKS_EXTENSION_ID,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -17,18 +20,22 @@ use super::call::CallContext;
 use super::catalog::{Catalog, ToolSpec};
 use super::error::{ErrorCode, ToolError};
 use super::schema;
+use super::tasks;
 use super::tools;
 use crate::app::App;
 
 /// Name announced in `initialize` (the seed's, so client configs and allow-lists keep matching).
 pub const SERVER_NAME: &str = "codex-control-plane-mcp";
 
-/// Protocol revisions we negotiate: the ones clients use today that still have `initialize`.
+/// Protocol revisions we serve. Up to 2025-11-25 a session starts with `initialize`; 2026-07-28 has no
+/// handshake (each request names its version and client capabilities in `_meta`, `server/discover` answers
+/// statelessly), so an `initialize` asking for it is answered with 2025-11-25, the newest that has one.
 const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2024_11_05,
     ProtocolVersion::V_2025_03_26,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
 ];
 
 /// The MCP server: a cheap handle over the shared [`App`].
@@ -101,6 +108,32 @@ impl McpServer {
         }
         tools::dispatch(&self.app, spec, args, ctx).await
     }
+
+    /// The shared state (the Tasks view reads the store's change signal).
+    pub(crate) fn app(&self) -> &App {
+        &self.app
+    }
+}
+
+/// A tool payload as MCP returns it: `structuredContent`, the same JSON as one text block for clients that read
+/// only `content`, and `isError` when it is not `ok`.
+pub(crate) fn tool_result(payload: Value) -> CallToolResult {
+    let ok = payload.get("ok").and_then(Value::as_bool).unwrap_or(false);
+    let text = payload.to_string();
+    let mut result = if ok {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    result.structured_content = Some(payload);
+    result
+}
+
+/// True when the request (its `_meta`, or the session's `initialize`) declared the Tasks extension.
+fn declares_tasks(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .is_some_and(|caps| caps.supports_tasks())
 }
 
 fn to_rmcp_tool(spec: &ToolSpec) -> Tool {
@@ -139,6 +172,9 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> InitializeResult {
         let mut capabilities = ServerCapabilities::default();
         capabilities.tools = Some(Default::default());
+        let mut extensions = ExtensionCapabilities::new();
+        extensions.insert(TASKS_EXTENSION_ID.to_string(), Default::default());
+        capabilities.extensions = Some(extensions);
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
@@ -167,16 +203,55 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = CallContext::from_request(&context);
+        if tasks::is_task_tool(&request.name) && declares_tasks(&context) {
+            return Ok(tasks::call(self, &request.name, request.arguments, &ctx).await);
+        }
         let payload = self.call(&request.name, request.arguments, &ctx).await;
-        let ok = payload.get("ok").and_then(Value::as_bool).unwrap_or(false);
-        // The same JSON as text too, for clients that read only `content`.
-        let text = payload.to_string();
-        let mut result = if ok {
-            CallToolResult::success(vec![ContentBlock::text(text)])
-        } else {
-            CallToolResult::error(vec![ContentBlock::text(text)])
-        };
-        result.structured_content = Some(payload);
-        Ok(result.into())
+        Ok(tool_result(payload).into())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        tasks::get(self, request, &CallContext::from_request(&context)).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tasks::cancel(self, request, &CallContext::from_request(&context)).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tasks::update(self, request, &CallContext::from_request(&context)).await
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        match request.method.as_str() {
+            // rmcp gates the extension's own methods on the client's declaration; this one likewise.
+            "tasks/result" if declares_tasks(&context) => {
+                tasks::result(self, request.params, &CallContext::from_request(&context)).await
+            }
+            "tasks/result" => Err(ErrorData::missing_required_client_capability(
+                ClientCapabilities::builder().enable_tasks().build(),
+            )),
+            _ => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                None,
+            )),
+        }
     }
 }
