@@ -15,47 +15,17 @@
 //!
 //! Nothing leaves 127.0.0.1.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use support::bench::{cpu_ticks, report, unix_micros};
-use support::mcp_client::{scripted_env, McpClient, TempDir};
+use support::bench::{cpu_ticks, project, read_at, report, timestamped_env, unix_micros};
+use support::mcp_client::{McpClient, TempDir};
 
 /// Timed waits per mode.
 const WAITS: usize = 60;
 /// How long the scripted app-server's `normal` turn runs after `turn/start`.
 const TURN_MS: u128 = 50;
-
-fn env(
-    dir: &Path,
-    mode: &str,
-    fake_mode: &str,
-    log: &Path,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut env = scripted_env(dir, mode, fake_mode)?;
-    env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
-    env.push(("FAKE_APP_SERVER_TIMESTAMPS".into(), "1".into()));
-    Ok(env)
-}
-
-fn project(dir: &Path, idx: usize) -> anyhow::Result<String> {
-    let path = dir.join("projects").join(format!("p{idx}"));
-    std::fs::create_dir_all(&path)?;
-    Ok(path.display().to_string())
-}
-
-/// When app-server read the `turn/start` for `cwd` (unix µs).
-fn turn_start_at(log: &Path, cwd: &str) -> Option<u128> {
-    let needle = format!("\"cwd\":\"{cwd}\"");
-    std::fs::read_to_string(log)
-        .ok()?
-        .lines()
-        .find(|l| l.contains("\"method\":\"turn/start\"") && l.contains(&needle))
-        .and_then(|l| l.split_once(' '))
-        .and_then(|(t, _)| t.parse().ok())
-}
 
 fn submit(client: &mut McpClient, cwd: &str, message: &str, extra: Value) -> anyhow::Result<Value> {
     let mut args = json!({"operation_type": "start_chat", "project_id": cwd, "message": message});
@@ -80,7 +50,7 @@ fn op_id(payload: &Value) -> anyhow::Result<String> {
 fn wait_series(mode: &str) -> anyhow::Result<Vec<Duration>> {
     let dir = TempDir::new(&format!("bench-wait-{mode}"));
     let log = dir.path().join("fake.log");
-    let mut client = McpClient::start(&env(dir.path(), mode, "normal", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), mode, "normal", &log)?)?;
     let mut samples = Vec::new();
     for idx in 0..WAITS + 5 {
         let cwd = project(dir.path(), idx)?;
@@ -98,7 +68,7 @@ fn wait_series(mode: &str) -> anyhow::Result<Vec<Duration>> {
         if waited["reason"] != json!("terminal") {
             bail!("wait did not see the end: {waited}");
         }
-        let started = turn_start_at(&log, &cwd).context("turn/start not logged")?;
+        let started = read_at(&log, "turn/start", &cwd).context("turn/start not logged")?;
         // Waits whose call began after the turn had already ended measure nothing.
         if idx >= 5 && waited["changed"] == json!(true) {
             samples.push(Duration::from_micros(
@@ -124,7 +94,7 @@ fn main() -> anyhow::Result<()> {
     // CPU of a wait that never ends, next to the same seconds idle.
     let dir = TempDir::new("bench-wait-cpu");
     let log = dir.path().join("fake.log");
-    let mut client = McpClient::start(&env(dir.path(), "inline", "hang_turn", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), "inline", "hang_turn", &log)?)?;
     let cwd = project(dir.path(), 0)?;
     let id = op_id(&submit(&mut client, &cwd, "hang", json!({}))?)?;
     std::thread::sleep(Duration::from_secs(2));
@@ -152,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     // A quick task's answer: one call with wait_seconds, or submit + a poll every 2 s.
     let dir = TempDir::new("bench-wait-quick");
     let log = dir.path().join("fake.log");
-    let mut client = McpClient::start(&env(dir.path(), "inline", "normal", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), "inline", "normal", &log)?)?;
     let (mut inline, mut polled) = (Vec::new(), Vec::new());
     for idx in 0..8 {
         let cwd = project(dir.path(), idx)?;

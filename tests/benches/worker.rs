@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use support::bench::{cpu_ticks, report, unix_micros};
-use support::mcp_client::{scripted_env, worker_pid, McpClient, TempDir};
+use support::bench::{cpu_ticks, project, read_at, report, timestamped_env, unix_micros};
+use support::mcp_client::{worker_pid, McpClient, TempDir};
 
 /// Timed submits per mode.
 const SUBMITS: usize = 100;
@@ -33,35 +33,6 @@ const SUBMITS: usize = 100;
 const ANSWERS: usize = 40;
 /// Idle period over which the worker's CPU time is measured.
 const IDLE: Duration = Duration::from_secs(10);
-
-fn env(
-    dir: &Path,
-    mode: &str,
-    fake_mode: &str,
-    log: &Path,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut env = scripted_env(dir, mode, fake_mode)?;
-    env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
-    env.push(("FAKE_APP_SERVER_TIMESTAMPS".into(), "1".into()));
-    Ok(env)
-}
-
-fn project(dir: &Path, idx: usize) -> anyhow::Result<String> {
-    let path = dir.join("projects").join(format!("p{idx}"));
-    std::fs::create_dir_all(&path)?;
-    Ok(path.display().to_string())
-}
-
-/// When app-server read a `thread/start` for `cwd` (unix µs), from the fake app-server's log.
-fn thread_start_at(log: &Path, cwd: &str) -> Option<u128> {
-    let needle = format!("\"cwd\":\"{cwd}\"");
-    std::fs::read_to_string(log)
-        .ok()?
-        .lines()
-        .find(|l| l.contains("\"method\":\"thread/start\"") && l.contains(&needle))
-        .and_then(|l| l.split_once(' '))
-        .and_then(|(t, _)| t.parse().ok())
-}
 
 fn wait<T>(
     what: &str,
@@ -107,7 +78,7 @@ fn submit_series(
             .with_context(|| format!("no operationId: {payload}"))?
             .to_string();
         let at = wait("thread/start", Duration::from_secs(20), || {
-            Ok(thread_start_at(log, &cwd))
+            Ok(read_at(log, "thread/start", &cwd))
         })?;
         wait("completion", Duration::from_secs(20), || {
             let s = status(client, &id)?;
@@ -129,7 +100,7 @@ fn main() -> anyhow::Result<()> {
     let dir = TempDir::new("bench-worker-auto");
     let log = dir.path().join("fake.log");
     let db: PathBuf = dir.path().join("state").join("state.sqlite3");
-    let mut client = McpClient::start(&env(dir.path(), "auto", "normal", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), "auto", "normal", &log)?)?;
     let cwd = project(dir.path(), 10_000)?;
     let began = Instant::now();
     client.call_tool(
@@ -166,7 +137,7 @@ fn main() -> anyhow::Result<()> {
     // Inline mode, same series.
     let dir = TempDir::new("bench-worker-inline");
     let log = dir.path().join("fake.log");
-    let mut client = McpClient::start(&env(dir.path(), "inline", "normal", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), "inline", "normal", &log)?)?;
     let (acks, starts) = submit_series(&mut client, dir.path(), &log, "inline")?;
     report("inline: codex_submit_task -> operationId", acks);
     report("inline: submit -> thread/start read by app-server", starts);
@@ -176,7 +147,7 @@ fn main() -> anyhow::Result<()> {
     // Auto mode: answering an approval is a worker command round trip.
     let dir = TempDir::new("bench-worker-answer");
     let log = dir.path().join("fake.log");
-    let mut client = McpClient::start(&env(dir.path(), "auto", "approval", &log)?)?;
+    let mut client = McpClient::start(&timestamped_env(dir.path(), "auto", "approval", &log)?)?;
     let mut answers = Vec::new();
     for idx in 0..ANSWERS + 3 {
         let cwd = project(dir.path(), idx)?;

@@ -1,5 +1,6 @@
 //! What the benchmarks share: percentiles, the one-line report, wall-clock stamps and CPU time of a process.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -42,4 +43,37 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field.
     Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+/// [`crate::mcp_client::scripted_env`] with the scripted app-server logging every line it reads to `log`, each
+/// stamped with the unix microsecond it was read at.
+pub fn timestamped_env(
+    dir: &Path,
+    execution_mode: &str,
+    fake_mode: &str,
+    log: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut env = crate::mcp_client::scripted_env(dir, execution_mode, fake_mode)?;
+    env.push(("FAKE_APP_SERVER_LOG".into(), log.display().to_string()));
+    env.push(("FAKE_APP_SERVER_TIMESTAMPS".into(), "1".into()));
+    Ok(env)
+}
+
+/// The `idx`-th project directory under `dir` (created), as a path string for `project_id`.
+pub fn project(dir: &Path, idx: usize) -> anyhow::Result<String> {
+    let path = dir.join("projects").join(format!("p{idx}"));
+    std::fs::create_dir_all(&path)?;
+    Ok(path.display().to_string())
+}
+
+/// When the scripted app-server read the first `method` request for `cwd` (unix µs), from its log.
+pub fn read_at(log: &Path, method: &str, cwd: &str) -> Option<u128> {
+    let needle = format!("\"cwd\":\"{cwd}\"");
+    let method = format!("\"method\":\"{method}\"");
+    std::fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .find(|l| l.contains(&method) && l.contains(&needle))
+        .and_then(|l| l.split_once(' '))
+        .and_then(|(t, _)| t.parse().ok())
 }
