@@ -121,9 +121,12 @@ impl Engine {
                 tracing::warn!(interaction = %interaction.interaction_id, %error, "answer could not be delivered");
                 continue;
             }
-            // The turn goes on: the operation is running again unless another interaction still waits.
+            // The turn goes on: the operation is running again unless another interaction still waits. A failure
+            // here must not strand the rest of the batch, which is already taken for delivery.
             if let Some(operation_id) = &interaction.operation_id {
-                self.resume_after_answer(operation_id).await?;
+                if let Err(error) = self.resume_after_answer(operation_id).await {
+                    tracing::warn!(operation = %operation_id, %error, "resuming after an answer failed");
+                }
             }
         }
         Ok(())
@@ -146,7 +149,12 @@ impl Engine {
             )
             .await?;
         if still_waiting.is_empty() {
-            self.store.set_status(operation_id, "running").await?;
+            match self.store.set_status(operation_id, "running").await {
+                Ok(_) => {}
+                // App-server may end the turn right after the answer, before this write: nothing to resume.
+                Err(crate::store::StoreError::InvalidTransition { .. }) => return Ok(()),
+                Err(error) => return Err(error.into()),
+            }
             if let Some(turn_id) = &op.turn_id {
                 if let Some(turn) = self.store.get_turn(turn_id).await? {
                     if turn.status.starts_with("waiting_for_") {
