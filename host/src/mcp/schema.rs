@@ -73,7 +73,7 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaViolation> {
 
 /// Fills top-level defaults declared in an object schema into `args` for properties the caller left out, so
 /// handlers see one complete argument object.
-pub fn apply_defaults(schema: &Value, args: &mut Map<String, Value>) {
+pub fn apply_defaults(schema: &Map<String, Value>, args: &mut Map<String, Value>) {
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return;
     };
@@ -500,7 +500,8 @@ mod tests {
     #[test]
     fn defaults_fill_missing_arguments_only() {
         let mut args = json!({"limit": 3}).as_object().cloned().unwrap_or_default();
-        apply_defaults(&schema(), &mut args);
+        let schema = schema();
+        apply_defaults(schema.as_object().expect("object schema"), &mut args);
         assert_eq!(args.get("limit"), Some(&json!(3)));
         assert_eq!(args.get("mode"), Some(&json!("a")));
     }

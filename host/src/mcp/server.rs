@@ -97,7 +97,7 @@ impl McpServer {
         schema::validate(&schema_value, &Value::Object(args.clone()))
             .map_err(|v| ToolError::invalid_argument(&v.field, v.message))?;
         let provided = args.keys().cloned().collect();
-        schema::apply_defaults(&schema_value, &mut args);
+        schema::apply_defaults(&spec.input_schema, &mut args);
         let args = Args::new(args, provided);
         if spec.is_write() && self.app.recursion_guard_active() {
             return Err(ToolError::new(

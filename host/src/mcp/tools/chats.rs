@@ -61,7 +61,7 @@ fn operation_args(operation_type: &str, args: &Args, extra: &[&str]) -> Args {
         }
     }
     if let Some(spec) = Catalog::get().find("codex_submit_task") {
-        schema::apply_defaults(&Value::Object((*spec.input_schema).clone()), &mut values);
+        schema::apply_defaults(&spec.input_schema, &mut values);
     }
     Args::new(values, provided)
 }

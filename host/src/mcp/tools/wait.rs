@@ -445,7 +445,7 @@ fn status_args(tool: &str, key: &str, id: &str) -> Args {
     let mut values = Map::new();
     values.insert(key.to_string(), json!(id));
     if let Some(spec) = Catalog::get().find(tool) {
-        schema::apply_defaults(&Value::Object((*spec.input_schema).clone()), &mut values);
+        schema::apply_defaults(&spec.input_schema, &mut values);
     }
     Args::new(values, [key.to_string()].into_iter().collect())
 }
