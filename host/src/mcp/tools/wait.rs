@@ -320,36 +320,79 @@ async fn run(
     ctx: &CallContext,
 ) -> Result<Outcome, ToolError> {
     let began = Instant::now();
+    let (baseline, current, ended) = watch(
+        app,
+        &targets,
+        timeout,
+        ctx,
+        Progress::Report,
+        |baseline, current| verdict(baseline, current, trigger),
+    )
+    .await?;
+    let (reason, ready) = match ended {
+        Ended::Done(verdict) => verdict,
+        Ended::Timeout => (Reason::Timeout, Vec::new()),
+        Ended::Cancelled => (Reason::Cancelled, Vec::new()),
+    };
+    Ok(finish(baseline, current, reason, ready, began))
+}
+
+/// How a [`watch`] ended.
+enum Ended<R> {
+    /// `done` said so, with this.
+    Done(R),
+    Timeout,
+    Cancelled,
+}
+
+/// Whether a [`watch`] sends `notifications/progress` when the request asked for them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Report,
+    Silent,
+}
+
+/// The one wait loop: reads `targets`, then re-reads them after every commit (of any process) until `done`
+/// (given the first and the latest snapshots) ends it, `timeout` passes or the client cancels. Returns the
+/// first snapshots, the latest ones and how it ended.
+async fn watch<R>(
+    app: &App,
+    targets: &[(Kind, String)],
+    timeout: Duration,
+    ctx: &CallContext,
+    progress: Progress,
+    mut done: impl FnMut(&[Item], &[Item]) -> Option<R>,
+) -> Result<(Vec<Item>, Vec<Item>, Ended<R>), ToolError> {
+    let began = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     // Watch before the first read, so a commit between the read and the first wait is not missed.
     let mut watcher = app.engine().store.watch_changes()?;
-    let baseline = load(app, &targets).await?;
+    let baseline = load(app, targets).await?;
     let mut current = baseline.clone();
-    if let Some((reason, ready)) = verdict(&baseline, &current, trigger) {
-        return Ok(finish(baseline, current, reason, ready, began));
+    if let Some(result) = done(&baseline, &current) {
+        return Ok((baseline, current, Ended::Done(result)));
     }
-    let mut progress = tokio::time::interval(PROGRESS_EVERY);
-    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    progress.tick().await;
+    let mut ticks = tokio::time::interval(PROGRESS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let reports = progress == Progress::Report && ctx.wants_progress();
     // `None` until the first notification, so the first tick always reports.
     let mut last_line: Option<Option<String>> = None;
     let mut last_sent = Instant::now();
     loop {
         tokio::select! {
             _ = watcher.changed() => {
-                current = load(app, &targets).await?;
-                if let Some((reason, ready)) = verdict(&baseline, &current, trigger) {
-                    return Ok(finish(baseline, current, reason, ready, began));
+                current = load(app, targets).await?;
+                if let Some(result) = done(&baseline, &current) {
+                    return Ok((baseline, current, Ended::Done(result)));
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Ok(finish(baseline, current, Reason::Timeout, Vec::new(), began));
-            }
+            _ = tokio::time::sleep_until(deadline) => return Ok((baseline, current, Ended::Timeout)),
             _ = ctx.cancelled() => {
                 tracing::info!(waited_ms = began.elapsed().as_millis() as u64, "wait cancelled by the client");
-                return Ok(finish(baseline, current, Reason::Cancelled, Vec::new(), began));
+                return Ok((baseline, current, Ended::Cancelled));
             }
-            _ = progress.tick(), if ctx.wants_progress() => {
+            _ = ticks.tick(), if reports => {
                 let line = latest_line(&current);
                 if last_line.as_ref() != Some(&line) || last_sent.elapsed() >= PROGRESS_KEEPALIVE {
                     let elapsed = began.elapsed().as_secs_f64();
@@ -460,22 +503,17 @@ pub(super) async fn operation_until(
     ctx: &CallContext,
     done: impl Fn(&Value) -> bool,
 ) -> Result<(Value, bool), ToolError> {
-    let deadline = tokio::time::Instant::now() + bound;
-    let mut watcher = app.engine().store.watch_changes()?;
     let targets = [(Kind::Operation, operation_id.to_string())];
-    loop {
-        let snapshot = load(app, &targets)
-            .await?
-            .pop()
-            .map(|item| item.snapshot)
-            .unwrap_or(Value::Null);
-        if done(&snapshot) {
-            return Ok((snapshot, true));
-        }
-        tokio::select! {
-            _ = watcher.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => return Ok((snapshot, false)),
-            _ = ctx.cancelled() => return Ok((snapshot, false)),
-        }
-    }
+    let (_, mut current, ended) = watch(app, &targets, bound, ctx, Progress::Silent, |_, items| {
+        items
+            .first()
+            .is_some_and(|item| done(&item.snapshot))
+            .then_some(())
+    })
+    .await?;
+    let snapshot = current
+        .pop()
+        .map(|item| item.snapshot)
+        .unwrap_or(Value::Null);
+    Ok((snapshot, matches!(ended, Ended::Done(()))))
 }
