@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::fake_model::Reply;
 
-use crate::harness::Harness;
+use crate::harness::{assert_invalid_argument, Harness};
 
 #[test]
 fn start_chat_then_send_message_answer_in_the_seed_shape_with_their_first_messages() {
@@ -90,15 +90,6 @@ fn start_chat_then_send_message_answer_in_the_seed_shape_with_their_first_messag
         ),
     ] {
         let refused = h.call(tool, arguments);
-        assert_eq!(
-            refused["error"]["code"],
-            json!("INVALID_ARGUMENT"),
-            "{refused}"
-        );
-        assert_eq!(
-            refused["error"]["details"]["field"],
-            json!(field),
-            "{refused}"
-        );
+        assert_invalid_argument(&refused, field);
     }
 }

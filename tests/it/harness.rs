@@ -185,3 +185,17 @@ impl Harness {
         }
     }
 }
+
+/// Asserts that a tool refused its arguments with `INVALID_ARGUMENT` naming `field`.
+pub fn assert_invalid_argument(refused: &Value, field: &str) {
+    assert_eq!(
+        refused["error"]["code"],
+        json!("INVALID_ARGUMENT"),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["error"]["details"]["field"],
+        json!(field),
+        "{refused}"
+    );
+}

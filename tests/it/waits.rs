@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use support::fake_model::{Gate, Reply};
 use support::mcp_client::{scripted_env, McpClient, TempDir};
 
-use crate::harness::{op_id, Harness};
+use crate::harness::{assert_invalid_argument, op_id, Harness};
 
 /// A server on the scripted app-server in `fake_mode`, in `execution_mode`.
 fn scripted(label: &str, fake_mode: &str, execution_mode: &str) -> (TempDir, McpClient, PathBuf) {
@@ -173,16 +173,7 @@ fn codex_wait_times_out_unchanged_and_refuses_bad_input() {
             .call_tool("codex_wait", arguments.clone())
             .expect("call");
         assert_eq!(refused["ok"], json!(false), "{arguments}: {refused}");
-        assert_eq!(
-            refused["error"]["code"],
-            json!("INVALID_ARGUMENT"),
-            "{refused}"
-        );
-        assert_eq!(
-            refused["error"]["details"]["field"],
-            json!(field),
-            "{refused}"
-        );
+        assert_invalid_argument(&refused, field);
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -45,15 +45,7 @@ impl HttpServer {
     pub fn start_with_args(env: &[(String, String)], args: &[&str]) -> anyhow::Result<HttpServer> {
         let mut child = spawn(env, args)?;
         let stderr = child.stderr.take().context("no stderr")?;
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = crate::mcp_client::line_channel(stderr);
         let deadline = Instant::now() + START_TIMEOUT;
         let mut seen = Vec::new();
         loop {

@@ -76,6 +76,20 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The lines of `reader`, read on a thread of their own, as they arrive.
+pub fn line_channel(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A running server and the client end of its stdio.
 pub struct McpClient {
     child: Child,
@@ -114,15 +128,7 @@ impl McpClient {
             .with_context(|| format!("failed to spawn {}", binary.display()))?;
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         Ok(McpClient {
             child,
             stdin: Some(stdin),
