@@ -16,6 +16,8 @@
 //!   `conversationId` and carry no turn id; the reply is a `ReviewDecision` such as `approved`).
 //! - `approval`: on `turn/start`, sends `item/commandExecution/requestApproval` (id 0) and completes the turn
 //!   when it is answered.
+//! - `approval_first`: like `approval`, but `turn/started` and the approval request come before the
+//!   `turn/start` reply (the order the caller can least expect; the pipe allows it).
 //! - `hold_turn`: turns start and run until they are interrupted.
 //!
 //! In every mode `turn/interrupt` ends the turn it names `interrupted`, as app-server does.
@@ -104,12 +106,23 @@ fn main() {
                     .and_then(Value::as_str)
                     .unwrap_or("thr_fake")
                     .to_string();
-                send(
-                    json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress", "items": []}}}),
-                );
-                send(
-                    json!({"method": "turn/started", "params": {"threadId": thread, "turn": {"id": turn, "status": "inProgress"}}}),
-                );
+                let reply = json!({"id": id, "result": {"turn": {"id": turn, "status": "inProgress", "items": []}}});
+                let started = json!({"method": "turn/started", "params": {"threadId": thread, "turn": {"id": turn, "status": "inProgress"}}});
+                if mode == "approval_first" {
+                    send(started);
+                    send(
+                        json!({"id": 0, "method": "item/commandExecution/requestApproval",
+                        "params": {"threadId": thread, "turnId": turn, "itemId": "call_1", "command": "echo hi",
+                                   "cwd": Value::Null, "availableDecisions": ["accept", "cancel"]}}),
+                    );
+                    // Long enough for the request to be recorded before the reply is read.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    send(reply);
+                    pending_turn = Some((thread, turn));
+                    continue;
+                }
+                send(reply);
+                send(started);
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
                     "hold_turn" => {}

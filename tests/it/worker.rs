@@ -584,3 +584,55 @@ fn approvals_in_a_row_each_reach_the_client_and_their_answers_complete_the_turns
     }
     client.close(Duration::from_secs(15)).expect("close");
 }
+
+/// The app-server may ask for an approval before its `turn/start` reply reaches us (scripted here in that
+/// order): the request must still belong to the operation, which then waits for its answer instead of
+/// reporting `running` over a turn that cannot go on.
+#[test]
+fn an_approval_that_overtakes_the_turn_start_reply_still_reaches_the_client() {
+    use support::mcp_client::{scripted_env, TempDir};
+    let dir = TempDir::new("worker-approval-first");
+    let env = scripted_env(dir.path(), "auto", "approval_first").expect("scripted app-server");
+    let mut client = McpClient::start(&env).expect("client");
+    let project = dir.path().join("projects").join("early");
+    std::fs::create_dir_all(&project).expect("project");
+    let submitted = client
+        .call_tool(
+            "codex_submit_task",
+            json!({"operation_type": "start_chat", "project_id": project.display().to_string(),
+                   "message": "an approval before the reply"}),
+        )
+        .expect("submit");
+    let id = op_id(&submitted);
+    let waited = client
+        .call_tool(
+            "codex_wait",
+            json!({"operation_ids": [id], "timeout_seconds": 20}),
+        )
+        .expect("wait");
+    assert_eq!(waited["reason"], json!("pending_interaction"), "{waited}");
+    let operation = &waited["operations"][0];
+    assert_eq!(
+        operation["status"],
+        json!("waiting_for_approval"),
+        "{waited}"
+    );
+    let interaction = operation["pendingInteractions"][0]["interactionId"]
+        .as_str()
+        .expect("the interaction belongs to the operation")
+        .to_string();
+    let answered = client
+        .call_tool(
+            "codex_answer_pending_interaction",
+            json!({"interaction_id": interaction, "decision": "accept", "wait_seconds": 20}),
+        )
+        .expect("answer");
+    assert_eq!(answered["answered"], json!(true), "{answered}");
+    wait_until("the turn ends", Duration::from_secs(20), || {
+        let status = client
+            .call_tool("codex_get_operation_status", json!({"operation_id": id}))
+            .expect("status");
+        status["status"] == json!("completed")
+    });
+    client.close(Duration::from_secs(15)).expect("close");
+}

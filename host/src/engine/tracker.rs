@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::{Engine, EngineError};
 use crate::appserver::AppServerEvent;
 use crate::domain::failure::FailureCode;
-use crate::domain::rules::status::{is_active, is_terminal};
+use crate::domain::rules::status::is_terminal;
 use crate::domain::server_requests::ServerRequestKind;
 use crate::shutdown::Shutdown;
 use crate::store::operations::{Operation, OperationFilter};
@@ -339,10 +339,7 @@ impl Engine {
                 })
                 .await?;
         }
-        let current = self.store.require_operation(&op.operation_id).await?;
-        if !current.is_terminal() && !is_active(&current.status) {
-            self.store.set_status(&op.operation_id, "running").await?;
-        }
+        let current = self.store.mark_turn_live(&op.operation_id, turn_id).await?;
         if let Some(turn) = self.store.get_turn(turn_id).await? {
             if turn.is_trusted_terminal() {
                 self.finish_from_turn(&current, &turn).await?;
@@ -590,14 +587,6 @@ impl Engine {
                 turn_id = self.store.active_turn_of_thread(thread).await?;
             }
         }
-        let operation = match &turn_id {
-            Some(turn) => self
-                .operations_for_turn(turn)
-                .await?
-                .into_iter()
-                .find(|op| !op.is_terminal()),
-            None => None,
-        };
         let available_decisions: Vec<String> = params
             .get("availableDecisions")
             .and_then(Value::as_array)
@@ -616,8 +605,9 @@ impl Engine {
         let interaction = self
             .store
             .insert_interaction(NewInteraction {
-                operation_id: operation.as_ref().map(|o| o.operation_id.clone()),
-                workflow_id: operation.as_ref().and_then(|o| o.workflow_id.clone()),
+                // The store finds the turn's live operation in the same transaction (see `mark_turn_live`).
+                operation_id: None,
+                workflow_id: None,
                 thread_id: thread_id.clone(),
                 turn_id: turn_id.clone(),
                 method: method.to_string(),
@@ -637,11 +627,6 @@ impl Engine {
         } else {
             "waiting_for_approval"
         };
-        if let Some(op) = &operation {
-            if let Err(error) = self.store.set_status(&op.operation_id, waiting).await {
-                tracing::debug!(operation = %op.operation_id, %error, "could not mark the operation waiting");
-            }
-        }
         if let (Some(turn), Some(thread)) = (&turn_id, &thread_id) {
             self.store
                 .upsert_turn(self.turn_update(generation, turn, thread, waiting))

@@ -11,9 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::operations::{self, Operation};
 use super::{invalid, new_id, Store, StoreError, Timestamp};
 use crate::domain::rules::interactions::{default_decline_response, interaction_kind};
 use crate::domain::rules::redact::redact_secrets;
+use crate::domain::rules::status;
 
 /// A new interaction, as the app-server request brought it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -200,6 +202,16 @@ pub fn insert(
             format!("{} is not an interaction method", new.method),
         )
     })?;
+    // The turn's operation may learn its turn id only after the app-server asked (the request can overtake
+    // the `turn/start` reply): looking it up in this transaction, and adopting in `mark_turn_live` otherwise,
+    // leaves no moment in which an interaction belongs to nobody.
+    let owner = match (&new.operation_id, &new.turn_id) {
+        (None, Some(turn_id)) => live_operation_of_turn(conn, turn_id)?,
+        (Some(id), _) => Some((id.clone(), new.workflow_id.clone())),
+        (None, None) => None,
+    };
+    let (operation_id, workflow_id) = owner.unzip();
+    let workflow_id = workflow_id.flatten();
     let interaction_id = new_id("int");
     conn.prepare_cached(
         "INSERT INTO pending_interactions (interaction_id, operation_id, workflow_id, thread_id, turn_id, kind, method, \
@@ -209,8 +221,8 @@ pub fn insert(
     )?
     .execute(params![
         interaction_id,
-        new.operation_id,
-        new.workflow_id,
+        operation_id,
+        workflow_id,
         new.thread_id,
         new.turn_id,
         kind,
@@ -227,7 +239,88 @@ pub fn insert(
         now,
     ])?;
     log_event(conn, &interaction_id, "created", None, now)?;
+    if let Some(operation_id) = &operation_id {
+        mark_waiting(conn, operation_id, kind, now)?;
+    }
     require(conn, &interaction_id)
+}
+
+/// The non-terminal operation following `turn_id`, with its workflow.
+fn live_operation_of_turn(
+    conn: &Connection,
+    turn_id: &str,
+) -> Result<Option<(String, Option<String>)>, StoreError> {
+    let sql = format!(
+        "SELECT operation_id, workflow_id FROM codex_operations WHERE turn_id = ?1 AND status NOT IN ({}) \
+         ORDER BY created_at DESC LIMIT 1",
+        super::sql_status_list(&status::TERMINAL)
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([turn_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+/// Puts a live operation in the waiting status its pending interaction calls for (a no-op when it already
+/// waits or has ended).
+fn mark_waiting(
+    conn: &Connection,
+    operation_id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let waiting = if kind == "user_input" {
+        "waiting_for_user_input"
+    } else {
+        "waiting_for_approval"
+    };
+    let op = operations::require(conn, operation_id)?;
+    if op.status != waiting && status::is_transition_allowed(&op.status, waiting) {
+        operations::set_status(conn, operation_id, waiting, now)?;
+    }
+    Ok(())
+}
+
+/// Records that an operation's turn is live: adopts the interactions the turn raised before the operation
+/// knew its turn id, and marks the operation waiting when one of them is pending, `running` otherwise
+/// (an operation already live or ended keeps its status). One transaction, so an interaction recorded at
+/// the same time is either adopted here or finds the operation itself.
+pub fn mark_turn_live(
+    conn: &Connection,
+    operation_id: &str,
+    turn_id: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = operations::require(conn, operation_id)?;
+    if op.is_terminal() {
+        return Ok(op);
+    }
+    // The tracker may have recorded the turn first (its start notification or a request came before the
+    // `turn/start` reply): it learns its operation here.
+    conn.prepare_cached(
+        "UPDATE tracked_turns SET operation_id = ?1 WHERE turn_id = ?2 AND operation_id IS NULL",
+    )?
+    .execute(params![operation_id, turn_id])?;
+    conn.prepare_cached(
+        "UPDATE pending_interactions SET operation_id = ?1, workflow_id = COALESCE(workflow_id, ?2), updated_at = ?4 \
+         WHERE turn_id = ?3 AND operation_id IS NULL",
+    )?
+    .execute(params![operation_id, op.workflow_id, turn_id, now])?;
+    let pending: Option<String> = conn
+        .prepare_cached(
+            "SELECT kind FROM pending_interactions WHERE operation_id = ?1 AND turn_id = ?2 AND status = 'pending' \
+             ORDER BY created_at LIMIT 1",
+        )?
+        .query_row(params![operation_id, turn_id], |row| row.get(0))
+        .optional()?;
+    match pending {
+        Some(kind) => mark_waiting(conn, operation_id, &kind, now)?,
+        None if !status::is_active(&op.status) => {
+            operations::set_status(conn, operation_id, "running", now)?;
+        }
+        None => {}
+    }
+    operations::require(conn, operation_id)
 }
 
 /// Stores an answer for the owner to deliver. Fails with [`StoreError::InteractionUnavailable`] when the
@@ -409,6 +502,17 @@ impl Store {
             .await
     }
 
+    /// See [`mark_turn_live`].
+    pub async fn mark_turn_live(
+        &self,
+        operation_id: &str,
+        turn_id: &str,
+    ) -> Result<Operation, StoreError> {
+        let (id, turn) = (operation_id.to_string(), turn_id.to_string());
+        self.write(move |tx| mark_turn_live(tx, &id, &turn, crate::time::now_ms()))
+            .await
+    }
+
     /// One interaction.
     pub async fn get_interaction(
         &self,
@@ -518,6 +622,62 @@ mod tests {
             expires_at,
             ..Default::default()
         }
+    }
+
+    async fn operation_on_turn(store: &Store, turn_id: &str, message: &str) -> String {
+        use crate::store::operations::{tests::chat, InsertOutcome};
+        let id = match store
+            .insert_operation(chat(message, None))
+            .await
+            .expect("insert")
+        {
+            InsertOutcome::Created { operation, .. } => operation.operation_id,
+            other => panic!("{other:?}"),
+        };
+        store
+            .set_status(&id, "starting_turn")
+            .await
+            .expect("starting");
+        store
+            .attach_turn(&id, turn_id, Some("thr-1"))
+            .await
+            .expect("attach");
+        id
+    }
+
+    #[tokio::test]
+    async fn a_request_that_overtakes_the_turn_start_reply_is_adopted_by_its_operation() {
+        let (_dir, store) = temp_store();
+        let far = crate::time::now_ms() + 900_000;
+        // The request is recorded before the operation knows its turn: nobody owns it yet.
+        let early = store
+            .insert_interaction(approval("mcp:1:a", 1, far))
+            .await
+            .expect("insert");
+        assert_eq!(early.operation_id, None);
+        let id = operation_on_turn(&store, "turn-1", "first prompt for the early request").await;
+        let live = store.mark_turn_live(&id, "turn-1").await.expect("live");
+        assert_eq!(live.status, "waiting_for_approval");
+        let adopted = store
+            .get_interaction(&early.interaction_id)
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(adopted.operation_id.as_deref(), Some(id.as_str()));
+        // A request recorded once the operation knows its turn finds it in the same transaction.
+        let mut later = approval("mcp:1:a", 1, far);
+        later.turn_id = Some("turn-2".into());
+        let second =
+            operation_on_turn(&store, "turn-2", "second prompt for the late request").await;
+        let running = store.mark_turn_live(&second, "turn-2").await.expect("live");
+        assert_eq!(running.status, "running");
+        let recorded = store.insert_interaction(later).await.expect("insert");
+        assert_eq!(recorded.operation_id.as_deref(), Some(second.as_str()));
+        let waiting = store.require_operation(&second).await.expect("op");
+        assert_eq!(waiting.status, "waiting_for_approval");
+        // Going live again (a retried attach) never hides the pending request.
+        let again = store.mark_turn_live(&second, "turn-2").await.expect("live");
+        assert_eq!(again.status, "waiting_for_approval");
     }
 
     #[tokio::test]
