@@ -1,0 +1,231 @@
+//! Loading plugins: the embedded defaults and third-party folders, each manifest checked, linked against the
+//! host functions and recorded with its status.
+
+use super::*;
+
+/// Loading state shared by the default and third-party plugins.
+pub(super) struct Loader<'a> {
+    /// The engine.
+    pub(super) engine: &'a Engine,
+    /// The shared linker.
+    pub(super) linker: &'a wasmtime::component::Linker<PluginCtx>,
+    /// The artifact cache.
+    pub(super) cache: &'a ArtifactCache,
+    /// Plugin configuration.
+    pub(super) config: &'a PluginsConfig,
+    /// State store handed to every plugin.
+    pub(super) state: Arc<dyn PluginStateStore>,
+    /// Views handed to every plugin.
+    pub(super) views: Arc<dyn HostViews>,
+    /// Operator overrides of plugin `[config]` tables, by plugin id.
+    pub(super) config_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// Plugins loaded so far.
+    pub(super) loaded: Vec<LoadedPlugin>,
+    /// Status of every plugin seen so far.
+    pub(super) infos: Vec<PluginInfo>,
+}
+
+impl Loader<'_> {
+    /// Loads one embedded default plugin.
+    pub(super) fn load_embedded(&mut self, plugin: &EmbeddedPlugin) {
+        let origin = PathBuf::from(format!("embedded:{}", plugin.crate_name));
+        match Manifest::parse(plugin.manifest, &origin) {
+            Ok(manifest) => self.load_manifest(manifest, "embedded".to_string(), None, |_| {
+                Ok(plugin.wasm.to_vec())
+            }),
+            Err(error) => self.record_unreadable(plugin.crate_name, "embedded".to_string(), error),
+        }
+    }
+
+    /// Loads the plugin in `dir` (a folder with `plugin.toml`), or every plugin folder inside it.
+    pub(super) fn load_dir(&mut self, dir: &Path) {
+        if dir.join("plugin.toml").is_file() {
+            self.load_folder(dir);
+            return;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "plugin directory unreadable; skipped");
+                return;
+            }
+        };
+        let mut folders: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.join("plugin.toml").is_file())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            self.load_folder(&folder);
+        }
+    }
+
+    /// Loads the plugin in one folder.
+    pub(super) fn load_folder(&mut self, folder: &Path) {
+        let source = folder.display().to_string();
+        match Manifest::read(&folder.join("plugin.toml")) {
+            Ok(manifest) => {
+                let wasm_folder = folder.to_path_buf();
+                self.load_manifest(manifest, source, Some(folder), move |manifest| {
+                    let file = manifest.component.as_deref().unwrap_or("plugin.wasm");
+                    let path = wasm_folder.join(file);
+                    std::fs::read(&path).map_err(|source| PluginError::Io { path, source })
+                })
+            }
+            Err(error) => {
+                let fallback_id = folder
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                self.record_unreadable(&fallback_id, source, error)
+            }
+        }
+    }
+
+    /// Loads a plugin whose manifest was read from `folder` (`None` for embedded plugins);
+    /// `read_wasm` supplies the component bytes.
+    pub(super) fn load_manifest(
+        &mut self,
+        manifest: Manifest,
+        source: String,
+        folder: Option<&Path>,
+        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+    ) {
+        let started = Instant::now();
+        let mut info = PluginInfo {
+            id: manifest.id.clone(),
+            name: manifest.display_name().to_string(),
+            version: manifest.version.clone(),
+            kind: manifest.kind.as_str(),
+            source,
+            worlds: manifest.worlds.clone(),
+            wit_version: manifest.wit.clone(),
+            status: PluginStatus::Failed,
+            error: None,
+            cache: None,
+            load_micros: 0,
+            limits: None,
+        };
+        let disabled = self
+            .config
+            .disabled
+            .iter()
+            .any(|name| *name == manifest.id || *name == manifest.display_name());
+        let outcome = if disabled {
+            Err((
+                PluginStatus::Disabled,
+                "disabled by plugins.disabled".to_string(),
+            ))
+        } else if self.loaded.iter().any(|p| p.manifest.id == manifest.id) {
+            Err((
+                PluginStatus::Failed,
+                format!("another plugin with id {} is already loaded", manifest.id),
+            ))
+        } else if manifest.kind == PluginKind::Native {
+            match (self.config.allow_native, folder) {
+                (true, Some(folder)) => {
+                    let file = manifest.component.as_deref().unwrap_or("plugin.so");
+                    native::NativePlugin::load(&folder.join(file), &manifest.id, &manifest.version)
+                        .map(|plugin| (Backend::Native(plugin), None))
+                        .map_err(|error| (PluginStatus::Failed, error.to_string()))
+                }
+                (true, None) => Err((
+                    PluginStatus::Failed,
+                    "embedded plugins cannot be native".to_string(),
+                )),
+                (false, _) => Err((
+                    PluginStatus::Disabled,
+                    "native plugins are disabled (plugins.allow_native = false)".to_string(),
+                )),
+            }
+        } else {
+            self.link(&manifest, read_wasm)
+                .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
+                .map_err(|error| (PluginStatus::Failed, error.to_string()))
+        };
+        info.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match outcome {
+            Ok((backend, cache)) => {
+                info.status = PluginStatus::Loaded;
+                info.cache = cache.map(CacheOutcome::as_str);
+                if let Backend::Wasm(wasm) = &backend {
+                    info.limits = Some(wasm.limits());
+                }
+                tracing::info!(plugin = %manifest.id, version = %manifest.version, kind = manifest.kind.as_str(), cache = ?info.cache, micros = info.load_micros, "plugin loaded");
+                self.loaded.push(LoadedPlugin { manifest, backend });
+            }
+            Err((status, message)) => {
+                if status == PluginStatus::Failed {
+                    tracing::warn!(plugin = %manifest.id, error = %message, "plugin not loaded");
+                } else {
+                    tracing::info!(plugin = %manifest.id, reason = %message, "plugin not loaded");
+                }
+                info.status = status;
+                info.error = Some(message);
+            }
+        }
+        self.infos.push(info);
+    }
+
+    /// Checks the WIT version, compiles or deserializes, links and checks the exports.
+    pub(super) fn link(
+        &self,
+        manifest: &Manifest,
+        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+    ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
+        manifest.wit_version()?;
+        let wasm = read_wasm(manifest)?;
+        let (component, outcome): (Component, CacheOutcome) =
+            self.cache
+                .load(self.engine, &manifest.id, &manifest.version, &wasm)?;
+        let capabilities = CapabilityCtx {
+            identity: Arc::new(PluginIdentity {
+                id: manifest.id.clone(),
+                version: manifest.version.clone(),
+            }),
+            config_json: Arc::from(self.config_json(manifest)),
+            state: self.state.clone(),
+            views: self.views.clone(),
+        };
+        let limits = CallLimits::resolve(self.config, &manifest.limits);
+        let plugin = WasmPlugin::new(
+            self.linker,
+            &component,
+            &manifest.worlds,
+            capabilities,
+            limits,
+        )?;
+        Ok((plugin, outcome))
+    }
+
+    /// The manifest's `[config]` with the operator's overrides applied, as JSON.
+    pub(super) fn config_json(&self, manifest: &Manifest) -> String {
+        let mut table = match serde_json::to_value(&manifest.config) {
+            Ok(serde_json::Value::Object(table)) => table,
+            _ => serde_json::Map::new(),
+        };
+        if let Some(overrides) = self.config_overrides.get(&manifest.id) {
+            table.extend(overrides.clone());
+        }
+        serde_json::Value::Object(table).to_string()
+    }
+
+    /// Records a plugin whose manifest could not be read.
+    pub(super) fn record_unreadable(&mut self, id: &str, source: String, error: PluginError) {
+        tracing::warn!(plugin = id, %error, "plugin manifest unreadable");
+        self.infos.push(PluginInfo {
+            id: id.to_string(),
+            name: id.to_string(),
+            version: String::new(),
+            kind: PluginKind::Wasm.as_str(),
+            source,
+            worlds: Vec::new(),
+            wit_version: String::new(),
+            status: PluginStatus::Failed,
+            error: Some(error.to_string()),
+            cache: None,
+            load_micros: 0,
+            limits: None,
+        });
+    }
+}
