@@ -8,6 +8,7 @@ mod interactions;
 mod lifecycle;
 mod operations;
 mod queue;
+mod reviews;
 mod wait;
 mod worker_commands;
 mod workflows;
@@ -82,7 +83,7 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_get_workflow_status" => workflows::status(app, &args).await,
         "codex_approve_plan" => workflows::approve(app, &args).await,
         "codex_adopt_workflow_plan" => workflows::adopt(app, &args).await,
-        "codex_start_review_workflow" => workflows::start_review(app, &args).await,
+        "codex_start_review_workflow" => reviews::start_review(app, &args).await,
         "codex_execute_plan" => workflows::execute_plan(app, &args).await,
         "codex_archive_thread" => lifecycle::archive(app, &args).await,
         "codex_unarchive_thread" => lifecycle::unarchive(app, &args).await,

@@ -1,5 +1,5 @@
 //! Workflows: `codex_start_plan_workflow`, `codex_get_workflow_status`, `codex_approve_plan`,
-//! `codex_adopt_workflow_plan`, `codex_start_review_workflow`. The procedures themselves are WASM plugins
+//! `codex_adopt_workflow_plan`, `codex_execute_plan` (reviews: `reviews.rs`). The procedures themselves are WASM plugins
 //! (`plan-workflow`, `review-workflow`); these handlers validate, apply the Plan Mode floor, and read the
 //! workflow back from SQLite.
 
@@ -19,7 +19,7 @@ use crate::store::workflows::{Workflow, WorkflowSnapshot};
 /// The plugin that implements `plan_then_execute`.
 const PLAN_PLUGIN: &str = "plan-workflow";
 /// The plugin that implements `code_review`.
-const REVIEW_PLUGIN: &str = "review-workflow";
+pub(super) const REVIEW_PLUGIN: &str = "review-workflow";
 
 fn sandbox_rank(mode: &str) -> u8 {
     match mode {
@@ -31,7 +31,7 @@ fn sandbox_rank(mode: &str) -> u8 {
 
 /// `approval_policy` values that mean "ask the orchestrator" become `on-request`; `respect_existing` keeps
 /// the thread's setting (`None`).
-fn effective_approval(requested: &str) -> Option<String> {
+pub(super) fn effective_approval(requested: &str) -> Option<String> {
     match requested {
         "respect_existing" => None,
         "ask_openclaw" | "never_auto_approve" => Some("on-request".to_string()),
@@ -188,20 +188,20 @@ fn goal_request(args: &Args) -> Result<Option<NewGoal>, ToolError> {
 }
 
 /// A workflow a tool asks for, before its idempotency key is settled.
-struct WorkflowRequest {
-    kind: &'static str,
-    plugin_id: &'static str,
-    input: Value,
+pub(super) struct WorkflowRequest {
+    pub(super) kind: &'static str,
+    pub(super) plugin_id: &'static str,
+    pub(super) input: Value,
     /// What makes two requests the same (compared on a retry with the same key).
-    fingerprint_material: Value,
-    runtime_policy: Value,
-    goal: Option<NewGoal>,
+    pub(super) fingerprint_material: Value,
+    pub(super) runtime_policy: Value,
+    pub(super) goal: Option<NewGoal>,
 }
 
 /// Starts (or, for the same `client_request_id` and request, finds) a workflow: the fingerprint is the
 /// canonical hash of `fingerprint_material`, and a missing key gets a unique `auto:` one (no implicit
 /// idempotency, as for operations).
-async fn start(
+pub(super) async fn start(
     app: &App,
     args: &Args,
     request: WorkflowRequest,
@@ -297,7 +297,11 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
 }
 
 /// The seed's workflow payload (W) of `workflow`, read again in one snapshot.
-async fn workflow_payload(app: &App, workflow: &Workflow, args: &Args) -> Result<Value, ToolError> {
+pub(super) async fn workflow_payload(
+    app: &App,
+    workflow: &Workflow,
+    args: &Args,
+) -> Result<Value, ToolError> {
     let snapshot = app
         .engine()
         .store
@@ -534,132 +538,6 @@ pub async fn adopt(app: &App, args: &Args) -> Result<Value, ToolError> {
     let mut payload = workflow_payload(app, &workflow, args).await?;
     payload["idempotent"] = json!(false);
     payload["adoptedPlan"] = details;
-    Ok(payload)
-}
-
-/// The `review/start` target of a `codex_start_review_workflow` call.
-fn review_target(args: &Args) -> Result<Value, ToolError> {
-    let needed = |key: &str| {
-        args.str(key)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| {
-                ToolError::invalid_argument(key, format!("{key} is required for this target_type"))
-            })
-    };
-    Ok(match args.required_str("target_type")? {
-        "uncommitted_changes" => json!({"type": "uncommittedChanges"}),
-        "base_branch" => json!({"type": "baseBranch", "branch": needed("base_branch")?}),
-        "commit" => {
-            json!({"type": "commit", "sha": needed("commit_sha")?, "title": args.str("commit_title")})
-        }
-        "custom" => json!({"type": "custom", "instructions": needed("instructions")?}),
-        other => {
-            return Err(ToolError::invalid_argument(
-                "target_type",
-                format!("unknown target type {other}"),
-            ))
-        }
-    })
-}
-
-/// Handler of `codex_start_review_workflow`: a review on the given thread (`delivery: inline`) or on a
-/// fresh service thread (`detached`, the default when a thread is given, and the only way without one).
-pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
-    let engine = app.engine();
-    let target = review_target(args)?;
-    let thread_id = args.string("thread_id");
-    let project = match args.str("project_id") {
-        Some(reference) => Some(
-            app.projects
-                .resolve(reference)
-                .map_err(|err| ToolError::from(RequestError::Project(err)))?,
-        ),
-        None => None,
-    };
-    let cwd = match (args.str("cwd"), &project) {
-        (Some(cwd), _) => {
-            let path = crate::config::normalize_path(std::path::Path::new(cwd));
-            app.projects
-                .for_cwd(&path)
-                .map_err(|err| ToolError::from(RequestError::Project(err)))?;
-            path
-        }
-        (None, Some(project)) => project.root_path.clone(),
-        (None, None) if thread_id.is_some() => app.config.projects_root.clone(),
-        (None, None) => {
-            return Err(ToolError::invalid_argument(
-                "project_id",
-                "a review needs thread_id, project_id or cwd",
-            ))
-        }
-    };
-    let delivery = args.string("delivery").unwrap_or_else(|| {
-        if thread_id.is_some() {
-            "detached"
-        } else {
-            "inline"
-        }
-        .to_string()
-    });
-    let sandbox = if args.was_provided("sandbox") {
-        args.str("sandbox").map(str::to_string)
-    } else {
-        Some(app.config.default_sandbox.as_str().to_string())
-    };
-    let approval = if args.was_provided("approval_policy") {
-        args.str("approval_policy").and_then(effective_approval)
-    } else {
-        Some(app.config.default_approval_policy.as_str().to_string())
-    };
-    let review_thread = if delivery == "inline" {
-        thread_id.clone()
-    } else {
-        None
-    };
-    let input = json!({
-        "threadId": review_thread,
-        "cwd": cwd.display().to_string(),
-        "instructions": args.str("instructions"),
-        "model": args.str("model").map(str::to_string).or_else(|| app.config.default_model.clone()),
-        "sandbox": sandbox,
-        "approvalPolicy": approval,
-        "target": target,
-        "delivery": delivery,
-    });
-    let fingerprint_material = input.clone();
-    let runtime_policy = json!({"requestedSandbox": args.str("sandbox"), "effectiveSandbox": sandbox,
-                                   "requestedApprovalPolicy": args.str("approval_policy"),
-                                   "effectiveApprovalPolicy": approval});
-    let (workflow, created) = start(
-        app,
-        args,
-        WorkflowRequest {
-            kind: "code_review",
-            plugin_id: REVIEW_PLUGIN,
-            input,
-            fingerprint_material,
-            runtime_policy,
-            goal: None,
-        },
-    )
-    .await?;
-    let mut payload = workflow_payload(app, &workflow, args).await?;
-    let actions = engine.store.workflow_actions(&workflow.workflow_id).await?;
-    let review_op = actions
-        .iter()
-        .find(|a| a.action_id == "review")
-        .and_then(|a| a.operation_id.clone());
-    let op = match &review_op {
-        Some(id) => engine.store.get_operation(id).await?,
-        None => None,
-    };
-    payload["idempotent"] = json!(!created);
-    payload["reviewOperationId"] = json!(review_op);
-    payload["reviewTarget"] = workflow.input["target"].clone();
-    payload["reviewDelivery"] = workflow.input["delivery"].clone();
-    payload["reviewSourceThreadId"] = json!(thread_id);
-    payload["reviewThreadId"] = json!(op.as_ref().and_then(|o| o.thread_id.clone()));
-    payload["reviewTurnId"] = json!(op.as_ref().and_then(|o| o.turn_id.clone()));
     Ok(payload)
 }
 
