@@ -2,10 +2,12 @@
 //! may all name it; it names none of them.
 //!
 //! - [`failure`]: the failure codes stored in rows (`lastError`, `error`), one enum for engine, store and MCP.
+//! - [`operation`]: an operation's kind and status as enums (the seed's names on the wire and in rows).
 //! - [`rules`]: the seed's rules (statuses, prompt normalisation and dedup, similarity, output schemas,
 //!   canonical JSON and hashing, interaction replies, redaction).
 //! - [`server_requests`]: the typed server-to-client requests of `codex app-server`, one table for all.
 
 pub mod failure;
+pub mod operation;
 pub mod rules;
 pub mod server_requests;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
+use crate::domain::operation::OperationStatus;
 use crate::domain::server_requests::ServerRequestKind;
 use crate::plugins::types::{Answer, Interaction};
 use crate::shutdown::Shutdown;
@@ -134,7 +135,10 @@ impl Engine {
 
     async fn resume_after_answer(&self, operation_id: &str) -> Result<(), EngineError> {
         let op = self.store.require_operation(operation_id).await?;
-        if !op.status.starts_with("waiting_for_") {
+        if !matches!(
+            op.status,
+            OperationStatus::WaitingForApproval | OperationStatus::WaitingForUserInput
+        ) {
             return Ok(());
         }
         let still_waiting = self

@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
-use crate::domain::rules::status::is_terminal;
 use crate::store::lifecycle::LifecycleAction;
 use crate::store::operations::OperationFilter;
 use crate::store::InteractionFilter;
@@ -62,7 +61,7 @@ impl Engine {
             )
             .await?
             .into_iter()
-            .find(|op| !is_terminal(&op.status) && op.turn_id.is_some());
+            .find(|op| !op.status.is_terminal() && op.turn_id.is_some());
         if let Some(op) = active {
             return Ok(Some(Busy {
                 reason: "active_turn",

@@ -7,53 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::domain::operation::OperationKind;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::{ApprovalPolicy, Config, SandboxMode};
 use crate::projects::{Project, ProjectError, ProjectRegistry};
-
-/// The operation types `codex_submit_task` accepts (the seed's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationType {
-    /// A new thread and its first turn.
-    StartChat,
-    /// A new turn on an existing thread.
-    SendMessage,
-    /// A turn that implements a previously approved plan.
-    ExecutePlan,
-    /// Extra input for the thread's active turn.
-    SteerTurn,
-    /// A copy of a thread, optionally with a first turn.
-    ForkThread,
-}
-
-impl OperationType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperationType::StartChat => "start_chat",
-            OperationType::SendMessage => "send_message",
-            OperationType::ExecutePlan => "execute_plan",
-            OperationType::SteerTurn => "steer_turn",
-            OperationType::ForkThread => "fork_thread",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(text: &str) -> Option<OperationType> {
-        [
-            OperationType::StartChat,
-            OperationType::SendMessage,
-            OperationType::ExecutePlan,
-            OperationType::SteerTurn,
-            OperationType::ForkThread,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == text)
-    }
-}
 
 /// Why a request was refused before anything was written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -162,7 +122,7 @@ pub struct RuntimePolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmitRequest {
     /// What to do.
-    pub operation_type: OperationType,
+    pub operation_type: OperationKind,
     /// Idempotency key.
     pub client_request_id: Option<String>,
     /// Submitting agent, for per-agent limits.
@@ -255,7 +215,8 @@ impl SubmitRequest {
     ) -> Result<SubmitRequest, RequestError> {
         let operation_type = args
             .str("operation_type")
-            .and_then(OperationType::parse)
+            .and_then(OperationKind::parse)
+            .filter(|kind| kind.is_submittable())
             .ok_or_else(|| invalid("operation_type", "is required"))?;
         let message = args.str("message").map(str::to_string);
         let thread_id = args
@@ -271,7 +232,7 @@ impl SubmitRequest {
             }
         }
         match operation_type {
-            OperationType::StartChat => {
+            OperationKind::StartChat => {
                 if message.is_none() {
                     return Err(invalid("message", "is required for start_chat"));
                 }
@@ -279,7 +240,7 @@ impl SubmitRequest {
                     return Err(invalid("project_id", "start_chat needs project_id or cwd"));
                 }
             }
-            OperationType::SendMessage => {
+            OperationKind::SendMessage => {
                 if message.is_none() {
                     return Err(invalid("message", "is required for send_message"));
                 }
@@ -290,7 +251,7 @@ impl SubmitRequest {
                     ));
                 }
             }
-            OperationType::ExecutePlan => {
+            OperationKind::ExecutePlan => {
                 if thread_id.is_none() && args.str("workflow_id").is_none() {
                     return Err(invalid(
                         "workflow_id",
@@ -298,7 +259,7 @@ impl SubmitRequest {
                     ));
                 }
             }
-            OperationType::SteerTurn => {
+            OperationKind::SteerTurn => {
                 if message.is_none() {
                     return Err(invalid("message", "is required for steer_turn"));
                 }
@@ -309,11 +270,13 @@ impl SubmitRequest {
                     return Err(invalid("expected_turn_id", "is required for steer_turn"));
                 }
             }
-            OperationType::ForkThread => {
+            OperationKind::ForkThread => {
                 if args.str("source_thread_id").is_none() && thread_id.is_none() {
                     return Err(invalid("source_thread_id", "is required for fork_thread"));
                 }
             }
+            // Filtered out above: reviews start through the review workflow.
+            OperationKind::ReviewStart => return Err(invalid("operation_type", "is internal")),
         }
 
         let project = match args.str("project_id") {
@@ -343,8 +306,8 @@ impl SubmitRequest {
         };
 
         let starts_turn = match operation_type {
-            OperationType::SteerTurn => false,
-            OperationType::ForkThread => message.is_some(),
+            OperationKind::SteerTurn => false,
+            OperationKind::ForkThread => message.is_some(),
             _ => true,
         };
         let input_items =
@@ -364,8 +327,8 @@ impl SubmitRequest {
             .map(str::to_string)
             .unwrap_or_else(|| {
                 match operation_type {
-                    OperationType::StartChat => "new_thread",
-                    OperationType::ForkThread => "auto",
+                    OperationKind::StartChat => "new_thread",
+                    OperationKind::ForkThread => "auto",
                     _ => "continue_thread",
                 }
                 .to_string()
@@ -401,11 +364,11 @@ impl SubmitRequest {
                 .str("source_thread_id")
                 .map(str::to_string)
                 .or_else(|| {
-                    (operation_type == OperationType::ForkThread)
+                    (operation_type == OperationKind::ForkThread)
                         .then(|| thread_id.clone())
                         .flatten()
                 }),
-            thread_id: if operation_type == OperationType::ForkThread {
+            thread_id: if operation_type == OperationKind::ForkThread {
                 None
             } else {
                 thread_id
@@ -466,7 +429,7 @@ impl SubmitRequest {
 fn runtime_policy(
     args: &dyn RawArgs,
     config: &Config,
-    operation_type: OperationType,
+    operation_type: OperationKind,
 ) -> Result<RuntimePolicy, RequestError> {
     let requested_sandbox = args
         .str("sandbox")

@@ -275,7 +275,7 @@ fn mark_waiting(
         "waiting_for_approval"
     };
     let op = operations::require(conn, operation_id)?;
-    if op.status != waiting && status::is_transition_allowed(&op.status, waiting) {
+    if op.status != waiting && status::is_transition_allowed(op.status.as_str(), waiting) {
         operations::set_status(conn, operation_id, waiting, now)?;
     }
     Ok(())
@@ -315,7 +315,7 @@ pub fn mark_turn_live(
         .optional()?;
     match pending {
         Some(kind) => mark_waiting(conn, operation_id, &kind, now)?,
-        None if !status::is_active(&op.status) => {
+        None if !op.status.is_active() => {
             operations::set_status(conn, operation_id, "running", now)?;
         }
         None => {}

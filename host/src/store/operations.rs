@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{invalid, new_id, submissions, Store, StoreError, Timestamp};
+use crate::domain::operation::{OperationKind, OperationStatus};
 use crate::domain::rules::canonical::{canonical_json, canonicalize, differing_fields};
 use crate::domain::rules::dedup::{guard_applies, DedupProbe};
 use crate::domain::rules::prompt::{
@@ -32,11 +33,11 @@ pub struct Operation {
     /// The idempotency key (given, or `auto:<hash>:<uuid8>`).
     pub client_request_id: String,
     /// start_chat, send_message, execute_plan, steer_turn, fork_thread or review_start.
-    pub operation_type: String,
+    pub operation_type: OperationKind,
     /// Current status (seed §c).
-    pub status: String,
+    pub status: OperationStatus,
     /// Same as `status` (the seed's `phase = status`).
-    pub phase: String,
+    pub phase: OperationStatus,
     /// Resolved project id.
     pub project_id: Option<String>,
     /// Canonical cwd key, the dedup scope and the per-project slot key.
@@ -175,8 +176,8 @@ impl Operation {
     /// The seed's `nextRecommendedAction` for this operation.
     pub fn next_recommended_action(&self) -> &'static str {
         status::next_recommended_action(
-            &self.status,
-            &self.operation_type,
+            self.status.as_str(),
+            self.operation_type.as_str(),
             self.turn_id.is_some(),
             self.queued_reason.as_deref(),
         )
@@ -184,12 +185,12 @@ impl Operation {
 
     /// The seed's `recommendedPollAfterSeconds`.
     pub fn recommended_poll_after_seconds(&self) -> u64 {
-        status::recommended_poll_after_seconds(&self.status)
+        status::recommended_poll_after_seconds(self.status.as_str())
     }
 
     /// True when no further change is expected (except the reconcile rule).
     pub fn is_terminal(&self) -> bool {
-        is_terminal(&self.status)
+        self.status.is_terminal()
     }
 }
 
@@ -386,16 +387,32 @@ fn ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp)
 }
 
+/// A TEXT column read through `parse`; a name this binary does not know is a conversion error naming it.
+fn parsed<T>(
+    row: &Row<'_>,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, rusqlite::Error> {
+    let text: String = row.get(column)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown {column} {text:?}").into(),
+        )
+    })
+}
+
 /// Maps a row selected with [`OP_COLUMNS`].
 pub(crate) fn operation_from_row(row: &Row<'_>) -> Result<Operation, rusqlite::Error> {
-    let status: String = row.get("status")?;
+    let status = parsed(row, "status", OperationStatus::parse)?;
     let thread_id: Option<String> = row.get("thread_id")?;
     let keys: String = row.get("resource_keys_json")?;
     Ok(Operation {
         operation_id: row.get("operation_id")?,
         client_request_id: row.get("client_request_id")?,
-        operation_type: row.get("operation_type")?,
-        phase: status.clone(),
+        operation_type: parsed(row, "operation_type", OperationKind::parse)?,
+        phase: status,
         status,
         project_id: row.get("project_id")?,
         project_path_key: row.get("project_path_key")?,
@@ -721,10 +738,10 @@ pub fn set_status(
     now: i64,
 ) -> Result<Operation, StoreError> {
     let op = require(conn, operation_id)?;
-    if !is_transition_allowed(&op.status, to) {
+    if !is_transition_allowed(op.status.as_str(), to) {
         return Err(StoreError::InvalidTransition {
             operation_id: operation_id.to_string(),
-            from: op.status,
+            from: op.status.to_string(),
             to: to.to_string(),
         });
     }
@@ -773,10 +790,10 @@ pub fn reopen(conn: &Connection, operation_id: &str, now: i64) -> Result<Operati
             .is_some_and(|(status, source)| is_terminal(&status) && source.is_some()),
         None => true,
     };
-    if !is_reopen_allowed(&op.status, "running", trusted) {
+    if !is_reopen_allowed(op.status.as_str(), "running", trusted) {
         return Err(StoreError::InvalidTransition {
             operation_id: operation_id.to_string(),
-            from: op.status,
+            from: op.status.to_string(),
             to: "running".to_string(),
         });
     }
@@ -867,7 +884,7 @@ pub fn record_attempt_failure(
 ) -> Result<Operation, StoreError> {
     let op = require(conn, operation_id)?;
     let error_text = error.to_string();
-    if op.turn_id.is_some() || is_terminal(&op.status) || is_active(&op.status) {
+    if op.turn_id.is_some() || op.status.is_terminal() || op.status.is_active() {
         conn.prepare_cached("UPDATE codex_operations SET last_error_json = ?2, updated_at = ?3 WHERE operation_id = ?1")?
             .execute(params![operation_id, error_text, now])?;
         return require(conn, operation_id);
@@ -900,7 +917,7 @@ pub fn fail_operation(
     now: i64,
 ) -> Result<Operation, StoreError> {
     let op = require(conn, operation_id)?;
-    if is_terminal(&op.status) {
+    if op.status.is_terminal() {
         return Ok(op);
     }
     conn.prepare_cached(
@@ -1148,7 +1165,7 @@ impl Store {
         let (id, status) = (operation_id.to_string(), status.to_string());
         self.write(move |tx| {
             let op = require(tx, &id)?;
-            if is_terminal(&op.status) {
+            if op.status.is_terminal() {
                 return Ok(None);
             }
             let now = crate::time::now_ms();
@@ -1234,7 +1251,7 @@ pub(crate) mod tests {
             panic!("expected a new operation");
         };
         assert_eq!(continued_from.as_deref(), Some(first_id.as_str()));
-        assert_eq!(operation.operation_type, "send_message");
+        assert_eq!(operation.operation_type, OperationKind::SendMessage);
         assert_eq!(operation.thread_id.as_deref(), Some("thr-1"));
     }
 

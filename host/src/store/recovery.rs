@@ -24,7 +24,8 @@ use super::intents::{self, Intent, RECONCILE_METHODS};
 use super::leases::is_owner_dead;
 use super::operations::{self, operation_from_row, Operation, OP_COLUMNS};
 use super::{Store, StoreError};
-use crate::domain::rules::status::{is_startable, ACTIVE, STARTABLE};
+use crate::domain::operation::OperationKind;
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 
 /// An operation recovery could not decide alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,14 +112,17 @@ pub fn recover(
         }
         let id = op.operation_id.clone();
         if op.turn_id.is_some() {
-            if is_startable(&op.status) {
+            if op.status.is_startable() {
                 force_status(conn, &id, "running", now)?;
             }
             lease_to(conn, &id, owner, ttl, now)?;
             report.running.push(id);
             continue;
         }
-        if op.operation_type == "fork_thread" && op.thread_id.is_some() && !op.has_message {
+        if op.operation_type == OperationKind::ForkThread
+            && op.thread_id.is_some()
+            && !op.has_message
+        {
             force_status(conn, &id, "completed", now)?;
             report.completed.push(id);
             continue;

@@ -1,70 +1,47 @@
 //! Operation status sets and transitions, next actions and poll hints (seed §c), retry backoff, token bands.
 
+use crate::domain::operation::{kind_names, status_names, OperationKind, OperationStatus};
+
 /// Statuses from which a worker may (re)start an operation.
-pub const STARTABLE: [&str; 5] = [
-    "queued",
-    "starting_app_server",
-    "starting_thread",
-    "starting_review",
-    "starting_turn",
-];
+pub const STARTABLE: [&str; 5] = status_names(OperationStatus::STARTABLE);
 
 /// Statuses of an operation whose turn is live.
-pub const ACTIVE: [&str; 6] = [
-    "accepted",
-    "started",
-    "running",
-    "first_message_received",
-    "waiting_for_approval",
-    "waiting_for_user_input",
-];
+pub const ACTIVE: [&str; 6] = status_names(OperationStatus::ACTIVE);
 
 /// Final statuses.
-pub const TERMINAL: [&str; 8] = [
-    "completed",
-    "failed",
-    "aborted",
-    "cancelled",
-    "canceled",
-    "interrupted",
-    "orphaned",
-    "unknown_after_app_server_exit",
-];
+pub const TERMINAL: [&str; 8] = status_names(OperationStatus::TERMINAL);
 
 /// Operation types the store accepts (the five public ones and the internal `review_start`).
-pub const OPERATION_TYPES: [&str; 6] = [
-    "start_chat",
-    "send_message",
-    "execute_plan",
-    "steer_turn",
-    "fork_thread",
-    "review_start",
-];
+pub const OPERATION_TYPES: [&str; 6] = kind_names(OperationKind::ALL);
 
 /// Operation types the duplicate-prompt guard applies to.
-pub const DEDUP_TYPES: [&str; 3] = ["start_chat", "send_message", "execute_plan"];
+pub const DEDUP_TYPES: [&str; 3] = kind_names([
+    OperationKind::StartChat,
+    OperationKind::SendMessage,
+    OperationKind::ExecutePlan,
+]);
 
 /// Attempts before an operation that never reached a turn is failed.
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 3;
 
 /// True for a startable status.
 pub fn is_startable(status: &str) -> bool {
-    STARTABLE.contains(&status)
+    OperationStatus::parse(status).is_some_and(OperationStatus::is_startable)
 }
 
 /// True for an active status.
 pub fn is_active(status: &str) -> bool {
-    ACTIVE.contains(&status)
+    OperationStatus::parse(status).is_some_and(OperationStatus::is_active)
 }
 
 /// True for a terminal status.
 pub fn is_terminal(status: &str) -> bool {
-    TERMINAL.contains(&status)
+    OperationStatus::parse(status).is_some_and(OperationStatus::is_terminal)
 }
 
 /// True for any status the seed knows.
 pub fn is_known(status: &str) -> bool {
-    is_startable(status) || is_active(status) || is_terminal(status)
+    OperationStatus::parse(status).is_some()
 }
 
 /// Whether `from -> to` is allowed for an ordinary status write.

@@ -130,7 +130,7 @@ impl Engine {
             action_id: Some(action.action_id.clone()),
             thread_id: op.thread_id.clone().unwrap_or_default(),
             turn_id: turn_id.clone(),
-            status: op.status.clone(),
+            status: op.status.to_string(),
             final_message,
             plan_items,
         });

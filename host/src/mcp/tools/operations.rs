@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::domain::operation::{OperationKind, OperationStatus};
 use crate::domain::rules::output_schema::{output_schema_hash, validate_output_schema};
 use crate::domain::rules::status::is_terminal;
 use crate::engine::request::{RawArgs, RequestError, SubmitRequest};
@@ -304,7 +305,10 @@ fn render_operation(
     let final_report = truncated_report(op.final_report.clone(), options.message_max_chars);
     let lease_state = op.lease_state(&engine.worker.owner_id, now);
     let mut next_action = op.next_recommended_action().to_string();
-    if op.operation_type == "fork_thread" && op.turn_id.is_none() && op.status == "completed" {
+    if op.operation_type == OperationKind::ForkThread
+        && op.turn_id.is_none()
+        && op.status == OperationStatus::Completed
+    {
         next_action = "read_forked_thread".to_string();
     }
     let request = &op.request;
@@ -363,9 +367,9 @@ fn render_operation(
         "outputSchemaState": {"present": schema_hash.is_some(), "schemaHash": schema_hash},
         "inputItemState": {"count": items},
         "runtimePolicy": runtime_policy,
-        "steerState": (op.operation_type == "steer_turn").then(|| json!({
+        "steerState": (op.operation_type == OperationKind::SteerTurn).then(|| json!({
             "expectedTurnId": op.expected_turn_id, "joinedTurnId": op.turn_id})),
-        "forkState": (op.operation_type == "fork_thread").then(|| json!({
+        "forkState": (op.operation_type == OperationKind::ForkThread).then(|| json!({
             "sourceThreadId": op.source_thread_id, "forkedThreadId": op.thread_id})),
         "createdAt": iso8601_from_ms(op.created_at.ms()),
         "updatedAt": iso8601_from_ms(op.updated_at.ms()),
