@@ -22,6 +22,8 @@
 mod binary;
 mod error;
 pub mod protocol;
+pub mod sandbox;
+pub mod schema;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -512,9 +514,14 @@ impl AppServer {
             .unwrap_or_default()
     }
 
+    /// The `codex` binary a start would use, if one is found.
+    pub fn binary(&self) -> Option<PathBuf> {
+        find_codex_binary(self.inner.settings.binary.as_deref())
+    }
+
     /// A snapshot for status tools; never starts anything.
     pub fn status(&self) -> AppServerStatus {
-        let binary = find_codex_binary(self.inner.settings.binary.as_deref());
+        let binary = self.binary();
         let live = self.live();
         let last_generation = self.inner.last_generation.load(Ordering::Acquire);
         AppServerStatus {
