@@ -19,8 +19,13 @@
 //! - `approval_first`: like `approval`, but `turn/started` and the approval request come before the
 //!   `turn/start` reply (the order the caller can least expect; the pipe allows it).
 //! - `hold_turn`: turns start and run until they are interrupted.
+//! - `inventory_partial`: `skills/list` is refused with JSON-RPC error -32603; the other inventory methods of
+//!   `codex_get_runtime_capabilities` answer as in every mode (an empty result).
 //!
 //! In every mode `turn/interrupt` ends the turn it names `interrupted`, as app-server does.
+//!
+//! Outside `app-server`, it answers `--version` (`codex-cli 0.0.0-fake`) and `app-server generate-json-schema
+//! --out DIR` (a `ClientRequest.json` listing the methods it serves), so the protocol schema can be read of it.
 //!
 //! Every line it receives is appended to `FAKE_APP_SERVER_LOG` when set, so tests can see our replies; with
 //! `FAKE_APP_SERVER_TIMESTAMPS=1` each logged line starts with the unix time in microseconds it was read at
@@ -30,7 +35,61 @@ use std::io::{BufRead, Write};
 
 use serde_json::{json, Value};
 
+/// The client request methods `generate-json-schema` reports.
+const METHODS: [&str; 14] = [
+    "initialize",
+    "thread/start",
+    "thread/resume",
+    "thread/read",
+    "turn/start",
+    "turn/interrupt",
+    "model/list",
+    "permissionProfile/list",
+    "hooks/list",
+    "skills/list",
+    "modelProvider/capabilities/read",
+    "account/read",
+    "account/usage/read",
+    "account/rateLimits/read",
+];
+
+/// Serves `--version` and `app-server generate-json-schema --out DIR`; true when the call was one of them.
+fn offline_command() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--version") {
+        println!("codex-cli 0.0.0-fake");
+        return true;
+    }
+    if args.get(1).map(String::as_str) != Some("generate-json-schema") {
+        return false;
+    }
+    let Some(out) = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+    else {
+        std::process::exit(2);
+    };
+    let variants: Vec<Value> = METHODS
+        .iter()
+        .map(|m| json!({"properties": {"method": {"enum": [m]}}}))
+        .collect();
+    let written = std::fs::create_dir_all(out).and_then(|()| {
+        std::fs::write(
+            std::path::Path::new(out).join("ClientRequest.json"),
+            json!({"oneOf": variants}).to_string(),
+        )
+    });
+    if written.is_err() {
+        std::process::exit(1);
+    }
+    true
+}
+
 fn main() {
+    if offline_command() {
+        return;
+    }
     let mode = std::env::var("FAKE_APP_SERVER_MODE").unwrap_or_else(|_| "normal".into());
     let log_path = std::env::var_os("FAKE_APP_SERVER_LOG");
     let timestamps = std::env::var("FAKE_APP_SERVER_TIMESTAMPS").is_ok_and(|v| v == "1");
@@ -83,6 +142,9 @@ fn main() {
                     continue;
                 }
                 send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));
+            }
+            ("skills/list", Some(id)) if mode == "inventory_partial" => {
+                send(json!({"id": id, "error": {"code": -32603, "message": "skills scan failed"}}))
             }
             ("turn/start", Some(_)) if mode == "hang_turn" => {}
             ("turn/start", Some(id)) if mode == "overloaded_once" && !refused_once => {

@@ -4,6 +4,7 @@ mod admission;
 mod appserver;
 mod chats;
 mod config;
+mod diagnostics;
 mod goals;
 mod harness;
 mod http;

@@ -30,6 +30,8 @@ mod connection;
 mod error;
 mod process;
 pub mod protocol;
+pub mod sandbox;
+pub mod schema;
 mod supervisor;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The [`AppServer`] handle: one generation at a time, started lazily, restarted and stopped under one
 //! lifecycle lock; requests go to the live generation's connection.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -261,9 +262,14 @@ impl AppServer {
             .unwrap_or_default()
     }
 
+    /// The `codex` binary a start would use, if one is found.
+    pub fn binary(&self) -> Option<PathBuf> {
+        find_codex_binary(self.inner.settings.binary.as_deref())
+    }
+
     /// A snapshot for status tools; never starts anything.
     pub fn status(&self) -> AppServerStatus {
-        let binary = find_codex_binary(self.inner.settings.binary.as_deref());
+        let binary = self.binary();
         let live = self.live();
         let last_generation = self.inner.last_generation.load(Ordering::Acquire);
         AppServerStatus {

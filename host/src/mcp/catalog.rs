@@ -87,6 +87,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_restart_app_server.json"),
     ),
     (
+        "codex_get_runtime_capabilities",
+        include_str!("tools/specs/codex_get_runtime_capabilities.json"),
+    ),
+    (
         "codex_submit_task",
         include_str!("tools/specs/codex_submit_task.json"),
     ),

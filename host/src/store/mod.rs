@@ -26,15 +26,19 @@
 //! - [`events`]: the bounded, redacted app-server frame journal.
 //! - [`workflows`]: plugin-driven workflows, their action journal and history.
 //! - [`lifecycle`]: audited thread lifecycle actions (archive, unarchive, compact).
+//! - [`capabilities`]: the last runtime capabilities snapshot per working directory and flags.
+//! - [`health`]: the health summary's reads: active work, stalled turns, historical debt, recent errors.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
 
 pub mod admission;
+pub mod capabilities;
 pub mod changes;
 pub mod commands;
 pub mod events;
 pub mod goals;
+pub mod health;
 pub mod intents;
 pub mod interactions;
 pub mod leases;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V6];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -384,6 +384,18 @@ CREATE TABLE codex_worker_commands (
     expires_at      INTEGER NOT NULL                  -- a command still queued then is timed_out, never run
 );
 CREATE INDEX idx_codex_worker_commands_status ON codex_worker_commands (status, created_at);
+"#;
+
+/// Version 6: the last runtime capabilities snapshot per working directory and inventory flags, the cache of
+/// `codex_get_runtime_capabilities` and what `codex_health_summary` reports without starting app-server.
+const V6: &str = r#"
+CREATE TABLE codex_runtime_capabilities (
+    cache_key      TEXT PRIMARY KEY,                  -- sha256 of the cwd and the include_* flags
+    status         TEXT NOT NULL,                     -- ok, partial, unavailable
+    snapshot_json  TEXT NOT NULL,                     -- redacted runtimeCapabilities + methodResults
+    captured_at    INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_runtime_capabilities_captured ON codex_runtime_capabilities (captured_at);
 "#;
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::rules::capabilities::health_subset;
+use crate::domain::rules::redact::redact_text;
+
 use crate::app::App;
 use crate::mcp::args::Args;
 use crate::mcp::catalog::{
@@ -13,7 +16,8 @@ use crate::mcp::catalog::{
 };
 use crate::mcp::error::ToolError;
 use crate::mcp::server::SERVER_NAME;
-use crate::time::iso8601_now;
+use crate::store::health::{HealthQuery, HealthReport};
+use crate::time::{iso8601_now, now_ms};
 
 /// One readiness check.
 struct Check {
@@ -23,7 +27,7 @@ struct Check {
 }
 
 /// Handler of `codex_health_summary`.
-pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError> {
+pub async fn health_summary(app: &App, args: &Args) -> Result<Value, ToolError> {
     let catalog = Catalog::get();
     let stable = catalog.names_in(ContractGroup::Stable);
     let compatibility = catalog.names_in(ContractGroup::Compatibility);
@@ -67,6 +71,11 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         }
     };
     let plugins = app.plugin_infos();
+    let plugin_errors: Vec<Value> = plugins
+        .iter()
+        .filter(|p| p.get("status").and_then(Value::as_str) == Some("failed"))
+        .map(|p| json!({"name": p.get("name"), "error": p.get("error")}))
+        .collect();
     let failed: Vec<&str> = plugins
         .iter()
         .filter(|p| p.get("status").and_then(Value::as_str) == Some("failed"))
@@ -117,6 +126,28 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         }
     }
 
+    let query = query_of(args);
+    let report = match app.engine.store.health_report(query).await {
+        Ok(report) => report,
+        Err(error) => {
+            checks.push(Check {
+                name: "mcp_state_db",
+                status: "error",
+                message: format!("cannot read work state: {error}"),
+            });
+            HealthReport::default()
+        }
+    };
+    work_checks(&report, &mut checks);
+    let capabilities = match app.engine.store.latest_runtime_capabilities().await {
+        Ok(Some(row)) => {
+            health_subset(&row.snapshot["runtimeCapabilities"], &row.captured_at.iso())
+        }
+        Ok(None) => json!({"status": "unknown", "capturedAt": null,
+                           "hint": "no snapshot yet: call codex_get_runtime_capabilities"}),
+        Err(error) => json!({"status": "unknown", "capturedAt": null, "error": error.to_string()}),
+    };
+
     let overall = if checks.iter().any(|c| c.status == "error") {
         "broken"
     } else if checks.iter().any(|c| c.status == "warning") {
@@ -124,13 +155,7 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
     } else {
         "healthy"
     };
-    let next_action = if overall == "healthy" {
-        "none"
-    } else if !app_server.codex_binary_exists {
-        "fix_codex_binary"
-    } else {
-        "inspect_diagnostics"
-    };
+    let next_action = next_action(&checks, &report, app_server.codex_binary_exists);
     let checks: Vec<Value> = checks
         .into_iter()
         .map(|c| json!({"name": c.name, "status": c.status, "message": c.message}))
@@ -151,6 +176,16 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         },
         "worker": worker,
         "store": store,
+        "activeWork": active_work(&report),
+        "stallSupervisor": stall_supervisor(&report, query),
+        "historicalDebt": {
+            "staleOperations": report.stale_operations,
+            "staleWorkflows": report.stale_workflows,
+            "staleAfterMinutes": query.stale_after_ms / 60_000,
+        },
+        "recentErrors": recent_errors(&report, query),
+        "pluginErrors": plugin_errors,
+        "runtimeCapabilities": capabilities,
         "recursionGuard": {
             "active": app.recursion_guard_active(),
             "writeToolsRefused": app.recursion_guard_active(),
@@ -159,6 +194,145 @@ pub async fn health_summary(app: &App, _args: &Args) -> Result<Value, ToolError>
         "nextRecommendedAction": next_action,
         "uptimeSeconds": app.started_at.elapsed().as_secs_f64(),
     }))
+}
+
+/// The store query the arguments describe (windows in minutes; no recent errors listed when not asked for).
+fn query_of(args: &Args) -> HealthQuery {
+    let listed = args.value("include_recent_errors").and_then(Value::as_bool) != Some(false);
+    HealthQuery {
+        now: now_ms(),
+        stale_after_ms: args.int_or("stale_after_minutes", 30).max(1) * 60_000,
+        since_ms: args.int_or("since_minutes", 120).max(1) * 60_000,
+        max_recent_errors: if listed {
+            usize::try_from(args.int_or("max_recent_errors", 5)).unwrap_or(0)
+        } else {
+            0
+        },
+    }
+}
+
+/// Live turns that stopped moving. Diagnose only, as the seed's default: nothing is interrupted here.
+fn stall_supervisor(report: &HealthReport, query: HealthQuery) -> Value {
+    let turns: Vec<Value> = report
+        .stalled_turns
+        .iter()
+        .map(|t| {
+            json!({
+                "turnId": t.turn_id,
+                "threadId": t.thread_id,
+                "operationId": t.operation_id,
+                "status": t.status,
+                "lastActivityAt": t.last_activity_at.iso(),
+                "idleMinutes": (query.now - t.last_activity_at.ms()).max(0) / 60_000,
+            })
+        })
+        .collect();
+    json!({
+        "mode": "diagnose_only",
+        "staleAfterMinutes": query.stale_after_ms / 60_000,
+        "stalledTurnCount": turns.len(),
+        "stalledTurns": turns,
+    })
+}
+
+/// Work that needs attention, as checks: turns that stopped moving, active rows nobody touched, failures.
+fn work_checks(report: &HealthReport, checks: &mut Vec<Check>) {
+    if !report.stalled_turns.is_empty() {
+        checks.push(Check {
+            name: "stalled_turns",
+            status: "warning",
+            message: format!(
+                "{} running turn(s) without activity and without a pending interaction",
+                report.stalled_turns.len()
+            ),
+        });
+    }
+    if report.stale_operations > 0 || report.stale_workflows > 0 {
+        checks.push(Check {
+            name: "stale_operations",
+            status: "warning",
+            message: format!(
+                "{} active operation(s) and {} workflow(s) not updated within the stale window",
+                report.stale_operations, report.stale_workflows
+            ),
+        });
+    }
+    if report.recent_error_count > 0 {
+        checks.push(Check {
+            name: "recent_errors",
+            status: "warning",
+            message: format!(
+                "{} operation(s) or workflow(s) failed recently",
+                report.recent_error_count
+            ),
+        });
+    }
+}
+
+/// The one thing to do first, most urgent first: a missing binary or unreadable store breaks everything; an
+/// unanswered interaction holds a turn; stalled or stale work needs recovering; then recent failures.
+fn next_action(checks: &[Check], report: &HealthReport, binary_found: bool) -> &'static str {
+    let failing = |name: &str| checks.iter().any(|c| c.name == name && c.status != "ok");
+    if !binary_found {
+        "fix_codex_binary"
+    } else if failing("mcp_state_db") {
+        "inspect_state_db"
+    } else if report.active.pending_interactions > 0 {
+        "answer_pending_interaction"
+    } else if failing("stalled_turns") || failing("stale_operations") {
+        "recover_stale_operations"
+    } else if failing("recent_errors") {
+        "inspect_recent_errors"
+    } else if failing("background_worker") {
+        "inspect_worker_health"
+    } else if checks.iter().any(|c| c.status != "ok") {
+        "inspect_diagnostics"
+    } else {
+        "none"
+    }
+}
+
+fn active_work(report: &HealthReport) -> Value {
+    let a = &report.active;
+    json!({
+        "queuedOperations": a.queued_operations,
+        "runningOperations": a.running_operations,
+        "pendingInteractions": a.pending_interactions,
+        "activeWorkflows": a.active_workflows,
+        "activeTurns": a.active_turns,
+    })
+}
+
+fn recent_errors(report: &HealthReport, query: HealthQuery) -> Value {
+    let items: Vec<Value> = report
+        .recent_errors
+        .iter()
+        .map(|e| {
+            let text = |key: &str| {
+                e.error
+                    .as_ref()
+                    .and_then(|v| v.get(key))
+                    .and_then(Value::as_str)
+            };
+            let message = text("message").map(|m| {
+                let short: String = m.chars().take(300).collect();
+                redact_text(&short).into_owned()
+            });
+            json!({
+                "kind": e.kind,
+                "id": e.id,
+                "status": e.status,
+                "code": text("code"),
+                "message": message,
+                "at": e.at.iso(),
+            })
+        })
+        .collect();
+    json!({
+        "sinceMinutes": query.since_ms / 60_000,
+        "count": report.recent_error_count,
+        "items": items,
+    })
 }
 
 /// The process model as health sees it: this server's mode and, when it leaves dispatching to a worker, that

@@ -1,6 +1,7 @@
 //! Tool handlers, one module per area; [`dispatch`] routes a validated call to its handler.
 
 mod appserver;
+mod capabilities;
 mod chats;
 mod contract;
 mod health;
@@ -50,6 +51,12 @@ pub async fn dispatch(
 
 async fn route(app: &App, spec: &ToolSpec, args: Args) -> Result<Value, ToolError> {
     if let Some(link) = app.delegates_to_worker() {
+        // A fresh stored snapshot answers here: only a new one needs the worker's app-server.
+        if spec.name == "codex_get_runtime_capabilities" {
+            if let Some(hit) = capabilities::cached(app, &args).await? {
+                return Ok(hit);
+            }
+        }
         if let Some(command_type) = worker_commands::command_type(spec.name, &args, link) {
             return worker_commands::forward(app, link, command_type, spec.name, &args).await;
         }
@@ -68,6 +75,7 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_health_summary" => health::health_summary(app, &args).await,
         "codex_get_agent_contract" => contract::agent_contract(app, &args).await,
         "codex_get_app_server_status" => appserver::status(app, &args).await,
+        "codex_get_runtime_capabilities" => capabilities::runtime_capabilities(app, &args).await,
         "codex_restart_app_server" => appserver::restart(app, &args).await,
         "codex_submit_task" => operations::submit(app, &args).await,
         "codex_get_operation_status" => operations::status(app, &args).await,

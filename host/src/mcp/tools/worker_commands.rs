@@ -21,6 +21,8 @@ pub fn command_type(tool: &str, args: &Args, link: &WorkerLink) -> Option<&'stat
         "codex_unarchive_thread" => "unarchive_thread",
         "codex_start_thread_compaction" => "start_thread_compaction",
         "codex_restart_app_server" => "restart_app_server",
+        // Only a snapshot older than the cache (or `refresh`) gets here: asking needs the worker's app-server.
+        "codex_get_runtime_capabilities" => "runtime_capabilities",
         // Workflows are driven by the process that owns them: the worker.
         "codex_start_plan_workflow" => "start_plan_workflow",
         "codex_start_review_workflow" => "start_review_workflow",
