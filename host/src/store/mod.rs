@@ -26,15 +26,19 @@
 //! - [`events`]: the bounded, redacted app-server frame journal.
 //! - [`workflows`]: plugin-driven workflows, their action journal and history.
 //! - [`lifecycle`]: audited thread lifecycle actions (archive, unarchive, compact).
+//! - [`chats`]: the chat read model (threads with their project, title, latest turn and activity).
+//! - [`history`]: the mirrored chat history and its FTS5 index.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
 
 pub mod admission;
 pub mod changes;
+pub mod chats;
 pub mod commands;
 pub mod events;
 pub mod goals;
+pub mod history;
 pub mod intents;
 pub mod interactions;
 pub mod leases;
