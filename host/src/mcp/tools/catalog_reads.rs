@@ -129,8 +129,14 @@ pub(super) fn chat_status(chat: &Chat) -> (String, &'static str, &'static str) {
     if !chat.pending_kinds.is_empty() {
         return ("waiting_for_approval".into(), "high", "pending_interaction");
     }
+    // A startable operation speaks for the chat only until its turn exists: the operation row may still say
+    // starting_turn while the turn already runs.
     if let Some(op) = &chat.latest_operation {
-        if STARTABLE.contains(&op.status.as_str()) {
+        let has_turn = chat
+            .latest_turn
+            .as_ref()
+            .is_some_and(|t| t.operation_id.as_deref() == Some(op.operation_id.as_str()));
+        if STARTABLE.contains(&op.status.as_str()) && !has_turn {
             return (op.status.clone(), "high", "operation");
         }
     }
