@@ -71,6 +71,14 @@ pub struct ProjectActivity {
     pub last_activity_at: Timestamp,
 }
 
+/// Project, cwd, title and prompt of a chat's first operation.
+type FirstOperation = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Thread ids with their first and last activity, newest first, optionally of one project.
 fn thread_ids(
     conn: &Connection,
@@ -105,7 +113,7 @@ pub fn chat(conn: &Connection, thread_id: &str) -> Result<Option<Chat>, StoreErr
     let Some((created_at, last_activity_at, turn_count)) = span else {
         return Ok(None);
     };
-    let first: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> = conn
+    let first: Option<FirstOperation> = conn
         .prepare_cached(
             "SELECT project_id, cwd, json_extract(request_json, '$.title'), json_extract(request_json, '$.message') \
              FROM codex_operations WHERE thread_id = ?1 ORDER BY created_at, rowid LIMIT 1",

@@ -160,7 +160,7 @@ pub fn mirror_batch(conn: &Connection) -> Result<(usize, bool), StoreError> {
     }
     // Assistant messages, after the watermark.
     let from = watermark(conn)?;
-    let messages: Vec<(i64, String, String, String, String, String, i64, i64, Option<String>, Option<String>)> = conn
+    let messages: Vec<MessageRow> = conn
         .prepare_cached(
             "SELECT m.message_id, m.turn_id, t.thread_id, m.role, m.kind, m.text, m.created_at, t.created_at, \
                     t.operation_id, o.project_id \
@@ -226,6 +226,20 @@ pub fn mirror_batch(conn: &Connection) -> Result<(usize, bool), StoreError> {
     }
     Ok((added, more_prompts || more_messages))
 }
+
+/// A tracked message joined with its turn and operation, as mirroring reads it.
+type MessageRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
 struct NewEntry<'a> {
     thread_id: &'a str,

@@ -177,9 +177,9 @@ pub async fn list_projects(app: &App, args: &Args) -> Result<Value, ToolError> {
     let mut order: Vec<String> = Vec::new();
     let mut entries: HashMap<String, Entry> = HashMap::new();
     let mut add = |id: String, entry: Entry| {
-        if !entries.contains_key(&id) {
-            order.push(id.clone());
-            entries.insert(id, entry);
+        if let std::collections::hash_map::Entry::Vacant(slot) = entries.entry(id.clone()) {
+            order.push(id);
+            slot.insert(entry);
         }
     };
     let registry = app
