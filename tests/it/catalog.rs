@@ -93,7 +93,7 @@ fn catalog_reads_and_search_serve_the_chats_the_server_ran() {
         json!({"project_id": project, "limit": 1, "include_preview": true}),
     );
     assert_eq!(first["totalCount"], json!(2), "{first}");
-    assert_eq!(chat_ids(&first["chats"]), [rust.clone()]);
+    assert_eq!(chat_ids(&first["chats"]), [rust.as_str()]);
     assert_eq!(first["chats"][0]["title"], json!("Rust"));
     let preview = first["chats"][0]["preview"]["lastUser"]
         .as_str()
@@ -107,7 +107,7 @@ fn catalog_reads_and_search_serve_the_chats_the_server_ran() {
         "codex_list_project_chats",
         json!({"project_id": project, "limit": 1, "cursor": cursor}),
     );
-    assert_eq!(chat_ids(&second["chats"]), [otters.clone()]);
+    assert_eq!(chat_ids(&second["chats"]), [otters.as_str()]);
     assert_eq!(second["chats"][0]["turnCount"], json!(2));
     assert_eq!(second["next_cursor"], json!(null));
     let replayed = h.call(
@@ -210,7 +210,7 @@ fn catalog_reads_and_search_serve_the_chats_the_server_ran() {
     // Search: ranking, snippets, match modes, cursors.
     let found = h.call("codex_search_chats", json!({"query": "otters"}));
     assert_eq!(found["ok"], json!(true), "{found}");
-    assert_eq!(chat_ids(&found["results"]), [otters.clone()], "{found}");
+    assert_eq!(chat_ids(&found["results"]), [otters.as_str()], "{found}");
     let best = &found["results"][0];
     assert_eq!(best["matchCount"], json!(3), "{best}");
     assert_eq!(best["snippets"].as_array().expect("snippets").len(), 2);
@@ -229,14 +229,14 @@ fn catalog_reads_and_search_serve_the_chats_the_server_ran() {
     );
     assert_eq!(
         chat_ids(&lifetimes["results"]),
-        [rust.clone()],
+        [rust.as_str()],
         "{lifetimes}"
     );
     let phrase = h.call(
         "codex_search_chats",
         json!({"query": "otters swim", "match_mode": "phrase"}),
     );
-    assert_eq!(chat_ids(&phrase["results"]), [otters.clone()]);
+    assert_eq!(chat_ids(&phrase["results"]), [otters.as_str()]);
     let reversed = h.call(
         "codex_search_chats",
         json!({"query": "swim otters", "match_mode": "phrase"}),
@@ -302,7 +302,7 @@ fn a_running_chat_is_active_and_its_messages_are_searchable_once_it_ends() {
     );
     assert_eq!(
         chat_ids(&active["active_chats"]),
-        [chat.clone()],
+        [chat.as_str()],
         "{active}"
     );
     let entry = &active["active_chats"][0];
@@ -331,7 +331,7 @@ fn a_running_chat_is_active_and_its_messages_are_searchable_once_it_ends() {
         "codex_search_chats",
         json!({"query": "marsupials", "project_id": project}),
     );
-    assert_eq!(chat_ids(&found["results"]), [chat.clone()], "{found}");
+    assert_eq!(chat_ids(&found["results"]), [chat.as_str()], "{found}");
     let quokka = h.call("codex_search_chats", json!({"query": "quokka"}));
     assert_eq!(quokka["results"][0]["matchCount"], json!(1), "{quokka}");
     let status = h.call(
