@@ -2,6 +2,7 @@
 
 mod admission;
 mod appserver;
+mod catalog;
 mod chats;
 mod config;
 mod diagnostics;

@@ -10,6 +10,7 @@
 //! exit codes, token usage, reroutes and warnings. Raw tool payloads and command output are never stored.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -25,6 +26,9 @@ use crate::store::turns::event_hash;
 use crate::store::{
     NewInteraction, NewProgressEvent, NewTurnMessage, TokenUsage, TurnUpdate as StoreTurnUpdate,
 };
+
+/// Time a finished turn may spend mirroring new history entries (the rest waits for the next refresh).
+const HISTORY_MIRROR_BUDGET: Duration = Duration::from_millis(200);
 
 /// What one notification means for a turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -554,6 +558,11 @@ impl Engine {
                         self.store
                             .finish_operation(&op.operation_id, report, &status)
                             .await?;
+                    }
+                    // Mirror the finished turn into the chat history now, so a search finds it without waiting
+                    // for the next search's refresh; a failure only delays it until then.
+                    if let Err(err) = self.store.refresh_chat_history(HISTORY_MIRROR_BUDGET).await {
+                        tracing::warn!(error = %err, "mirroring the chat history failed");
                     }
                     self.wake();
                 }

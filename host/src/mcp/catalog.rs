@@ -179,6 +179,30 @@ const SPECS: &[(&str, &str)] = &[
         "codex_get_thread_compaction_status",
         include_str!("tools/specs/codex_get_thread_compaction_status.json"),
     ),
+    (
+        "codex_list_projects",
+        include_str!("tools/specs/codex_list_projects.json"),
+    ),
+    (
+        "codex_list_project_chats",
+        include_str!("tools/specs/codex_list_project_chats.json"),
+    ),
+    (
+        "codex_list_active_chats",
+        include_str!("tools/specs/codex_list_active_chats.json"),
+    ),
+    (
+        "codex_get_chat_status",
+        include_str!("tools/specs/codex_get_chat_status.json"),
+    ),
+    (
+        "codex_get_chat",
+        include_str!("tools/specs/codex_get_chat.json"),
+    ),
+    (
+        "codex_search_chats",
+        include_str!("tools/specs/codex_search_chats.json"),
+    ),
 ];
 
 /// The parsed catalog plus derived values computed once.

@@ -28,6 +28,8 @@
 //! - [`lifecycle`]: audited thread lifecycle actions (archive, unarchive, compact).
 //! - [`capabilities`]: the last runtime capabilities snapshot per working directory and flags.
 //! - [`health`]: the health summary's reads: active work, stalled turns, historical debt, recent errors.
+//! - [`chats`]: the chat read model (threads with their project, title, latest turn and activity).
+//! - [`history`]: the mirrored chat history and its FTS5 index.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
@@ -35,10 +37,12 @@
 pub mod admission;
 pub mod capabilities;
 pub mod changes;
+pub mod chats;
 pub mod commands;
 pub mod events;
 pub mod goals;
 pub mod health;
+pub mod history;
 pub mod intents;
 pub mod interactions;
 pub mod leases;

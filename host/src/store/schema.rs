@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -384,6 +384,48 @@ CREATE TABLE codex_worker_commands (
     expires_at      INTEGER NOT NULL                  -- a command still queued then is timed_out, never run
 );
 CREATE INDEX idx_codex_worker_commands_status ON codex_worker_commands (status, created_at);
+"#;
+
+/// Version 5: the mirrored chat history of the turns this server ran, and its full-text index.
+const V5: &str = r#"
+-- One row per message of a chat: the user prompt of an operation and the assistant messages of its turn,
+-- redacted. Append-only; `source_key` (`op:<operation id>`, `msg:<message id>`) makes mirroring idempotent.
+-- Entries of a chat are ordered by (turn_created_at, turn_id, position): the prompt is position 0.
+CREATE TABLE chat_history (
+    entry_id         INTEGER PRIMARY KEY,
+    thread_id        TEXT NOT NULL,
+    turn_id          TEXT NOT NULL,
+    operation_id     TEXT,
+    project_id       TEXT,
+    role             TEXT NOT NULL,                   -- user, assistant
+    kind             TEXT NOT NULL,                   -- prompt, commentary, final_answer
+    text             TEXT NOT NULL,
+    position         INTEGER NOT NULL,
+    source_key       TEXT NOT NULL UNIQUE,
+    turn_created_at  INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX idx_chat_history_thread ON chat_history (thread_id, turn_created_at, turn_id, position);
+CREATE INDEX idx_chat_history_turn ON chat_history (turn_id);
+CREATE INDEX idx_chat_history_project ON chat_history (project_id, thread_id);
+
+-- External-content FTS5 index over chat_history.text, kept in step by triggers.
+CREATE VIRTUAL TABLE chat_history_fts USING fts5 (
+    text, content = 'chat_history', content_rowid = 'entry_id', tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER chat_history_fts_insert AFTER INSERT ON chat_history BEGIN
+    INSERT INTO chat_history_fts (rowid, text) VALUES (new.entry_id, new.text);
+END;
+CREATE TRIGGER chat_history_fts_delete AFTER DELETE ON chat_history BEGIN
+    INSERT INTO chat_history_fts (chat_history_fts, rowid, text) VALUES ('delete', old.entry_id, old.text);
+END;
+
+-- How far mirroring got: `messages` is the last tracked_turn_messages.message_id mirrored.
+CREATE TABLE chat_history_state (
+    name        TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
 "#;
 
 /// Version 6: the last runtime capabilities snapshot per working directory and inventory flags, the cache of

@@ -2,6 +2,8 @@
 
 mod appserver;
 mod capabilities;
+mod catalog_reads;
+mod chat_content;
 mod chats;
 mod contract;
 mod health;
@@ -10,6 +12,7 @@ mod lifecycle;
 mod operations;
 mod queue;
 mod reviews;
+mod search;
 mod wait;
 mod worker_commands;
 mod workflows;
@@ -97,6 +100,12 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_unarchive_thread" => lifecycle::unarchive(app, &args).await,
         "codex_start_thread_compaction" => lifecycle::start_compaction(app, &args).await,
         "codex_get_thread_compaction_status" => lifecycle::compaction_status(app, &args).await,
+        "codex_list_projects" => catalog_reads::list_projects(app, &args).await,
+        "codex_list_project_chats" => catalog_reads::list_project_chats(app, &args).await,
+        "codex_list_active_chats" => catalog_reads::list_active_chats(app, &args).await,
+        "codex_get_chat_status" => catalog_reads::chat_status_tool(app, &args).await,
+        "codex_get_chat" => chat_content::get_chat(app, &args).await,
+        "codex_search_chats" => search::search_chats(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),
