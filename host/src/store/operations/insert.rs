@@ -1,0 +1,178 @@
+//! The idempotent, dedup-guarded insert of an operation and its prompt submission, in one transaction.
+
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+use super::*;
+
+/// The idempotent insert (see [`Store::insert_operation`]); `conn` must be inside a write transaction.
+pub fn insert(
+    conn: &Connection,
+    new: &NewOperation,
+    now: i64,
+) -> Result<InsertOutcome, StoreError> {
+    if !OPERATION_TYPES.contains(&new.operation_type.as_str()) {
+        return Err(invalid(
+            "operation_type",
+            format!("unknown operation type {:?}", new.operation_type),
+        ));
+    }
+    let priority = priority_rank(&new.priority)
+        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
+    if !new.request.is_object() {
+        return Err(invalid("request", "must be a JSON object"));
+    }
+    if new.max_attempts < 1 {
+        return Err(invalid("max_attempts", "must be at least 1"));
+    }
+    let canonical = canonicalize(&new.request);
+    let canonical_text = canonical.to_string();
+    let fingerprint = sha256_hex(&canonical_text);
+
+    let client_request_id = match &new.client_request_id {
+        Some(key) => {
+            if let Some(existing) = get_by_client_request_id(conn, key)? {
+                if existing.request_fingerprint == fingerprint {
+                    return Ok(InsertOutcome::Existing {
+                        operation: existing,
+                        idempotent: true,
+                    });
+                }
+                return Err(StoreError::IdempotencyKeyReused {
+                    differing_fields: differing_fields(&existing.request, &canonical),
+                    operation_id: existing.operation_id,
+                });
+            }
+            key.clone()
+        }
+        // No key: a unique one, so there is no implicit idempotency (the seed's format).
+        None => format!(
+            "auto:{}:{}",
+            &fingerprint[..32],
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+    };
+
+    // The dedup basis exists for prompt-carrying types whether or not the guard runs, so later requests see it.
+    let basis = match (
+        &new.message,
+        DEDUP_TYPES.contains(&new.operation_type.as_str()),
+    ) {
+        (Some(message), true) => {
+            let text = basis_text(&BasisInput {
+                message,
+                latest_plan: new.latest_plan.as_deref(),
+                output_schema_hash: new.output_schema_hash.as_deref(),
+                input_items_hash: new.input_items_hash.as_deref(),
+            });
+            let normalized = normalize_prompt(&text);
+            let hash = prompt_hash(&normalized);
+            Some((normalized, hash))
+        }
+        _ => None,
+    };
+    if let Some((normalized, hash)) = &basis {
+        if guard_applies(&new.operation_type, &new.dedup_policy, new.force) {
+            let probe = DedupProbe {
+                normalized,
+                hash,
+                has_input_items: new.input_items_hash.is_some(),
+                resource_keys: &new.resource_keys,
+            };
+            if let Some(found) =
+                submissions::find_active_duplicate(conn, &new.project_path_key, &probe)?
+            {
+                return Err(StoreError::DuplicatePromptActive(Box::new(found)));
+            }
+        }
+    }
+
+    // Historical continuation (seed §f): a start_chat in `auto` thread mode whose prompt matches a completed,
+    // non-archived chat continues that chat instead of starting a new one.
+    let mut new = std::borrow::Cow::Borrowed(new);
+    let mut continued_from = None;
+    let continuation_wanted = new.operation_type == "start_chat"
+        && new.request.get("threadMode").and_then(Value::as_str) == Some("auto")
+        && new
+            .request
+            .get("allowHistoricalContinuation")
+            .and_then(Value::as_bool)
+            == Some(true);
+    if let (true, Some((normalized, hash))) = (continuation_wanted, &basis) {
+        if let Some((operation_id, thread_id, _)) =
+            submissions::find_historical_match(conn, &new.project_path_key, normalized, hash)?
+        {
+            let owned = new.to_mut();
+            owned.operation_type = "send_message".to_string();
+            owned.thread_id = Some(thread_id.clone());
+            owned.request["continuedFromOperationId"] = json!(operation_id);
+            owned.request["threadId"] = json!(thread_id);
+            continued_from = Some(operation_id);
+        }
+    }
+    let new = new.as_ref();
+
+    let operation_id = new_id("op");
+    let has_message = new.message.is_some();
+    let takes_slot = match new.operation_type.as_str() {
+        "steer_turn" => false,
+        "fork_thread" => has_message,
+        _ => true,
+    };
+    let resource_keys = serde_json::to_string(&new.resource_keys)?;
+    let writes = takes_slot && crate::store::admission::sandbox_can_write(&new.request);
+    conn.prepare_cached(
+        "INSERT INTO codex_operations (operation_id, client_request_id, operation_type, status, project_id, \
+         project_path_key, cwd, thread_id, source_thread_id, expected_turn_id, workflow_id, agent_id, has_message, \
+         takes_slot, priority, estimated_cost_class, resource_keys_json, queue_status, queued_reason, request_json, \
+         request_fingerprint, max_attempts, next_attempt_at, submitter_config_fingerprint, created_at, updated_at, \
+         writes) \
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'queued', \
+         'waiting_for_worker', ?17, ?18, ?19, ?20, ?21, ?20, ?20, ?22)",
+    )?
+    .execute(params![
+        operation_id,
+        client_request_id,
+        new.operation_type,
+        new.project_id,
+        new.project_path_key,
+        new.cwd,
+        new.thread_id,
+        new.source_thread_id,
+        new.expected_turn_id,
+        new.workflow_id,
+        new.agent_id,
+        has_message,
+        takes_slot,
+        priority,
+        new.estimated_cost_class,
+        resource_keys,
+        canonical_text,
+        fingerprint,
+        new.max_attempts,
+        now,
+        new.config_fingerprint,
+        writes,
+    ])?;
+    let submission_id = match basis {
+        Some((normalized, hash)) => Some(submissions::insert(
+            conn,
+            &submissions::NewSubmission {
+                operation_id: &operation_id,
+                operation_type: &new.operation_type,
+                project_path_key: &new.project_path_key,
+                prompt_hash: &hash,
+                prompt_normalized: &normalized,
+                has_input_items: new.input_items_hash.is_some(),
+                resource_keys: &resource_keys,
+            },
+            now,
+        )?),
+        None => None,
+    };
+    Ok(InsertOutcome::Created {
+        operation: require(conn, &operation_id)?,
+        submission_id,
+        continued_from,
+    })
+}

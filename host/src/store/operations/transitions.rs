@@ -1,0 +1,205 @@
+//! Status transitions and what an operation learns on the way: its thread and turn, its final report, a
+//! failed attempt, its end.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::*;
+
+/// Moves an operation to `to` if the transition is allowed (see [`is_transition_allowed`]). Terminal statuses
+/// set `completed_at` and drop the lease; active ones set `queue_status = running`.
+pub fn set_status(
+    conn: &Connection,
+    operation_id: &str,
+    to: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    if !is_transition_allowed(op.status.as_str(), to) {
+        return Err(StoreError::InvalidTransition {
+            operation_id: operation_id.to_string(),
+            from: op.status.to_string(),
+            to: to.to_string(),
+        });
+    }
+    write_status(conn, &op, to, now)
+}
+
+pub(super) fn write_status(
+    conn: &Connection,
+    op: &Operation,
+    to: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let queue_status = queue_status_for(to, &op.queue_status);
+    if is_terminal(to) {
+        conn.prepare_cached(
+            "UPDATE codex_operations SET status = ?2, queue_status = ?3, queued_reason = NULL, \
+             completed_at = COALESCE(completed_at, ?4), lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![op.operation_id, to, queue_status, now])?;
+    } else {
+        let reason: Option<&str> = if is_active(to) {
+            None
+        } else {
+            op.queued_reason.as_deref()
+        };
+        conn.prepare_cached(
+            "UPDATE codex_operations SET status = ?2, queue_status = ?3, queued_reason = ?4, completed_at = NULL, \
+             updated_at = ?5 WHERE operation_id = ?1",
+        )?
+        .execute(params![op.operation_id, to, queue_status, reason, now])?;
+    }
+    require(conn, &op.operation_id)
+}
+
+/// The seed's reconcile rule: a terminal operation whose turn is not trusted-terminal goes back to `running`.
+pub fn reopen(conn: &Connection, operation_id: &str, now: i64) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    let trusted = match &op.turn_id {
+        Some(turn_id) => conn
+            .prepare_cached("SELECT status, terminal_source FROM tracked_turns WHERE turn_id = ?1")?
+            .query_row([turn_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .optional()?
+            .is_some_and(|(status, source)| is_terminal(&status) && source.is_some()),
+        None => true,
+    };
+    if !is_reopen_allowed(op.status.as_str(), "running", trusted) {
+        return Err(StoreError::InvalidTransition {
+            operation_id: operation_id.to_string(),
+            from: op.status.to_string(),
+            to: "running".to_string(),
+        });
+    }
+    write_status(conn, &op, "running", now)
+}
+
+/// Records the thread an operation created or targets.
+pub fn attach_thread(
+    conn: &Connection,
+    operation_id: &str,
+    thread_id: &str,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET thread_id = ?2, updated_at = ?3 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, thread_id, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
+/// Records the turn an operation started (and its thread, when given).
+pub fn attach_turn(
+    conn: &Connection,
+    operation_id: &str,
+    turn_id: &str,
+    thread_id: Option<&str>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET turn_id = ?2, thread_id = COALESCE(?3, thread_id), updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, turn_id, thread_id, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
+/// Stores the final report (`{text, summary, structured, ...}`) and, when given, moves to `status`.
+pub fn record_final_report(
+    conn: &Connection,
+    operation_id: &str,
+    report: &Value,
+    status: Option<&str>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let text = report.to_string();
+    let hash = sha256_hex(&text)[..32].to_string();
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET final_report_json = ?2, latest_report_hash = ?3, updated_at = ?4 \
+             WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, text, hash, now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    match status {
+        Some(status) => set_status(conn, operation_id, status, now),
+        None => require(conn, operation_id),
+    }
+}
+
+/// A failed attempt before any turn exists: back to `queued` after `backoff` (default
+/// `min(60, max(5, 5 * attempt))` s), or `failed` once `attempt_count >= max_attempts`. An operation that has a
+/// turn is not restarted: only `last_error` is recorded.
+pub fn record_attempt_failure(
+    conn: &Connection,
+    operation_id: &str,
+    error: &Value,
+    backoff: Option<Duration>,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    let error_text = error.to_string();
+    if op.turn_id.is_some() || op.status.is_terminal() || op.status.is_active() {
+        conn.prepare_cached("UPDATE codex_operations SET last_error_json = ?2, updated_at = ?3 WHERE operation_id = ?1")?
+            .execute(params![operation_id, error_text, now])?;
+        return require(conn, operation_id);
+    }
+    if op.attempt_count >= op.max_attempts {
+        conn.prepare_cached(
+            "UPDATE codex_operations SET last_error_json = ?2 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, error_text])?;
+        return write_status(conn, &op, "failed", now);
+    }
+    let delay_ms = match backoff {
+        Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+        None => retry_backoff_seconds(op.attempt_count) * 1000,
+    };
+    conn.prepare_cached(
+        "UPDATE codex_operations SET status = 'queued', queue_status = 'queued', \
+         queued_reason = 'retry_after_worker_error', last_error_json = ?2, next_attempt_at = ?3, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = ?4 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, error_text, now.saturating_add(delay_ms), now])?;
+    require(conn, operation_id)
+}
+
+/// Ends a non-terminal operation as `failed` with `error` (see [`Store::fail_operation`]).
+pub fn fail_operation(
+    conn: &Connection,
+    operation_id: &str,
+    error: &Value,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    if op.status.is_terminal() {
+        return Ok(op);
+    }
+    conn.prepare_cached(
+        "UPDATE codex_operations SET last_error_json = ?2 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, error.to_string()])?;
+    write_status(conn, &op, "failed", now)
+}
