@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 
-use crate::mcp_client::server_binary;
+use crate::mcp_client::{server_binary, wait_or_kill};
 
 /// How long a server may take to start listening (the first start compiles the default plugins).
 pub const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,17 +76,12 @@ impl HttpServer {
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
+        match wait_or_kill(&mut self.child, timeout)? {
+            Some(status) => Ok(status),
+            None => {
                 let late: Vec<String> = self.stderr.try_iter().collect();
                 bail!("server did not exit within {timeout:?} of SIGTERM; stderr: {late:?}");
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -112,17 +107,8 @@ pub fn run_to_exit(
     timeout: Duration,
 ) -> anyhow::Result<(ExitStatus, String)> {
     let mut child = spawn(env, args)?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("server still running after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_or_kill(&mut child, timeout)? else {
+        bail!("server still running after {timeout:?}");
     };
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {

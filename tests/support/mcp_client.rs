@@ -19,6 +19,25 @@ pub const SERVER_BIN: &str = "codex-control-plane-mcp";
 /// Default time to wait for one reply.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Waits up to `timeout` for `child` to exit; a child still running then is killed and reaped (`None`).
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The cargo profile directory the running test binary lives in (`target/debug`, `target/release`).
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -313,16 +332,9 @@ impl McpClient {
     pub fn close(mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
         // Dropping stdin is the MCP stdio way of saying goodbye.
         drop(self.stdin.take());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                bail!("server did not exit within {timeout:?} after stdin closed");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        match wait_or_kill(&mut self.child, timeout)? {
+            Some(status) => Ok(status),
+            None => bail!("server did not exit within {timeout:?} after stdin closed"),
         }
     }
 
