@@ -349,11 +349,7 @@ impl Engine {
                 expires_at: crate::time::now_ms().saturating_add(timeout),
             })
             .await?;
-        let waiting = if kind == "user_input" {
-            "waiting_for_user_input"
-        } else {
-            "waiting_for_approval"
-        };
+        let waiting = crate::domain::rules::interactions::waiting_status(kind);
         if let (Some(turn), Some(thread)) = (&turn_id, &thread_id) {
             self.store
                 .upsert_turn(self.turn_update(generation, turn, thread, waiting))

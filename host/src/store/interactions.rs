@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::operations::{self, Operation};
 use super::{invalid, new_id, Store, StoreError, Timestamp};
-use crate::domain::rules::interactions::{default_decline_response, interaction_kind};
+use crate::domain::rules::interactions::{
+    default_decline_response, interaction_kind, waiting_status,
+};
 use crate::domain::rules::redact::redact_secrets;
 use crate::domain::rules::status;
 
@@ -269,11 +271,7 @@ fn mark_waiting(
     kind: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let waiting = if kind == "user_input" {
-        "waiting_for_user_input"
-    } else {
-        "waiting_for_approval"
-    };
+    let waiting = waiting_status(kind);
     let op = operations::require(conn, operation_id)?;
     if op.status != waiting && status::is_transition_allowed(op.status.as_str(), waiting) {
         operations::set_status(conn, operation_id, waiting, now)?;

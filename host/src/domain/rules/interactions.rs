@@ -10,6 +10,15 @@ pub fn interaction_kind(method: &str) -> Option<&'static str> {
     ServerRequestKind::parse(method).map(ServerRequestKind::seed_kind)
 }
 
+/// The operation status a pending interaction of `kind` puts its operation in.
+pub fn waiting_status(kind: &str) -> &'static str {
+    if kind == "user_input" {
+        "waiting_for_user_input"
+    } else {
+        "waiting_for_approval"
+    }
+}
+
 /// Interaction statuses; everything but `pending` is final.
 pub const INTERACTION_STATUSES: [&str; 6] = [
     "pending",
