@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use codex_control_plane::appserver::{
-    protocol, self_disable_overrides, AppServer, AppServerEvent, AppServerSettings,
-    RECURSION_MARKER_ENV,
+    protocol::{self, Created, InputItem},
+    self_disable_overrides, AppServer, AppServerEvent, AppServerSettings, RECURSION_MARKER_ENV,
 };
 use serde_json::{json, Value};
 use support::fake_model::FakeModel;
@@ -98,7 +98,15 @@ fn thread_start_params(cwd: &PathBuf) -> Value {
 }
 
 fn turn_start_params(thread: &str, i: usize) -> Value {
-    json!({"threadId": thread, "input": [protocol::text_input(&format!("say hello {i}"))]})
+    json!({"threadId": thread, "input": [InputItem::text(format!("say hello {i}"))]})
+}
+
+fn thread_id(reply: Value) -> anyhow::Result<String> {
+    Ok(protocol::decode::<protocol::ThreadStart>(reply)?.created_id())
+}
+
+fn turn_id(reply: Value) -> anyhow::Result<String> {
+    Ok(protocol::decode::<protocol::TurnStart>(reply)?.created_id())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -210,7 +218,7 @@ async fn ours_round(settings: AppServerSettings) -> anyhow::Result<Samples> {
             .request("thread/start", thread_start_params(&cwd))
             .await?;
         samples.thread_start.push(started.elapsed());
-        thread = protocol::thread_id_of("thread/start", &reply)?;
+        thread = thread_id(reply)?;
     }
 
     for i in 0..TURNS_PER_ROUND {
@@ -220,7 +228,7 @@ async fn ours_round(settings: AppServerSettings) -> anyhow::Result<Samples> {
             .request("turn/start", turn_start_params(&thread, i))
             .await?;
         samples.turn_start.push(started.elapsed());
-        let turn = protocol::turn_id_of("turn/start", &reply)?;
+        let turn = turn_id(reply)?;
         let deadline = tokio::time::Instant::now() + WAIT;
         let completed = loop {
             let event = tokio::time::timeout_at(deadline, events.recv())
@@ -385,14 +393,14 @@ fn raw_round(settings: &AppServerSettings) -> anyhow::Result<Samples> {
         let started = Instant::now();
         let reply = client.request("thread/start", thread_start_params(&settings.cwd))?;
         samples.thread_start.push(started.elapsed());
-        thread = protocol::thread_id_of("thread/start", &reply)?;
+        thread = thread_id(reply)?;
     }
 
     for i in 0..TURNS_PER_ROUND {
         let started = Instant::now();
         let reply = client.request("turn/start", turn_start_params(&thread, i))?;
         samples.turn_start.push(started.elapsed());
-        let turn = protocol::turn_id_of("turn/start", &reply)?;
+        let turn = turn_id(reply)?;
         let completed = client.wait_turn_completed(&turn)?;
         samples.turn.push(started.elapsed());
         if completed.pointer("/turn/status") != Some(&json!("completed")) {

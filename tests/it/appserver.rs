@@ -4,8 +4,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use codex_control_plane::appserver::protocol::{
+    self, ClientInfo, ClientRequest, CollaborationMode, CollaborationSettings, Created, GoalStatus,
+    Initialize, InitializeCapabilities, InputItem, ReviewStart, SandboxPolicy, ThreadArchive,
+    ThreadCompactStart, ThreadFork, ThreadGoalClear, ThreadGoalGet, ThreadGoalSet, ThreadRead,
+    ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive, TurnInterrupt, TurnStart, TurnSteer,
+};
 use codex_control_plane::appserver::{
-    protocol, AppServer, AppServerError, AppServerEvent, AppServerSettings, RestartMode,
+    AppServer, AppServerError, AppServerEvent, AppServerSettings, RestartMode,
 };
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
@@ -96,18 +102,22 @@ async fn start_thread(
         )
         .await
         .expect("thread/start");
-    protocol::thread_id_of("thread/start", &reply).expect("thread id")
+    protocol::decode::<ThreadStart>(reply)
+        .expect("thread id")
+        .created_id()
 }
 
 async fn start_turn(server: &AppServer, thread: &str, text: &str) -> String {
     let reply = server
         .request(
             "turn/start",
-            json!({"threadId": thread, "input": [protocol::text_input(text)]}),
+            json!({"threadId": thread, "input": [InputItem::text(text)]}),
         )
         .await
         .expect("turn/start");
-    protocol::turn_id_of("turn/start", &reply).expect("turn id")
+    protocol::decode::<TurnStart>(reply)
+        .expect("turn id")
+        .created_id()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,17 +271,14 @@ async fn steer_lands_in_the_active_turn() {
         notification(event, "item/agentMessage/delta").map(|_| ())
     })
     .await;
-    let reply = server
-        .request(
-            "turn/steer",
-            json!({"threadId": thread, "expectedTurnId": turn, "input": [protocol::text_input("focus on tests")]}),
-        )
-        .await
-        .expect("turn/steer");
-    assert_eq!(
-        protocol::turn_id_of("turn/steer", &reply).ok(),
-        Some(turn.clone())
-    );
+    let steer = TurnSteer {
+        thread_id: thread.clone(),
+        expected_turn_id: turn.clone(),
+        input: vec![InputItem::text("focus on tests")],
+        client_user_message_id: None,
+    };
+    let reply = server.send(&steer).await.expect("turn/steer");
+    assert_eq!(reply.created_id(), turn);
     let completed = wait_turn_completed(&mut events, &turn).await;
     assert_eq!(completed["status"], json!("completed"), "{completed}");
     let requests = model.requests();
@@ -288,7 +295,7 @@ async fn steer_lands_in_the_active_turn() {
     let err = server
         .request(
             "turn/steer",
-            json!({"threadId": thread, "expectedTurnId": turn, "input": [protocol::text_input("late")]}),
+            json!({"threadId": thread, "expectedTurnId": turn, "input": [InputItem::text("late")]}),
         )
         .await
         .expect_err("no active turn");
@@ -349,55 +356,204 @@ async fn recursion_guard_disables_our_entry_and_marks_the_child() {
     server.shutdown().await;
 }
 
-/// Property names our requests may use must exist in the pinned protocol schema, and the requests must
-/// validate against it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_requests_conform_to_the_pinned_protocol_schema() {
+/// Every request type, with every field it can carry set, validates against its params schema in the pinned
+/// protocol, and names no property the schema lacks (app-server would ignore it silently). The flows of
+/// `protocol_conformance` check the frames actually sent; this covers the optional fields those flows leave
+/// unset.
+#[test]
+fn every_request_type_with_all_its_fields_conforms_to_the_pinned_schema() {
     let dir = TempDir::new("schema");
     support::peer::write_protocol_schema(dir.path());
-    let cases = [
+    let thread = || "thr".to_string();
+    let plan = CollaborationMode {
+        mode: "plan".into(),
+        settings: CollaborationSettings {
+            model: "m".into(),
+            reasoning_effort: Some("high".into()),
+            developer_instructions: None,
+        },
+    };
+    let input = || {
+        vec![
+            InputItem::text("hi"),
+            InputItem::Given(json!({"type": "image", "url": "https://x/y.png"})),
+            InputItem::Given(json!({"type": "localImage", "path": "/tmp/a.png"})),
+        ]
+    };
+    let cases: Vec<(&str, Value)> = vec![
         (
-            "ThreadStartParams",
-            json!({"cwd": "/tmp/x", "approvalPolicy": "on-request", "sandbox": "read-only", "model": "m"}),
+            "v1/InitializeParams",
+            encode(&Initialize {
+                client_info: ClientInfo {
+                    name: "n".into(),
+                    title: "t".into(),
+                    version: "1".into(),
+                },
+                capabilities: InitializeCapabilities {
+                    experimental_api: true,
+                },
+            }),
         ),
         (
-            "TurnStartParams",
-            json!({"threadId": "t", "input": [protocol::text_input("hi"), {"type": "image", "url": "https://x/y.png"}, {"type": "localImage", "path": "/tmp/a.png"}],
-            "cwd": "/tmp/x", "approvalPolicy": "untrusted", "sandboxPolicy": protocol::sandbox_policy("workspace-write"),
-            "outputSchema": {"type": "object"},
-            "collaborationMode": {"mode": "plan", "settings": {"model": "m", "reasoning_effort": null, "developer_instructions": null}}}),
+            "v2/ThreadStartParams",
+            encode(&ThreadStart {
+                service_name: "codex-control-plane-mcp".into(),
+                cwd: Some("/tmp/x".into()),
+                approval_policy: Some("on-request".into()),
+                sandbox: Some("read-only".into()),
+                model: Some("m".into()),
+            }),
         ),
         (
-            "TurnSteerParams",
-            json!({"threadId": "t", "expectedTurnId": "u", "input": [protocol::text_input("x")]}),
+            "v2/ThreadForkParams",
+            encode(&ThreadFork {
+                thread_id: thread(),
+                ephemeral: true,
+                cwd: Some("/tmp/x".into()),
+                approval_policy: Some("never".into()),
+                sandbox: Some("workspace-write".into()),
+                model: Some("m".into()),
+                config: Some(json!({"model_reasoning_effort": "low"})),
+            }),
         ),
         (
-            "TurnInterruptParams",
-            json!({"threadId": "t", "turnId": "u"}),
+            "v2/ThreadResumeParams",
+            encode(&ThreadResume {
+                thread_id: thread(),
+                cwd: Some("/tmp/x".into()),
+            }),
         ),
         (
-            "ThreadForkParams",
-            json!({"threadId": "t", "ephemeral": true}),
+            "v2/ThreadSetNameParams",
+            encode(&ThreadSetName {
+                thread_id: thread(),
+                name: "title".into(),
+            }),
+        ),
+        (
+            "v2/ThreadReadParams",
+            encode(&ThreadRead {
+                thread_id: thread(),
+                include_turns: true,
+            }),
+        ),
+        (
+            "v2/ThreadArchiveParams",
+            encode(&ThreadArchive {
+                thread_id: thread(),
+            }),
+        ),
+        (
+            "v2/ThreadUnarchiveParams",
+            encode(&ThreadUnarchive {
+                thread_id: thread(),
+            }),
+        ),
+        (
+            "v2/ThreadCompactStartParams",
+            encode(&ThreadCompactStart {
+                thread_id: thread(),
+            }),
+        ),
+        (
+            "v2/ThreadGoalGetParams",
+            encode(&ThreadGoalGet {
+                thread_id: thread(),
+            }),
+        ),
+        (
+            "v2/ThreadGoalClearParams",
+            encode(&ThreadGoalClear {
+                thread_id: thread(),
+            }),
+        ),
+        (
+            "v2/ThreadGoalSetParams",
+            encode(&ThreadGoalSet {
+                thread_id: thread(),
+                objective: Some("ship".into()),
+                status: Some(GoalStatus::Complete),
+                token_budget: Some(10_000),
+            }),
+        ),
+        (
+            "v2/TurnStartParams",
+            encode(&TurnStart {
+                thread_id: thread(),
+                input: input(),
+                client_user_message_id: Some("mcp-turn:op".into()),
+                cwd: Some("/tmp/x".into()),
+                approval_policy: Some("untrusted".into()),
+                sandbox_policy: SandboxPolicy::from_mode("workspace-write"),
+                model: Some("m".into()),
+                effort: Some("low".into()),
+                collaboration_mode: Some(plan),
+                output_schema: Some(json!({"type": "object"})),
+            }),
+        ),
+        (
+            "v2/TurnSteerParams",
+            encode(&TurnSteer {
+                thread_id: thread(),
+                expected_turn_id: "u".into(),
+                input: input(),
+                client_user_message_id: Some("mcp-steer:op".into()),
+            }),
+        ),
+        (
+            "v2/TurnInterruptParams",
+            encode(&TurnInterrupt {
+                thread_id: thread(),
+                turn_id: "u".into(),
+            }),
+        ),
+        (
+            "v2/ReviewStartParams",
+            encode(&ReviewStart {
+                thread_id: thread(),
+                target: json!({"type": "custom", "instructions": "look"}),
+                delivery: "inline".into(),
+            }),
         ),
     ];
-    for (name, params) in cases {
-        let path = dir.path().join("v2").join(format!("{name}.json"));
-        let schema: Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
-                .expect("schema json");
-        let validator = jsonschema::validator_for(&schema).expect("compile schema");
-        let errors: Vec<String> = validator
-            .iter_errors(&params)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{name}: {errors:?}");
-        let known = schema["properties"].as_object().expect("properties");
-        for key in params.as_object().expect("object").keys() {
-            assert!(known.contains_key(key), "{name} has no property {key}");
-        }
+    for mode in ["read-only", "workspace-write", "danger-full-access"] {
+        let policy = SandboxPolicy::from_mode(mode).expect("a policy for each mode");
+        let turn = TurnStart {
+            thread_id: thread(),
+            input: input(),
+            client_user_message_id: None,
+            cwd: None,
+            approval_policy: None,
+            sandbox_policy: Some(policy),
+            model: None,
+            effort: None,
+            collaboration_mode: None,
+            output_schema: None,
+        };
+        check_params(dir.path(), "v2/TurnStartParams", &encode(&turn));
     }
-    for sandbox in ["read-only", "workspace-write", "danger-full-access"] {
-        assert!(protocol::sandbox_policy(sandbox).is_some());
+    for (name, params) in cases {
+        check_params(dir.path(), name, &params);
+    }
+}
+
+fn encode<R: ClientRequest>(request: &R) -> Value {
+    protocol::encode(request).expect("encode")
+}
+
+fn check_params(dir: &std::path::Path, name: &str, params: &Value) {
+    let path = dir.join(format!("{name}.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+        .expect("schema json");
+    let validator = jsonschema::validator_for(&schema).expect("compile schema");
+    let errors: Vec<String> = validator
+        .iter_errors(params)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{params}");
+    let known = schema["properties"].as_object().expect("properties");
+    for key in params.as_object().expect("object").keys() {
+        assert!(known.contains_key(key), "{name} has no property {key}");
     }
 }
 
@@ -409,7 +565,9 @@ async fn exit_mid_turn_is_detected_within_a_second() {
         .request_on("thread/start", json!({}))
         .await
         .expect("thread/start");
-    let thread = protocol::thread_id_of("thread/start", &reply).expect("thread");
+    let thread = protocol::decode::<ThreadStart>(reply)
+        .expect("thread")
+        .created_id();
     let sent = Instant::now();
     let _ = server
         .request("turn/start", json!({"threadId": thread, "input": []}))
@@ -474,7 +632,9 @@ async fn malformed_lines_are_skipped() {
         .await
         .expect("reply after garbage");
     assert_eq!(
-        protocol::thread_id_of("thread/start", &reply).ok(),
+        protocol::decode::<ThreadStart>(reply)
+            .ok()
+            .map(Created::created_id),
         Some("thr_fake".into())
     );
     server.shutdown().await;
@@ -558,4 +718,58 @@ async fn missing_binary_is_unavailable_not_a_hang() {
         .expect_err("no binary");
     assert!(matches!(err, AppServerError::Unavailable { .. }), "{err:?}");
     assert!(!server.status().codex_binary_exists);
+}
+
+/// The replies we send to each kind of server request, as the courier delivers them (a stored answer in the
+/// v2 words, translated for the legacy methods; the default answer when one expires), validate against the
+/// response schema of that request in the pinned protocol.
+#[test]
+fn our_replies_to_every_server_request_kind_conform_to_the_pinned_schema() {
+    use codex_control_plane::domain::rules::interactions::default_decline_response;
+    use codex_control_plane::domain::server_requests::ServerRequestKind;
+    let dir = TempDir::new("replies");
+    support::peer::write_protocol_schema(dir.path());
+    let methods = [
+        (
+            "item/commandExecution/requestApproval",
+            "CommandExecutionRequestApproval",
+        ),
+        (
+            "item/fileChange/requestApproval",
+            "FileChangeRequestApproval",
+        ),
+        ("execCommandApproval", "ExecCommandApproval"),
+        ("applyPatchApproval", "ApplyPatchApproval"),
+        (
+            "item/permissions/requestApproval",
+            "PermissionsRequestApproval",
+        ),
+        ("item/tool/requestUserInput", "ToolRequestUserInput"),
+        (
+            "mcpServer/elicitation/request",
+            "McpServerElicitationRequest",
+        ),
+    ];
+    for (method, schema_name) in methods {
+        let kind = ServerRequestKind::parse(method).expect("an interaction method");
+        let mut stored = vec![default_decline_response(kind.seed_kind(), &[])];
+        stored.extend(
+            kind.default_decisions()
+                .into_iter()
+                .map(|decision| json!({"decision": decision})),
+        );
+        for answer in stored {
+            let reply = kind.wire_reply(&answer);
+            let path = dir.path().join(format!("{schema_name}Response.json"));
+            let schema: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file"))
+                    .expect("schema json");
+            let validator = jsonschema::validator_for(&schema).expect("compile schema");
+            let errors: Vec<String> = validator
+                .iter_errors(&reply)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{method}: {errors:?}\n{reply}");
+        }
+    }
 }

@@ -317,4 +317,27 @@ fn every_frame_we_send_to_app_server_conforms_to_the_pinned_schema() {
         );
     }
     assert!(replies >= 1, "the approval reply was checked");
+    // The fields that tie app-server's records to ours are on every frame that should carry them.
+    for frame in lines(&sent) {
+        match frame["method"].as_str() {
+            Some("thread/start") => assert_eq!(
+                frame["params"]["serviceName"],
+                json!("codex-control-plane-mcp"),
+                "{frame}"
+            ),
+            Some("turn/start") => assert!(
+                frame["params"]["clientUserMessageId"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("mcp-turn:")),
+                "{frame}"
+            ),
+            Some("turn/steer") => assert!(
+                frame["params"]["clientUserMessageId"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("mcp-steer:")),
+                "{frame}"
+            ),
+            _ => {}
+        }
+    }
 }

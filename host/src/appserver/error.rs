@@ -67,6 +67,14 @@ pub enum AppServerError {
     /// Writing to the child failed.
     #[error("cannot write to app-server: {0}")]
     Io(String),
+    /// Our params could not be encoded (nothing was sent).
+    #[error("cannot encode {method} params: {message}")]
+    Encode {
+        /// The JSON-RPC method.
+        method: String,
+        /// What serde said.
+        message: String,
+    },
 }
 
 impl AppServerError {
@@ -80,7 +88,8 @@ impl AppServerError {
             | AppServerError::Rpc { .. }
             | AppServerError::StaleGeneration { .. }
             | AppServerError::BadReply { .. }
-            | AppServerError::Io(_) => FailureCode::SendFailed,
+            | AppServerError::Io(_)
+            | AppServerError::Encode { .. } => FailureCode::SendFailed,
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::connection::{call, read_loop, Connection};
 use super::process::{self, Spawned};
+use super::protocol::{self, ClientInfo, ClientRequest, Initialize, InitializeCapabilities};
 use super::{
     find_codex_binary, AppServerError, AppServerEvent, AppServerSettings, AppServerStatus,
     RestartMode, EVENT_CAPACITY, SHUTDOWN_GRACE,
@@ -87,6 +88,16 @@ impl AppServer {
 
     async fn spawn(&self) -> Result<u64, AppServerError> {
         let settings = &self.inner.settings;
+        let init = protocol::encode(&Initialize {
+            client_info: ClientInfo {
+                name: "codex-control-plane-mcp".into(),
+                title: "codex-control-plane-mcp".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            capabilities: InitializeCapabilities {
+                experimental_api: settings.experimental_api,
+            },
+        })?;
         let generation = self.inner.last_generation.fetch_add(1, Ordering::AcqRel) + 1;
         let Spawned {
             child,
@@ -114,15 +125,14 @@ impl AppServer {
             });
         });
 
-        let init = json!({
-            "clientInfo": {
-                "name": "codex-control-plane-mcp",
-                "title": "codex-control-plane-mcp",
-                "version": env!("CARGO_PKG_VERSION"),
-            },
-            "capabilities": {"experimentalApi": settings.experimental_api},
-        });
-        if let Err(err) = call(&process, "initialize", init, settings.initialize_timeout).await {
+        if let Err(err) = call(
+            &process,
+            Initialize::METHOD,
+            init,
+            settings.initialize_timeout,
+        )
+        .await
+        {
             process::kill(&process);
             return Err(AppServerError::Unavailable {
                 reason: format!("initialize failed: {err}"),
@@ -138,6 +148,36 @@ impl AppServer {
             .events
             .send(AppServerEvent::Started { generation, pid });
         Ok(generation)
+    }
+
+    /// Sends a typed request with the default timeout, starting the process if needed.
+    pub async fn send<R: ClientRequest>(&self, request: &R) -> Result<R::Reply, AppServerError> {
+        let result = self.request(R::METHOD, protocol::encode(request)?).await?;
+        protocol::decode::<R>(result)
+    }
+
+    /// Sends a typed request with an explicit timeout.
+    pub async fn send_with_timeout<R: ClientRequest>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Reply, AppServerError> {
+        let params = protocol::encode(request)?;
+        let result = self
+            .request_with_timeout(R::METHOD, params, timeout)
+            .await?;
+        protocol::decode::<R>(result)
+    }
+
+    /// Sends a typed request and also returns the generation that served it.
+    pub async fn send_on<R: ClientRequest>(
+        &self,
+        request: &R,
+    ) -> Result<(u64, R::Reply), AppServerError> {
+        let (generation, result) = self
+            .request_on(R::METHOD, protocol::encode(request)?)
+            .await?;
+        Ok((generation, protocol::decode::<R>(result)?))
     }
 
     /// Sends a request with the default timeout, starting the process if needed.

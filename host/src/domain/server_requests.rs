@@ -4,11 +4,14 @@
 //! records its seed kind, policy plugins see its specific kind, and the courier turns a stored answer into the
 //! reply the method expects. The pinned schema (`ServerRequest.json` of `codex app-server
 //! generate-json-schema`) still lists the legacy `execCommandApproval` and `applyPatchApproval`, whose replies
-//! take a `ReviewDecision` (`approved`, `approved_for_session`, `denied`, `abort`) instead of the v2 decisions
+//! take a `ReviewDecision` (`approved`, `approved_for_session`, `{denied: {rejection}}`, `abort`) instead of the v2 decisions
 //! (`accept`, `acceptForSession`, `decline`, `cancel`); answers are stored in the v2 words and translated on
 //! delivery, so a legacy request is answered like any other.
 
 use serde_json::{json, Value};
+
+/// The reason a denied legacy approval gives the model.
+const LEGACY_REJECTION: &str = "declined by the operator";
 
 /// A server request we surface as a pending interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,14 +115,14 @@ impl ServerRequestKind {
         if !self.is_legacy() {
             return stored.clone();
         }
-        let decision = match stored.get("decision").and_then(Value::as_str) {
-            Some("accept") => "approved",
-            Some("acceptForSession") => "approved_for_session",
-            Some("cancel") => "abort",
-            // A decline, and anything a legacy request cannot express, denies.
-            _ => "denied",
-        };
-        json!({"decision": decision})
+        match stored.get("decision").and_then(Value::as_str) {
+            Some("accept") => json!({"decision": "approved"}),
+            Some("acceptForSession") => json!({"decision": "approved_for_session"}),
+            Some("cancel") => json!({"decision": "abort"}),
+            // A decline, and anything a legacy request cannot express, denies; the pinned `ReviewDecision`
+            // spells a denial as an object with the reason the model sees.
+            _ => json!({"decision": {"denied": {"rejection": LEGACY_REJECTION}}}),
+        }
     }
 }
 
@@ -158,7 +161,7 @@ mod tests {
         );
         assert_eq!(
             legacy.wire_reply(&json!({"decision": "decline"})),
-            json!({"decision": "denied"})
+            json!({"decision": {"denied": {"rejection": LEGACY_REJECTION}}})
         );
         assert_eq!(
             legacy.wire_reply(&json!({"decision": "cancel"})),

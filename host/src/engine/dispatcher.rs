@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::execute::{MaybeSent, RunError, RunOutcome};
 use super::{error_json, Engine, EngineError};
+use crate::appserver::protocol::ThreadRead;
 use crate::appserver::AppServerError;
 use crate::domain::failure::FailureCode;
 use crate::shutdown::Shutdown;
@@ -226,18 +227,11 @@ impl Engine {
         &self,
         thread_id: &str,
     ) -> Result<Vec<Value>, crate::appserver::AppServerError> {
-        let reply = self
-            .appserver
-            .request(
-                "thread/read",
-                json!({"threadId": thread_id, "includeTurns": true}),
-            )
-            .await?;
-        Ok(reply
-            .pointer("/thread/turns")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default())
+        let read = ThreadRead {
+            thread_id: thread_id.to_string(),
+            include_turns: true,
+        };
+        Ok(self.appserver.send(&read).await?.thread.turns)
     }
 
     /// The newest in-progress turn of a thread that no operation follows yet (a turn/start whose reply was

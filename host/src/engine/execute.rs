@@ -13,7 +13,12 @@
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
-use crate::appserver::{protocol, AppServerError};
+use crate::appserver::protocol::{
+    self, ClientRequest, CollaborationMode as WireCollaborationMode, CollaborationSettings,
+    Created, InputItem, ReviewStart, SandboxPolicy, ThreadFork, ThreadResume, ThreadSetName,
+    ThreadStart, TurnStart, TurnSteer,
+};
+use crate::appserver::AppServerError;
 use crate::plugins::types::{
     ActionKind, ActionRequest, ApprovalPolicy, CollaborationMode, Decision, InputSummary,
     SandboxMode, TurnSettings,
@@ -133,13 +138,13 @@ impl Engine {
     }
 
     /// Calls a creating method with the intent journal around it; returns the created id.
-    async fn create(
-        &self,
-        op: &Operation,
-        method: &str,
-        params: Value,
-        id_of: fn(&str, &Value) -> Result<String, AppServerError>,
-    ) -> Result<String, RunError> {
+    async fn create<R>(&self, op: &Operation, request: &R) -> Result<String, RunError>
+    where
+        R: ClientRequest,
+        R::Reply: Created,
+    {
+        let method = R::METHOD;
+        let params = protocol::encode(request)?;
         let generation = self.appserver.ensure_started().await?;
         let params_hash =
             crate::domain::rules::canonical::sha256_hex(params.to_string().as_bytes())[..32]
@@ -155,21 +160,23 @@ impl Engine {
             )
             .await?;
         match self.appserver.request_on(method, params).await {
-            Ok((generation, reply)) => match id_of(method, &reply) {
-                Ok(id) => {
-                    self.store.confirm_intent(&intent.intent_id, &id).await?;
-                    if matches!(method, "thread/start" | "thread/fork") {
-                        self.note_loaded(generation, &id);
+            Ok((generation, reply)) => {
+                match protocol::decode::<R>(reply).map(Created::created_id) {
+                    Ok(id) => {
+                        self.store.confirm_intent(&intent.intent_id, &id).await?;
+                        if matches!(method, "thread/start" | "thread/fork") {
+                            self.note_loaded(generation, &id);
+                        }
+                        Ok(id)
                     }
-                    Ok(id)
+                    Err(err) => {
+                        self.store
+                            .fail_intent(&intent.intent_id, &err.to_string())
+                            .await?;
+                        Err(err.into())
+                    }
                 }
-                Err(err) => {
-                    self.store
-                        .fail_intent(&intent.intent_id, &err.to_string())
-                        .await?;
-                    Err(err.into())
-                }
-            },
+            }
             // Nothing reached app-server, or it refused: nothing was created and a retry is safe.
             Err(
                 err @ (AppServerError::Rpc { .. }
@@ -257,21 +264,23 @@ impl Engine {
         let settings = self
             .check_policy(op, ActionKind::StartThread, self.requested_settings(op))
             .await?;
-        let mut params = json!({"serviceName": "codex-control-plane-mcp"});
-        apply_settings(&mut params, &settings, Target::Thread);
-        let thread_id = self
-            .create(op, "thread/start", params, protocol::thread_id_of)
-            .await?;
+        let thread = ThreadStart {
+            service_name: SERVICE_NAME.into(),
+            cwd: settings.cwd.clone(),
+            approval_policy: settings
+                .approval_policy
+                .map(|p| approval_policy_name(p).into()),
+            sandbox: settings.sandbox.map(|m| sandbox_mode_name(m).into()),
+            model: settings.model.clone(),
+        };
+        let thread_id = self.create(op, &thread).await?;
         if let Some(title) = request_str(op, "title") {
+            let name = ThreadSetName {
+                thread_id: thread_id.clone(),
+                name: title.to_string(),
+            };
             // The name is cosmetic: a failure here must not fail the operation.
-            if let Err(err) = self
-                .appserver
-                .request(
-                    "thread/name/set",
-                    json!({"threadId": thread_id, "name": title}),
-                )
-                .await
-            {
+            if let Err(err) = self.appserver.send(&name).await {
                 tracing::warn!(operation = %op.operation_id, error = %err, "thread/name/set failed");
             }
         }
@@ -287,11 +296,11 @@ impl Engine {
         if self.is_loaded(generation, thread_id) {
             return Ok(());
         }
-        let mut params = json!({"threadId": thread_id});
-        if let Some(cwd) = &op.cwd {
-            params["cwd"] = json!(cwd);
-        }
-        let (generation, _) = self.appserver.request_on("thread/resume", params).await?;
+        let resume = ThreadResume {
+            thread_id: thread_id.to_string(),
+            cwd: op.cwd.clone(),
+        };
+        let (generation, _) = self.appserver.send_on(&resume).await?;
         self.note_loaded(generation, thread_id);
         Ok(())
     }
@@ -303,19 +312,22 @@ impl Engine {
             .await?;
         let mut input = Vec::new();
         if let Some(message) = request_str(op, "message") {
-            input.push(protocol::text_input(message));
+            input.push(InputItem::text(message));
         }
         if let Some(items) = op.request.get("inputItems").and_then(Value::as_array) {
-            input.extend(items.iter().cloned());
+            input.extend(items.iter().cloned().map(InputItem::Given));
         }
-        let mut params = json!({"threadId": thread_id, "input": input});
-        apply_settings(&mut params, &settings, Target::Turn);
-        if let Some(schema) = op.request.get("outputSchema").filter(|s| !s.is_null()) {
-            params["outputSchema"] = schema.clone();
-        }
-        let turn_id = self
-            .create(op, "turn/start", params, protocol::turn_id_of)
-            .await?;
+        let turn = turn_start(
+            thread_id,
+            input,
+            format!("mcp-turn:{}", op.operation_id),
+            &settings,
+            op.request
+                .get("outputSchema")
+                .filter(|s| !s.is_null())
+                .cloned(),
+        );
+        let turn_id = self.create(op, &turn).await?;
         self.turn_attached(op, thread_id, &turn_id).await?;
         Ok(RunOutcome::TurnRunning)
     }
@@ -332,10 +344,12 @@ impl Engine {
             .filter(|t| t.is_object())
             .cloned()
             .ok_or_else(|| EngineError::Invalid("review has no target".into()))?;
-        let params = json!({"threadId": thread_id, "target": target, "delivery": "inline"});
-        let turn_id = self
-            .create(op, "review/start", params, protocol::turn_id_of)
-            .await?;
+        let review = ReviewStart {
+            thread_id: thread_id.to_string(),
+            target,
+            delivery: "inline".into(),
+        };
+        let turn_id = self.create(op, &review).await?;
         self.turn_attached(op, thread_id, &turn_id).await?;
         Ok(RunOutcome::TurnRunning)
     }
@@ -353,12 +367,13 @@ impl Engine {
         self.check_policy(op, ActionKind::SteerTurn, self.requested_settings(op))
             .await?;
         let message = request_str(op, "message").unwrap_or_default();
-        let params = json!({"threadId": thread_id, "expectedTurnId": expected,
-                            "input": [protocol::text_input(message)],
-                            "clientUserMessageId": format!("mcp-steer:{}", op.operation_id)});
-        let turn_id = self
-            .create(op, "turn/steer", params, protocol::turn_id_of)
-            .await?;
+        let steer = TurnSteer {
+            thread_id: thread_id.clone(),
+            expected_turn_id: expected,
+            input: vec![InputItem::text(message)],
+            client_user_message_id: Some(format!("mcp-steer:{}", op.operation_id)),
+        };
+        let turn_id = self.create(op, &steer).await?;
         // A steer joins the target turn: the operation follows it to its end.
         self.store
             .attach_turn(&op.operation_id, &turn_id, Some(&thread_id))
@@ -383,15 +398,23 @@ impl Engine {
             .get("ephemeral")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let mut params = json!({"threadId": source, "ephemeral": ephemeral});
-        apply_settings(&mut params, &settings, Target::Thread);
-        if let Some(config) = op.request.get("forkConfig").filter(|c| c.is_object()) {
-            params["config"] = config.clone();
-        }
+        let fork = ThreadFork {
+            thread_id: source,
+            ephemeral,
+            cwd: settings.cwd.clone(),
+            approval_policy: settings
+                .approval_policy
+                .map(|p| approval_policy_name(p).into()),
+            sandbox: settings.sandbox.map(|m| sandbox_mode_name(m).into()),
+            model: settings.model.clone(),
+            config: op
+                .request
+                .get("forkConfig")
+                .filter(|c| c.is_object())
+                .cloned(),
+        };
         // A fork source that is not loaded in this generation is read from its rollout by app-server.
-        let thread_id = self
-            .create(op, "thread/fork", params, protocol::thread_id_of)
-            .await?;
+        let thread_id = self.create(op, &fork).await?;
         Ok(thread_id)
     }
 
@@ -405,42 +428,42 @@ impl Engine {
     }
 }
 
-/// Where settings go: `thread/start`/`thread/fork` take `sandbox` as a mode string, `turn/start` takes a
-/// `sandboxPolicy` object.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Thread,
-    Turn,
-}
+/// The `serviceName` of the threads this server starts.
+const SERVICE_NAME: &str = "codex-control-plane-mcp";
 
-fn apply_settings(params: &mut Value, settings: &TurnSettings, target: Target) {
-    if let Some(cwd) = &settings.cwd {
-        params["cwd"] = json!(cwd);
-    }
-    if let Some(policy) = settings.approval_policy {
-        params["approvalPolicy"] = json!(approval_policy_name(policy));
-    }
-    if let Some(sandbox) = settings.sandbox {
-        let mode = sandbox_mode_name(sandbox);
-        match target {
-            Target::Thread => params["sandbox"] = json!(mode),
-            Target::Turn => {
-                if let Some(policy) = protocol::sandbox_policy(mode) {
-                    params["sandboxPolicy"] = policy;
-                }
-            }
-        }
-    }
-    if let Some(model) = &settings.model {
-        params["model"] = json!(model);
-    }
-    if let Some(effort) = &settings.effort {
-        params["effort"] = json!(effort);
-    }
-    if target == Target::Turn && settings.collaboration_mode == Some(CollaborationMode::Plan) {
-        params["collaborationMode"] = json!({"mode": "plan", "settings": {
-            "model": settings.model.clone().unwrap_or_default(),
-            "reasoning_effort": null, "developer_instructions": null}});
+/// A `turn/start` with the (policy-checked) settings; `turn/start` takes the sandbox as a policy object where
+/// `thread/start` takes a mode name, and only a turn takes a collaboration mode.
+fn turn_start(
+    thread_id: &str,
+    input: Vec<InputItem>,
+    client_user_message_id: String,
+    settings: &TurnSettings,
+    output_schema: Option<Value>,
+) -> TurnStart {
+    TurnStart {
+        thread_id: thread_id.to_string(),
+        input,
+        client_user_message_id: Some(client_user_message_id),
+        cwd: settings.cwd.clone(),
+        approval_policy: settings
+            .approval_policy
+            .map(|p| approval_policy_name(p).into()),
+        sandbox_policy: settings
+            .sandbox
+            .and_then(|m| SandboxPolicy::from_mode(sandbox_mode_name(m))),
+        model: settings.model.clone(),
+        effort: settings.effort.clone(),
+        collaboration_mode: (settings.collaboration_mode == Some(CollaborationMode::Plan)).then(
+            || WireCollaborationMode {
+                mode: "plan".into(),
+                settings: CollaborationSettings {
+                    model: settings.model.clone().unwrap_or_default(),
+                    reasoning_effort: None,
+                    developer_instructions: None,
+                },
+            },
+        ),
+        output_schema,
     }
 }
 
@@ -486,7 +509,6 @@ mod tests {
 
     #[test]
     fn turn_settings_become_turn_params() {
-        let mut params = json!({});
         let settings = TurnSettings {
             cwd: Some("/w".into()),
             sandbox: Some(SandboxMode::WorkspaceWrite),
@@ -495,13 +517,23 @@ mod tests {
             effort: None,
             collaboration_mode: Some(CollaborationMode::Plan),
         };
-        apply_settings(&mut params, &settings, Target::Turn);
+        let turn = turn_start(
+            "t",
+            vec![InputItem::text("hi")],
+            "mcp-turn:op".into(),
+            &settings,
+            None,
+        );
+        let params = serde_json::to_value(&turn).expect("params");
         assert_eq!(params["sandboxPolicy"], json!({"type": "workspaceWrite"}));
         assert_eq!(params["approvalPolicy"], json!("untrusted"));
         assert_eq!(params["collaborationMode"]["mode"], json!("plan"));
-        let mut thread = json!({});
-        apply_settings(&mut thread, &settings, Target::Thread);
-        assert_eq!(thread["sandbox"], json!("workspace-write"));
-        assert!(thread.get("collaborationMode").is_none());
+        assert_eq!(params["clientUserMessageId"], json!("mcp-turn:op"));
+        let default = TurnSettings {
+            collaboration_mode: Some(CollaborationMode::Default),
+            ..settings
+        };
+        let turn = turn_start("t", Vec::new(), "id".into(), &default, None);
+        assert!(turn.collaboration_mode.is_none());
     }
 }

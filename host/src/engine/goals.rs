@@ -22,6 +22,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
+use crate::appserver::protocol::{
+    ClientRequest, GoalStatus, ThreadGoalClear, ThreadGoalGet, ThreadGoalSet, TurnInterrupt,
+};
 use crate::appserver::AppServerError;
 use crate::domain::failure::FailureCode;
 use crate::domain::rules::status::is_terminal;
@@ -116,16 +119,17 @@ impl Engine {
         if current.is_terminal() {
             return Ok(());
         }
-        let mut params =
-            json!({"threadId": thread_id, "objective": goal.objective, "status": "active"});
-        if let Some(budget) = goal.token_budget {
-            params["tokenBudget"] = json!(budget);
-        }
-        let change = match self.appserver.request("thread/goal/set", params).await {
+        let set = ThreadGoalSet {
+            thread_id: thread_id.to_string(),
+            objective: Some(goal.objective.clone()),
+            status: Some(GoalStatus::Active),
+            token_budget: goal.token_budget,
+        };
+        let change = match self.appserver.send(&set).await {
             Ok(reply) => GoalUpdate {
                 sync_state: Some("active".into()),
                 thread_id: Some(thread_id.to_string()),
-                observed: reply.get("goal").cloned(),
+                observed: Some(reply.goal.unwrap_or(Value::Null)),
                 set: true,
                 ..GoalUpdate::default()
             },
@@ -256,8 +260,11 @@ impl Engine {
                     continue;
                 }
                 running = true;
-                let params = json!({"threadId": thread_id, "turnId": turn_id});
-                if let Err(err) = self.appserver.request("turn/interrupt", params).await {
+                let interrupt = TurnInterrupt {
+                    thread_id: thread_id.to_string(),
+                    turn_id: turn_id.clone(),
+                };
+                if let Err(err) = self.appserver.send(&interrupt).await {
                     tracing::info!(turn = %turn_id, error = %err, "interrupting a goal continuation turn failed");
                 }
             }
@@ -304,8 +311,7 @@ impl Engine {
             CompletionAction::Clear => {
                 // Cleared even when the row says it was never set: a crash between `thread/goal/set` and
                 // recording it leaves exactly that, and clearing an absent goal is harmless.
-                self.goal_request("thread/goal/clear", json!({"threadId": thread_id}))
-                    .await?;
+                self.goal_request(&ThreadGoalClear { thread_id }).await?;
                 let reason = if never_set {
                     Some(
                         "the workflow ended before its execution turn; the goal was never set"
@@ -331,16 +337,17 @@ impl Engine {
                     .completion_objective
                     .clone()
                     .unwrap_or_else(|| goal.objective.clone());
-                let mut params =
-                    json!({"threadId": thread_id, "objective": objective, "status": "complete"});
-                if let Some(budget) = goal.token_budget {
-                    params["tokenBudget"] = json!(budget);
-                }
-                let reply = self.goal_request("thread/goal/set", params).await?;
+                let set = ThreadGoalSet {
+                    thread_id: thread_id.clone(),
+                    objective: Some(objective),
+                    status: Some(GoalStatus::Complete),
+                    token_budget: goal.token_budget,
+                };
+                let reply = self.goal_request(&set).await?;
                 Ok(GoalUpdate {
                     sync_state: Some("complete".into()),
                     thread_id: Some(thread_id),
-                    observed: reply.get("goal").cloned(),
+                    observed: Some(reply.goal.unwrap_or(Value::Null)),
                     ..GoalUpdate::default()
                 })
             }
@@ -362,15 +369,16 @@ impl Engine {
                         ..GoalUpdate::default()
                     });
                 }
-                let reply = self
-                    .goal_request(
-                        "thread/goal/set",
-                        json!({"threadId": thread_id, "status": "paused"}),
-                    )
-                    .await?;
+                let pause = ThreadGoalSet {
+                    thread_id,
+                    objective: None,
+                    status: Some(GoalStatus::Paused),
+                    token_budget: None,
+                };
+                let reply = self.goal_request(&pause).await?;
                 Ok(GoalUpdate {
                     sync_state: Some("left".into()),
-                    observed: reply.get("goal").cloned(),
+                    observed: Some(reply.goal.unwrap_or(Value::Null)),
                     reason: Some(
                         "left on the thread, paused so app-server does not keep working on it unattended"
                             .into(),
@@ -384,9 +392,12 @@ impl Engine {
     /// A goal call. The thread need not be loaded in the live app-server: goals live in codex's own store, and
     /// `thread/goal/*` answer for unloaded threads. Resuming first would be harmful: resuming a thread whose
     /// goal is active starts continuation turns at once (measured: ~40 model requests in 2 s).
-    async fn goal_request(&self, method: &str, params: Value) -> Result<Value, AppServerError> {
+    async fn goal_request<R: ClientRequest>(
+        &self,
+        request: &R,
+    ) -> Result<R::Reply, AppServerError> {
         self.appserver.ensure_started().await?;
-        self.appserver.request(method, params).await
+        self.appserver.send(request).await
     }
 
     /// The goal as app-server has it now (`thread/goal/get`), recorded on the workflow's goal row; for
@@ -401,9 +412,11 @@ impl Engine {
             return Ok(None);
         };
         let reply = self
-            .goal_request("thread/goal/get", json!({"threadId": thread_id}))
+            .goal_request(&ThreadGoalGet {
+                thread_id: thread_id.clone(),
+            })
             .await?;
-        let live = reply.get("goal").cloned().unwrap_or(Value::Null);
+        let live = reply.goal.unwrap_or(Value::Null);
         if goal.is_some_and(|g| g.settled_at.is_none() && g.thread_id.is_some()) {
             self.store
                 .observe_thread_goal(&thread_id, (!live.is_null()).then(|| live.clone()))

@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
+use crate::appserver::protocol::{
+    ThreadArchive, ThreadCompactStart, ThreadResume, ThreadUnarchive,
+};
 use crate::store::lifecycle::LifecycleAction;
 use crate::store::operations::OperationFilter;
 use crate::store::InteractionFilter;
@@ -131,29 +134,46 @@ impl Engine {
             .process_generation
             .and_then(|g| u64::try_from(g).ok())
             .unwrap_or_default();
-        let params = json!({"threadId": thread_id});
+        let thread = || thread_id.to_string();
+        // Each of these replies is an empty object: success is all there is to record.
         let call = match kind {
-            LifecycleKind::Archive => {
-                self.appserver
-                    .request_with_timeout("thread/archive", params, timeout)
-                    .await
-            }
-            LifecycleKind::Unarchive => {
-                self.appserver
-                    .request_with_timeout("thread/unarchive", params, timeout)
-                    .await
-            }
+            LifecycleKind::Archive => self
+                .appserver
+                .send_with_timeout(
+                    &ThreadArchive {
+                        thread_id: thread(),
+                    },
+                    timeout,
+                )
+                .await
+                .map(drop),
+            LifecycleKind::Unarchive => self
+                .appserver
+                .send_with_timeout(
+                    &ThreadUnarchive {
+                        thread_id: thread(),
+                    },
+                    timeout,
+                )
+                .await
+                .map(drop),
             LifecycleKind::Compact => {
-                match self
-                    .appserver
-                    .request_with_timeout("thread/resume", params.clone(), timeout)
-                    .await
-                {
+                let resume = ThreadResume {
+                    thread_id: thread(),
+                    cwd: None,
+                };
+                match self.appserver.send_with_timeout(&resume, timeout).await {
                     Ok(_) => {
                         self.note_loaded(generation, thread_id);
                         self.appserver
-                            .request_with_timeout("thread/compact/start", params, timeout)
+                            .send_with_timeout(
+                                &ThreadCompactStart {
+                                    thread_id: thread(),
+                                },
+                                timeout,
+                            )
                             .await
+                            .map(drop)
                     }
                     Err(err) => Err(err),
                 }
@@ -164,7 +184,7 @@ impl Engine {
             LifecycleKind::Archive | LifecycleKind::Unarchive => "completed",
         };
         let (status, result, error) = match call {
-            Ok(result) => (on_success, Some(result), None),
+            Ok(()) => (on_success, Some(json!({})), None),
             Err(err) => {
                 let code = err.failure_code().as_str();
                 (

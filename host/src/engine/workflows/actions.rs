@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::appserver::protocol::TurnInterrupt;
 
 impl Engine {
     /// Moves one action forward; returns the workflow when something changed.
@@ -109,8 +110,11 @@ impl Engine {
             .filter(|busy| busy.reason == "active_turn")
             .and_then(|busy| busy.details["turnId"].as_str().map(str::to_string));
         if let Some(turn_id) = &turn_id {
-            let params = json!({"threadId": thread, "turnId": turn_id});
-            if let Err(err) = self.appserver.request("turn/interrupt", params).await {
+            let interrupt = TurnInterrupt {
+                thread_id: thread.clone(),
+                turn_id: turn_id.clone(),
+            };
+            if let Err(err) = self.appserver.send(&interrupt).await {
                 let code = err.failure_code().as_str();
                 return self
                     .refuse_action(workflow, action, code, err.to_string())

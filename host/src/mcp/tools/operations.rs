@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::appserver::protocol::TurnInterrupt;
 use crate::domain::operation::{OperationKind, OperationStatus};
 use crate::domain::rules::output_schema::{output_schema_hash, validate_output_schema};
 use crate::domain::rules::status::is_terminal;
@@ -541,9 +542,11 @@ pub async fn interrupt(app: &App, args: &Args) -> Result<Value, ToolError> {
     loop {
         let sent = engine
             .appserver
-            .request_with_timeout(
-                "turn/interrupt",
-                json!({"threadId": thread, "turnId": turn_key}),
+            .send_with_timeout(
+                &TurnInterrupt {
+                    thread_id: thread.clone(),
+                    turn_id: turn_key.clone(),
+                },
                 timeout,
             )
             .await;

@@ -1,0 +1,116 @@
+//! What the engine reads from app-server's replies. Unknown fields are ignored; a missing required id is a
+//! `BadReply` for the method.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A reply whose content the engine does not use.
+pub type Ack = serde::de::IgnoredAny;
+
+/// The id of what a request created: the reply that tells the intent journal it happened.
+pub trait Created {
+    /// The new thread's or turn's id.
+    fn created_id(self) -> String;
+}
+
+/// `thread/start`, `thread/fork` and `thread/resume`: the thread.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadReply {
+    /// The thread.
+    pub thread: IdOnly,
+}
+
+/// `turn/start` and `review/start`: the turn.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TurnReply {
+    /// The turn.
+    pub turn: IdOnly,
+}
+
+/// `turn/steer`: the turn the input joined.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnSteered {
+    /// The running turn.
+    pub turn_id: String,
+}
+
+/// An object of which only the id is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdOnly {
+    /// Its id.
+    pub id: String,
+}
+
+impl Created for ThreadReply {
+    fn created_id(self) -> String {
+        self.thread.id
+    }
+}
+
+impl Created for TurnReply {
+    fn created_id(self) -> String {
+        self.turn.id
+    }
+}
+
+impl Created for TurnSteered {
+    fn created_id(self) -> String {
+        self.turn_id
+    }
+}
+
+/// `thread/goal/set` and `thread/goal/get`: the goal as app-server keeps it (absent or null: none).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoalReply {
+    /// The goal document, recorded as observed.
+    #[serde(default)]
+    pub goal: Option<Value>,
+}
+
+/// `thread/goal/clear`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoalCleared {
+    /// False when there was no goal.
+    #[serde(default)]
+    pub cleared: bool,
+}
+
+/// `thread/read`: the thread with its turns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadReadReply {
+    /// The thread.
+    pub thread: ThreadWithTurns,
+}
+
+/// A thread as `thread/read` with `includeTurns` gives it; the turns stay documents (the engine reads their
+/// id, status and items).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThreadWithTurns {
+    /// Oldest first.
+    #[serde(default)]
+    pub turns: Vec<Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replies_keep_what_the_engine_reads_and_ignore_the_rest() {
+        let thread: ThreadReply = serde_json::from_value(
+            json!({"thread": {"id": "t1", "turns": []}, "model": "m", "sandbox": {}}),
+        )
+        .expect("thread reply");
+        assert_eq!(thread.created_id(), "t1");
+        let steered: TurnSteered = serde_json::from_value(json!({"turnId": "u1"})).expect("steer");
+        assert_eq!(steered.created_id(), "u1");
+        assert!(serde_json::from_value::<TurnReply>(json!({})).is_err());
+        let goal: GoalReply = serde_json::from_value(json!({"goal": null})).expect("goal");
+        assert!(goal.goal.is_none());
+        let read: ThreadReadReply =
+            serde_json::from_value(json!({"thread": {"id": "t"}})).expect("read");
+        assert!(read.thread.turns.is_empty());
+    }
+}
