@@ -746,7 +746,10 @@ async fn turn_running_on(engine: &codex_control_plane::engine::Engine, thread: &
         .expect("turn");
     engine
         .store
-        .set_status(&op.operation_id, "running")
+        .set_status(
+            &op.operation_id,
+            codex_control_plane::domain::operation::OperationStatus::Running,
+        )
         .await
         .expect("running");
 }

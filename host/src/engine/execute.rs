@@ -19,6 +19,7 @@ use crate::appserver::protocol::{
     ThreadStart, TurnStart, TurnSteer,
 };
 use crate::appserver::AppServerError;
+use crate::domain::operation::OperationStatus;
 use crate::plugins::types::{
     ActionKind, ActionRequest, ApprovalPolicy, CollaborationMode, Decision, InputSummary,
     SandboxMode, TurnSettings,
@@ -258,9 +259,10 @@ impl Engine {
     }
 
     async fn start_thread(&self, op: &Operation) -> Result<String, RunError> {
-        self.set_status(op, "starting_app_server").await?;
+        self.set_status(op, OperationStatus::StartingAppServer)
+            .await?;
         self.appserver.ensure_started().await?;
-        self.set_status(op, "starting_thread").await?;
+        self.set_status(op, OperationStatus::StartingThread).await?;
         let settings = self
             .check_policy(op, ActionKind::StartThread, self.requested_settings(op))
             .await?;
@@ -290,7 +292,8 @@ impl Engine {
     /// Threads not started by this app-server generation must be resumed before a turn can start on them.
     async fn ensure_thread_loaded(&self, op: &Operation, thread_id: &str) -> Result<(), RunError> {
         if self.appserver.generation().is_none() {
-            self.set_status(op, "starting_app_server").await?;
+            self.set_status(op, OperationStatus::StartingAppServer)
+                .await?;
         }
         let generation = self.appserver.ensure_started().await?;
         if self.is_loaded(generation, thread_id) {
@@ -306,7 +309,7 @@ impl Engine {
     }
 
     async fn start_turn(&self, op: &Operation, thread_id: &str) -> Result<RunOutcome, RunError> {
-        self.set_status(op, "starting_turn").await?;
+        self.set_status(op, OperationStatus::StartingTurn).await?;
         let settings = self
             .check_policy(op, ActionKind::StartTurn, self.requested_settings(op))
             .await?;
@@ -335,7 +338,7 @@ impl Engine {
     /// `review/start` on a thread (reviews run inline on the thread they are given; a "detached" review is
     /// one on a fresh service thread, which the caller arranges by giving no thread).
     async fn start_review(&self, op: &Operation, thread_id: &str) -> Result<RunOutcome, RunError> {
-        self.set_status(op, "starting_review").await?;
+        self.set_status(op, OperationStatus::StartingReview).await?;
         self.check_policy(op, ActionKind::StartReview, self.requested_settings(op))
             .await?;
         let target = op
@@ -355,7 +358,7 @@ impl Engine {
     }
 
     async fn steer(&self, op: &Operation) -> Result<RunOutcome, RunError> {
-        self.set_status(op, "starting_turn").await?;
+        self.set_status(op, OperationStatus::StartingTurn).await?;
         let thread_id = op
             .thread_id
             .clone()
@@ -383,9 +386,10 @@ impl Engine {
     }
 
     async fn fork(&self, op: &Operation) -> Result<String, RunError> {
-        self.set_status(op, "starting_app_server").await?;
+        self.set_status(op, OperationStatus::StartingAppServer)
+            .await?;
         self.appserver.ensure_started().await?;
-        self.set_status(op, "starting_thread").await?;
+        self.set_status(op, OperationStatus::StartingThread).await?;
         let source = op
             .source_thread_id
             .clone()
@@ -418,9 +422,9 @@ impl Engine {
         Ok(thread_id)
     }
 
-    async fn set_status(&self, op: &Operation, status: &str) -> Result<(), EngineError> {
+    async fn set_status(&self, op: &Operation, status: OperationStatus) -> Result<(), EngineError> {
         let current = self.store.get_operation(&op.operation_id).await?;
-        if current.as_ref().map(|o| o.status.as_str()) == Some(status) {
+        if current.as_ref().map(|o| o.status) == Some(status) {
             return Ok(());
         }
         self.store.set_status(&op.operation_id, status).await?;

@@ -153,7 +153,11 @@ impl Engine {
             )
             .await?;
         if still_waiting.is_empty() {
-            match self.store.set_status(operation_id, "running").await {
+            match self
+                .store
+                .set_status(operation_id, OperationStatus::Running)
+                .await
+            {
                 Ok(_) => {}
                 // App-server may end the turn right after the answer, before this write: nothing to resume.
                 Err(crate::store::StoreError::InvalidTransition { .. }) => return Ok(()),

@@ -329,6 +329,11 @@ impl Engine {
             .unwrap_or_else(|| request.default_decisions());
         let timeout =
             i64::try_from(self.settings.interaction_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+        let waiting = crate::domain::rules::interactions::waiting_status(kind);
+        let turn = match (&turn_id, &thread_id) {
+            (Some(turn), Some(thread)) => Some(self.turn_update(generation, turn, thread, waiting)),
+            _ => None,
+        };
         let interaction = self
             .store
             .insert_interaction(NewInteraction {
@@ -347,14 +352,9 @@ impl Engine {
                 owner_id: self.worker.owner_id.clone(),
                 process_generation: i64::try_from(generation).unwrap_or(i64::MAX),
                 expires_at: crate::time::now_ms().saturating_add(timeout),
+                turn,
             })
             .await?;
-        let waiting = crate::domain::rules::interactions::waiting_status(kind);
-        if let (Some(turn), Some(thread)) = (&turn_id, &thread_id) {
-            self.store
-                .upsert_turn(self.turn_update(generation, turn, thread, waiting))
-                .await?;
-        }
         self.offer_to_policies(&interaction).await;
         Ok(())
     }

@@ -50,6 +50,9 @@ pub struct NewInteraction {
     pub process_generation: i64,
     /// Auto-decline instant (unix ms).
     pub expires_at: i64,
+    /// The asking turn's row, written with the interaction so the turn never shows running while one of its
+    /// requests is pending.
+    pub turn: Option<super::turns::TurnUpdate>,
 }
 
 /// One stored interaction.
@@ -496,8 +499,15 @@ impl Store {
         &self,
         new: NewInteraction,
     ) -> Result<PendingInteraction, StoreError> {
-        self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
-            .await
+        self.write(move |tx| {
+            let now = crate::time::now_ms();
+            let interaction = insert(tx, &new, now)?;
+            if let Some(turn) = &new.turn {
+                super::turns::upsert(tx, turn, now)?;
+            }
+            Ok(interaction)
+        })
+        .await
     }
 
     /// See [`mark_turn_live`].
@@ -604,6 +614,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::operation::OperationStatus;
     use crate::store::test_support::temp_store;
     use serde_json::json;
 
@@ -633,7 +644,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         store
-            .set_status(&id, "starting_turn")
+            .set_status(&id, OperationStatus::StartingTurn)
             .await
             .expect("starting");
         store
@@ -641,6 +652,26 @@ mod tests {
             .await
             .expect("attach");
         id
+    }
+
+    #[tokio::test]
+    async fn the_asking_turn_is_marked_waiting_in_the_interactions_transaction() {
+        let (_dir, store) = temp_store();
+        let running = crate::store::turns::TurnUpdate {
+            turn_id: "turn-1".into(),
+            thread_id: "thr-1".into(),
+            status: "running".into(),
+            ..Default::default()
+        };
+        store.upsert_turn(running.clone()).await.expect("turn");
+        let mut new = approval("w1", 1, i64::MAX / 2);
+        new.turn = Some(crate::store::turns::TurnUpdate {
+            status: "waiting_for_approval".into(),
+            ..running
+        });
+        store.insert_interaction(new).await.expect("insert");
+        let turn = store.get_turn("turn-1").await.expect("read").expect("turn");
+        assert_eq!(turn.status, "waiting_for_approval");
     }
 
     #[tokio::test]

@@ -233,6 +233,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::operation::OperationStatus;
     use crate::store::operations::tests::chat;
     use crate::store::test_support::temp_store;
     use crate::store::{ClaimLimits, NewOperation, WorkerInfo};
@@ -297,7 +298,10 @@ mod tests {
         }
         // 0: turn started. 1: fork done, no message. 2: turn/start maybe sent. 3: fork id confirmed missing -> we
         // fake a confirmed fork intent without a thread id. 4: nothing sent yet.
-        store.set_status(&ids[0], "starting_turn").await.expect("s");
+        store
+            .set_status(&ids[0], OperationStatus::StartingTurn)
+            .await
+            .expect("s");
         store
             .attach_turn(&ids[0], "turn-0", Some("thr-0"))
             .await
@@ -306,7 +310,10 @@ mod tests {
             .attach_thread(&ids[1], "thr-fork")
             .await
             .expect("fork");
-        store.set_status(&ids[2], "starting_turn").await.expect("s");
+        store
+            .set_status(&ids[2], OperationStatus::StartingTurn)
+            .await
+            .expect("s");
         store
             .record_intent(&ids[2], &old_owner, "turn/start", Some("h"), Some(1))
             .await
@@ -327,7 +334,7 @@ mod tests {
             .await
             .expect("confirm without id");
         store
-            .set_status(&ids[4], "starting_thread")
+            .set_status(&ids[4], OperationStatus::StartingThread)
             .await
             .expect("s");
 

@@ -508,10 +508,10 @@ impl Store {
     pub async fn set_status(
         &self,
         operation_id: &str,
-        status: &str,
+        status: OperationStatus,
     ) -> Result<Operation, StoreError> {
-        let (id, status) = (operation_id.to_string(), status.to_string());
-        self.write(move |tx| set_status(tx, &id, &status, crate::time::now_ms()))
+        let id = operation_id.to_string();
+        self.write(move |tx| set_status(tx, &id, status.as_str(), crate::time::now_ms()))
             .await
     }
 
@@ -699,7 +699,7 @@ pub(crate) mod tests {
             .await
             .expect("thread");
         store
-            .set_status(&first_id, "completed")
+            .set_status(&first_id, OperationStatus::Completed)
             .await
             .expect("completed");
 
@@ -816,7 +816,10 @@ pub(crate) mod tests {
             .await
             .expect("idempotency_only");
         store
-            .set_status(&skipped.operation().operation_id, "cancelled")
+            .set_status(
+                &skipped.operation().operation_id,
+                OperationStatus::Cancelled,
+            )
             .await
             .expect("cancel");
         let mut elsewhere = chat(near, None);
@@ -843,7 +846,7 @@ pub(crate) mod tests {
             .expect("disjoint keys");
         // Once the first completes, the same prompt is accepted again.
         store
-            .set_status(&first_id, "completed")
+            .set_status(&first_id, OperationStatus::Completed)
             .await
             .expect("complete");
         store
@@ -876,7 +879,7 @@ pub(crate) mod tests {
             .await
             .expect("turn row");
         store
-            .set_status(&id, "completed")
+            .set_status(&id, OperationStatus::Completed)
             .await
             .expect("premature terminal");
         assert!(matches!(
@@ -929,7 +932,7 @@ pub(crate) mod tests {
         let id = op.operation_id;
         assert_eq!(
             store
-                .set_status(&id, "starting_thread")
+                .set_status(&id, OperationStatus::StartingThread)
                 .await
                 .expect("start")
                 .status,
@@ -939,13 +942,16 @@ pub(crate) mod tests {
             .attach_turn(&id, "turn-1", Some("thr-1"))
             .await
             .expect("turn");
-        let running = store.set_status(&id, "running").await.expect("running");
+        let running = store
+            .set_status(&id, OperationStatus::Running)
+            .await
+            .expect("running");
         assert_eq!(
             (running.queue_status.as_str(), running.chat_id.as_deref()),
             ("running", Some("thr-1"))
         );
         assert!(matches!(
-            store.set_status(&id, "queued").await,
+            store.set_status(&id, OperationStatus::Queued).await,
             Err(StoreError::InvalidTransition { .. })
         ));
         let snap = store
@@ -966,7 +972,7 @@ pub(crate) mod tests {
         assert_eq!(done.queue_status, "completed");
         assert!(done.completed_at.is_some() && done.final_report.is_some());
         assert!(matches!(
-            store.set_status(&id, "failed").await,
+            store.set_status(&id, OperationStatus::Failed).await,
             Err(StoreError::InvalidTransition { .. })
         ));
         // The turn is not tracked as trusted-terminal, so the reconcile rule may reopen it.
@@ -975,7 +981,9 @@ pub(crate) mod tests {
             "running"
         );
         assert!(matches!(
-            store.set_status("op_missing", "failed").await,
+            store
+                .set_status("op_missing", OperationStatus::Failed)
+                .await,
             Err(StoreError::NotFound { .. })
         ));
     }
