@@ -12,6 +12,12 @@ use serde_json::Value;
 
 use super::{new_id, Store, StoreError, Timestamp};
 
+mod ownership;
+mod snapshot;
+
+pub use ownership::{active, take_over};
+pub use snapshot::{snapshot, WorkflowSnapshot};
+
 /// Workflow phases that end it.
 pub const TERMINAL_PHASES: [&str; 4] = [
     "completed",
@@ -403,112 +409,6 @@ pub fn events(
     let mut out: Vec<Value> = rows.collect::<Result<_, _>>()?;
     out.reverse();
     Ok(out)
-}
-
-/// Workflows not yet ended that `owner` drives or may take over (no owner, or `dead` owners), oldest first.
-pub fn active(conn: &Connection, limit: usize) -> Result<Vec<Workflow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM codex_workflows WHERE completed_at IS NULL ORDER BY created_at LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Makes `me` the driver of a workflow if it is still driven by `expected_owner` and that owner is gone (no
-/// owner, or one provably dead on this host); returns whether `me` won.
-///
-/// A compare-and-set inside the caller's write transaction: the liveness check and the conditional update see
-/// the same snapshot, so two processes racing for one orphaned workflow cannot both take it (the loser's
-/// `owner_id IS ?` no longer matches). Already owning it counts as winning.
-pub fn take_over(
-    conn: &Connection,
-    workflow_id: &str,
-    me: &str,
-    expected_owner: Option<&str>,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let current: Option<Option<String>> = conn
-        .prepare_cached(
-            "SELECT owner_id FROM codex_workflows WHERE workflow_id = ?1 AND completed_at IS NULL",
-        )?
-        .query_row([workflow_id], |r| r.get(0))
-        .optional()?;
-    let Some(current) = current else {
-        return Ok(false);
-    };
-    if current.as_deref() != expected_owner {
-        return Ok(false);
-    }
-    match current.as_deref() {
-        Some(owner) if owner == me => return Ok(true),
-        Some(owner) if !super::leases::is_owner_dead(conn, owner)? => return Ok(false),
-        _ => {}
-    }
-    let changed = conn
-        .prepare_cached(
-            "UPDATE codex_workflows SET owner_id = ?2, updated_at = ?4 \
-             WHERE workflow_id = ?1 AND owner_id IS ?3 AND completed_at IS NULL",
-        )?
-        .execute(params![workflow_id, me, expected_owner, now])?;
-    Ok(changed == 1)
-}
-
-/// Everything a workflow status shows, read in one snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowSnapshot {
-    /// The workflow.
-    pub workflow: Workflow,
-    /// Its action journal, in order.
-    pub actions: Vec<WorkflowAction>,
-    /// The operations its actions created, in action order.
-    pub operations: Vec<super::operations::Operation>,
-    /// Its pending interactions.
-    pub pending: Vec<super::interactions::PendingInteraction>,
-    /// The latest history lines (empty when not asked for).
-    pub events: Vec<Value>,
-    /// Its thread goal, if it has one.
-    pub goal: Option<super::goals::WorkflowGoal>,
-}
-
-/// Reads a [`WorkflowSnapshot`]; `n_events` history lines (0: none).
-pub fn snapshot(
-    conn: &Connection,
-    workflow_id: &str,
-    n_events: usize,
-) -> Result<Option<WorkflowSnapshot>, StoreError> {
-    let Some(workflow) = get(conn, workflow_id)? else {
-        return Ok(None);
-    };
-    let actions = actions(conn, workflow_id)?;
-    let mut operations = Vec::new();
-    for id in actions.iter().filter_map(|a| a.operation_id.as_deref()) {
-        if let Some(op) = super::operations::get(conn, id)? {
-            operations.push(op);
-        }
-    }
-    let pending = super::interactions::list(
-        conn,
-        &super::InteractionFilter {
-            workflow_id: Some(workflow_id.to_string()),
-            status: Some("pending".into()),
-            ..Default::default()
-        },
-        50,
-    )?;
-    let events = if n_events > 0 {
-        events(conn, workflow_id, n_events)?
-    } else {
-        Vec::new()
-    };
-    let goal = super::goals::get(conn, workflow_id)?;
-    Ok(Some(WorkflowSnapshot {
-        workflow,
-        actions,
-        operations,
-        pending,
-        events,
-        goal,
-    }))
 }
 
 impl Store {
