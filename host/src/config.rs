@@ -19,8 +19,8 @@ mod http;
 pub use execution::{ExecutionMode, WorkerConfig};
 use file::{parse_file, resolve, FileConfig, Layer};
 pub use http::{
-    HostPattern, HttpConfig, OriginPattern, Secret, HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV,
-    MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
+    HostPattern, HttpConfig, OriginPattern, Secret, CONFORMANCE_FIXTURES_ENV,
+    HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV, MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
 };
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).

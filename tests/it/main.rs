@@ -5,6 +5,7 @@ mod appserver;
 mod catalog;
 mod chats;
 mod config;
+mod conformance;
 mod diagnostics;
 mod goals;
 mod harness;

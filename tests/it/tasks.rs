@@ -190,12 +190,9 @@ fn a_submitted_task_completes_and_is_still_readable_after_a_restart() {
         serde_json::from_str::<Value>(text).expect("json"),
         result["structuredContent"]
     );
-    // The 2025-11-25 `tasks/result` returns the same result.
-    let final_result = modern_ok(&mut client, "tasks/result", json!({"taskId": task_id}));
-    assert_eq!(
-        final_result["structuredContent"]["status"],
-        json!("completed")
-    );
+    // SEP-2663 removed `tasks/result` from 2026-07-28 (`tasks/get` carries the result): method not found.
+    let removed = modern(&mut client, "tasks/result", json!({"taskId": task_id}));
+    assert_eq!(removed["error"]["code"], json!(-32601), "{removed}");
 
     // A crash of the server: a new one on the same database still knows the task.
     client.kill();

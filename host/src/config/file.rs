@@ -455,6 +455,9 @@ pub(super) fn resolve(
                 .map(|(name, value)| (name, value.to_string()))
         },
         layer.bool(&[http::HTTP_ALLOW_NON_LOOPBACK_ENV])?,
+        layer
+            .bool(&[http::CONFORMANCE_FIXTURES_ENV])?
+            .unwrap_or(false),
     )?;
 
     let usize_of = |v: u64, key: &str| {

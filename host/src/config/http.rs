@@ -13,6 +13,10 @@ pub const HTTP_ALLOW_NON_LOOPBACK_ENV: &str = "CODEX_CONTROL_PLANE_MCP_HTTP_ALLO
 pub const HTTP_ALLOWED_HOSTS_ENV: &str = "CODEX_CONTROL_PLANE_MCP_HTTP_ALLOWED_HOSTS";
 /// Environment variable for `http.allowed_origins` (comma-separated).
 pub const HTTP_ALLOWED_ORIGINS_ENV: &str = "CODEX_CONTROL_PLANE_MCP_HTTP_ALLOWED_ORIGINS";
+/// Test-only switch (`1`): serve the MCP conformance suite's fixture tools, resources and prompts, and take
+/// requests on a loopback socket without a token (the suite cannot send one). No file key: a test sets it for
+/// the one server it starts.
+pub const CONFORMANCE_FIXTURES_ENV: &str = "CODEX_CONTROL_PLANE_MCP_CONFORMANCE_FIXTURES";
 
 /// Shortest bearer token accepted from the configuration: a floor against short typed passwords, not a target
 /// (a generated token is 64 hex characters, 32 random bytes).
@@ -29,6 +33,8 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<HostPattern>,
     /// `Origin` values accepted besides loopback origins (`http.allowed_origins`).
     pub allowed_origins: Vec<OriginPattern>,
+    /// Test-only ([`CONFORMANCE_FIXTURES_ENV`]): conformance fixtures on, no token on loopback.
+    pub conformance_fixtures: bool,
 }
 
 /// A secret string whose `Debug` output is redacted, so a logged configuration never shows it.
@@ -175,6 +181,7 @@ pub(super) fn resolve(
     raw: FileHttp,
     env_value: impl Fn(&'static str) -> Option<(&'static str, String)>,
     env_bool: Option<bool>,
+    conformance_fixtures: bool,
 ) -> Result<HttpConfig, ConfigError> {
     let token = match env_value(HTTP_TOKEN_ENV) {
         Some((name, value)) => Some(token(name, value)?),
@@ -232,6 +239,7 @@ pub(super) fn resolve(
         allow_non_loopback: env_bool.or(raw.allow_non_loopback).unwrap_or(false),
         allowed_hosts,
         allowed_origins,
+        conformance_fixtures,
     })
 }
 

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod call;
 pub mod catalog;
+mod conformance;
 pub mod error;
 pub mod http;
 pub mod schema;

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
-    ContentBlock, CustomRequest, CustomResult, ExtensionCapabilities, GetTaskParams, GetTaskResult,
-    Implementation, InitializeResult, ListToolsResult, MetaObject, PaginatedRequestParams,
-    ProtocolVersion, ServerCapabilities, Tool, ToolAnnotations, UpdateTaskParams,
-    TASKS_EXTENSION_ID,
+    CompleteRequestParams, CompleteResult, ContentBlock, CustomRequest, CustomResult,
+    ExtensionCapabilities, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, SubscribeRequestParams,
+    Tool, ToolAnnotations, UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -18,6 +20,7 @@ use serde_json::{json, Map, Value};
 use super::args::Args;
 use super::call::CallContext;
 use super::catalog::{Catalog, ToolSpec};
+use super::conformance;
 use super::error::{ErrorCode, ToolError};
 use super::schema;
 use super::tasks;
@@ -43,15 +46,22 @@ const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
 pub struct McpServer {
     app: Arc<App>,
     tools: Arc<Vec<Tool>>,
+    /// The conformance suite's fixtures are served (test-only switch).
+    fixtures: bool,
 }
 
 impl McpServer {
     /// Builds the handler and renders the tool list once.
     pub fn new(app: Arc<App>) -> Self {
-        let tools = Catalog::get().tools.iter().map(to_rmcp_tool).collect();
+        let fixtures = app.config.http.conformance_fixtures;
+        let mut tools: Vec<Tool> = Catalog::get().tools.iter().map(to_rmcp_tool).collect();
+        if fixtures {
+            tools.extend(conformance::tools());
+        }
         McpServer {
             app,
             tools: Arc::new(tools),
+            fixtures,
         }
     }
 
@@ -107,6 +117,20 @@ impl McpServer {
             .with_detail("tool", json!(name)));
         }
         tools::dispatch(&self.app, spec, args, ctx).await
+    }
+
+    /// Method not found unless the conformance fixtures are served: the production server has no resources,
+    /// prompts, completions or log level.
+    fn fixture(&self, method: &'static str) -> Result<(), ErrorData> {
+        if self.fixtures {
+            Ok(())
+        } else {
+            Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                method,
+                None,
+            ))
+        }
     }
 
     /// The shared state (the Tasks view reads the store's change signal).
@@ -175,6 +199,12 @@ impl ServerHandler for McpServer {
         let mut extensions = ExtensionCapabilities::new();
         extensions.insert(TASKS_EXTENSION_ID.to_string(), Default::default());
         capabilities.extensions = Some(extensions);
+        if self.fixtures {
+            capabilities.resources = Some(Default::default());
+            capabilities.prompts = Some(Default::default());
+            capabilities.completions = Some(Default::default());
+            capabilities.logging = Some(Default::default());
+        }
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
@@ -202,6 +232,11 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if self.fixtures && conformance::is_fixture_tool(&request.name) {
+            return conformance::call_tool(&request.name, request.arguments, &context)
+                .await
+                .map(Into::into);
+        }
         let ctx = CallContext::from_request(&context);
         if tasks::is_task_tool(&request.name) && declares_tasks(&context) {
             return Ok(tasks::call(self, &request.name, request.arguments, &ctx).await);
@@ -234,6 +269,87 @@ impl ServerHandler for McpServer {
         tasks::update(self, request, &CallContext::from_request(&context)).await
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.fixture("resources/list")?;
+        conformance::list_resources()
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.fixture("resources/templates/list")?;
+        conformance::list_resource_templates()
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.fixture("resources/read")?;
+        conformance::read_resource(&request.uri).map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        _request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // The fixture resources never change, so a subscription has nothing to deliver.
+        self.fixture("resources/subscribe")
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.fixture("resources/unsubscribe")
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.fixture("prompts/list")?;
+        conformance::list_prompts()
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.fixture("prompts/get")?;
+        conformance::get_prompt(&request).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.fixture("completion/complete")?;
+        conformance::complete(&request)
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // Only the fixtures log to the client; they log at info, which every level but the strictest admits.
+        self.fixture("logging/setLevel")
+    }
+
     async fn on_custom_request(
         &self,
         request: CustomRequest,
@@ -241,6 +357,18 @@ impl ServerHandler for McpServer {
     ) -> Result<CustomResult, ErrorData> {
         match request.method.as_str() {
             // rmcp gates the extension's own methods on the client's declaration; this one likewise.
+            // SEP-2663 removed `tasks/result` from the extension on 2026-07-28: there it does not exist.
+            "tasks/result"
+                if context
+                    .protocol_version()
+                    .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28) =>
+            {
+                Err(ErrorData::new(
+                    rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                    request.method,
+                    None,
+                ))
+            }
             "tasks/result" if declares_tasks(&context) => {
                 tasks::result(self, request.params, &CallContext::from_request(&context)).await
             }

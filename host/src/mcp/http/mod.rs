@@ -58,6 +58,16 @@ pub enum HttpError {
         /// The address asked for.
         addr: SocketAddr,
     },
+    /// A non-loopback address with the test-only conformance fixtures on, which drop the token.
+    #[error(
+        "refusing to serve HTTP on {addr}: the conformance fixtures ({env}) take requests without a token, \
+         so they are served on a loopback address only",
+        env = crate::config::CONFORMANCE_FIXTURES_ENV
+    )]
+    FixturesOffLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// A non-loopback address allowed, but with a generated token only.
     #[error(
         "refusing to serve HTTP on {addr} with a generated token: a non-loopback address needs http.token \
@@ -113,6 +123,9 @@ impl HttpEndpoint {
     /// Checks the bind policy, settles the token and binds `addr`. Nothing is started yet.
     pub async fn bind(config: &Config, addr: SocketAddr) -> Result<HttpEndpoint, HttpError> {
         if !addr.ip().is_loopback() {
+            if config.http.conformance_fixtures {
+                return Err(HttpError::FixturesOffLoopback { addr });
+            }
             if !config.http.allow_non_loopback {
                 return Err(HttpError::NonLoopback { addr });
             }
@@ -128,7 +141,12 @@ impl HttpEndpoint {
         let local_addr = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { addr, source })?;
-        let guard = Guard::new(&token, local_addr, &config.http);
+        let guard = if config.http.conformance_fixtures {
+            tracing::warn!(%local_addr, "conformance fixtures on: requests need no token on this loopback socket");
+            Guard::without_token(local_addr, &config.http)
+        } else {
+            Guard::new(&token, local_addr, &config.http)
+        };
         Ok(HttpEndpoint {
             listener,
             guard,
