@@ -13,6 +13,7 @@ mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
 mod plugins;
+mod preflight;
 mod protocol_conformance;
 mod recovery;
 mod tasks;

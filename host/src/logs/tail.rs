@@ -132,7 +132,11 @@ garbage that starts nothing
         let n_lines = usize::try_from(MAX_TAIL_BYTES).unwrap_or(0) / line.len() + 10;
         std::fs::write(&path, line.repeat(n_lines)).expect("write");
         let lines = read_tail(&path, Origin::ServerLogFile).expect("read");
-        assert!(lines.len() < n_lines && lines.len() > 1000, "{}", lines.len());
+        assert!(
+            lines.len() < n_lines && lines.len() > 1000,
+            "{}",
+            lines.len()
+        );
         assert!(lines.iter().all(|l| l.text == "x" && l.target == "t"));
     }
 }

@@ -1,8 +1,9 @@
 //! The rows `codex_collect_diagnostics` correlates for one scope (an operation, workflow, thread or turn): the
 //! scope is widened along the stored links (operation ↔ turn ↔ thread ↔ workflow) and every row tied to the
 //! result is read in one snapshot: operations, turns, workflows, interactions, creating-call intents, worker
-//! commands, lifecycle actions, workflow events, journaled app-server frames (no payloads) and the turns'
-//! progress journal. Reads only.
+//! commands, lifecycle actions, workflow events, journaled app-server frames (no payloads; the start and exit
+//! of a generation that ran a turn of the scope count as its frames) and the turns' progress journal. Reads
+//! only.
 
 use std::collections::BTreeSet;
 
@@ -266,7 +267,8 @@ pub struct Correlation {
     pub lifecycle: Vec<LifecycleRow>,
     /// Workflow history, oldest first.
     pub workflow_events: Vec<WorkflowEventRow>,
-    /// App-server frames of the turns and threads, newest first.
+    /// App-server frames of the turns and threads, and the start and exit of the app-server generations that
+    /// ran the turns, newest first.
     pub frames: Vec<FrameRow>,
     /// Progress journal of the turns, oldest first.
     pub progress: Vec<ProgressRow>,
@@ -324,7 +326,10 @@ fn linked(
 /// its operation and thread; a workflow its thread and operations; a given thread every operation, turn and
 /// workflow on it. A thread reached through a link is not widened again, so an operation's diagnostics stay
 /// about that operation rather than the whole chat.
-fn resolve(conn: &Connection, scope: &DiagnosticScope) -> Result<Result<Ids, MissingScope>, StoreError> {
+fn resolve(
+    conn: &Connection,
+    scope: &DiagnosticScope,
+) -> Result<Result<Ids, MissingScope>, StoreError> {
     let mut ids = Ids::default();
     if let Some(id) = &scope.operation_id {
         if !exists(conn, "codex_operations", "operation_id", id)? {
@@ -339,10 +344,20 @@ fn resolve(conn: &Connection, scope: &DiagnosticScope) -> Result<Result<Ids, Mis
             return Ok(Err(MissingScope::Turn));
         }
         ids.turns.insert(id.clone());
-        ids.operations
-            .extend(linked(conn, "codex_operations", "operation_id", "turn_id", id)?);
-        ids.operations
-            .extend(linked(conn, "tracked_turns", "operation_id", "turn_id", id)?);
+        ids.operations.extend(linked(
+            conn,
+            "codex_operations",
+            "operation_id",
+            "turn_id",
+            id,
+        )?);
+        ids.operations.extend(linked(
+            conn,
+            "tracked_turns",
+            "operation_id",
+            "turn_id",
+            id,
+        )?);
         ids.threads
             .extend(linked(conn, "tracked_turns", "thread_id", "turn_id", id)?);
     }
@@ -351,10 +366,20 @@ fn resolve(conn: &Connection, scope: &DiagnosticScope) -> Result<Result<Ids, Mis
             return Ok(Err(MissingScope::Workflow));
         }
         ids.workflows.insert(id.clone());
-        ids.operations
-            .extend(linked(conn, "codex_operations", "operation_id", "workflow_id", id)?);
-        ids.threads
-            .extend(linked(conn, "codex_workflows", "thread_id", "workflow_id", id)?);
+        ids.operations.extend(linked(
+            conn,
+            "codex_operations",
+            "operation_id",
+            "workflow_id",
+            id,
+        )?);
+        ids.threads.extend(linked(
+            conn,
+            "codex_workflows",
+            "thread_id",
+            "workflow_id",
+            id,
+        )?);
     }
     if let Some(id) = &scope.thread_id {
         let known = exists(conn, "codex_operations", "thread_id", id)?
@@ -365,23 +390,53 @@ fn resolve(conn: &Connection, scope: &DiagnosticScope) -> Result<Result<Ids, Mis
             return Ok(Err(MissingScope::Thread));
         }
         ids.threads.insert(id.clone());
-        ids.operations
-            .extend(linked(conn, "codex_operations", "operation_id", "thread_id", id)?);
+        ids.operations.extend(linked(
+            conn,
+            "codex_operations",
+            "operation_id",
+            "thread_id",
+            id,
+        )?);
         ids.turns
             .extend(linked(conn, "tracked_turns", "turn_id", "thread_id", id)?);
-        ids.workflows
-            .extend(linked(conn, "codex_workflows", "workflow_id", "thread_id", id)?);
+        ids.workflows.extend(linked(
+            conn,
+            "codex_workflows",
+            "workflow_id",
+            "thread_id",
+            id,
+        )?);
     }
     // Every operation reached brings its own turn, thread and workflow.
     for id in ids.operations.clone() {
-        ids.turns
-            .extend(linked(conn, "codex_operations", "turn_id", "operation_id", &id)?);
-        ids.turns
-            .extend(linked(conn, "tracked_turns", "turn_id", "operation_id", &id)?);
-        ids.threads
-            .extend(linked(conn, "codex_operations", "thread_id", "operation_id", &id)?);
-        ids.workflows
-            .extend(linked(conn, "codex_operations", "workflow_id", "operation_id", &id)?);
+        ids.turns.extend(linked(
+            conn,
+            "codex_operations",
+            "turn_id",
+            "operation_id",
+            &id,
+        )?);
+        ids.turns.extend(linked(
+            conn,
+            "tracked_turns",
+            "turn_id",
+            "operation_id",
+            &id,
+        )?);
+        ids.threads.extend(linked(
+            conn,
+            "codex_operations",
+            "thread_id",
+            "operation_id",
+            &id,
+        )?);
+        ids.workflows.extend(linked(
+            conn,
+            "codex_operations",
+            "workflow_id",
+            "operation_id",
+            &id,
+        )?);
     }
     Ok(Ok(ids))
 }
@@ -461,8 +516,10 @@ fn correlate(
     let turn_rows = rows_for(
         conn,
         &format!(
-            "SELECT turn_id, thread_id, operation_id, status, terminal_source, process_generation, created_at, \
-             updated_at, completed_at FROM tracked_turns WHERE turn_id IN ({{ids}}) \
+            // A turn row can be recorded before its operation learns the turn: the operation's link fills it.
+            "SELECT turn_id, thread_id, COALESCE(operation_id, (SELECT o.operation_id FROM codex_operations o \
+             WHERE o.turn_id = t.turn_id LIMIT 1)), status, terminal_source, process_generation, created_at, \
+             updated_at, completed_at FROM tracked_turns t WHERE turn_id IN ({{ids}}) \
              ORDER BY created_at DESC LIMIT {cap}"
         ),
         &turns,
@@ -617,7 +674,10 @@ fn correlate(
         conn,
         &format!(
             "SELECT event_id, process_generation, direction, method, thread_id, turn_id, created_at \
-             FROM app_server_events WHERE (turn_id IN ({{ids}}) OR thread_id IN ({{ids}})) \
+             FROM app_server_events e WHERE (turn_id IN ({{ids}}) OR thread_id IN ({{ids}}) \
+             OR (method IN ('process/started', 'process/exited') AND EXISTS (SELECT 1 FROM tracked_turns t \
+                 WHERE t.turn_id IN ({{ids}}) AND t.owner_id = e.owner_id \
+                 AND t.process_generation = e.process_generation))) \
              AND created_at >= {since} ORDER BY event_id DESC LIMIT {limit}"
         ),
         &turns_or_threads,

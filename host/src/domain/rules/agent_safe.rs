@@ -76,10 +76,19 @@ mod tests {
         let text = "spawn /usr/local/bin/codex failed in cwd=/home/alice/project (key sk-abcdefghijklmnop0123) \
                     for bob@example.com; turn/start at http://127.0.0.1:9/v1";
         let out = agent_safe_text(text);
-        assert!(!out.contains("/usr/local") && !out.contains("/home/alice"), "{out}");
-        assert!(out.contains("[redacted-path:codex:") && out.contains("cwd=[redacted-path:project:"), "{out}");
+        assert!(
+            !out.contains("/usr/local") && !out.contains("/home/alice"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[redacted-path:codex:") && out.contains("cwd=[redacted-path:project:"),
+            "{out}"
+        );
         assert!(!out.contains("sk-abc") && !out.contains("bob@"), "{out}");
-        assert!(out.contains("turn/start") && out.contains("http://127.0.0.1:9/v1"), "{out}");
+        assert!(
+            out.contains("turn/start") && out.contains("http://127.0.0.1:9/v1"),
+            "{out}"
+        );
         // The same path always gives the same marker, two paths two markers.
         assert_eq!(redacted_path("/a/b"), redacted_path("/a/b"));
         assert_ne!(redacted_path("/a/b"), redacted_path("/c/b"));
@@ -89,9 +98,13 @@ mod tests {
     fn values_are_redacted_recursively() {
         let value = json!({"cwd": "/srv/work/demo", "apiKey": "x", "items": ["/tmp/t", 3]});
         let out = agent_safe_value(&value);
-        assert!(out["cwd"].as_str().is_some_and(|c| c.starts_with("[redacted-path:demo:")));
+        assert!(out["cwd"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("[redacted-path:demo:")));
         assert_eq!(out["apiKey"], json!(super::super::redact::REDACTED));
-        assert!(out["items"][0].as_str().is_some_and(|c| c.starts_with("[redacted-path:t:")));
+        assert!(out["items"][0]
+            .as_str()
+            .is_some_and(|c| c.starts_with("[redacted-path:t:")));
         assert_eq!(out["items"][1], json!(3));
     }
 }

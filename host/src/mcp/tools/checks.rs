@@ -91,7 +91,10 @@ pub fn worst(checks: &[Check]) -> &'static str {
 pub fn codex_binary(app: &App) -> Check {
     let status = app.appserver.status();
     match (&status.codex_binary_path, status.codex_binary_exists) {
-        (Some(path), true) => Check::ok("codex_binary", format!("codex binary at {}", path.display())),
+        (Some(path), true) => Check::ok(
+            "codex_binary",
+            format!("codex binary at {}", path.display()),
+        ),
         _ => Check::new(
             "codex_binary",
             "error",
@@ -111,7 +114,10 @@ pub fn codex_home(app: &App) -> Check {
         Check::new(
             "codex_home",
             "warning",
-            format!("codex home {} is not a directory; Codex creates it on first start", home.display()),
+            format!(
+                "codex home {} is not a directory; Codex creates it on first start",
+                home.display()
+            ),
         )
         .category("project_path")
         .suggest("validate_paths_and_config")
@@ -152,7 +158,10 @@ fn provider_without_openai_auth(config: &Path) -> Option<String> {
     let name = parsed.get("model_provider")?.as_str()?;
     let provider = parsed.get("model_providers")?.get(name)?;
     let own_key = provider.get("env_key").is_some();
-    let no_login = provider.get("requires_openai_auth").and_then(toml::Value::as_bool) == Some(false);
+    let no_login = provider
+        .get("requires_openai_auth")
+        .and_then(toml::Value::as_bool)
+        == Some(false);
     (own_key || no_login).then(|| name.to_string())
 }
 
@@ -174,7 +183,10 @@ pub fn allowed_roots(app: &App) -> Check {
         Check::new(
             "allowed_roots",
             "warning",
-            format!("allowed root(s) that are not directories: {}", missing.join(", ")),
+            format!(
+                "allowed root(s) that are not directories: {}",
+                missing.join(", ")
+            ),
         )
         .category("project_path")
         .suggest("validate_paths_and_config")
@@ -188,9 +200,13 @@ pub async fn state_db(app: &App) -> Check {
             "mcp_state_db",
             format!("schema version {}", counts.schema_version),
         ),
-        Err(error) => Check::new("mcp_state_db", "error", format!("cannot read the state database: {error}"))
-            .category("mcp_state_db")
-            .suggest("validate_paths_and_config"),
+        Err(error) => Check::new(
+            "mcp_state_db",
+            "error",
+            format!("cannot read the state database: {error}"),
+        )
+        .category("mcp_state_db")
+        .suggest("validate_paths_and_config"),
     }
 }
 
@@ -202,7 +218,10 @@ pub fn app_server(app: &App) -> Check {
         return if presence.is_running() {
             Check::ok(
                 "app_server_running",
-                format!("owned by the background worker (pid {})", presence.pid.unwrap_or(0)),
+                format!(
+                    "owned by the background worker (pid {})",
+                    presence.pid.unwrap_or(0)
+                ),
             )
             .detail("ownedBy", json!("background_worker"))
             .detail("workerState", json!(presence.state))
@@ -225,7 +244,10 @@ pub fn app_server(app: &App) -> Check {
             ),
         )
     } else {
-        Check::ok("app_server_running", "not started; starts on the first call that needs it")
+        Check::ok(
+            "app_server_running",
+            "not started; starts on the first call that needs it",
+        )
     };
     check
         .detail("ownedBy", json!("this_process"))

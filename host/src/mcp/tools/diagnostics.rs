@@ -44,7 +44,12 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
         || scope.workflow_id.is_some()
         || scope.thread_id.is_some()
         || scope.turn_id.is_some();
-    let correlation = match app.engine.store.diagnostic_correlation(scope.clone()).await? {
+    let correlation = match app
+        .engine
+        .store
+        .diagnostic_correlation(scope.clone())
+        .await?
+    {
         Ok(found) => found,
         Err(missing) => return Err(unknown(missing, &scope)),
     };
@@ -63,11 +68,12 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
         global_checks(app, now, &mut checks).await?;
     }
     let logs = if args.bool("include_logs") {
-        let mentions = [&scope.operation_id, &scope.workflow_id, &scope.thread_id, &scope.turn_id]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let mentions = if scoped {
+            mentions(&correlation)
+        } else {
+            Vec::new()
+        };
+        // A scope that correlates nothing (no scope) shows every line.
         let (lines, sources) = log_lines(
             app,
             &LogQuery {
@@ -79,12 +85,22 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
                 max_line_chars: 2_000,
             },
         );
-        let errors = lines.iter().filter(|l| l["severity"] == json!("error")).count();
+        let errors = lines
+            .iter()
+            .filter(|l| l["severity"] == json!("error"))
+            .count();
         checks.push(if errors > 0 {
-            Check::new("mcp_log", "warning", format!("{errors} error line(s) in the server log"))
-                .suggest("codex_get_diagnostic_logs")
+            Check::new(
+                "mcp_log",
+                "warning",
+                format!("{errors} error line(s) in the server log"),
+            )
+            .suggest("codex_get_diagnostic_logs")
         } else {
-            Check::ok("mcp_log", format!("{} warning line(s), no errors", lines.len()))
+            Check::ok(
+                "mcp_log",
+                format!("{} warning line(s), no errors", lines.len()),
+            )
         });
         json!({"lines": lines, "sources": sources})
     } else {
@@ -96,8 +112,15 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
         "warning" => "degraded",
         _ => "healthy",
     };
-    let findings: Vec<Value> = checks.iter().filter(|c| c.status != "ok").map(Check::to_json).collect();
-    let confidence = if findings.iter().any(|f| f["details"]["category"].is_string()) {
+    let findings: Vec<Value> = checks
+        .iter()
+        .filter(|c| c.status != "ok")
+        .map(Check::to_json)
+        .collect();
+    let confidence = if findings
+        .iter()
+        .any(|f| f["details"]["category"].is_string())
+    {
         "high"
     } else if findings.is_empty() {
         "low"
@@ -109,7 +132,11 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
         .filter(|c| c.status == "error")
         .chain(checks.iter().filter(|c| c.status == "warning"))
         .find_map(|c| c.suggested_action)
-        .unwrap_or(if findings.is_empty() { "none" } else { "codex_analyze_issue" });
+        .unwrap_or(if findings.is_empty() {
+            "none"
+        } else {
+            "codex_analyze_issue"
+        });
     let timeline = if args.bool("include_timeline") {
         timeline::build(&correlation, timeline_limit)
     } else {
@@ -145,19 +172,52 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
     }))
 }
 
+/// What a log line about the scope names: an id of a correlated row, or the app-server generation that ran one
+/// of its turns (an exit is logged per generation).
+fn mentions(found: &Correlation) -> Vec<String> {
+    let mut out: Vec<String> = found
+        .operations
+        .iter()
+        .map(|o| o.operation_id.clone())
+        .chain(found.turns.iter().map(|t| t.turn_id.clone()))
+        .chain(found.turns.iter().map(|t| t.thread_id.clone()))
+        .chain(found.workflows.iter().map(|w| w.workflow_id.clone()))
+        .chain(
+            found
+                .turns
+                .iter()
+                .filter_map(|t| t.process_generation)
+                .map(|g| format!("generation={g}")),
+        )
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The seed's error for an id the store does not know.
 fn unknown(missing: MissingScope, scope: &DiagnosticScope) -> ToolError {
     match missing {
-        MissingScope::Operation => ToolError::invalid_argument("operation_id", "is not a known operation"),
-        MissingScope::Workflow => ToolError::invalid_argument("workflow_id", "is not a known workflow"),
+        MissingScope::Operation => {
+            ToolError::invalid_argument("operation_id", "is not a known operation")
+        }
+        MissingScope::Workflow => {
+            ToolError::invalid_argument("workflow_id", "is not a known workflow")
+        }
         MissingScope::Thread => ToolError::new(
             ErrorCode::ThreadNotFound,
-            format!("no operation, turn or workflow on thread {}", scope.thread_id.as_deref().unwrap_or("")),
+            format!(
+                "no operation, turn or workflow on thread {}",
+                scope.thread_id.as_deref().unwrap_or("")
+            ),
         )
         .with_detail("field", json!("thread_id")),
         MissingScope::Turn => ToolError::new(
             ErrorCode::TurnNotFound,
-            format!("turn {} is not tracked", scope.turn_id.as_deref().unwrap_or("")),
+            format!(
+                "turn {} is not tracked",
+                scope.turn_id.as_deref().unwrap_or("")
+            ),
         )
         .with_detail("field", json!("turn_id")),
     }
@@ -168,8 +228,16 @@ fn unknown(missing: MissingScope, scope: &DiagnosticScope) -> ToolError {
 fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
     for op in &found.operations {
         if FAILED.contains(&op.status.as_str()) {
-            let code = op.last_error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str);
-            let message = op.last_error.as_ref().and_then(|e| e.get("message")).and_then(Value::as_str);
+            let code = op
+                .last_error
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_str);
+            let message = op
+                .last_error
+                .as_ref()
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str);
             let category = if op.status == "unknown_after_app_server_exit" {
                 "app_server_exited"
             } else if code.is_some_and(|c| c.contains("TIMEOUT")) {
@@ -194,12 +262,16 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
                 .detail("status", json!(op.status))
                 .detail("errorCode", json!(code)),
             );
-        } else if ACTIVE.contains(&op.status.as_str()) && now - op.updated_at.ms() > STALE_AFTER_MS {
+        } else if ACTIVE.contains(&op.status.as_str()) && now - op.updated_at.ms() > STALE_AFTER_MS
+        {
             checks.push(
                 Check::new(
                     "stale_operations",
                     "warning",
-                    format!("operation {} is {} and unchanged for over 30 minutes", op.operation_id, op.status),
+                    format!(
+                        "operation {} is {} and unchanged for over 30 minutes",
+                        op.operation_id, op.status
+                    ),
                 )
                 .category("stale_operation")
                 .suggest("recover_stale_operations")
@@ -207,14 +279,20 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
             );
         }
         // An operation that ended while its turn still runs, as far as the store knows.
-        let turn = found.turns.iter().find(|t| Some(&t.turn_id) == op.turn_id.as_ref());
+        let turn = found
+            .turns
+            .iter()
+            .find(|t| Some(&t.turn_id) == op.turn_id.as_ref());
         if let Some(turn) = turn {
             if TERMINAL.contains(&op.status.as_str()) && !TERMINAL.contains(&turn.status.as_str()) {
                 checks.push(
                     Check::new(
                         "premature_terminal_operation",
                         "warning",
-                        format!("operation {} ended {} while turn {} is {}", op.operation_id, op.status, turn.turn_id, turn.status),
+                        format!(
+                            "operation {} ended {} while turn {} is {}",
+                            op.operation_id, op.status, turn.turn_id, turn.status
+                        ),
                     )
                     .category("workflow_thread_drift")
                     .suggest("reconcile_operations_with_tracked_turns"),
@@ -232,7 +310,9 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
                         "turn {} was lost when app-server generation {} exited ({})",
                         turn.turn_id,
                         turn.process_generation.unwrap_or(0),
-                        turn.terminal_source.as_deref().unwrap_or("no terminal event")
+                        turn.terminal_source
+                            .as_deref()
+                            .unwrap_or("no terminal event")
                     ),
                 )
                 .category("app_server_exited")
@@ -240,11 +320,17 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
                 .detail("turnId", json!(turn.turn_id))
                 .detail("processGeneration", json!(turn.process_generation)),
             );
-        } else if !TERMINAL.contains(&turn.status.as_str()) && now - turn.updated_at.ms() > STALE_AFTER_MS {
+        } else if !TERMINAL.contains(&turn.status.as_str())
+            && now - turn.updated_at.ms() > STALE_AFTER_MS
+        {
             checks.push(
-                Check::new("stale_turn", "warning", format!("turn {} has not moved for over 30 minutes", turn.turn_id))
-                    .category("stale_turn")
-                    .suggest("recover_stale_operations"),
+                Check::new(
+                    "stale_turn",
+                    "warning",
+                    format!("turn {} has not moved for over 30 minutes", turn.turn_id),
+                )
+                .category("stale_turn")
+                .suggest("recover_stale_operations"),
             );
         }
     }
@@ -258,7 +344,10 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
             Check::new(
                 "pending_interactions",
                 "warning",
-                format!("{} {} waits for an answer", interaction.kind, interaction.interaction_id),
+                format!(
+                    "{} {} waits for an answer",
+                    interaction.kind, interaction.interaction_id
+                ),
             )
             .category(category)
             .suggest("codex_answer_pending_interaction")
@@ -277,7 +366,10 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
                 Check::new(
                     "orphaned_workflows",
                     "warning",
-                    format!("workflow {} is {} with no live operation for over 30 minutes", workflow.workflow_id, workflow.status),
+                    format!(
+                        "workflow {} is {} with no live operation for over 30 minutes",
+                        workflow.workflow_id, workflow.status
+                    ),
                 )
                 .category("workflow_thread_drift")
                 .suggest("reconcile_workflow_from_thread"),
@@ -285,21 +377,26 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
         }
     }
     for intent in found.intents.iter().filter(|i| i.state == "pending") {
-        let op_ended = found
-            .operations
-            .iter()
-            .any(|o| o.operation_id == intent.operation_id && TERMINAL.contains(&o.status.as_str()));
+        let op_ended = found.operations.iter().any(|o| {
+            o.operation_id == intent.operation_id && TERMINAL.contains(&o.status.as_str())
+        });
         if op_ended {
             checks.push(Check::new(
                 "unresolved_intent",
                 "warning",
-                format!("{} of operation {} was never confirmed", intent.method, intent.operation_id),
+                format!(
+                    "{} of operation {} was never confirmed",
+                    intent.method, intent.operation_id
+                ),
             ));
         }
     }
     checks.push(Check::ok(
         "recent_app_server_events",
-        format!("{} journaled app-server frame(s) in scope", found.frames.len()),
+        format!(
+            "{} journaled app-server frame(s) in scope",
+            found.frames.len()
+        ),
     ));
 }
 
@@ -320,7 +417,10 @@ async fn global_checks(app: &App, now: i64, checks: &mut Vec<Check>) -> Result<(
             Check::new(
                 "pending_interactions",
                 "warning",
-                format!("{} interaction(s) wait for an answer", report.active.pending_interactions),
+                format!(
+                    "{} interaction(s) wait for an answer",
+                    report.active.pending_interactions
+                ),
             )
             .category("pending_approval")
             .suggest("codex_list_pending_interactions"),
@@ -343,9 +443,13 @@ async fn global_checks(app: &App, now: i64, checks: &mut Vec<Check>) -> Result<(
     }
     if report.stale_workflows > 0 {
         checks.push(
-            Check::new("orphaned_workflows", "warning", format!("{} stale workflow(s)", report.stale_workflows))
-                .category("workflow_thread_drift")
-                .suggest("reconcile_workflow_from_thread"),
+            Check::new(
+                "orphaned_workflows",
+                "warning",
+                format!("{} stale workflow(s)", report.stale_workflows),
+            )
+            .category("workflow_thread_drift")
+            .suggest("reconcile_workflow_from_thread"),
         );
     }
     if report.recent_error_count > 0 {
@@ -353,7 +457,10 @@ async fn global_checks(app: &App, now: i64, checks: &mut Vec<Check>) -> Result<(
             Check::new(
                 "recent_errors",
                 "warning",
-                format!("{} operation(s) or workflow(s) failed in the last two hours", report.recent_error_count),
+                format!(
+                    "{} operation(s) or workflow(s) failed in the last two hours",
+                    report.recent_error_count
+                ),
             )
             .suggest("codex_collect_diagnostics with operation_id"),
         );

@@ -23,7 +23,7 @@ pub struct LogQuery {
     pub since_ms: i64,
     /// Lines below this severity are left out.
     pub min_severity: Option<Severity>,
-    /// A line must mention at least one of these ids (none: every line).
+    /// A line must mention at least one of these ids or `generation=N` tokens (none: every line).
     pub mentions: Vec<String>,
     /// A line must name this app-server generation (`generation=N`).
     pub process_generation: Option<i64>,
@@ -66,13 +66,25 @@ pub fn log_lines(app: &App, query: &LogQuery) -> (Vec<Value>, Vec<Value>) {
     lines.retain(|line| {
         line.at_ms >= query.since_ms
             && query.min_severity.is_none_or(|min| line.severity >= min)
-            && (query.mentions.is_empty() || query.mentions.iter().any(|id| line.text.contains(id.as_str())))
-            && generation.as_ref().is_none_or(|g| line.text.contains(g.as_str()))
+            && (query.mentions.is_empty()
+                || query.mentions.iter().any(|id| mentions(&line.text, id)))
+            && generation.as_ref().is_none_or(|g| mentions(&line.text, g))
     });
     lines.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
     lines.truncate(query.limit);
-    let rendered = lines.iter().map(|line| render_line(line, query.max_line_chars)).collect();
+    let rendered = lines
+        .iter()
+        .map(|line| render_line(line, query.max_line_chars))
+        .collect();
     (rendered, read)
+}
+
+/// Whether `text` names `token` as a whole word: `generation=1` is not in `generation=12`.
+fn mentions(text: &str, token: &str) -> bool {
+    text.match_indices(token).any(|(idx, _)| {
+        let next = text[idx + token.len()..].chars().next();
+        next.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+    })
 }
 
 /// One line as the tools show it: redacted first, then cut, so a cut never exposes half a secret.
@@ -111,13 +123,13 @@ pub async fn diagnostic_logs(app: &App, args: &Args) -> Result<Value, ToolError>
     let thread_id = args.string("thread_id");
     let turn_id = args.string("turn_id");
     let process_generation = args.int("process_generation");
-    let min_severity = match args.str("severity") {
-        Some(name) => Some(
-            Severity::parse(name)
-                .ok_or_else(|| ToolError::invalid_argument("severity", "is not a known severity"))?,
-        ),
-        None => None,
-    };
+    let min_severity =
+        match args.str("severity") {
+            Some(name) => Some(Severity::parse(name).ok_or_else(|| {
+                ToolError::invalid_argument("severity", "is not a known severity")
+            })?),
+            None => None,
+        };
 
     let (logs, log_sources) = if source == "app_server_events" {
         (Vec::new(), Vec::new())
@@ -158,7 +170,12 @@ pub async fn diagnostic_logs(app: &App, args: &Args) -> Result<Value, ToolError>
                 process_generation,
                 since_ms: Some(since_ms),
             };
-            events.extend(app.engine.store.list_app_server_events(filter, limit).await?);
+            events.extend(
+                app.engine
+                    .store
+                    .list_app_server_events(filter, limit)
+                    .await?,
+            );
         }
         events.sort_by(|a, b| b.event_id.cmp(&a.event_id));
         events.truncate(limit);
@@ -177,7 +194,10 @@ pub async fn diagnostic_logs(app: &App, args: &Args) -> Result<Value, ToolError>
                     "payloadTruncated": event.payload_truncated,
                 });
                 if include_payload {
-                    let payload = event.payload.as_deref().map(|p| cut(redact_text(p).into_owned(), max_line_chars));
+                    let payload = event
+                        .payload
+                        .as_deref()
+                        .map(|p| cut(redact_text(p).into_owned(), max_line_chars));
                     out["payload"] = json!(payload.as_ref().map(|(text, _)| text));
                     out["payloadCut"] = json!(payload.is_some_and(|(_, cut)| cut));
                 }
@@ -214,13 +234,26 @@ async fn workflow_threads(app: &App, workflow_id: &str) -> Result<Vec<Option<Str
             .filter_map(|w| w.thread_id.clone())
             .map(Some)
             .collect()),
-        Err(_) => Err(ToolError::invalid_argument("workflow_id", "is not a known workflow")),
+        Err(_) => Err(ToolError::invalid_argument(
+            "workflow_id",
+            "is not a known workflow",
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mention_is_a_whole_token() {
+        assert!(mentions(
+            "app-server exited generation=1 turns=1",
+            "generation=1"
+        ));
+        assert!(!mentions("app-server exited generation=12", "generation=1"));
+        assert!(mentions("turn turn-7 lost", "turn-7"));
+    }
 
     #[test]
     fn a_cut_line_says_so() {
@@ -240,7 +273,10 @@ mod tests {
         };
         let shown = render_line(&line, 10_000);
         let message = shown["message"].as_str().unwrap_or_default();
-        assert!(!message.contains("/opt/codex") && !message.contains("sk-abc"), "{message}");
+        assert!(
+            !message.contains("/opt/codex") && !message.contains("sk-abc"),
+            "{message}"
+        );
         assert_eq!(shown["severity"], json!("warning"));
         assert_eq!(shown["at"], json!("1970-01-01T00:00:00.000Z"));
     }

@@ -45,9 +45,13 @@ pub async fn preflight(app: &App, args: &Args, ctx: &CallContext) -> Result<Valu
     checks.push(sandbox_check(capabilities, sandbox, workflow_kind));
     let pending = app.pending_interaction_count().await?;
     checks.push(if pending > 0 {
-        Check::new("pending_interactions", "warning", format!("{pending} interaction(s) wait for an answer"))
-            .category("pending_approval")
-            .suggest("codex_list_pending_interactions")
+        Check::new(
+            "pending_interactions",
+            "warning",
+            format!("{pending} interaction(s) wait for an answer"),
+        )
+        .category("pending_approval")
+        .suggest("codex_list_pending_interactions")
     } else {
         Check::ok("pending_interactions", "none waiting")
     });
@@ -99,16 +103,19 @@ pub async fn preflight(app: &App, args: &Args, ctx: &CallContext) -> Result<Valu
 /// roots), else the project's root, else the projects root.
 fn target(app: &App, args: &Args) -> Result<(Option<String>, PathBuf), ToolError> {
     let project = match args.str("project_id") {
-        Some(reference) => Some(app.projects.resolve(reference).map_err(|err| match err {
-            ProjectError::NotFound { reference } => {
-                ToolError::new(ErrorCode::ProjectNotFound, format!("project not found: {reference}"))
-                    .with_detail("projectId", json!(reference))
-            }
-            ProjectError::OutsideAllowedRoots { .. } => {
-                ToolError::invalid_argument("project_id", "is outside the allowed roots")
-            }
-            err @ ProjectError::BadRegistry { .. } => {
-                ToolError::new(ErrorCode::InternalStateReadError, err.to_string())
+        Some(reference) => Some(app.projects.resolve(reference).map_err(|err| {
+            match err {
+                ProjectError::NotFound { reference } => ToolError::new(
+                    ErrorCode::ProjectNotFound,
+                    format!("project not found: {reference}"),
+                )
+                .with_detail("projectId", json!(reference)),
+                ProjectError::OutsideAllowedRoots { .. } => {
+                    ToolError::invalid_argument("project_id", "is outside the allowed roots")
+                }
+                err @ ProjectError::BadRegistry { .. } => {
+                    ToolError::new(ErrorCode::InternalStateReadError, err.to_string())
+                }
             }
         })?),
         None => None,
@@ -117,10 +124,16 @@ fn target(app: &App, args: &Args) -> Result<(Option<String>, PathBuf), ToolError
         Some(cwd) => {
             let path = Path::new(cwd);
             if !path.is_absolute() {
-                return Err(ToolError::invalid_argument("cwd", "must be an absolute path"));
+                return Err(ToolError::invalid_argument(
+                    "cwd",
+                    "must be an absolute path",
+                ));
             }
             if !app.config.is_allowed_path(path) {
-                return Err(ToolError::invalid_argument("cwd", "is outside the allowed roots"));
+                return Err(ToolError::invalid_argument(
+                    "cwd",
+                    "is outside the allowed roots",
+                ));
             }
             crate::config::normalize_path(path)
         }
@@ -135,11 +148,18 @@ fn target(app: &App, args: &Args) -> Result<(Option<String>, PathBuf), ToolError
 /// The working directory exists and is a directory.
 fn project_path(cwd: &Path) -> Check {
     if cwd.is_dir() {
-        Check::ok("project_path", format!("{} is a directory inside the allowed roots", cwd.display()))
+        Check::ok(
+            "project_path",
+            format!("{} is a directory inside the allowed roots", cwd.display()),
+        )
     } else {
-        Check::new("project_path", "error", format!("{} is not a directory", cwd.display()))
-            .category("project_path")
-            .suggest("validate_paths_and_config")
+        Check::new(
+            "project_path",
+            "error",
+            format!("{} is not a directory", cwd.display()),
+        )
+        .category("project_path")
+        .suggest("validate_paths_and_config")
     }
 }
 
@@ -149,15 +169,31 @@ async fn store_writable(app: &App) -> Check {
     let read_only = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly());
     let folder_read_only = db.parent().is_some_and(read_only);
     if read_only(db) || folder_read_only {
-        return Check::new("mcp_state_db", "error", "the state database or its folder is read-only")
-            .category("mcp_state_db")
-            .suggest("validate_paths_and_config");
+        return Check::new(
+            "mcp_state_db",
+            "error",
+            "the state database or its folder is read-only",
+        )
+        .category("mcp_state_db")
+        .suggest("validate_paths_and_config");
     }
-    match app.engine.store.write(|tx| Ok(tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?)).await {
-        Ok(version) => Check::ok("mcp_state_db", format!("writable, schema version {version}")),
-        Err(error) => Check::new("mcp_state_db", "error", format!("a write transaction failed: {error}"))
-            .category("mcp_state_db")
-            .suggest("validate_paths_and_config"),
+    match app
+        .engine
+        .store
+        .write(|tx| Ok(tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?))
+        .await
+    {
+        Ok(version) => Check::ok(
+            "mcp_state_db",
+            format!("writable, schema version {version}"),
+        ),
+        Err(error) => Check::new(
+            "mcp_state_db",
+            "error",
+            format!("a write transaction failed: {error}"),
+        )
+        .category("mcp_state_db")
+        .suggest("validate_paths_and_config"),
     }
 }
 
@@ -165,7 +201,10 @@ async fn store_writable(app: &App) -> Check {
 /// in `client` mode someone has to start it).
 fn worker_check(app: &App) -> Check {
     let Some(link) = app.delegates_to_worker() else {
-        return Check::ok("background_worker", "inline mode: this server dispatches its own work");
+        return Check::ok(
+            "background_worker",
+            "inline mode: this server dispatches its own work",
+        );
     };
     let presence = link.presence();
     match (presence.is_running(), link.auto_start) {
@@ -182,12 +221,19 @@ fn worker_check(app: &App) -> Check {
 
 /// The last runtime capabilities snapshot, if any (preflight never takes one: that may start app-server).
 fn capabilities_check(capabilities: Option<&Value>) -> Check {
-    match capabilities.and_then(|c| c.get("status")).and_then(Value::as_str) {
+    match capabilities
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+    {
         None => Check::new("runtime_capabilities", "skipped", "no snapshot yet")
             .suggest("codex_get_runtime_capabilities"),
         Some("ok") => Check::ok("runtime_capabilities", "the last snapshot is complete"),
-        Some(status) => Check::new("runtime_capabilities", "warning", format!("the last snapshot is {status}"))
-            .suggest("codex_get_runtime_capabilities"),
+        Some(status) => Check::new(
+            "runtime_capabilities",
+            "warning",
+            format!("the last snapshot is {status}"),
+        )
+        .suggest("codex_get_runtime_capabilities"),
     }
 }
 
@@ -200,30 +246,53 @@ fn model_check(capabilities: Option<&Value>, model: &str) -> Check {
         return Check::new("model", "skipped", "no model list in the last snapshot")
             .suggest("codex_get_runtime_capabilities");
     };
-    if models.iter().any(|m| m.get("id").and_then(Value::as_str) == Some(model)) {
+    if models
+        .iter()
+        .any(|m| m.get("id").and_then(Value::as_str) == Some(model))
+    {
         Check::ok("model", format!("model {model} is available"))
     } else {
-        Check::new("model", "warning", format!("model {model} is not in the model list of the last snapshot"))
-            .category("model_or_config_error")
-            .suggest("codex_get_runtime_capabilities")
-            .detail("model", json!(model))
+        Check::new(
+            "model",
+            "warning",
+            format!("model {model} is not in the model list of the last snapshot"),
+        )
+        .category("model_or_config_error")
+        .suggest("codex_get_runtime_capabilities")
+        .detail("model", json!(model))
     }
 }
 
 /// The sandbox fits the kind of run, and the Linux sandbox can work.
-fn sandbox_check(capabilities: Option<&Value>, sandbox: Option<&str>, workflow_kind: &str) -> Check {
+fn sandbox_check(
+    capabilities: Option<&Value>,
+    sandbox: Option<&str>,
+    workflow_kind: &str,
+) -> Check {
     let readiness = capabilities
         .and_then(|c| c.pointer("/sandboxReadiness/status"))
         .and_then(Value::as_str);
     let effective = sandbox.unwrap_or("read-only");
     let check = if workflow_kind == "write" && effective == "read-only" {
-        Check::new("sandbox", "warning", "a write run in a read-only sandbox cannot change files")
-            .suggest("pass sandbox=workspace-write")
+        Check::new(
+            "sandbox",
+            "warning",
+            "a write run in a read-only sandbox cannot change files",
+        )
+        .suggest("pass sandbox=workspace-write")
     } else if effective == "danger-full-access" {
-        Check::new("sandbox", "warning", "danger-full-access runs commands without a sandbox")
+        Check::new(
+            "sandbox",
+            "warning",
+            "danger-full-access runs commands without a sandbox",
+        )
     } else if readiness == Some("restricted") {
-        Check::new("sandbox", "warning", "the Linux sandbox (bubblewrap) is restricted on this host")
-            .category("sandbox_spawn_denied")
+        Check::new(
+            "sandbox",
+            "warning",
+            "the Linux sandbox (bubblewrap) is restricted on this host",
+        )
+        .category("sandbox_spawn_denied")
     } else {
         Check::ok("sandbox", format!("{effective} for a {workflow_kind} run"))
     };
@@ -233,7 +302,13 @@ fn sandbox_check(capabilities: Option<&Value>, sandbox: Option<&str>, workflow_k
 }
 
 /// Submits the probe turn and waits for it; the check says how it went, the value is `probeOperation`.
-async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &CallContext) -> (Check, Value) {
+async fn live_probe(
+    app: &App,
+    args: &Args,
+    cwd: &Path,
+    bound: Duration,
+    ctx: &CallContext,
+) -> (Check, Value) {
     // The tool is a passive read in the catalog, so the server's guard does not see the probe: it is checked
     // here, as every write tool is.
     if app.recursion_guard_active() {
@@ -252,7 +327,10 @@ async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &C
     );
     let mut values = serde_json::Map::new();
     values.insert("operation_type".into(), json!("start_chat"));
-    values.insert("client_request_id".into(), json!(format!("preflight:{nonce}")));
+    values.insert(
+        "client_request_id".into(),
+        json!(format!("preflight:{nonce}")),
+    );
     values.insert("message".into(), json!(message));
     values.insert("cwd".into(), json!(cwd.display().to_string()));
     values.insert("sandbox".into(), json!("read-only"));
@@ -266,7 +344,14 @@ async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &C
     }
     let provided = values.keys().cloned().collect();
     let Some(spec) = Catalog::get().find("codex_submit_task") else {
-        return (Check::new("live_probe", "error", "codex_submit_task is not in the catalog"), Value::Null);
+        return (
+            Check::new(
+                "live_probe",
+                "error",
+                "codex_submit_task is not in the catalog",
+            ),
+            Value::Null,
+        );
     };
     schema::apply_defaults(&spec.input_schema, &mut values);
     let started = Instant::now();
@@ -277,15 +362,25 @@ async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &C
             let check = Check::new(
                 "live_probe",
                 "error",
-                format!("the probe was refused: {}", payload["error"]["message"].as_str().unwrap_or("")),
+                format!(
+                    "the probe was refused: {}",
+                    payload["error"]["message"].as_str().unwrap_or("")
+                ),
             )
             .detail("errorCode", payload["error"]["code"].clone())
             .suggest("codex_collect_diagnostics");
             return (check, Value::Null);
         }
     };
-    let Some(operation_id) = accepted.get("operationId").and_then(Value::as_str).map(str::to_string) else {
-        return (Check::new("live_probe", "error", "the submit answered no operationId"), Value::Null);
+    let Some(operation_id) = accepted
+        .get("operationId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return (
+            Check::new("live_probe", "error", "the submit answered no operationId"),
+            Value::Null,
+        );
     };
     let waited = super::wait::operation_until(app, &operation_id, bound, ctx, |s| {
         s.get("terminal").and_then(Value::as_bool) == Some(true)
@@ -294,12 +389,23 @@ async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &C
     let status = match waited {
         Ok((status, _)) => status,
         Err(error) => {
-            let check = Check::new("live_probe", "warning", format!("waiting for the probe failed: {}", error.to_payload()["error"]["message"]))
-                .detail("operationId", json!(operation_id));
+            let check = Check::new(
+                "live_probe",
+                "warning",
+                format!(
+                    "waiting for the probe failed: {}",
+                    error.to_payload()["error"]["message"]
+                ),
+            )
+            .detail("operationId", json!(operation_id));
             return (check, json!({"operationId": operation_id}));
         }
     };
-    let state = status.get("status").and_then(Value::as_str).unwrap_or("queued").to_string();
+    let state = status
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("queued")
+        .to_string();
     let final_text = status
         .pointer("/finalReport/text")
         .and_then(Value::as_str)
@@ -317,17 +423,26 @@ async fn live_probe(app: &App, args: &Args, cwd: &Path, bound: Duration, ctx: &C
     });
     let check = match state.as_str() {
         "completed" => Check::ok("live_probe", "the probe turn completed"),
-        "unknown_after_app_server_exit" => Check::new("live_probe", "error", "app-server exited during the probe turn")
-            .category("app_server_exited")
-            .suggest("codex_collect_diagnostics"),
-        "failed" | "cancelled" | "interrupted" | "orphaned" => {
-            Check::new("live_probe", "error", format!("the probe turn ended {state}"))
-                .suggest("codex_collect_diagnostics")
-        }
+        "unknown_after_app_server_exit" => Check::new(
+            "live_probe",
+            "error",
+            "app-server exited during the probe turn",
+        )
+        .category("app_server_exited")
+        .suggest("codex_collect_diagnostics"),
+        "failed" | "cancelled" | "interrupted" | "orphaned" => Check::new(
+            "live_probe",
+            "error",
+            format!("the probe turn ended {state}"),
+        )
+        .suggest("codex_collect_diagnostics"),
         _ => Check::new(
             "live_probe",
             "warning",
-            format!("the probe turn is still {state} after {} s", bound.as_secs()),
+            format!(
+                "the probe turn is still {state} after {} s",
+                bound.as_secs()
+            ),
         )
         .category("client_timeout")
         .suggest("codex_wait"),

@@ -37,7 +37,12 @@ impl Entry {
 pub fn build(found: &Correlation, limit: usize) -> Value {
     let mut entries = Vec::new();
     for op in &found.operations {
-        entries.push(Entry::new(op.created_at, "operation", "created", &op.operation_id));
+        entries.push(Entry::new(
+            op.created_at,
+            "operation",
+            "created",
+            &op.operation_id,
+        ));
         if let Some(at) = op.started_at {
             entries.push(Entry::new(at, "operation", "started", &op.operation_id));
         }
@@ -46,16 +51,31 @@ pub fn build(found: &Correlation, limit: usize) -> Value {
         }
     }
     for intent in &found.intents {
-        entries.push(Entry::new(intent.created_at, "intent", format!("{} sent", intent.method), &intent.operation_id));
+        entries.push(Entry::new(
+            intent.created_at,
+            "intent",
+            format!("{} sent", intent.method),
+            &intent.operation_id,
+        ));
         if let Some(at) = intent.resolved_at {
             entries.push(
-                Entry::new(at, "intent", format!("{} resolved", intent.method), &intent.operation_id)
-                    .status(&intent.state),
+                Entry::new(
+                    at,
+                    "intent",
+                    format!("{} resolved", intent.method),
+                    &intent.operation_id,
+                )
+                .status(&intent.state),
             );
         }
     }
     for turn in &found.turns {
-        entries.push(Entry::new(turn.created_at, "turn", "started", &turn.turn_id));
+        entries.push(Entry::new(
+            turn.created_at,
+            "turn",
+            "started",
+            &turn.turn_id,
+        ));
         if let Some(at) = turn.completed_at {
             entries.push(Entry::new(at, "turn", "ended", &turn.turn_id).status(&turn.status));
         }
@@ -69,29 +89,62 @@ pub fn build(found: &Correlation, limit: usize) -> Value {
         ));
         if let Some(at) = interaction.answered_at {
             entries.push(
-                Entry::new(at, "interaction", "answered", &interaction.interaction_id).status(&interaction.status),
+                Entry::new(at, "interaction", "answered", &interaction.interaction_id)
+                    .status(&interaction.status),
             );
         }
     }
     for event in &found.workflow_events {
-        entries.push(Entry::new(event.created_at, "workflow", event.event.clone(), &event.workflow_id).status(&event.phase));
+        entries.push(
+            Entry::new(
+                event.created_at,
+                "workflow",
+                event.event.clone(),
+                &event.workflow_id,
+            )
+            .status(&event.phase),
+        );
     }
     for command in &found.commands {
-        entries.push(Entry::new(command.created_at, "worker_command", command.command_type.clone(), &command.command_id));
+        entries.push(Entry::new(
+            command.created_at,
+            "worker_command",
+            command.command_type.clone(),
+            &command.command_id,
+        ));
         if let Some(at) = command.completed_at {
-            entries.push(Entry::new(at, "worker_command", "ended", &command.command_id).status(&command.status));
+            entries.push(
+                Entry::new(at, "worker_command", "ended", &command.command_id)
+                    .status(&command.status),
+            );
         }
     }
     for action in &found.lifecycle {
-        entries.push(Entry::new(action.created_at, "lifecycle", action.action_type.clone(), &action.action_id));
+        entries.push(Entry::new(
+            action.created_at,
+            "lifecycle",
+            action.action_type.clone(),
+            &action.action_id,
+        ));
         if let Some(at) = action.completed_at {
-            entries.push(Entry::new(at, "lifecycle", "ended", &action.action_id).status(&action.status));
+            entries.push(
+                Entry::new(at, "lifecycle", "ended", &action.action_id).status(&action.status),
+            );
         }
     }
     for frame in &found.frames {
         let what = frame.method.clone().unwrap_or_else(|| "reply".to_string());
-        let id = frame.turn_id.as_ref().or(frame.thread_id.as_ref()).map_or("", String::as_str);
-        entries.push(Entry::new(frame.created_at, "app_server", format!("{} {what}", frame.direction), id));
+        let id = frame
+            .turn_id
+            .as_ref()
+            .or(frame.thread_id.as_ref())
+            .map_or("", String::as_str);
+        entries.push(Entry::new(
+            frame.created_at,
+            "app_server",
+            format!("{} {what}", frame.direction),
+            id,
+        ));
     }
     // Stable: rows of one instant keep the order above (an operation before its intent before its turn).
     entries.sort_by_key(|e| e.at);
@@ -162,17 +215,37 @@ mod tests {
         let all = build(&found, 100);
         let events: Vec<String> = all["entries"]
             .as_array()
-            .map(|e| e.iter().map(|e| format!("{} {}", e["source"].as_str().unwrap_or(""), e["event"].as_str().unwrap_or(""))).collect())
+            .map(|e| {
+                e.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["source"].as_str().unwrap_or(""),
+                            e["event"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(
             events,
-            ["operation created", "operation started", "app_server out turn/start", "turn started", "operation ended", "turn ended"]
+            [
+                "operation created",
+                "operation started",
+                "app_server out turn/start",
+                "turn started",
+                "operation ended",
+                "turn ended"
+            ]
         );
         assert_eq!(all["truncated"], json!(false));
         // Cut to two: the last two remain, and the cut is said.
         let cut = build(&found, 2);
         assert_eq!(cut["entries"].as_array().map(Vec::len), Some(2));
-        assert_eq!(cut["entries"][1]["status"], json!("unknown_after_app_server_exit"));
+        assert_eq!(
+            cut["entries"][1]["status"],
+            json!("unknown_after_app_server_exit")
+        );
         assert_eq!(cut["truncated"], json!(true));
         assert_eq!(cut["total"], json!(6));
     }
