@@ -504,6 +504,11 @@ fn diagnostic_logs_show_warnings_and_frames_with_payloads_only_on_request() {
     let submitted = h.submit(json!({"operation_type": "start_chat", "message": "crash please"}));
     let id = op_id(&submitted);
     let done = h.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        json!("unknown_after_app_server_exit"),
+        "{done}"
+    );
 
     let logs = h.call(
         "codex_get_diagnostic_logs",

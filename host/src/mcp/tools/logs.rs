@@ -70,7 +70,7 @@ pub fn log_lines(app: &App, query: &LogQuery) -> (Vec<Value>, Vec<Value>) {
                 || query.mentions.iter().any(|id| mentions(&line.text, id)))
             && generation.as_ref().is_none_or(|g| mentions(&line.text, g))
     });
-    lines.sort_by(|a, b| b.at_ms.cmp(&a.at_ms));
+    lines.sort_by_key(|line| std::cmp::Reverse(line.at_ms));
     lines.truncate(query.limit);
     let rendered = lines
         .iter()
@@ -177,7 +177,7 @@ pub async fn diagnostic_logs(app: &App, args: &Args) -> Result<Value, ToolError>
                     .await?,
             );
         }
-        events.sort_by(|a, b| b.event_id.cmp(&a.event_id));
+        events.sort_by_key(|event| std::cmp::Reverse(event.event_id));
         events.truncate(limit);
         events
             .iter()
