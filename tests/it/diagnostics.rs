@@ -500,7 +500,10 @@ fn diagnostics_of_a_completed_turn_and_a_quiet_server() {
 
 #[test]
 fn diagnostic_logs_show_warnings_and_frames_with_payloads_only_on_request() {
-    let mut h = start_with("diag-logs", &fake_app_server("exit_mid_turn"));
+    // No log file: the server logs to stderr, and its warnings are read from its in-memory ring.
+    let mut extra = fake_app_server("exit_mid_turn");
+    extra.push(("CODEX_CONTROL_PLANE_MCP_LOG", String::new()));
+    let mut h = start_with("diag-logs", &extra);
     let submitted = h.submit(json!({"operation_type": "start_chat", "message": "crash please"}));
     let id = op_id(&submitted);
     let done = h.wait_terminal(&id);
@@ -526,6 +529,8 @@ fn diagnostic_logs_show_warnings_and_frames_with_payloads_only_on_request() {
         })
         .unwrap_or_else(|| panic!("the exit warning is served: {logs}"));
     assert_eq!(exit["severity"], json!("warning"));
+    assert_eq!(exit["origin"], json!("this_process"), "{logs}");
+    assert_eq!(logs["logSources"][0]["origin"], json!("this_process"));
     assert!(lines.iter().all(|l| l["severity"] != json!("info")));
     let errors_only = h.call(
         "codex_get_diagnostic_logs",
@@ -589,4 +594,53 @@ fn diagnostic_logs_show_warnings_and_frames_with_payloads_only_on_request() {
         let refused = h.call("codex_get_diagnostic_logs", args);
         assert_invalid_argument(&refused, field);
     }
+}
+
+#[test]
+fn in_auto_mode_the_worker_owns_app_server_and_its_log_is_read() {
+    let mut extra = fake_app_server("exit_mid_turn");
+    extra.push(("CODEX_MCP_EXECUTION_MODE", "auto".into()));
+    let mut h = start_with("diag-auto", &extra);
+    let submitted =
+        h.submit(json!({"operation_type": "start_chat", "message": "crash in the worker"}));
+    let id = op_id(&submitted);
+    let done = h.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        json!("unknown_after_app_server_exit"),
+        "{done}"
+    );
+
+    // The exit happened in the worker: its warning is in the worker's log file.
+    let logs = call_until(
+        &mut h,
+        "codex_get_diagnostic_logs",
+        json!({"source": "mcp_log", "severity": "warning"}),
+        |p| {
+            p["logs"].as_array().is_some_and(|lines| {
+                lines.iter().any(|l| {
+                    l["origin"] == json!("worker_log_file")
+                        && l["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("app-server exited"))
+                })
+            })
+        },
+    );
+    assert!(
+        !logs
+            .to_string()
+            .contains(&h.dir.path().display().to_string()),
+        "{logs}"
+    );
+    let payload = h.call("codex_collect_diagnostics", json!({"operation_id": id}));
+    assert_eq!(payload["overallStatus"], json!("broken"), "{payload}");
+    assert_eq!(
+        check(&payload, "app_server_running")["details"]["ownedBy"],
+        json!("background_worker")
+    );
+    assert_eq!(
+        check(&payload, "operation_outcome")["details"]["category"],
+        json!("app_server_exited")
+    );
 }

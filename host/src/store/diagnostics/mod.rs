@@ -285,6 +285,120 @@ mod tests {
         assert_eq!(empty, Ok(Correlation::default()));
     }
 
+    /// A workflow with two operations on one thread (the first with a turn), an unrelated operation on
+    /// another thread, and a worker command that names the first operation.
+    async fn seeded() -> (tempfile::TempDir, Store) {
+        let (dir, store) = temp_store();
+        store
+            .write(|tx| {
+                let op = "INSERT INTO codex_operations (operation_id, client_request_id, operation_type, status, \
+                          thread_id, turn_id, workflow_id, request_json, request_fingerprint, next_attempt_at, \
+                          created_at, updated_at) VALUES (?1, ?1, 'start_chat', ?2, ?3, ?4, ?5, '{}', 'f', 0, ?6, ?6)";
+                tx.execute(op, rusqlite::params!["op_plan", "completed", "thr_a", "turn_1", "wf_1", 1])?;
+                tx.execute(op, rusqlite::params!["op_exec", "running", "thr_a", None::<String>, "wf_1", 2])?;
+                tx.execute(op, rusqlite::params!["op_other", "queued", "thr_b", None::<String>, None::<String>, 3])?;
+                tx.execute(
+                    "INSERT INTO tracked_turns (turn_id, thread_id, operation_id, status, created_at, updated_at) \
+                     VALUES ('turn_1', 'thr_a', NULL, 'completed', 1, 1)",
+                    [],
+                )?;
+                tx.execute(
+                    "INSERT INTO codex_workflows (workflow_id, client_request_id, kind, plugin_id, plugin_version, \
+                     input_json, request_fingerprint, state_json, phase, status, thread_id, created_at, updated_at) \
+                     VALUES ('wf_1', 'wf_1', 'plan_then_execute', 'plan-workflow', '0.1.0', '{}', 'f', '{}', \
+                     'executing', 'running', 'thr_a', 1, 2)",
+                    [],
+                )?;
+                tx.execute(
+                    "INSERT INTO codex_worker_commands (command_id, command_type, payload_json, created_at, \
+                     updated_at, expires_at) VALUES ('cmd_1', 'interrupt_turn', \
+                     '{\"tool\":\"codex_interrupt_turn\",\"operation_id\":\"op_plan\"}', 1, 1, 9)",
+                    [],
+                )?;
+                Ok(())
+            })
+            .await
+            .expect("seed");
+        (dir, store)
+    }
+
+    fn ids_of(found: &Correlation) -> (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) {
+        let mut ops: Vec<&str> = found
+            .operations
+            .iter()
+            .map(|o| o.operation_id.as_str())
+            .collect();
+        ops.sort_unstable();
+        (
+            ops,
+            found.turns.iter().map(|t| t.turn_id.as_str()).collect(),
+            found
+                .workflows
+                .iter()
+                .map(|w| w.workflow_id.as_str())
+                .collect(),
+            found
+                .commands
+                .iter()
+                .map(|c| c.command_id.as_str())
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn each_kind_of_scope_reaches_its_linked_rows_and_nothing_else() {
+        let (_dir, store) = seeded().await;
+        let scope = |operation: Option<&str>,
+                     workflow: Option<&str>,
+                     thread: Option<&str>,
+                     turn: Option<&str>| {
+            DiagnosticScope {
+                operation_id: operation.map(str::to_string),
+                workflow_id: workflow.map(str::to_string),
+                thread_id: thread.map(str::to_string),
+                turn_id: turn.map(str::to_string),
+                since_ms: 0,
+                event_limit: 10,
+            }
+        };
+        let read = |scope: DiagnosticScope| {
+            let store = store.clone();
+            async move {
+                store
+                    .diagnostic_correlation(scope)
+                    .await
+                    .expect("read")
+                    .expect("known scope")
+            }
+        };
+        // An operation brings its turn, its workflow and the command that names it, not its sibling.
+        let by_op = read(scope(Some("op_plan"), None, None, None)).await;
+        assert_eq!(
+            ids_of(&by_op),
+            (vec!["op_plan"], vec!["turn_1"], vec!["wf_1"], vec!["cmd_1"])
+        );
+        // The turn row has no operation of its own: the operation's link fills it in.
+        assert_eq!(by_op.turns[0].operation_id.as_deref(), Some("op_plan"));
+        // A workflow brings both of its operations and, through them, the turn.
+        let by_workflow = read(scope(None, Some("wf_1"), None, None)).await;
+        assert_eq!(
+            ids_of(&by_workflow),
+            (
+                vec!["op_exec", "op_plan"],
+                vec!["turn_1"],
+                vec!["wf_1"],
+                vec!["cmd_1"]
+            )
+        );
+        // A turn brings its operation; a thread everything on it, never the other thread's operation.
+        let by_turn = read(scope(None, None, None, Some("turn_1"))).await;
+        assert_eq!(ids_of(&by_turn).0, vec!["op_plan"]);
+        let by_thread = read(scope(None, None, Some("thr_a"), None)).await;
+        assert_eq!(ids_of(&by_thread).0, vec!["op_exec", "op_plan"]);
+        let other = read(scope(None, None, Some("thr_b"), None)).await;
+        assert_eq!(ids_of(&other), (vec!["op_other"], vec![], vec![], vec![]));
+    }
+
     #[test]
     fn placeholders_never_leave_an_empty_list() {
         assert_eq!(read::placeholders(0), "?1");
