@@ -142,3 +142,26 @@ fn the_live_probe_runs_one_marked_read_only_turn() {
     );
     assert_ne!(again["probeOperation"]["operationId"], probe["operationId"]);
 }
+
+#[test]
+fn the_live_probe_is_refused_inside_our_own_codex_child() {
+    // The tool reads, so the server's guard lets it through; its probe is a write and is refused by itself.
+    let mut h = Harness::start_with(
+        "preflight-guard",
+        &[("CODEX_CONTROL_PLANE_MCP_PARENT", "12345")],
+    );
+    let project = h.project.display().to_string();
+    let payload = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project, "live_probe": true, "timeout_seconds": 5}),
+    );
+    assert_eq!(payload["status"], json!("error"), "{payload}");
+    let probe = check(&payload, "live_probe");
+    assert_eq!(probe["status"], json!("error"));
+    assert_eq!(
+        probe["details"]["errorCode"],
+        json!("CODEX_RECURSION_GUARD")
+    );
+    assert_eq!(payload["probeOperation"], Value::Null);
+    assert_eq!(h.model.n_model_calls(), 0, "nothing reached the model");
+}
