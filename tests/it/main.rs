@@ -5,6 +5,7 @@ mod appserver;
 mod catalog;
 mod chats;
 mod config;
+mod diagnostic_tools;
 mod diagnostics;
 mod goals;
 mod harness;
