@@ -156,6 +156,14 @@ fn diagnostics_of_an_operation_lost_to_an_app_server_exit_name_the_cause() {
     assert_eq!(quiet["timeline"]["entries"], json!([]));
     assert!(quiet["logs"].is_null());
 
+    // Without a scope the failure is a background finding, counted within since_minutes.
+    let global = h.call("codex_collect_diagnostics", json!({}));
+    assert_eq!(global["overallStatus"], json!("degraded"), "{global}");
+    assert_eq!(global["scopedFindings"], json!([]));
+    assert!(global["backgroundFindings"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|c| c["name"] == json!("recent_errors"))));
+
     // Unknown ids and out-of-range bounds are refused, never guessed or clamped.
     let unknown = h.call(
         "codex_collect_diagnostics",

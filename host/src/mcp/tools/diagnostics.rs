@@ -22,6 +22,10 @@ mod timeline;
 /// Active work untouched for this long is stale (the seed's 30 minutes).
 const STALE_AFTER_MS: i64 = 30 * 60_000;
 
+/// Longest log line in a diagnostic snapshot: enough for a warning and its fields; the full line is one
+/// `codex_get_diagnostic_logs` call away.
+const LOG_LINE_CHARS: usize = 2_000;
+
 /// Statuses that mean an operation or turn did not succeed.
 const FAILED: [&str; 3] = ["failed", "orphaned", "unknown_after_app_server_exit"];
 
@@ -65,7 +69,7 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
     if scoped {
         scoped_checks(&correlation, now, &mut checks);
     } else {
-        global_checks(app, now, &mut checks).await?;
+        global_checks(app, now, since_minutes, &mut checks).await?;
     }
     let logs = if args.bool("include_logs") {
         let mentions = if scoped {
@@ -82,7 +86,7 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
                 mentions,
                 process_generation: None,
                 limit: usize::try_from(args.int_or("log_limit", 50)).unwrap_or(50),
-                max_line_chars: 2_000,
+                max_line_chars: LOG_LINE_CHARS,
             },
         );
         let errors = lines
@@ -400,15 +404,20 @@ fn scoped_checks(found: &Correlation, now: i64, checks: &mut Vec<Check>) {
     ));
 }
 
-/// Without a scope: the same counts the health summary reads.
-async fn global_checks(app: &App, now: i64, checks: &mut Vec<Check>) -> Result<(), ToolError> {
+/// Without a scope: the same counts the health summary reads, failures counted within `since_minutes`.
+async fn global_checks(
+    app: &App,
+    now: i64,
+    since_minutes: i64,
+    checks: &mut Vec<Check>,
+) -> Result<(), ToolError> {
     let report = app
         .engine
         .store
         .health_report(crate::store::health::HealthQuery {
             now,
             stale_after_ms: STALE_AFTER_MS,
-            since_ms: 120 * 60_000,
+            since_ms: since_minutes * 60_000,
             max_recent_errors: 0,
         })
         .await?;
@@ -458,7 +467,7 @@ async fn global_checks(app: &App, now: i64, checks: &mut Vec<Check>) -> Result<(
                 "recent_errors",
                 "warning",
                 format!(
-                    "{} operation(s) or workflow(s) failed in the last two hours",
+                    "{} operation(s) or workflow(s) failed in the last {since_minutes} minutes",
                     report.recent_error_count
                 ),
             )
