@@ -387,3 +387,69 @@ fn in_auto_mode_the_worker_owns_app_server_and_its_log_is_read() {
         json!("app_server_exited")
     );
 }
+
+#[test]
+fn a_pending_approval_is_found_and_no_output_shows_a_path_mail_or_token() {
+    let mut h = Harness::start("diag-corpus");
+    let command = "cat /srv/private/notes.txt # ada@example.com sk-abcdefghijklmnopqrst1234";
+    h.model.push([
+        support::fake_model::Reply::exec(command, "call_1"),
+        support::fake_model::Reply::text("Done."),
+    ]);
+    let submitted = h.submit(json!({
+        "operation_type": "start_chat",
+        "message": "read the notes of ada@example.com in /srv/private",
+        "approval_policy": "untrusted",
+        "sandbox": "workspace-write",
+    }));
+    let id = op_id(&submitted);
+    h.wait_for(&id, Duration::from_secs(20), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+
+    let payload = h.call(
+        "codex_collect_diagnostics",
+        json!({"operation_id": id, "include_logs": true}),
+    );
+    assert_eq!(payload["overallStatus"], json!("degraded"), "{payload}");
+    let pending = check(&payload, "pending_interactions");
+    assert_eq!(pending["details"]["category"], json!("pending_approval"));
+    assert_eq!(
+        pending["suggestedAction"],
+        json!("codex_answer_pending_interaction")
+    );
+    assert_eq!(
+        payload["correlation"]["interactions"][0]["status"],
+        json!("pending")
+    );
+    assert!(timeline_events(&payload).contains(&"interaction approval asked".to_string()));
+    let logs = h.call("codex_get_diagnostic_logs", json!({"severity": "debug"}));
+    let audit = h.call(
+        "codex_get_diagnostic_logs",
+        json!({"source": "app_server_events", "include_payload": true}),
+    );
+    let secrets = ["ada@example.com", "sk-abcdefghijklmnopqrst1234"];
+    for (name, output) in [
+        ("collect", &payload),
+        ("logs", &logs),
+        ("raw audit", &audit),
+    ] {
+        let text = output.to_string();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{name} shows {secret}: {text}");
+        }
+    }
+    // Paths are kept only in the raw-audit view: the command reached the journal, and only that view shows it.
+    assert!(audit.to_string().contains("/srv/private"), "{audit}");
+    for (name, output) in [("collect", &payload), ("logs", &logs)] {
+        let text = output.to_string();
+        assert!(
+            !text.contains("/srv/private"),
+            "{name} shows the path: {text}"
+        );
+        assert!(
+            !text.contains(&h.dir.path().display().to_string()),
+            "{name}: {text}"
+        );
+    }
+}
