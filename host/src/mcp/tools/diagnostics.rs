@@ -77,7 +77,7 @@ pub async fn collect_diagnostics(app: &App, args: &Args) -> Result<Value, ToolEr
         } else {
             Vec::new()
         };
-        // A scope that correlates nothing (no scope) shows every line.
+        // With a scope, the lines that name one of its rows or generations; without one, every line.
         let (lines, sources) = log_lines(
             app,
             &LogQuery {
