@@ -69,6 +69,30 @@ fn a_ready_project_passes_without_starting_anything() {
     );
     assert_eq!(write["status"], json!("warning"), "{write}");
     assert_eq!(check(&write, "sandbox")["status"], json!("warning"));
+    // A review needs a git work tree; the demo project is none until it gets one.
+    let review = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project, "workflow_kind": "review"}),
+    );
+    assert_eq!(
+        check(&review, "git_repository")["status"],
+        json!("warning"),
+        "{review}"
+    );
+    std::fs::create_dir(h.project.join(".git")).expect("mkdir .git");
+    let review = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project, "workflow_kind": "review"}),
+    );
+    assert_eq!(
+        check(&review, "git_repository")["status"],
+        json!("ok"),
+        "{review}"
+    );
+    assert_eq!(
+        review["nextRecommendedAction"],
+        json!("codex_start_review_workflow")
+    );
     let file = h.project.join("notes.txt");
     std::fs::write(&file, "not a directory").expect("write");
     let gone = h.call(

@@ -43,6 +43,9 @@ pub async fn preflight(app: &App, args: &Args, ctx: &CallContext) -> Result<Valu
         checks.push(model_check(capabilities, model));
     }
     checks.push(sandbox_check(capabilities, sandbox, workflow_kind));
+    if workflow_kind == "review" {
+        checks.push(git_check(&cwd));
+    }
     let pending = app.pending_interaction_count().await?;
     checks.push(if pending > 0 {
         Check::new(
@@ -160,6 +163,26 @@ fn project_path(cwd: &Path) -> Check {
         )
         .category("project_path")
         .suggest("validate_paths_and_config")
+    }
+}
+
+/// A code review reads the changes of a git work tree: `cwd` or a folder above it holds `.git` (a folder, or a
+/// file in a linked work tree).
+fn git_check(cwd: &Path) -> Check {
+    match cwd.ancestors().find(|dir| dir.join(".git").exists()) {
+        Some(root) => Check::ok(
+            "git_repository",
+            format!("git work tree at {}", root.display()),
+        ),
+        None => Check::new(
+            "git_repository",
+            "warning",
+            format!(
+                "{} is not in a git work tree; a review of changes needs one",
+                cwd.display()
+            ),
+        )
+        .suggest("run the review in a git repository, or use target_type=custom"),
     }
 }
 
