@@ -189,3 +189,41 @@ fn the_live_probe_is_refused_inside_our_own_codex_child() {
     assert_eq!(payload["probeOperation"], Value::Null);
     assert_eq!(h.model.n_model_calls(), 0, "nothing reached the model");
 }
+
+#[test]
+fn a_write_run_is_told_when_another_write_holds_the_project() {
+    let mut h = Harness::start("preflight-busy");
+    let project = h.project.display().to_string();
+    let idle = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project, "workflow_kind": "write", "sandbox": "workspace-write"}),
+    );
+    assert_eq!(check(&idle, "active_work")["status"], json!("ok"), "{idle}");
+    // A write turn that waits for its command's approval keeps the project's write lock.
+    h.model.push([
+        support::fake_model::Reply::exec("echo busy > busy.txt", "call_1"),
+        support::fake_model::Reply::text("Done."),
+    ]);
+    let submitted = h.submit(
+        json!({"operation_type": "start_chat", "message": "write a file",
+                                    "approval_policy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    let id = crate::harness::op_id(&submitted);
+    h.wait_for(&id, std::time::Duration::from_secs(20), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+    let busy = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project, "workflow_kind": "write", "sandbox": "workspace-write"}),
+    );
+    let active = check(&busy, "active_work");
+    assert_eq!(active["status"], json!("warning"), "{busy}");
+    assert_eq!(active["details"]["writeLockHeldBy"], json!(id));
+    assert_eq!(active["details"]["activeOperationCount"], json!(1));
+    // A plan run only reads: the same work is no obstacle.
+    let plan = h.call(
+        "codex_preflight_project_run",
+        json!({"project_id": project}),
+    );
+    assert_eq!(check(&plan, "active_work")["status"], json!("ok"));
+}

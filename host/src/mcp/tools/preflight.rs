@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::domain::rules::agent_safe::{agent_safe_text, redacted_path};
 use crate::domain::rules::capabilities::health_subset;
+use crate::domain::rules::status::{ACTIVE, STARTABLE};
 use crate::mcp::args::Args;
 use crate::mcp::call::CallContext;
 use crate::mcp::catalog::Catalog;
@@ -18,9 +19,13 @@ use crate::mcp::error::{ErrorCode, ToolError};
 use crate::mcp::schema;
 use crate::mcp::tools::checks::{self, Check};
 use crate::projects::ProjectError;
+use crate::store::operations::OperationFilter;
 
 /// The marker every probe prompt carries, so a reader of the chat (or of the model's logs) knows it is a test.
 pub const PROBE_MARKER: &str = "MCP LIVE TEST / DO NOT MODIFY FILES";
+
+/// Most active operations looked at for `active_work`: more than the slot limits ever let run at once.
+const MAX_ACTIVE_LISTED: usize = 500;
 
 /// Handler of `codex_preflight_project_run`.
 pub async fn preflight(app: &App, args: &Args, ctx: &CallContext) -> Result<Value, ToolError> {
@@ -46,6 +51,7 @@ pub async fn preflight(app: &App, args: &Args, ctx: &CallContext) -> Result<Valu
     if workflow_kind == "review" {
         checks.push(git_check(&cwd));
     }
+    checks.push(active_work(app, &cwd, workflow_kind).await?);
     let pending = app.pending_interaction_count().await?;
     checks.push(if pending > 0 {
         Check::new(
@@ -184,6 +190,57 @@ fn git_check(cwd: &Path) -> Check {
         )
         .suggest("run the review in a git repository, or use target_type=custom"),
     }
+}
+
+/// Work already under way in the project: fine for a plan or a review, but a write run queues behind a write
+/// that holds the project's write lock.
+async fn active_work(app: &App, cwd: &Path, workflow_kind: &str) -> Result<Check, ToolError> {
+    let filter = OperationFilter {
+        statuses: ACTIVE
+            .iter()
+            .chain(&STARTABLE)
+            .map(|s| s.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let store = &app.engine.store;
+    let in_project: Vec<String> = store
+        .list_operations(filter, MAX_ACTIVE_LISTED)
+        .await?
+        .into_iter()
+        .filter(|op| {
+            op.cwd
+                .as_deref()
+                .is_some_and(|dir| Path::new(dir).starts_with(cwd))
+        })
+        .map(|op| op.operation_id)
+        .collect();
+    let writing: Vec<&String> = store
+        .resource_locks()
+        .await?
+        .into_iter()
+        .filter(|lock| lock.lock_key.starts_with("project:") && lock.lock_key.ends_with(":write"))
+        .filter_map(|lock| in_project.iter().find(|id| **id == lock.operation_id))
+        .collect();
+    let check = if workflow_kind == "write" && !writing.is_empty() {
+        Check::new(
+            "active_work",
+            "warning",
+            format!(
+                "operation {} holds the project's write lock; a new write run waits for it",
+                writing[0]
+            ),
+        )
+        .suggest("codex_get_concurrency_status")
+    } else {
+        Check::ok(
+            "active_work",
+            format!("{} active operation(s) in this project", in_project.len()),
+        )
+    };
+    Ok(check
+        .detail("activeOperationCount", json!(in_project.len()))
+        .detail("writeLockHeldBy", json!(writing.first())))
 }
 
 /// The state database takes a write: its file and folder are writable and a write transaction commits.
