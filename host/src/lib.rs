@@ -22,6 +22,7 @@
 //! - [`domain`]: pure rules every layer shares (statuses, dedup, similarity, hashing, redaction, the typed
 //!   app-server server requests); names no other module.
 //! - [`config`]: one typed configuration from a TOML file and the seed's environment variables.
+//! - [`logs`]: this server's own log lines for the diagnostics tools (a `tracing` ring of WARN+ lines, log file tails).
 //! - [`shutdown`]: the shutdown signal passed to every long-lived task.
 //! - [`time`]: clock helpers.
 //!
@@ -32,6 +33,7 @@ pub mod appserver;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod logs;
 pub mod mcp;
 pub mod plugins;
 pub mod projects;

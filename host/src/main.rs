@@ -194,8 +194,13 @@ enum LogTarget {
 }
 
 /// Logs go to the configured file, else stderr; the worker's to its capped file. Stdout belongs to MCP.
+/// Every target also feeds the in-memory ring of WARN+ lines the diagnostics tools read
+/// (`codex_control_plane::logs::ring`), since stderr cannot be read back.
 fn init_logging(config: &Config, target: LogTarget) -> anyhow::Result<Option<std::fs::File>> {
     use anyhow::Context;
+    use codex_control_plane::logs::ring::RingLayer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter =
         tracing_subscriber::EnvFilter::try_new(&config.log_level).context("invalid log level")?;
     let builder = tracing_subscriber::fmt()
@@ -206,7 +211,7 @@ fn init_logging(config: &Config, target: LogTarget) -> anyhow::Result<Option<std
             codex_control_plane::store::liveness::sibling(&config.state_db_path, "worker.log");
         let log = worker::logfile::CappedLog::open(&path, worker::logfile::DEFAULT_CAP_BYTES)
             .with_context(|| format!("cannot open log file {}", path.display()))?;
-        builder.with_writer(log).init();
+        builder.with_writer(log).finish().with(RingLayer).init();
         return Ok(None);
     }
     match &config.log_path {
@@ -223,11 +228,19 @@ fn init_logging(config: &Config, target: LogTarget) -> anyhow::Result<Option<std
             let writer = file
                 .try_clone()
                 .context("cannot share the log file handle")?;
-            builder.with_writer(std::sync::Mutex::new(writer)).init();
+            builder
+                .with_writer(std::sync::Mutex::new(writer))
+                .finish()
+                .with(RingLayer)
+                .init();
             Ok(Some(file))
         }
         None => {
-            builder.with_writer(std::io::stderr).init();
+            builder
+                .with_writer(std::io::stderr)
+                .finish()
+                .with(RingLayer)
+                .init();
             Ok(None)
         }
     }

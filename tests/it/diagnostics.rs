@@ -9,7 +9,7 @@ use support::mcp_client::workspace_binary;
 
 use crate::harness::{assert_invalid_argument, op_id, Harness};
 
-fn fake_app_server(mode: &'static str) -> Vec<(&'static str, String)> {
+pub fn fake_app_server(mode: &'static str) -> Vec<(&'static str, String)> {
     let fake =
         workspace_binary("codex-control-plane-tests", "fake-app-server").expect("fake app-server");
     vec![
@@ -18,7 +18,7 @@ fn fake_app_server(mode: &'static str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn start_with(label: &str, extra: &[(&'static str, String)]) -> Harness {
+pub fn start_with(label: &str, extra: &[(&'static str, String)]) -> Harness {
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Harness::start_with(label, &extra)
 }

@@ -203,6 +203,18 @@ const SPECS: &[(&str, &str)] = &[
         "codex_search_chats",
         include_str!("tools/specs/codex_search_chats.json"),
     ),
+    (
+        "codex_collect_diagnostics",
+        include_str!("tools/specs/codex_collect_diagnostics.json"),
+    ),
+    (
+        "codex_get_diagnostic_logs",
+        include_str!("tools/specs/codex_get_diagnostic_logs.json"),
+    ),
+    (
+        "codex_preflight_project_run",
+        include_str!("tools/specs/codex_preflight_project_run.json"),
+    ),
 ];
 
 /// The parsed catalog plus derived values computed once.

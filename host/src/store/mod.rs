@@ -39,6 +39,7 @@ pub mod capabilities;
 pub mod changes;
 pub mod chats;
 pub mod commands;
+pub mod diagnostics;
 pub mod events;
 pub mod goals;
 pub mod health;

@@ -9,8 +9,10 @@
 //! - [`canonical`]: canonical JSON, request fingerprints and the fields that differ between two requests.
 //! - [`interactions`]: pending-interaction kinds and their default (auto-decline) replies.
 //! - [`redact`]: secret redaction (keys and text) for everything journaled or returned.
+//! - [`agent_safe`]: the diagnostics redaction: secrets plus absolute paths (`[redacted-path:<name>:<hash10>]`).
 //! - [`capabilities`]: runtime capabilities: redacted summaries of app-server's inventory, method outcomes.
 
+pub mod agent_safe;
 pub mod canonical;
 pub mod capabilities;
 pub mod dedup;

@@ -5,11 +5,15 @@ mod capabilities;
 mod catalog_reads;
 mod chat_content;
 mod chats;
+mod checks;
 mod contract;
+mod diagnostics;
 mod health;
 mod interactions;
 mod lifecycle;
+mod logs;
 mod operations;
+mod preflight;
 mod queue;
 mod reviews;
 mod search;
@@ -41,6 +45,8 @@ pub async fn dispatch(
         "codex_wait" => return wait::wait(app, &args, ctx).await,
         "codex_start_chat" => return chats::start_chat(app, &args, ctx).await,
         "codex_send_message" => return chats::send_message(app, &args, ctx).await,
+        // Its live probe submits a turn and waits for it, which needs the caller's context.
+        "codex_preflight_project_run" => return preflight::preflight(app, &args, ctx).await,
         _ => {}
     }
     let bound = wait::requested(&args);
@@ -106,6 +112,8 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_get_chat_status" => catalog_reads::chat_status_tool(app, &args).await,
         "codex_get_chat" => chat_content::get_chat(app, &args).await,
         "codex_search_chats" => search::search_chats(app, &args).await,
+        "codex_collect_diagnostics" => diagnostics::collect_diagnostics(app, &args).await,
+        "codex_get_diagnostic_logs" => logs::diagnostic_logs(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),
