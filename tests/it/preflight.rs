@@ -52,10 +52,7 @@ fn a_ready_project_passes_without_starting_anything() {
         "{payload}"
     );
     assert!(!payload.to_string().contains(&project));
-    let status = h
-        .client
-        .call_tool("codex_get_app_server_status", json!({}))
-        .expect("status");
+    let status = h.call("codex_get_app_server_status", json!({}));
     assert_eq!(
         status["running"],
         json!(false),
