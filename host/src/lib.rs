@@ -33,6 +33,7 @@ pub mod appserver;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod hooks;
 pub mod logs;
 pub mod mcp;
 pub mod plugins;

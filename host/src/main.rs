@@ -28,6 +28,39 @@ enum Command {
     /// The background worker that owns codex app-server and dispatches work for every MCP server on the
     /// database (started automatically in `auto` mode; run it yourself with `execution_mode = "client"`).
     Worker(WorkerCli),
+    /// Codex hooks that record sessions run outside this server into its chat history.
+    Hooks(HooksCli),
+}
+
+#[derive(Debug, Args)]
+struct HooksCli {
+    #[command(subcommand)]
+    action: HooksAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum HooksAction {
+    /// Add our hooks to `<CODEX_HOME>/hooks.json` (backed up, merged with yours) and record them as trusted.
+    Install {
+        /// Longest message text recorded.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_text_chars: Option<u64>,
+        /// Do not record trust through codex app-server (Codex will not run the hooks until trusted).
+        #[arg(long)]
+        skip_trust: bool,
+    },
+    /// Remove our hooks, keeping everyone else's.
+    Uninstall,
+    /// Which events have our hook and whether Codex trusts them (JSON; exit 1 if not all in order).
+    Status,
+    /// `status` plus whether the state database takes a write.
+    Doctor,
+    /// The hook handler Codex runs: reads the event JSON on stdin and records it. Always exits 0.
+    Record {
+        /// The side config `install` wrote (state DB, text limit).
+        #[arg(long, value_name = "PATH")]
+        hook_config: PathBuf,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -66,6 +99,13 @@ enum WorkerAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Codex runs the recorder with its own environment: it reads only its side config, never ours.
+    if let Some(Command::Hooks(HooksCli {
+        action: HooksAction::Record { hook_config },
+    })) = &cli.command
+    {
+        return record_hook(hook_config);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -110,7 +150,61 @@ fn main() -> ExitCode {
             codex_control_plane::server::run_http(config, addr, shutdown_signal()),
         )),
         Command::Worker(cli) => runtime.block_on(run_worker(config, cli)),
+        Command::Hooks(cli) => runtime.block_on(run_hooks(config, cli)),
     }
+}
+
+async fn run_hooks(config: Config, cli: HooksCli) -> ExitCode {
+    use codex_control_plane::hooks;
+    let report = match cli.action {
+        HooksAction::Install {
+            max_text_chars,
+            skip_trust,
+        } => {
+            let max = max_text_chars.and_then(|m| usize::try_from(m).ok());
+            hooks::install(&config, max, skip_trust).await
+        }
+        HooksAction::Uninstall => hooks::uninstall(&config).await,
+        HooksAction::Status => hooks::status(&config, false).await,
+        HooksAction::Doctor => hooks::status(&config, true).await,
+        // Served before the configuration is loaded.
+        HooksAction::Record { .. } => return ExitCode::SUCCESS,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report.json).unwrap_or_else(|_| report.json.to_string())
+    );
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `hooks record`: whatever happens, exit 0; a failure becomes a short `systemMessage` for Codex to show.
+fn record_hook(hook_config: &std::path::Path) -> ExitCode {
+    use codex_control_plane::hooks::{record, RecordOutcome};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            println!(
+                "{}",
+                serde_json::json!({"systemMessage": format!("codex-control-plane-mcp history hook: {err}")})
+            );
+            return ExitCode::SUCCESS;
+        }
+    };
+    let outcome = runtime.block_on(record(hook_config, std::io::stdin().lock()));
+    if let RecordOutcome::Failed(message) = outcome {
+        println!(
+            "{}",
+            serde_json::json!({"systemMessage": format!("codex-control-plane-mcp history hook: {message}")})
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 async fn run_worker(config: Config, cli: WorkerCli) -> ExitCode {

@@ -10,6 +10,7 @@ mod diagnostic_tools;
 mod diagnostics;
 mod goals;
 mod harness;
+mod hooks;
 mod http;
 mod mcp_appserver;
 mod mcp_stdio;

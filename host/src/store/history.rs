@@ -277,6 +277,53 @@ fn insert(conn: &Connection, entry: &NewEntry<'_>, created_at: i64) -> Result<us
         ])?)
 }
 
+/// One message a Codex hook reported (`hooks record`), for a session this server may not have run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEntry {
+    /// Codex's thread (the hook's `thread_id`, else its `session_id`).
+    pub thread_id: String,
+    /// The turn, when the event names one.
+    pub turn_id: String,
+    /// `user`, `assistant` or `system`.
+    pub role: String,
+    /// `prompt`, `final_answer` or `compact_summary`.
+    pub kind: String,
+    /// The text (redacted here, truncated by the caller).
+    pub text: String,
+    /// Order within the turn.
+    pub position: i64,
+    /// `hook:` + a hash of the event, so a hook that runs twice writes one row.
+    pub source_key: String,
+}
+
+/// Stores a hook's message unless the turn is one this server runs (those are mirrored from the turn itself,
+/// and a second copy would show every message twice); true when a row was written.
+pub fn insert_hook_entry(
+    conn: &Connection,
+    entry: &HookEntry,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let ours: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM tracked_turns WHERE turn_id = ?1)")?
+        .query_row([&entry.turn_id], |row| row.get(0))?;
+    if ours {
+        return Ok(false);
+    }
+    let new = NewEntry {
+        thread_id: &entry.thread_id,
+        turn_id: &entry.turn_id,
+        operation_id: None,
+        project_id: None,
+        role: &entry.role,
+        kind: &entry.kind,
+        text: &entry.text,
+        position: entry.position,
+        source_key: &entry.source_key,
+        turn_created_at: now,
+    };
+    Ok(insert(conn, &new, now)? > 0)
+}
+
 fn entry_from_row(row: &Row<'_>) -> Result<HistoryEntry, rusqlite::Error> {
     Ok(HistoryEntry {
         entry_id: row.get(0)?,
@@ -386,6 +433,12 @@ impl Store {
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let thread_id = thread_id.to_string();
         self.read(move |conn| thread_entries(conn, &thread_id, limit))
+            .await
+    }
+
+    /// See [`insert_hook_entry`].
+    pub async fn record_hook_entry(&self, entry: HookEntry) -> Result<bool, StoreError> {
+        self.write(move |tx| insert_hook_entry(tx, &entry, crate::time::now_ms()))
             .await
     }
 

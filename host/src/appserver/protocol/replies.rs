@@ -92,6 +92,48 @@ pub struct ThreadWithTurns {
     pub turns: Vec<Value>,
 }
 
+/// `hooks/list`: per working directory, the hooks found.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HooksListReply {
+    /// One entry per working directory asked for.
+    #[serde(default)]
+    pub data: Vec<HooksListEntry>,
+}
+
+/// The hooks of one working directory.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HooksListEntry {
+    /// The hooks, in display order.
+    #[serde(default)]
+    pub hooks: Vec<HookInfo>,
+    /// Problems loading hook files.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One discovered hook, as much as the installer reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookInfo {
+    /// Stable key, used to record trust.
+    pub key: String,
+    /// Hash of its current definition; trust is recorded for this hash.
+    pub current_hash: String,
+    /// `managed`, `untrusted`, `trusted` or `modified`.
+    pub trust_status: String,
+    /// `userPromptSubmit`, `stop`, ...
+    pub event_name: String,
+    /// The command line, for command hooks.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The file it came from.
+    #[serde(default)]
+    pub source_path: Option<String>,
+    /// Whether it is enabled.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::replies::{
-    Ack, GoalCleared, GoalReply, ThreadReadReply, ThreadReply, TurnReply, TurnSteered,
+    Ack, GoalCleared, GoalReply, HooksListReply, ThreadReadReply, ThreadReply, TurnReply,
+    TurnSteered,
 };
 use super::ClientRequest;
 
@@ -385,6 +386,44 @@ pub struct ReviewStart {
 impl ClientRequest for ReviewStart {
     const METHOD: &'static str = "review/start";
     type Reply = TurnReply;
+}
+
+/// `hooks/list`: the hooks codex discovers for these working directories, with their trust state.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HooksList {
+    /// Working directories to inspect.
+    pub cwds: Vec<String>,
+}
+
+impl ClientRequest for HooksList {
+    const METHOD: &'static str = "hooks/list";
+    type Reply = HooksListReply;
+}
+
+/// One edit of `config/batchWrite`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigEdit {
+    /// Dotted path of the key.
+    pub key_path: String,
+    /// `upsert` merges tables, `replace` overwrites.
+    pub merge_strategy: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// `config/batchWrite`: edits the user's `config.toml` through codex, which keeps its format.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigBatchWrite {
+    /// The edits, applied in order.
+    pub edits: Vec<ConfigEdit>,
+}
+
+impl ClientRequest for ConfigBatchWrite {
+    const METHOD: &'static str = "config/batchWrite";
+    type Reply = Ack;
 }
 
 #[cfg(test)]
