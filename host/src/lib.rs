@@ -7,6 +7,8 @@
 //!
 //! - [`server`]: the MCP server process: start-up and shutdown wiring (`run` for stdio, `run_http` for HTTP).
 //! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
+//! - [`admin`]: `admin init|doctor|print-config|smoke`: set-up, client configurations, smoke tests.
+//! - [`hooks`]: the Codex hooks installer (trust through app-server) and the history recorder they run.
 //! - [`app`]: the state shared by tool handlers.
 //! - [`mcp`]: the MCP transports (rmcp over stdio and streamable HTTP), the tool catalog, argument validation
 //!   and the error shape.
@@ -28,6 +30,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants.
 
+pub mod admin;
 pub mod app;
 pub mod appserver;
 pub mod config;

@@ -30,6 +30,67 @@ enum Command {
     Worker(WorkerCli),
     /// Codex hooks that record sessions run outside this server into its chat history.
     Hooks(HooksCli),
+    /// Set-up and checks: create the state, print client configurations, smoke-test the server.
+    Admin(AdminCli),
+}
+
+#[derive(Debug, Args)]
+struct AdminCli {
+    #[command(subcommand)]
+    action: AdminAction,
+    /// CODEX_HOME for this set-up (default: $CODEX_HOME, else ~/.codex).
+    #[arg(long, global = true, value_name = "PATH")]
+    codex_home: Option<PathBuf>,
+    /// The state database (default: $CODEX_MCP_STATE_DB, else under $XDG_STATE_HOME).
+    #[arg(long, global = true, value_name = "PATH")]
+    state_db: Option<PathBuf>,
+    /// Where projects live (default: $CODEX_PROJECTS_ROOT, else the current directory).
+    #[arg(long, global = true, value_name = "PATH")]
+    projects_root: Option<PathBuf>,
+    /// A directory work may run in; repeat for several (default: the projects root).
+    #[arg(long = "allowed-root", global = true, value_name = "PATH")]
+    allowed_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create the state database, install the hooks, smoke-test the server, print client configurations.
+    Init {
+        /// Do not install the Codex hooks.
+        #[arg(long)]
+        skip_hooks: bool,
+        /// Do not start the server to check it.
+        #[arg(long)]
+        skip_smoke: bool,
+    },
+    /// Check paths, the database, the codex binary and the hooks.
+    Doctor,
+    /// Print the client configurations (JSON mcpServers, Codex TOML, `claude mcp add`).
+    PrintConfig,
+    /// Start the server as a client would and check it.
+    Smoke {
+        /// `protocol` (handshake and tools) or `safe-operation` (also one real read-only Codex turn).
+        #[arg(long, default_value = "protocol", value_parser = ["protocol", "safe-operation"])]
+        scenario: String,
+    },
+}
+
+/// The seed's separate entry points, as names of this binary (`ln -s codex-control-plane-mcp
+/// codex-control-plane-mcp-admin`): the name selects the subcommand.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    for (suffix, command) in [("-admin", "admin"), ("-hooks", "hooks")] {
+        if name.ends_with(suffix) {
+            args.insert(1, command.into());
+        }
+    }
+    args
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +159,7 @@ enum WorkerAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments());
     // Codex runs the recorder with its own environment: it reads only its side config, never ours.
     if let Some(Command::Hooks(HooksCli {
         action: HooksAction::Record { hook_config },
@@ -106,7 +167,11 @@ fn main() -> ExitCode {
     {
         return record_hook(hook_config);
     }
-    let config = match Config::load(cli.config.as_deref()) {
+    let loaded = match &cli.command {
+        Some(Command::Admin(admin)) => admin_config(cli.config.as_deref(), admin),
+        _ => Config::load(cli.config.as_deref()),
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(err) => {
             eprintln!("codex-control-plane-mcp: {err}");
@@ -151,6 +216,73 @@ fn main() -> ExitCode {
         )),
         Command::Worker(cli) => runtime.block_on(run_worker(config, cli)),
         Command::Hooks(cli) => runtime.block_on(run_hooks(config, cli)),
+        Command::Admin(cli) => runtime.block_on(run_admin(config, cli)),
+    }
+}
+
+/// The configuration with the admin flags in place of the environment variables they stand for.
+fn admin_config(
+    file: Option<&std::path::Path>,
+    admin: &AdminCli,
+) -> Result<Config, codex_control_plane::config::ConfigError> {
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let mut set = |key: &str, value: &std::path::Path| {
+        env.insert(key.to_string(), value.display().to_string());
+    };
+    if let Some(path) = &admin.codex_home {
+        set("CODEX_HOME", path);
+    }
+    if let Some(path) = &admin.state_db {
+        set("CODEX_MCP_STATE_DB", path);
+    }
+    if let Some(path) = &admin.projects_root {
+        set("CODEX_PROJECTS_ROOT", path);
+    }
+    if !admin.allowed_roots.is_empty() {
+        let roots: Vec<String> = admin
+            .allowed_roots
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        env.insert("CODEX_ALLOWED_ROOTS".into(), roots.join(";"));
+    }
+    let file = file.map(std::path::Path::to_path_buf).or_else(|| {
+        env.get(codex_control_plane::config::CONFIG_PATH_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    Config::from_sources(file.as_deref(), &env)
+}
+
+async fn run_admin(config: Config, cli: AdminCli) -> ExitCode {
+    use codex_control_plane::admin;
+    let binary = std::env::current_exe().unwrap_or_else(|_| "codex-control-plane-mcp".into());
+    let (report, ok) = match cli.action {
+        AdminAction::Init {
+            skip_hooks,
+            skip_smoke,
+        } => admin::init(&config, &binary, skip_hooks, skip_smoke).await,
+        AdminAction::Doctor => admin::doctor(&config).await,
+        AdminAction::PrintConfig => (admin::print_config(&config, &binary), true),
+        AdminAction::Smoke { scenario } => {
+            let scenario = if scenario == "safe-operation" {
+                admin::SmokeScenario::SafeOperation
+            } else {
+                admin::SmokeScenario::Protocol
+            };
+            let report = admin::smoke(&config, &binary, scenario).await;
+            let ok = report["ok"] == serde_json::json!(true);
+            (report, ok)
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string())
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests, one module per area.
 
+mod admin;
 mod admission;
 mod appserver;
 mod catalog;
