@@ -280,6 +280,40 @@ fn a_task_is_working_across_a_restart_and_cancel_interrupts_its_turn() {
     client.close(Duration::from_secs(10)).expect("exit");
 }
 
+/// A task whose work no dispatcher has claimed yet (here: `client` mode, and no worker runs) is cancelled
+/// outright by `tasks/cancel`: it never starts later.
+#[test]
+fn cancel_of_a_queued_task_cancels_it_before_it_starts() {
+    let (_dir, mut env, project) = scripted_env("tasks-cancel-queued", "normal");
+    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "client".into()));
+    let mut client = McpClient::spawn(&env, &[]).expect("spawn");
+    let task_id = submit_task(
+        &mut client,
+        &project,
+        "wait in the queue, then be cancelled",
+    );
+    let ack = modern_ok(&mut client, "tasks/cancel", json!({"taskId": task_id}));
+    assert_eq!(ack["resultType"], json!("complete"), "{ack}");
+    let (_, cancelled) = poll_task(&mut client, &task_id, |t| t["status"] != "working");
+    assert_eq!(cancelled["status"], json!("cancelled"), "{cancelled}");
+    let mut params =
+        json!({"name": "codex_get_operation_status", "arguments": {"operation_id": task_id}});
+    params["_meta"] = meta(true);
+    let status = client.request("tools/call", params).expect("status");
+    assert_eq!(
+        status["structuredContent"]["status"],
+        json!("cancelled"),
+        "{status}"
+    );
+    assert_eq!(
+        status["structuredContent"]["terminal"],
+        json!(true),
+        "{status}"
+    );
+    client.close(Duration::from_secs(10)).expect("exit");
+}
+
 #[test]
 fn an_approval_is_the_tasks_input_and_tasks_update_answers_it() {
     let (_dir, env, project) = scripted_env("tasks-approval", "approval");

@@ -173,7 +173,20 @@ pub async fn cancel(
         return Ok(());
     }
     let key = match &view.resolved {
-        Target::Operation(_) => "operation_id",
+        Target::Operation(id) => {
+            // Work no dispatcher has claimed yet is cancelled outright; running work gets its turn interrupted.
+            let cancelled = server
+                .app()
+                .engine()
+                .store
+                .cancel_queued_operation(id)
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            if cancelled {
+                return Ok(());
+            }
+            "operation_id"
+        }
         Target::Workflow(_) => "workflow_id",
         Target::Command(_) => {
             tracing::info!(task = %params.task_id, "tasks/cancel before the worker started the workflow; nothing to interrupt yet");

@@ -414,6 +414,13 @@ impl Store {
             .await
     }
 
+    /// See [`cancel_if_queued`].
+    pub async fn cancel_queued_operation(&self, operation_id: &str) -> Result<bool, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| cancel_if_queued(tx, &id, crate::time::now_ms()))
+            .await
+    }
+
     /// The reconcile rule: reopen a terminal operation whose turn is not trusted-terminal.
     pub async fn reopen_operation(&self, operation_id: &str) -> Result<Operation, StoreError> {
         let id = operation_id.to_string();
@@ -573,6 +580,25 @@ pub(crate) mod tests {
     }
 
     const PROMPT: &str = "Please refactor the storage layer to use WAL mode and add tests";
+
+    #[tokio::test]
+    async fn only_an_unclaimed_queued_operation_is_cancelled() {
+        let (_dir, store) = temp_store();
+        let id = match store
+            .insert_operation(chat("cancel me", None))
+            .await
+            .expect("insert")
+        {
+            InsertOutcome::Created { operation, .. } => operation.operation_id,
+            other => panic!("{other:?}"),
+        };
+        assert!(store.cancel_queued_operation(&id).await.expect("cancel"));
+        let op = store.get_operation(&id).await.expect("read").expect("op");
+        assert_eq!(op.status, OperationStatus::Cancelled);
+        assert!(op.is_terminal());
+        // Already ended: nothing to cancel.
+        assert!(!store.cancel_queued_operation(&id).await.expect("again"));
+    }
 
     #[tokio::test]
     async fn historical_continuation_turns_a_matching_start_chat_into_send_message() {

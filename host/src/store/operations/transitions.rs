@@ -25,6 +25,24 @@ pub fn set_status(
     write_status(conn, &op, to, now)
 }
 
+/// Cancels an operation that has not started: `queued`, no lease held (no dispatcher has claimed it). One
+/// compare-and-set, so a dispatcher claiming it at the same moment either wins (false here) or finds it
+/// cancelled. True when this call cancelled it.
+pub fn cancel_if_queued(
+    conn: &Connection,
+    operation_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET status = 'cancelled', queue_status = 'cancelled', queued_reason = NULL, \
+             completed_at = ?2, updated_at = ?2 \
+             WHERE operation_id = ?1 AND status = 'queued' AND lease_owner IS NULL",
+        )?
+        .execute(params![operation_id, now])?;
+    Ok(changed == 1)
+}
+
 pub(super) fn write_status(
     conn: &Connection,
     op: &Operation,
