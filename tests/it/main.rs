@@ -1,6 +1,7 @@
 //! End-to-end tests, one module per area.
 
 mod admission;
+mod analyze;
 mod appserver;
 mod catalog;
 mod chats;

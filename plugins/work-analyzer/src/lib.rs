@@ -12,7 +12,7 @@
 //!   operation ended before its turn, is `workflow_thread_drift`; a failed workflow with a thread
 //!   is `workflow_recoverable_candidate_found`; a workflow that failed on its plan is
 //!   `invalid_plan_artifact`.
-//! - Without rows (no scope), the failing checks of this theme stand in for them.
+//! - Without a scope (no rows), the failing checks of this theme stand in for them.
 
 use analyzer_guest::{
     error_text, int_of, is_live, mentions_any, str_of, Hit, Level, Snapshot, STALE_AFTER_MS,
@@ -303,13 +303,18 @@ fn check_hits(snapshot: &Snapshot, hits: &mut Vec<Hit>) {
             &["reconcile_workflow_from_thread"],
         ),
     ];
+    // With a scope the rows are there and the rules above judge them; only what no row shows (an operation
+    // that ended before its turn) comes from the checks.
+    let scoped = snapshot.doc()["scope"]["scoped"].as_bool().unwrap_or(false);
     for check in snapshot.failing_checks() {
         let category = check["details"]["category"].as_str().unwrap_or("");
         let Some((category, title, actions)) = THEME.iter().find(|(c, ..)| *c == category).copied()
         else {
             continue;
         };
-        if hits.iter().any(|h| h.category == category) {
+        if (scoped && category != "workflow_thread_drift")
+            || hits.iter().any(|h| h.category == category)
+        {
             continue;
         }
         hits.push(

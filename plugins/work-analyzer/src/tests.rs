@@ -90,4 +90,10 @@ fn without_rows_the_failing_checks_stand_in() {
     ]}));
     assert_eq!(categories(&hits), ["stale_operation"]);
     assert!(run(json!({})).is_empty());
+    // With a scope, the rows decide.
+    let scoped = run(json!({"scope": {"scoped": true}, "checks": [
+        {"name": "pending_interactions", "status": "warning", "message": "", "details": {"category": "pending_approval"}},
+        {"name": "premature_terminal_operation", "status": "warning", "message": "", "details": {"category": "workflow_thread_drift"}},
+    ]}));
+    assert_eq!(categories(&scoped), ["workflow_thread_drift"]);
 }
