@@ -17,7 +17,6 @@
 use analyzer_guest::{
     error_text, int_of, is_live, mentions_any, str_of, Hit, Level, Snapshot, STALE_AFTER_MS,
 };
-use serde_json::Value;
 
 wit_bindgen::generate!({
     path: "../../wit/since_v0.1.0",

@@ -1,7 +1,7 @@
 //! The work rules on hand-built snapshots, one per category.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const HOUR: i64 = 3_600_000;
 
