@@ -336,3 +336,42 @@ fn a_third_party_analyzer_contributes_and_a_runaway_one_is_reported() {
         .as_array()
         .is_some_and(|s| s.iter().any(|s| s["tool"] == json!("codex_health_summary"))));
 }
+
+#[test]
+fn the_default_analyzers_judge_the_largest_snapshot_within_their_budgets() {
+    // The most a snapshot carries: 50 rows of each kind, 100 timeline entries, 50 log lines of 500
+    // characters. Each default analyzer judges all of it within its fuel and deadline.
+    let temp = support::mcp_client::TempDir::new("analyze-budget");
+    let config = codex_control_plane::config::Config::for_tests(temp.path());
+    let host = codex_control_plane::plugins::PluginHost::load(&config).expect("plugins");
+    let hour = 3_600_000;
+    let operations: Vec<Value> = (0..50)
+        .map(|i| json!({"operationId": format!("op_{i:032x}"), "operationType": "start_chat", "status": "running",
+                        "live": true, "idleMs": 2 * hour, "lastError": {"code": "CODEX_TIMEOUT", "message": "x".repeat(500)}}))
+        .collect();
+    let turns: Vec<Value> = (0..50)
+        .map(|i| json!({"turnId": format!("turn-{i}"), "status": "inProgress", "live": true, "idleMs": 2 * hour}))
+        .collect();
+    let interactions: Vec<Value> = (0..50)
+        .map(|i| json!({"interactionId": format!("int_{i}"), "kind": "approval", "status": "pending", "ageMs": hour}))
+        .collect();
+    let timeline: Vec<Value> = (0..100)
+        .map(|i| json!({"at": "2026-11-26T08:00:00.000Z", "source": "operation", "event": "created", "id": format!("op_{i}")}))
+        .collect();
+    let logs: Vec<Value> = (0..50)
+        .map(|i| json!({"severity": "warning", "message": format!("line {i} {}", "y".repeat(490))}))
+        .collect();
+    let snapshot = json!({
+        "schemaVersion": "analyzer-snapshot/v1", "scope": {"scoped": true},
+        "operations": operations, "turns": turns, "interactions": interactions,
+        "timeline": timeline, "logs": logs,
+    })
+    .to_string();
+    assert!(snapshot.len() > 70_000, "{}", snapshot.len());
+    for report in host.analyze_all(&snapshot) {
+        let findings = report
+            .result
+            .unwrap_or_else(|e| panic!("{} failed: {e}", report.plugin));
+        assert!(!findings.is_empty(), "{} found nothing", report.plugin);
+    }
+}

@@ -21,8 +21,8 @@ pub mod snapshot;
 
 use merge::Merged;
 
-/// Most log lines a snapshot carries.
-const SNAPSHOT_LOG_LINES: usize = 100;
+/// Most log lines a snapshot carries (newest first).
+const SNAPSHOT_LOG_LINES: usize = 50;
 /// Most app-server frames and journal lines read for a snapshot.
 const SNAPSHOT_EVENTS: usize = 100;
 

@@ -18,6 +18,10 @@ pub const SCHEMA: &str = "analyzer-snapshot/v1";
 /// Most timeline entries a snapshot carries.
 const TIMELINE_LIMIT: usize = 100;
 
+/// Longest log message in a snapshot: the event and its ids are at the start of a line, and every analyzer
+/// scans every line within its fuel, so the tail of a long line is left to `codex_get_diagnostic_logs`.
+const LOG_MESSAGE_CHARS: usize = 500;
+
 /// Builds the snapshot of `gathered` for the scope `scope` (the answer's scope object).
 pub fn build(gathered: &Gathered, scope: &Value, problem_text: Option<&str>) -> Value {
     let now = gathered.now;
@@ -57,8 +61,23 @@ pub fn build(gathered: &Gathered, scope: &Value, problem_text: Option<&str>) -> 
         "lifecycleActions": rows["lifecycleActions"].take(),
         "appServerEventCount": rows["appServerEventCount"].take(),
         "timeline": timeline["entries"].clone(),
-        "logs": gathered.logs.get("lines").cloned().unwrap_or_else(|| json!([])),
+        "logs": log_lines(&gathered.logs),
     })
+}
+
+/// The gathered log lines with each message cut to [`LOG_MESSAGE_CHARS`] (`truncated` says so).
+fn log_lines(logs: &Value) -> Value {
+    let mut lines = logs.get("lines").cloned().unwrap_or_else(|| json!([]));
+    for line in each_mut(&mut lines) {
+        let Some(message) = line["message"].as_str() else {
+            continue;
+        };
+        if let Some((cut_at, _)) = message.char_indices().nth(LOG_MESSAGE_CHARS) {
+            line["message"] = json!(message[..cut_at].to_string());
+            line["truncated"] = json!(true);
+        }
+    }
+    lines
 }
 
 /// The elements of a JSON array, mutably (none when it is not one).
