@@ -2,6 +2,7 @@
 
 mod admin;
 mod admission;
+mod analyze;
 mod appserver;
 mod catalog;
 mod chats;

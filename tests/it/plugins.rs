@@ -543,8 +543,11 @@ fn workflow_analyzer_and_repair_worlds_dispatch() {
 
     let findings = host.analyze("hostile", r#"{"ops":[]}"#).expect("analyze");
     assert_eq!(findings[0].severity, Severity::Warning);
+    // Every analyzer runs: the embedded defaults first, then the plugin folders.
     let reports = host.analyze_all("{}");
-    assert_eq!(reports.len(), 1);
+    let ids: Vec<&str> = reports.iter().map(|r| r.plugin.as_str()).collect();
+    assert_eq!(ids, ["runtime-analyzer", "work-analyzer", "hostile"]);
+    assert!(reports.iter().all(|r| r.result.is_ok()), "{reports:?}");
 
     let finding = Finding {
         code: "stale_lease".to_string(),

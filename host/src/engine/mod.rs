@@ -17,6 +17,7 @@
 //!
 //! Tool handlers never wait on Codex: they write a row and [`Engine::wake`] the dispatcher, or read SQLite.
 
+pub mod analyzers;
 pub mod capabilities;
 pub mod dispatcher;
 pub mod doorbell;

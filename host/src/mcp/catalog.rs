@@ -212,6 +212,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_get_diagnostic_logs.json"),
     ),
     (
+        "codex_analyze_issue",
+        include_str!("tools/specs/codex_analyze_issue.json"),
+    ),
+    (
         "codex_preflight_project_run",
         include_str!("tools/specs/codex_preflight_project_run.json"),
     ),

@@ -86,6 +86,19 @@ impl McpServer {
             }
             Ok(other) => other,
             Err(err) => {
+                if err.code == ErrorCode::DuplicatePromptActive {
+                    // Kept in the log ring (WARN) so the analyzers can tell a client that resends a prompt.
+                    tracing::warn!(
+                        tool = name,
+                        code = err.code.as_str(),
+                        existing_operation_id = err
+                            .details
+                            .get("existingOperationId")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or(""),
+                        "duplicate prompt refused"
+                    );
+                }
                 tracing::debug!(tool = name, error = %err, "tool call failed");
                 err.to_payload()
             }

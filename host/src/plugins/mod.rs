@@ -149,6 +149,8 @@ pub struct AnalyzerReport {
     pub plugin: String,
     /// Its findings, or why it failed.
     pub result: Result<Vec<Finding>, PluginError>,
+    /// How long the call took, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// Options of [`PluginHost::builder`].
@@ -412,9 +414,14 @@ impl PluginHost {
     pub fn analyze_all(&self, snapshot: &str) -> Vec<AnalyzerReport> {
         let snapshot = snapshot.to_string();
         self.loaded_with(World::Analyzer)
-            .map(|plugin| AnalyzerReport {
-                plugin: plugin.manifest.id.clone(),
-                result: plugin.analyze(&snapshot),
+            .map(|plugin| {
+                let started = Instant::now();
+                let result = plugin.analyze(&snapshot);
+                AnalyzerReport {
+                    plugin: plugin.manifest.id.clone(),
+                    result,
+                    elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }
             })
             .collect()
     }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -438,6 +438,21 @@ CREATE TABLE codex_runtime_capabilities (
     captured_at    INTEGER NOT NULL
 );
 CREATE INDEX idx_codex_runtime_capabilities_captured ON codex_runtime_capabilities (captured_at);
+"#;
+
+/// Diagnoses `codex_analyze_issue` recorded (`record=true`), for a later repair to name by id.
+const V7: &str = r#"
+CREATE TABLE codex_diagnoses (
+    diagnosis_id       TEXT PRIMARY KEY,              -- diag_<32 hex>
+    scope_json         TEXT NOT NULL,                 -- the ids the analysis was scoped to
+    problem_text       TEXT,                          -- the caller's words, redacted
+    likely_root_cause  TEXT,                          -- the top finding's category; NULL when nothing was found
+    confidence         REAL,                          -- the top finding's confidence
+    findings_json      TEXT NOT NULL,                 -- the merged, redacted findings
+    result_json        TEXT NOT NULL,                 -- the whole answer as the tool returned it
+    created_at         INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_diagnoses_created ON codex_diagnoses (created_at);
 "#;
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`redact`]: secret redaction (keys and text) for everything journaled or returned.
 //! - [`agent_safe`]: the diagnostics redaction: secrets plus absolute paths (`[redacted-path:<name>:<hash10>]`).
 //! - [`capabilities`]: runtime capabilities: redacted summaries of app-server's inventory, method outcomes.
+//! - [`repairs`]: the seed's repair action names, their aliases and which need `force`.
 
 pub mod agent_safe;
 pub mod canonical;
@@ -20,6 +21,7 @@ pub mod interactions;
 pub mod output_schema;
 pub mod prompt;
 pub mod redact;
+pub mod repairs;
 pub mod similarity;
 pub mod status;
 pub mod text;

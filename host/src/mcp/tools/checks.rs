@@ -193,13 +193,23 @@ pub fn allowed_roots(app: &App) -> Check {
     }
 }
 
-/// The state database answers a read.
+/// The state database answers a read and can take its write lock.
 pub async fn state_db(app: &App) -> Check {
     match app.engine.store.health_counts().await {
-        Ok(counts) => Check::ok(
-            "mcp_state_db",
-            format!("schema version {}", counts.schema_version),
-        ),
+        Ok(counts) => match app.engine.store.probe_writable().await {
+            Ok(()) => Check::ok(
+                "mcp_state_db",
+                format!("schema version {}, writable", counts.schema_version),
+            ),
+            Err(error) => Check::new(
+                "mcp_state_db",
+                "error",
+                format!("cannot write the state database: {error}"),
+            )
+            .category("mcp_state_db")
+            .suggest("validate_paths_and_config")
+            .detail("readable", json!(true)),
+        },
         Err(error) => Check::new(
             "mcp_state_db",
             "error",

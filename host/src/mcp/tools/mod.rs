@@ -1,5 +1,6 @@
 //! Tool handlers, one module per area; [`dispatch`] routes a validated call to its handler.
 
+mod analyze;
 mod appserver;
 mod capabilities;
 mod catalog_reads;
@@ -114,6 +115,7 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_search_chats" => search::search_chats(app, &args).await,
         "codex_collect_diagnostics" => diagnostics::collect_diagnostics(app, &args).await,
         "codex_get_diagnostic_logs" => logs::diagnostic_logs(app, &args).await,
+        "codex_analyze_issue" => analyze::analyze_issue(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),

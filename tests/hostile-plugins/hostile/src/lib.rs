@@ -12,7 +12,8 @@
 //!
 //! The other worlds echo their input so that tests can check dispatch; a workflow started with an input
 //! containing the string `"panic"` or `"loop"` misbehaves the same way, and one containing `"interrupt"`
-//! interrupts the turn of its `"thread"` and completes with the answer.
+//! interrupts the turn of its `"thread"` and completes with the answer. An analyzer snapshot containing
+//! `hostile-loop` spins forever.
 
 wit_bindgen::generate!({
     path: "../../../wit/since_v0.1.0",
@@ -159,6 +160,13 @@ impl workflow_plugin::Guest for Hostile {
 
 impl analyzer_plugin::Guest for Hostile {
     fn analyze(snapshot: String) -> Vec<Finding> {
+        // A snapshot that asks for it (through the caller's problem text) makes the analyzer run away.
+        if snapshot.contains("hostile-loop") {
+            let mut counter: u64 = 0;
+            loop {
+                counter = std::hint::black_box(counter.wrapping_add(1));
+            }
+        }
         vec![Finding {
             code: "echo".to_string(),
             severity: Severity::Warning,
