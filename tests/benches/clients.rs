@@ -1,0 +1,284 @@
+//! Many clients at once: ten MCP stdio sessions (ten server processes, as ten agents' clients would spawn) on
+//! one state database, first all polling `codex_get_operation_status`, then all submitting
+//! `codex_submit_task`, each for a fixed time. Prints the aggregate rate and the latency p50 / p99 of each
+//! series, for our release binary and, with `SEED_MCP_COMMAND` set, for the seed in the same run.
+//!
+//! Run: `cargo bench -p codex-control-plane-tests --bench clients`
+//! (seed side by side: `SEED_MCP_COMMAND=/path/to/venv/bin/codex-control-plane-mcp cargo bench ...`)
+//!
+//! Our database is prefilled (through the library's `Store`, before the servers start) with 1 000 queued
+//! operations, and the servers run in `client` execution mode with no worker: nothing is dispatched, so the
+//! polls read queued operations and the submits only insert, which is what a fleet of agents does to the
+//! shared database while one worker is busy. The seed cannot be prefilled from here: each of its sessions
+//! first submits 100 operations (untimed) and polls those.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use codex_control_plane::store::{operations, NewOperation, Store};
+use serde_json::{json, Value};
+use support::bench::{percentile, report};
+use support::mcp_client::{isolated_env, server_binary, McpClient, TempDir};
+
+/// Concurrent sessions.
+const CLIENTS: usize = 10;
+/// Queued operations in our database before the servers start.
+const QUEUED: usize = 1_000;
+/// Operations each seed session submits before its polls.
+const SEED_OWN_OPS: usize = 100;
+/// How long each series runs.
+const SERIES: Duration = Duration::from_secs(5);
+
+/// A prompt unlikely to be similar to any other of the run (the duplicate guard stays quiet).
+fn prompt(client: usize, idx: usize, salt: &str) -> String {
+    let words = [
+        "amber", "basalt", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
+        "jasper", "kelp", "lagoon", "marble", "nectar", "onyx", "pylon", "quartz", "reef",
+        "sierra", "tundra",
+    ];
+    let mut state = (client * 1_000_003 + idx * 7_919 + salt.len()) as u64 | 1;
+    let mut out = vec![format!("{salt}-{client}-{idx}")];
+    for _ in 0..9 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.push(words[(state % words.len() as u64) as usize].to_string());
+    }
+    out.join(" ")
+}
+
+fn prefill(db: &Path, projects: &[String]) -> anyhow::Result<Vec<String>> {
+    let store = Store::open(db)?;
+    let projects = projects.to_vec();
+    Ok(store.write_blocking(move |tx| {
+        let now = codex_control_plane::time::now_ms();
+        let mut ids = Vec::with_capacity(QUEUED);
+        for idx in 0..QUEUED {
+            let cwd = projects[idx % projects.len()].clone();
+            let text = prompt(99, idx, "queued");
+            let mut new = NewOperation::new(
+                "start_chat",
+                json!({"operationType": "start_chat", "message": text, "cwd": cwd}),
+            );
+            new.client_request_id = Some(format!("queued-{idx}"));
+            new.project_path_key = cwd.clone();
+            new.cwd = Some(cwd);
+            new.message = Some(text);
+            new.dedup_policy = "idempotency_only".into();
+            ids.push(
+                operations::insert(tx, &new, now)?
+                    .operation()
+                    .operation_id
+                    .clone(),
+            );
+        }
+        Ok(ids)
+    })?)
+}
+
+fn ok_payload(result: &Value) -> anyhow::Result<Value> {
+    let payload = match result.get("structuredContent") {
+        Some(structured) => structured.clone(),
+        None => serde_json::from_str(
+            result
+                .pointer("/content/0/text")
+                .and_then(Value::as_str)
+                .context("no content")?,
+        )?,
+    };
+    anyhow::ensure!(payload["ok"] == json!(true), "call failed: {payload}");
+    Ok(payload)
+}
+
+fn call(client: &mut McpClient, name: &str, arguments: Value) -> anyhow::Result<(Duration, Value)> {
+    let started = Instant::now();
+    let result = client.call_tool_raw(name, arguments)?;
+    let elapsed = started.elapsed();
+    Ok((elapsed, ok_payload(&result)?))
+}
+
+/// Runs `work(client_index, client)` on every client at once for [`SERIES`]; returns every latency and the
+/// wall time.
+fn concurrently(
+    clients: &mut [McpClient],
+    work: impl Fn(usize, usize, &mut McpClient) -> anyhow::Result<Duration> + Sync,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let barrier = Arc::new(Barrier::new(clients.len()));
+    let started = Instant::now();
+    let samples = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .iter_mut()
+            .enumerate()
+            .map(|(i, client)| {
+                let barrier = barrier.clone();
+                let work = &work;
+                scope.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                    barrier.wait();
+                    let deadline = Instant::now() + SERIES;
+                    let mut out = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        out.push(work(i, n, client)?);
+                        n += 1;
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(
+                handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+            );
+        }
+        anyhow::Ok(all)
+    })?;
+    Ok((samples, started.elapsed()))
+}
+
+fn rate(label: &str, samples: &[Duration], wall: Duration) -> (f64, Duration, Duration) {
+    let per_second = samples.len() as f64 / wall.as_secs_f64();
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    report(label, sorted.clone());
+    println!(
+        "  {label:<62} {per_second:>8.0} calls/s aggregate ({} clients)",
+        CLIENTS
+    );
+    (
+        per_second,
+        percentile(&sorted, 50.0),
+        percentile(&sorted, 99.0),
+    )
+}
+
+struct Figures {
+    polls: (f64, Duration, Duration),
+    submits: (f64, Duration, Duration),
+}
+
+fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
+    let dir = TempDir::new(if seed {
+        "bench-clients-seed"
+    } else {
+        "bench-clients"
+    });
+    let mut env = isolated_env(dir.path());
+    env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
+    env.push(("CODEX_MCP_EXECUTION_MODE".into(), "client".into()));
+    let projects: Vec<String> = (0..CLIENTS * 2)
+        .map(|i| {
+            let path = dir.path().join("projects").join(format!("p{i:02}"));
+            std::fs::create_dir_all(&path)?;
+            Ok(path.display().to_string())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut clients = (0..CLIENTS)
+        .map(|_| {
+            let mut client = McpClient::spawn_program(binary, &env, &[])?;
+            client.initialize("2025-06-18")?;
+            Ok(client)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let ids: Vec<Vec<String>> = if seed {
+        let mut own = Vec::new();
+        for (i, client) in clients.iter_mut().enumerate() {
+            let mut mine = Vec::new();
+            for n in 0..SEED_OWN_OPS {
+                let (_, payload) = call(
+                    client,
+                    "codex_submit_task",
+                    json!({"operation_type": "start_chat",
+                    "message": prompt(i, n, "own"), "project_id": projects[i]}),
+                )?;
+                mine.push(
+                    payload["operationId"]
+                        .as_str()
+                        .context("operationId")?
+                        .to_string(),
+                );
+            }
+            own.push(mine);
+        }
+        own
+    } else {
+        let db = env
+            .iter()
+            .find(|(k, _)| k == "CODEX_MCP_STATE_DB")
+            .map(|(_, v)| PathBuf::from(v))
+            .context("db")?;
+        let all = prefill(&db, &projects)?;
+        (0..CLIENTS).map(|_| all.clone()).collect()
+    };
+    let who = if seed { "seed" } else { "ours" };
+    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
+        let list = &ids[i];
+        let id = &list[(n * 37 + i * 101) % list.len()];
+        Ok(call(
+            client,
+            "codex_get_operation_status",
+            json!({"operation_id": id}),
+        )?
+        .0)
+    })?;
+    let polls = rate(
+        &format!("{who}: status polls, {CLIENTS} clients"),
+        &samples,
+        wall,
+    );
+    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
+        let project = &projects[CLIENTS + i];
+        Ok(call(
+            client,
+            "codex_submit_task",
+            json!({"operation_type": "start_chat",
+            "message": prompt(i, n, "timed"), "project_id": project}),
+        )?
+        .0)
+    })?;
+    let submits = rate(
+        &format!("{who}: submits, {CLIENTS} clients"),
+        &samples,
+        wall,
+    );
+    for client in clients {
+        let _ = client.close(Duration::from_secs(15));
+    }
+    Ok(Figures { polls, submits })
+}
+
+fn main() -> anyhow::Result<()> {
+    println!(
+        "machine: {} cores, load average {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let ours = series(&server_binary()?, false)?;
+    let seed = match std::env::var_os("SEED_MCP_COMMAND") {
+        Some(binary) => Some(series(Path::new(&binary), true)?),
+        None => {
+            println!("== seed skipped (set SEED_MCP_COMMAND to the seed's server executable)");
+            None
+        }
+    };
+    if let Some(seed) = seed {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        for (name, o, s) in [
+            ("status polls", ours.polls, seed.polls),
+            ("submits", ours.submits, seed.submits),
+        ] {
+            println!(
+                "  {name:<14} ours {:>7.0}/s p50 {:.2} p99 {:.2} ms | seed {:>6.0}/s p50 {:.2} p99 {:.2} ms | x{:.1}",
+                o.0, ms(o.1), ms(o.2), s.0, ms(s.1), ms(s.2), o.0 / s.0
+            );
+        }
+    }
+    Ok(())
+}
