@@ -9,7 +9,8 @@ use super::operations::{end_by_repair, Operation};
 use super::{new_id, Store, StoreError};
 
 /// Terminal operation statuses (the seed's set); anything else is still live.
-const TERMINAL: &str = "'completed','failed','aborted','cancelled','canceled','interrupted','orphaned',\
+const TERMINAL: &str =
+    "'completed','failed','aborted','cancelled','canceled','interrupted','orphaned',\
     'unknown_after_app_server_exit'";
 
 /// One run of `codex_repair_issue`, dry or not, as audited.
@@ -327,10 +328,16 @@ mod tests {
             (false, "refused"),
             (false, "failed"),
         ] {
-            let id = store.record_repair_run(run("k", dry, status)).await.expect("record");
+            let id = store
+                .record_repair_run(run("k", dry, status))
+                .await
+                .expect("record");
             assert!(id.starts_with("repair_"));
         }
-        store.record_repair_run(run("other", false, "completed")).await.expect("record");
+        store
+            .record_repair_run(run("other", false, "completed"))
+            .await
+            .expect("record");
         let counted = store.counted_repair_runs("k", 0).await.expect("count");
         let statuses: Vec<&str> = counted.iter().map(|r| r.status.as_str()).collect();
         assert_eq!(statuses.len(), 2);

@@ -32,9 +32,15 @@ const SNAPSHOT_LOG_LINES: usize = 50;
 /// The actions whose real run needs the process that owns app-server (a client forwards them to the worker).
 pub fn needs_app_server_owner(args: &Args) -> bool {
     !args.bool("dry_run")
-        && args.str("action").map(actions::canonical).is_some_and(|action| {
-            matches!(action, "restart_app_server_idle" | "force_restart_app_server")
-        })
+        && args
+            .str("action")
+            .map(actions::canonical)
+            .is_some_and(|action| {
+                matches!(
+                    action,
+                    "restart_app_server_idle" | "force_restart_app_server"
+                )
+            })
 }
 
 /// Handler of `codex_repair_issue`.
@@ -65,12 +71,17 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
     }
 
     let scope_text = scope_label(&scope);
-    let target = [&scope.operation_id, &scope.turn_id, &scope.thread_id, &scope.workflow_id]
-        .into_iter()
-        .flatten()
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "*".to_string());
+    let target = [
+        &scope.operation_id,
+        &scope.turn_id,
+        &scope.thread_id,
+        &scope.workflow_id,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .cloned()
+    .unwrap_or_else(|| "*".to_string());
     let guard_key = guard::key(&category, &scope_text, &action, &target);
     let window = actions::guard_limit(&action).1;
     let counted = app
@@ -117,7 +128,10 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
         finish(&mut answer, &verdict);
         audit.status = "blocked".into();
         audit.result = answer.clone();
-        app.engine.store.insert_repair_run(repair_run_id, audit).await?;
+        app.engine
+            .store
+            .insert_repair_run(repair_run_id, audit)
+            .await?;
         tracing::info!(%action, "repair blocked by the loop guard");
         return Ok(answer);
     }
@@ -127,7 +141,9 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
         code: action.clone(),
         subject: target.clone(),
         message: format!("repair requested: {action}"),
-        details: targets.request(&action, force, reason.as_deref()).to_string(),
+        details: targets
+            .request(&action, force, reason.as_deref())
+            .to_string(),
     };
     let plan = app
         .engine
@@ -147,7 +163,10 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
     if checked.iter().any(|c| c.refusal.is_some()) {
         audit.status = "refused".into();
         audit.result = answer.clone();
-        app.engine.store.insert_repair_run(repair_run_id.clone(), audit).await?;
+        app.engine
+            .store
+            .insert_repair_run(repair_run_id.clone(), audit)
+            .await?;
         tracing::warn!(%action, plugin = ?plan.plugin, "repair plan refused: a step is outside the allowlist");
         return Err(ToolError::new(
             ErrorCode::PluginFailed,
@@ -178,7 +197,8 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
             let outcome = steps::perform(app, &action, &item.step.action, timeout).await;
             if let Err(error) = outcome {
                 tracing::warn!(step = %item.step.id, error = %error.message, "repair step failed");
-                answer["steps"][index]["error"] = json!({"code": error.code.as_str(), "message": error.message});
+                answer["steps"][index]["error"] =
+                    json!({"code": error.code.as_str(), "message": error.message});
                 failures.push(item.step.id.clone());
             }
             after.push(steps::state(app, &item.step.action).await?);
@@ -205,7 +225,10 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
     audit.before = answer["before"].clone();
     audit.after = answer["after"].clone();
     audit.result = answer.clone();
-    app.engine.store.insert_repair_run(repair_run_id.clone(), audit).await?;
+    app.engine
+        .store
+        .insert_repair_run(repair_run_id.clone(), audit)
+        .await?;
     tracing::info!(%repair_run_id, %action, dry_run, steps = checked.len(), "repair run recorded");
     Ok(answer)
 }
@@ -254,7 +277,12 @@ async fn scope_of(
 
 /// The scope as one label for the guard key.
 fn scope_label(scope: &RepairScope) -> String {
-    match (&scope.operation_id, &scope.turn_id, &scope.thread_id, &scope.workflow_id) {
+    match (
+        &scope.operation_id,
+        &scope.turn_id,
+        &scope.thread_id,
+        &scope.workflow_id,
+    ) {
         (Some(_), ..) => "operation",
         (None, Some(_), ..) => "turn",
         (None, None, Some(_), _) => "thread",
@@ -294,15 +322,22 @@ fn finish(answer: &mut Value, verdict: &guard::Verdict) {
         "blocked_by_loop_guard" => (
             "blocked",
             vec![
-                "Stop: the loop guard blocks this repair; do not retry it before retryAfter.".into(),
+                "Stop: the loop guard blocks this repair; do not retry it before retryAfter."
+                    .into(),
                 "Collect diagnostics (codex_collect_diagnostics) and ask a person.".into(),
             ],
         ),
         "planned" => (
             "recoverable",
-            vec!["Check before/after; run again with dry_run=false to apply exactly these steps.".into()],
+            vec![
+                "Check before/after; run again with dry_run=false to apply exactly these steps."
+                    .into(),
+            ],
         ),
-        "nothing_to_do" => ("no_action", vec!["Nothing matched this repair; no retry needed.".into()]),
+        "nothing_to_do" => (
+            "no_action",
+            vec!["Nothing matched this repair; no retry needed.".into()],
+        ),
         "completed" => (
             "recoverable",
             vec!["Read the repaired targets' status; analyze again if the problem remains.".into()],
@@ -312,7 +347,11 @@ fn finish(answer: &mut Value, verdict: &guard::Verdict) {
             vec!["A step failed: see steps[].error; do not loop on this repair.".into()],
         ),
     };
-    let tools: &[&str] = &["codex_get_operation_status", "codex_get_workflow_status", "codex_collect_diagnostics"];
+    let tools: &[&str] = &[
+        "codex_get_operation_status",
+        "codex_get_workflow_status",
+        "codex_collect_diagnostics",
+    ];
     answer["postRepairGuidance"] = json!({
         "nextTools": tools,
         "instructions": instructions,

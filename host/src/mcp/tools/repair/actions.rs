@@ -36,11 +36,13 @@ pub fn allows(action: &str, step: &StepAction) -> bool {
         (
             "recover_stale_operations" | "mark_orphaned_after_exit",
             StepAction::FailOperation(..)
-        ) | ("expire_stale_pending_interactions", StepAction::ExpireInteraction(_))
-            | (
-                "restart_app_server_idle" | "force_restart_app_server",
-                StepAction::RestartAppServer
-            )
+        ) | (
+            "expire_stale_pending_interactions",
+            StepAction::ExpireInteraction(_)
+        ) | (
+            "restart_app_server_idle" | "force_restart_app_server",
+            StepAction::RestartAppServer
+        )
     )
 }
 
@@ -90,9 +92,18 @@ mod tests {
 
     #[test]
     fn aliases_resolve_and_the_allowlist_is_per_action() {
-        assert_eq!(canonical("mark_stale_turns_orphaned"), "mark_orphaned_after_exit");
-        assert_eq!(canonical("rebuild_search_index"), "refresh_catalog_and_history");
-        assert_eq!(canonical("restart_app_server_idle"), "restart_app_server_idle");
+        assert_eq!(
+            canonical("mark_stale_turns_orphaned"),
+            "mark_orphaned_after_exit"
+        );
+        assert_eq!(
+            canonical("rebuild_search_index"),
+            "refresh_catalog_and_history"
+        );
+        assert_eq!(
+            canonical("restart_app_server_idle"),
+            "restart_app_server_idle"
+        );
         let fail = StepAction::FailOperation("op_1".into(), "x".into());
         assert!(allows("recover_stale_operations", &fail));
         assert!(!allows("expire_stale_pending_interactions", &fail));
@@ -100,7 +111,10 @@ mod tests {
             "recover_stale_operations",
             &StepAction::CancelOperation("op_1".into())
         ));
-        assert!(!allows("restart_app_server_idle", &StepAction::ArchiveThread("t".into())));
+        assert!(!allows(
+            "restart_app_server_idle",
+            &StepAction::ArchiveThread("t".into())
+        ));
         assert_eq!(guard_limit("force_restart_app_server"), (1, 30 * 60_000));
         assert!(needs_force("mark_orphaned_after_exit", true));
         assert!(!needs_force("mark_orphaned_after_exit", false));

@@ -14,7 +14,8 @@ const COOLDOWNS_MS: [i64; 2] = [5 * 60_000, 15 * 60_000];
 
 /// The guard key of a repair.
 pub fn key(category: &str, scope: &str, action: &str, target: &str) -> String {
-    let document = json!({"action": action, "category": category, "scope": scope, "target": target});
+    let document =
+        json!({"action": action, "category": category, "scope": scope, "target": target});
     hex::encode(Sha256::digest(document.to_string().as_bytes()))
 }
 
@@ -101,10 +102,21 @@ mod tests {
         assert_eq!(blocked.blocked_reason, Some("limit_reached"));
         assert_eq!(blocked.retry_after_ms, Some(now - 2000 + 120 * 60_000));
         assert!(!judge("force_restart_app_server", &two[..1], now).allowed);
-        let failed = judge("recover_stale_operations", &[run(now - 1000, "failed")], now);
+        let failed = judge(
+            "recover_stale_operations",
+            &[run(now - 1000, "failed")],
+            now,
+        );
         assert_eq!(failed.blocked_reason, Some("cooldown"));
         assert_eq!(failed.retry_after_ms, Some(now - 1000 + 5 * 60_000));
-        assert!(judge("recover_stale_operations", &[run(now - 6 * 60_000, "failed")], now).allowed);
+        assert!(
+            judge(
+                "recover_stale_operations",
+                &[run(now - 6 * 60_000, "failed")],
+                now
+            )
+            .allowed
+        );
         assert_ne!(key("c", "s", "a", "t"), key("c", "s", "a", "u"));
     }
 }

@@ -44,8 +44,12 @@ pub async fn gather(
         ..Targets::default()
     };
     match action {
-        "recover_stale_operations" => targets.operations = store.stale_operations(scope, cutoff).await?,
-        "mark_orphaned_after_exit" => targets.operations = store.orphan_candidates(scope, cutoff).await?,
+        "recover_stale_operations" => {
+            targets.operations = store.stale_operations(scope, cutoff).await?
+        }
+        "mark_orphaned_after_exit" => {
+            targets.operations = store.orphan_candidates(scope, cutoff).await?
+        }
         "expire_stale_pending_interactions" => {
             targets.interactions = store.stale_interactions(scope, cutoff).await?
         }
@@ -201,7 +205,10 @@ pub async fn perform(
                 .map_err(|_| {
                     ToolError::new(
                         ErrorCode::Timeout,
-                        format!("app-server stop did not finish within {}s", timeout.as_secs()),
+                        format!(
+                            "app-server stop did not finish within {}s",
+                            timeout.as_secs()
+                        ),
                     )
                 })??;
         }
