@@ -279,3 +279,53 @@ fn a_third_party_plan_outside_the_allowlist_is_refused_and_nothing_is_done() {
     assert_eq!(before, dump(&h, false), "nothing was performed");
     assert_eq!(audited(&h, "refused"), 2);
 }
+
+#[test]
+fn a_stale_approval_is_expired_by_the_real_run_only() {
+    let mut h = Harness::start("repair-approval");
+    h.model.push([
+        support::fake_model::Reply::exec("ls", "call_1"),
+        support::fake_model::Reply::text("Done."),
+    ]);
+    let id = op_id(&h.submit(json!({
+        "operation_type": "start_chat",
+        "message": "list the files",
+        "approval_policy": "untrusted",
+        "sandbox": "workspace-write",
+    })));
+    h.wait_for(&id, std::time::Duration::from_secs(20), |s| {
+        s["status"] == json!("waiting_for_approval")
+    });
+    let args = json!({"action": "expire_stale_pending_interactions", "operation_id": id});
+    // Fresh: not stale yet, nothing to do.
+    let fresh = h.call("codex_repair_issue", args.clone());
+    assert_eq!(fresh["result"], json!("nothing_to_do"), "{fresh}");
+
+    let store = codex_control_plane::store::Store::open(&h.db()).expect("store");
+    let past = codex_control_plane::time::now_ms() - 2 * 3_600_000;
+    store
+        .write_blocking(move |tx| {
+            tx.execute("UPDATE pending_interactions SET created_at = ?1", [past])?;
+            Ok(())
+        })
+        .expect("backdate");
+    let dry = h.call("codex_repair_issue", args.clone());
+    assert_eq!(dry["result"], json!("planned"), "{dry}");
+    assert_eq!(dry["steps"][0]["kind"], json!("expire-interaction"));
+    let interaction = dry["steps"][0]["target"]
+        .as_str()
+        .expect("target")
+        .to_string();
+    assert_eq!(dry["before"][0]["status"], json!("pending"));
+    assert_eq!(dry["after"][0]["status"], json!("expired"));
+    let pending = h.call("codex_list_pending_interactions", json!({}));
+    assert!(pending.to_string().contains(&interaction), "{pending}");
+
+    let mut real_args = args.clone();
+    real_args["dry_run"] = json!(false);
+    let real = h.call("codex_repair_issue", real_args);
+    assert_eq!(real["result"], json!("completed"), "{real}");
+    assert_eq!(real["after"], dry["after"]);
+    let pending = h.call("codex_list_pending_interactions", json!({}));
+    assert!(!pending.to_string().contains(&interaction), "{pending}");
+}
