@@ -191,7 +191,6 @@ fn the_loop_guard_blocks_the_third_real_run_and_dry_runs_are_not_counted() {
     assert_eq!(third["agentGuidance"]["problemState"], json!("blocked"));
     assert_eq!(third["agentGuidance"]["loopGuard"]["allowed"], json!(false));
     assert_eq!(third["changed"], json!(false));
-    // Another target is another key: scoped to an operation, the same action may run.
     assert_eq!(audited(&h, "blocked"), 1);
     assert_eq!(audited(&h, "planned"), 3);
 }
@@ -212,6 +211,15 @@ fn forceful_and_unsupported_repairs_are_refused() {
     assert_eq!(dry["forceRequired"], json!(true));
     assert_eq!(dry["steps"][0]["kind"], json!("restart-app-server"));
     assert_eq!(dry["after"][0]["running"], json!(false));
+    // With force it runs (app-server was never started: nothing changes); a forced restart is allowed once per
+    // 30 minutes.
+    let forced = json!({"action": "force_restart_app_server", "dry_run": false, "force": true});
+    let done = h.call("codex_repair_issue", forced.clone());
+    assert_eq!(done["result"], json!("completed"), "{done}");
+    assert_eq!(done["after"], dry["after"]);
+    let again = h.call("codex_repair_issue", forced);
+    assert_eq!(again["result"], json!("blocked_by_loop_guard"), "{again}");
+    assert_eq!(again["loopGuard"]["limit"], json!(1));
 
     let unsupported = h.call(
         "codex_repair_issue",
