@@ -337,3 +337,30 @@ fn a_stale_approval_is_expired_by_the_real_run_only() {
     let pending = h.call("codex_list_pending_interactions", json!({}));
     assert!(!pending.to_string().contains(&interaction), "{pending}");
 }
+
+#[test]
+fn a_stale_operation_is_recovered_and_stays_failed() {
+    let mut h = start_with("repair-stale", &fake_app_server("hold_turn"));
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "hold on"})));
+    h.wait_for(&id, std::time::Duration::from_secs(30), |s| {
+        s["turnId"].is_string() && s["status"] != json!("queued")
+    });
+    let store = codex_control_plane::store::Store::open(&h.db()).expect("store");
+    let past = codex_control_plane::time::now_ms() - 2 * 3_600_000;
+    store
+        .write_blocking(move |tx| {
+            tx.execute("UPDATE codex_operations SET updated_at = ?1", [past])?;
+            Ok(())
+        })
+        .expect("backdate");
+    let args = json!({"action": "recover_stale_operations", "operation_id": id});
+    let dry = h.call("codex_repair_issue", args.clone());
+    assert_eq!(dry["after"][0]["status"], json!("failed"), "{dry}");
+    let mut real_args = args;
+    real_args["dry_run"] = json!(false);
+    let real = h.call("codex_repair_issue", real_args);
+    assert_eq!(real["result"], json!("completed"), "{real}");
+    assert_eq!(real["after"], dry["after"]);
+    let status = h.status(&id);
+    assert_eq!(status["status"], json!("failed"), "{status}");
+}
