@@ -21,6 +21,7 @@ mod plugins;
 mod preflight;
 mod protocol_conformance;
 mod recovery;
+mod repair;
 mod tasks;
 mod waits;
 mod worker;

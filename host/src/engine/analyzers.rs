@@ -89,7 +89,7 @@ fn raw(finding: Finding) -> RawFinding {
 }
 
 /// The machine-readable kind of an analyzer's failure.
-fn failure_kind(error: &PluginError) -> &'static str {
+pub(super) fn failure_kind(error: &PluginError) -> &'static str {
     match error {
         PluginError::Call { kind, .. } => match kind {
             CallErrorKind::OutOfFuel { .. } => "out_of_fuel",

@@ -216,6 +216,10 @@ const SPECS: &[(&str, &str)] = &[
         include_str!("tools/specs/codex_analyze_issue.json"),
     ),
     (
+        "codex_repair_issue",
+        include_str!("tools/specs/codex_repair_issue.json"),
+    ),
+    (
         "codex_preflight_project_run",
         include_str!("tools/specs/codex_preflight_project_run.json"),
     ),

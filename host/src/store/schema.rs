@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -453,6 +453,28 @@ CREATE TABLE codex_diagnoses (
     created_at         INTEGER NOT NULL
 );
 CREATE INDEX idx_codex_diagnoses_created ON codex_diagnoses (created_at);
+"#;
+
+/// The audit trail of `codex_repair_issue`: every run, dry or not, with its plan and before/after; the loop
+/// guard counts the real runs of one guard key.
+const V8: &str = r#"
+CREATE TABLE codex_repair_runs (
+    repair_run_id      TEXT PRIMARY KEY,              -- repair_<32 hex>
+    action             TEXT NOT NULL,                 -- the canonical action (aliases resolved)
+    requested_action   TEXT NOT NULL,                 -- the action as the caller named it
+    guard_key          TEXT NOT NULL,                 -- sha256 of {category, scope, action, target}
+    diagnosis_id       TEXT,                          -- the diagnosis the repair acts on
+    dry_run            INTEGER NOT NULL,              -- 1: shown only, never counted by the loop guard
+    force              INTEGER NOT NULL,
+    status             TEXT NOT NULL,                 -- planned / completed / failed / refused / blocked
+    plugin             TEXT,                          -- the repair plugin whose plan was used
+    steps_json         TEXT NOT NULL,                 -- the plan, each step with its allowlist verdict
+    before_json        TEXT NOT NULL,
+    after_json         TEXT NOT NULL,
+    result_json        TEXT NOT NULL,                 -- the whole answer as the tool returned it
+    created_at         INTEGER NOT NULL
+);
+CREATE INDEX idx_codex_repair_runs_guard ON codex_repair_runs (guard_key, created_at);
 "#;
 
 #[cfg(test)]

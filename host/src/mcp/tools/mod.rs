@@ -16,6 +16,7 @@ mod logs;
 mod operations;
 mod preflight;
 mod queue;
+mod repair;
 mod reviews;
 mod search;
 mod wait;
@@ -116,6 +117,7 @@ pub async fn run_here(app: &App, tool: &str, args: Args) -> Result<Value, ToolEr
         "codex_collect_diagnostics" => diagnostics::collect_diagnostics(app, &args).await,
         "codex_get_diagnostic_logs" => logs::diagnostic_logs(app, &args).await,
         "codex_analyze_issue" => analyze::analyze_issue(app, &args).await,
+        "codex_repair_issue" => repair::repair_issue(app, &args).await,
         other => Err(ToolError::new(
             ErrorCode::Internal,
             format!("tool {other} is in the catalog but has no handler"),

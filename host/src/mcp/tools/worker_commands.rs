@@ -21,6 +21,10 @@ pub fn command_type(tool: &str, args: &Args, link: &WorkerLink) -> Option<&'stat
         "codex_unarchive_thread" => "unarchive_thread",
         "codex_start_thread_compaction" => "start_thread_compaction",
         "codex_restart_app_server" => "restart_app_server",
+        // A real restart repair needs the app-server's owner; every other repair only reads and writes SQLite.
+        "codex_repair_issue" if crate::mcp::tools::repair::needs_app_server_owner(args) => {
+            "repair_issue"
+        }
         // Only a snapshot older than the cache (or `refresh`) gets here: asking needs the worker's app-server.
         "codex_get_runtime_capabilities" => "runtime_capabilities",
         // Workflows are driven by the process that owns them: the worker.

@@ -221,3 +221,25 @@ pub fn fail_operation(
     .execute(params![operation_id, error.to_string()])?;
     write_status(conn, &op, "failed", now)
 }
+
+/// Ends a non-terminal operation as `to` (a terminal status: `failed` or `orphaned`) on behalf of a repair,
+/// with `error` as its last error. Returns the operation as it is afterwards (unchanged when it had ended).
+pub fn end_by_repair(
+    conn: &Connection,
+    operation_id: &str,
+    to: &str,
+    error: &Value,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let op = require(conn, operation_id)?;
+    // An operation whose app-server exited is terminal but undecided: only a repair may call it orphaned.
+    let undecided = op.status.as_str() == "unknown_after_app_server_exit" && to == "orphaned";
+    if (op.status.is_terminal() && !undecided) || !is_terminal(to) {
+        return Ok(op);
+    }
+    conn.prepare_cached(
+        "UPDATE codex_operations SET last_error_json = ?2 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, error.to_string()])?;
+    write_status(conn, &op, to, now)
+}

@@ -1,0 +1,122 @@
+//! The repair action table: aliases, which actions the plugins plan and which WIT step kinds each may use (the
+//! allowlist), the force rules and the loop-guard limits (the seed's §g).
+
+use crate::domain::rules::repairs;
+use crate::engine::repairs::StepAction;
+
+/// Actions a repair plugin plans and this host performs.
+pub const SUPPORTED: &[&str] = &[
+    "recover_stale_operations",
+    "mark_orphaned_after_exit",
+    "expire_stale_pending_interactions",
+    "restart_app_server_idle",
+    "force_restart_app_server",
+];
+
+/// Actions of the seed's enum this host does not perform yet (answered with `INVALID_ARGUMENT`, `unsupported`).
+pub const UNSUPPORTED: &[&str] = &[
+    "refresh_catalog_and_history",
+    "reconcile_workflow_from_thread",
+    "retry_workflow_with_runtime_policy",
+    "validate_paths_and_config",
+    "interrupt_turn",
+    "cleanup_prompt_submissions",
+];
+
+/// The canonical action of `requested` (an alias resolved, `domain::rules::repairs`); itself when it names
+/// none.
+pub fn canonical(requested: &str) -> &str {
+    repairs::canonical(requested).unwrap_or(requested)
+}
+
+/// What a step of `action` may be: a step kind the allowlist holds, on a target the host offered.
+pub fn allows(action: &str, step: &StepAction) -> bool {
+    matches!(
+        (action, step),
+        (
+            "recover_stale_operations" | "mark_orphaned_after_exit",
+            StepAction::FailOperation(..)
+        ) | (
+            "expire_stale_pending_interactions",
+            StepAction::ExpireInteraction(_)
+        ) | (
+            "restart_app_server_idle" | "force_restart_app_server",
+            StepAction::RestartAppServer
+        )
+    )
+}
+
+/// The step kinds `action` allows, for the refusal's details.
+pub fn allowed_kinds(action: &str) -> &'static [&'static str] {
+    match action {
+        "recover_stale_operations" | "mark_orphaned_after_exit" => &["fail-operation"],
+        "expire_stale_pending_interactions" => &["expire-interaction"],
+        "restart_app_server_idle" | "force_restart_app_server" => &["restart-app-server"],
+        _ => &[],
+    }
+}
+
+/// The terminal status a `fail-operation` step of `action` gives (the seed: `orphaned` is set only by repair).
+pub fn failed_status(action: &str) -> &'static str {
+    if action == "mark_orphaned_after_exit" {
+        "orphaned"
+    } else {
+        "failed"
+    }
+}
+
+/// Whether a real run of `action` needs `force=true` (given whether app-server runs).
+pub fn needs_force(action: &str, app_server_running: bool) -> bool {
+    match action {
+        _ if repairs::requires_force(action) => true,
+        "mark_orphaned_after_exit" => app_server_running,
+        _ => false,
+    }
+}
+
+/// The loop guard's limit for `action`: (real runs allowed, window in ms).
+pub fn guard_limit(action: &str) -> (usize, i64) {
+    const MINUTE: i64 = 60_000;
+    match action {
+        "retry_workflow_with_runtime_policy" => (2, 24 * 60 * MINUTE),
+        "restart_app_server_idle" => (2, 30 * MINUTE),
+        "force_restart_app_server" => (1, 30 * MINUTE),
+        "interrupt_turn" => (1, 120 * MINUTE),
+        _ => (2, 120 * MINUTE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_resolve_and_the_allowlist_is_per_action() {
+        assert_eq!(
+            canonical("mark_stale_turns_orphaned"),
+            "mark_orphaned_after_exit"
+        );
+        assert_eq!(
+            canonical("rebuild_search_index"),
+            "refresh_catalog_and_history"
+        );
+        assert_eq!(
+            canonical("restart_app_server_idle"),
+            "restart_app_server_idle"
+        );
+        let fail = StepAction::FailOperation("op_1".into(), "x".into());
+        assert!(allows("recover_stale_operations", &fail));
+        assert!(!allows("expire_stale_pending_interactions", &fail));
+        assert!(!allows(
+            "recover_stale_operations",
+            &StepAction::CancelOperation("op_1".into())
+        ));
+        assert!(!allows(
+            "restart_app_server_idle",
+            &StepAction::ArchiveThread("t".into())
+        ));
+        assert_eq!(guard_limit("force_restart_app_server"), (1, 30 * 60_000));
+        assert!(needs_force("mark_orphaned_after_exit", true));
+        assert!(!needs_force("mark_orphaned_after_exit", false));
+    }
+}
