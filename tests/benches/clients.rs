@@ -31,22 +31,22 @@ const SEED_OWN_OPS: usize = 100;
 /// How long each series runs.
 const SERIES: Duration = Duration::from_secs(5);
 
-/// A prompt unlikely to be similar to any other of the run (the duplicate guard stays quiet).
+/// A prompt no other prompt of the run resembles: mostly tokens unique to it, so the duplicate-prompt guard
+/// (token similarity, 0.90) never refuses one.
 fn prompt(client: usize, idx: usize, salt: &str) -> String {
-    let words = [
-        "amber", "basalt", "cobalt", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
-        "jasper", "kelp", "lagoon", "marble", "nectar", "onyx", "pylon", "quartz", "reef",
-        "sierra", "tundra",
+    let mut state = ((client as u64) << 32 | idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut words = vec![
+        format!("{salt}{client}x{idx}"),
+        "please".to_string(),
+        "summarise".to_string(),
     ];
-    let mut state = (client * 1_000_003 + idx * 7_919 + salt.len()) as u64 | 1;
-    let mut out = vec![format!("{salt}-{client}-{idx}")];
-    for _ in 0..9 {
+    for _ in 0..7 {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        out.push(words[(state % words.len() as u64) as usize].to_string());
+        words.push(format!("w{:x}", state % 0xFFFF_FFFF));
     }
-    out.join(" ")
+    words.join(" ")
 }
 
 fn prefill(db: &Path, projects: &[String]) -> anyhow::Result<Vec<String>> {
