@@ -274,20 +274,8 @@ fn a_state_database_that_cannot_be_written_is_critical() {
 
 #[test]
 fn a_third_party_analyzer_contributes_and_a_runaway_one_is_reported() {
-    let plugins = support::wasm_plugins::test_plugins().expect("test plugins");
-    let parent = support::mcp_client::TempDir::new("analyze-plugins");
-    support::wasm_plugins::plugin_folder(
-        parent.path(),
-        "site-analyzer",
-        "id = \"site-analyzer\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\nworlds = [\"analyzer\"]\n[limits]\ntimeout_ms = 300\n",
-        &plugins.hostile,
-    )
-    .expect("plugin folder");
-    let dirs = parent.path().display().to_string();
-    let mut h = Harness::start_with(
-        "analyze-third-party",
-        &[("CODEX_CONTROL_PLANE_MCP_PLUGIN_DIRS", dirs.as_str())],
-    );
+    let (_plugins, mut h) =
+        Harness::start_with_hostile_plugin("analyze-third-party", "site-analyzer", "id = \"site-analyzer\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\nworlds = [\"analyzer\"]\n[limits]\ntimeout_ms = 300\n");
     let health = h.call("codex_health_summary", json!({}));
     let inventory = health["plugins"].to_string();
     assert!(

@@ -28,6 +28,25 @@ impl Harness {
         Self::start_with(label, &[])
     }
 
+    /// A harness whose server also loads the hostile test plugin as the third-party plugin `folder` with
+    /// `manifest`; the returned directory holds the plugin and must outlive the harness.
+    pub fn start_with_hostile_plugin(
+        label: &str,
+        folder: &str,
+        manifest: &str,
+    ) -> (TempDir, Harness) {
+        let plugins = support::wasm_plugins::test_plugins().expect("test plugins");
+        let parent = TempDir::new(&format!("{label}-plugins"));
+        support::wasm_plugins::plugin_folder(parent.path(), folder, manifest, &plugins.hostile)
+            .expect("plugin folder");
+        let dirs = parent.path().display().to_string();
+        let harness = Self::start_with(
+            label,
+            &[("CODEX_CONTROL_PLANE_MCP_PLUGIN_DIRS", dirs.as_str())],
+        );
+        (parent, harness)
+    }
+
     /// [`start`](Self::start) with extra environment for the server (e.g. the scripted fake app-server).
     pub fn start_with(label: &str, extra: &[(&str, &str)]) -> Harness {
         let model = FakeModel::start();

@@ -257,19 +257,10 @@ fn forceful_and_unsupported_repairs_are_refused() {
 
 #[test]
 fn a_third_party_plan_outside_the_allowlist_is_refused_and_nothing_is_done() {
-    let plugins = support::wasm_plugins::test_plugins().expect("test plugins");
-    let parent = support::mcp_client::TempDir::new("repair-plugins");
-    support::wasm_plugins::plugin_folder(
-        parent.path(),
+    let (_plugins, mut h) = Harness::start_with_hostile_plugin(
+        "repair-third-party",
         "site-repairs",
         "id = \"site-repairs\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\nworlds = [\"repair\"]\n",
-        &plugins.hostile,
-    )
-    .expect("plugin folder");
-    let dirs = parent.path().display().to_string();
-    let mut h = Harness::start_with(
-        "repair-third-party",
-        &[("CODEX_CONTROL_PLANE_MCP_PLUGIN_DIRS", dirs.as_str())],
     );
     let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "hello"})));
     h.wait_terminal(&id);
