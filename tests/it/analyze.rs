@@ -55,10 +55,7 @@ fn all_analyzers_ok(payload: &Value) {
 
 #[test]
 fn an_app_server_exit_mid_turn_is_the_root_cause_and_the_diagnosis_is_recorded() {
-    let mut h = start_with("analyze-exit", &fake_app_server("exit_mid_turn"));
-    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "crash please"})));
-    let done = h.wait_terminal(&id);
-    assert_eq!(done["status"], json!("unknown_after_app_server_exit"));
+    let (mut h, id, _) = crate::diagnostics::operation_lost_to_an_exit("analyze-exit");
 
     let payload = h.call(
         "codex_analyze_issue",

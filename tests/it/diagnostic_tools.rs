@@ -54,15 +54,7 @@ fn timeline_events(payload: &Value) -> Vec<String> {
 
 #[test]
 fn diagnostics_of_an_operation_lost_to_an_app_server_exit_name_the_cause() {
-    let mut h = start_with("diag-exit", &fake_app_server("exit_mid_turn"));
-    let submitted = h.submit(json!({"operation_type": "start_chat", "message": "crash please"}));
-    let id = op_id(&submitted);
-    let done = h.wait_terminal(&id);
-    assert_eq!(
-        done["status"],
-        json!("unknown_after_app_server_exit"),
-        "{done}"
-    );
+    let (mut h, id, done) = crate::diagnostics::operation_lost_to_an_exit("diag-exit");
     let turn_id = done["turnId"].as_str().expect("turn id").to_string();
 
     let payload = call_until(

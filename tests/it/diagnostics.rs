@@ -23,6 +23,20 @@ pub fn start_with(label: &str, extra: &[(&'static str, String)]) -> Harness {
     Harness::start_with(label, &extra)
 }
 
+/// A harness on the scripted app-server that exits mid-turn, and one `start_chat` it lost that way:
+/// the harness, the operation id and its terminal status (asserted `unknown_after_app_server_exit`).
+pub fn operation_lost_to_an_exit(label: &str) -> (Harness, String, Value) {
+    let mut h = start_with(label, &fake_app_server("exit_mid_turn"));
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "crash please"})));
+    let done = h.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        json!("unknown_after_app_server_exit"),
+        "{done}"
+    );
+    (h, id, done)
+}
+
 fn method_result<'a>(payload: &'a Value, method: &str) -> &'a Value {
     payload["methodResults"]
         .as_array()
@@ -216,15 +230,7 @@ fn a_stalled_turn_makes_health_degraded() {
 
 #[test]
 fn a_failed_operation_makes_health_degraded() {
-    let mut h = start_with("health-failed", &fake_app_server("exit_mid_turn"));
-    let submitted = h.submit(json!({"operation_type": "start_chat", "message": "crash please"}));
-    let id = op_id(&submitted);
-    let done = h.wait_terminal(&id);
-    assert_eq!(
-        done["status"],
-        json!("unknown_after_app_server_exit"),
-        "{done}"
-    );
+    let (mut h, id, _) = operation_lost_to_an_exit("health-failed");
     let summary = health(&mut h);
     assert_eq!(summary["overallStatus"], json!("degraded"), "{summary}");
     assert_eq!(summary["recentErrors"]["count"], json!(1));

@@ -90,12 +90,7 @@ fn audited(h: &Harness, status: &str) -> usize {
 
 #[test]
 fn a_dry_run_changes_nothing_and_the_real_run_changes_exactly_what_it_listed() {
-    let mut h = start_with("repair-orphan", &fake_app_server("exit_mid_turn"));
-    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "crash please"})));
-    assert_eq!(
-        h.wait_terminal(&id)["status"],
-        json!("unknown_after_app_server_exit")
-    );
+    let (mut h, id, _) = crate::diagnostics::operation_lost_to_an_exit("repair-orphan");
     let analysis = h.call(
         "codex_analyze_issue",
         json!({"operation_id": id, "record": true}),
