@@ -14,6 +14,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::domain::rules::shell::shell_quote;
 use crate::mcp::server::SERVER_NAME;
 
 /// The environment a client must give the server so it finds this configuration's state.
@@ -51,18 +52,6 @@ fn client_env(config: &Config) -> Map<String, Value> {
         );
     }
     env
-}
-
-fn shell_quote(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c))
-    {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
 }
 
 fn toml_string(text: &str) -> String {

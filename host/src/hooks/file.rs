@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::{hooks_file, io_error, side_config_file, HooksError, EVENTS, MARKER};
+use crate::domain::rules::shell::shell_quote;
 
 /// What an install or uninstall did to `hooks.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,17 +44,6 @@ pub fn hook_command(binary: &Path, side_config: &Path) -> String {
         shell_quote(&binary.display().to_string()),
         shell_quote(&side_config.display().to_string())
     )
-}
-
-fn shell_quote(text: &str) -> String {
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@".contains(c))
-    {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
 }
 
 fn is_ours(handler: &Value) -> bool {

@@ -22,6 +22,7 @@ pub mod output_schema;
 pub mod prompt;
 pub mod redact;
 pub mod repairs;
+pub mod shell;
 pub mod similarity;
 pub mod status;
 pub mod text;
