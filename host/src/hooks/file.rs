@@ -268,8 +268,11 @@ mod tests {
     use super::*;
 
     fn temp() -> std::path::PathBuf {
+        // Tests run in parallel: a counter, not the clock, keeps their directories apart.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
-            "ccp-hooks-{}-{}",
+            "ccp-hooks-{}-{n}-{}",
             std::process::id(),
             crate::time::now_ms()
         ));
