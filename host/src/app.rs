@@ -279,7 +279,7 @@ impl App {
     /// The plugins this process knows, as the health summary shows them.
     pub fn plugin_infos(&self) -> Vec<Value> {
         self.plugins
-            .infos()
+            .plugins()
             .iter()
             .map(|info| {
                 json!({
@@ -294,6 +294,7 @@ impl App {
                     "source": info.source,
                     "error": info.error,
                     "cache": info.cache,
+                    "linked": info.linked,
                     "loadMicros": info.load_micros,
                 })
             })

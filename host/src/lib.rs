@@ -39,6 +39,7 @@ pub mod engine;
 pub mod hooks;
 pub mod logs;
 pub mod mcp;
+pub mod memory;
 pub mod plugins;
 pub mod projects;
 pub mod server;

@@ -159,6 +159,8 @@ enum WorkerAction {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (logging may start one).
+    codex_control_plane::memory::tune_allocator();
     let cli = Cli::parse_from(arguments());
     // Codex runs the recorder with its own environment: it reads only its side config, never ours.
     if let Some(Command::Hooks(HooksCli {
@@ -207,6 +209,10 @@ fn main() -> ExitCode {
     };
     // Signal handlers are installed outside `block_on` (see `shutdown_signal`), which needs the runtime entered.
     let _runtime_context = runtime.enter();
+    if matches!(command, Command::Serve(_) | Command::Worker(_)) {
+        // Long-running processes: give back what a burst of work freed once it is over.
+        codex_control_plane::memory::spawn_trimmer(runtime.handle());
+    }
     match command {
         Command::Serve(ServeCli { http: None }) => {
             finish(runtime.block_on(codex_control_plane::server::run(config, shutdown_signal())))

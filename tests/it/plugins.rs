@@ -170,32 +170,60 @@ fn default_policy_decides_through_wasmtime() {
 
 #[test]
 fn compiled_artifacts_are_cached() {
-    // First load compiles and stores the artifact; a second host with the same cache dir
-    // deserializes it, which is much faster.
+    // Default plugins link on their first call: loading the host compiles nothing. The first call compiles
+    // and stores the artifact; a second host with the same cache dir deserializes it, which is much faster.
     let temp = TempDir::new("plugins-cache");
     let config = config(temp.path(), Vec::new());
+    let artifacts = |host: &PluginHost| {
+        std::fs::read_dir(host.cache_dir()).map_or(0, |entries| entries.count())
+    };
+    let live = |host: &PluginHost, id: &str| {
+        host.plugins()
+            .into_iter()
+            .find(|info| info.id == id)
+            .unwrap_or_else(|| panic!("no info for {id}"))
+    };
     let first = PluginHost::load(&config).expect("first load");
-    let cold = info(&first, "default-policy").clone();
-    assert_eq!(cold.cache, Some("miss"));
-    let n_artifacts = std::fs::read_dir(first.cache_dir())
-        .expect("cache dir")
-        .count();
-    // One compiled artifact per embedded default plugin.
+    let defaults: Vec<PluginInfo> = first
+        .plugins()
+        .into_iter()
+        .filter(|info| info.source == "embedded")
+        .collect();
     assert_eq!(
-        n_artifacts,
+        defaults.len(),
         codex_control_plane::plugins::embedded::DEFAULT_PLUGINS.len()
     );
+    for info in defaults {
+        assert_eq!(
+            (info.status, info.linked, info.cache),
+            (PluginStatus::Loaded, false, None),
+            "{} before any call",
+            info.id
+        );
+    }
+    assert_eq!(artifacts(&first), 0, "nothing is compiled before a call");
+
+    let started = Instant::now();
+    assert_default_policy_works(&first);
+    let cold_call = started.elapsed();
+    let cold = live(&first, "default-policy");
+    assert_eq!((cold.linked, cold.cache), (true, Some("miss")));
+    assert_eq!(
+        live(&first, "plan-workflow").cache,
+        None,
+        "only the called plugin links"
+    );
+    assert_eq!(artifacts(&first), 1);
 
     let second = PluginHost::load(&config).expect("second load");
-    let warm = info(&second, "default-policy").clone();
-    assert_eq!(warm.cache, Some("hit"));
-    assert!(
-        warm.load_micros < cold.load_micros,
-        "cache hit {} us should beat compile {} us",
-        warm.load_micros,
-        cold.load_micros
-    );
+    let started = Instant::now();
     assert_default_policy_works(&second);
+    let warm_call = started.elapsed();
+    assert_eq!(live(&second, "default-policy").cache, Some("hit"));
+    assert!(
+        warm_call < cold_call,
+        "a first call from the cache ({warm_call:?}) should beat one that compiles ({cold_call:?})"
+    );
 }
 
 #[test]

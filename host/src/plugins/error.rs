@@ -70,6 +70,16 @@ pub enum PluginError {
         /// The compiler's explanation.
         message: String,
     },
+    /// A default plugin could not be linked on its first call (see `plugins::deferred`).
+    #[error("plugin {plugin}@{version} could not be linked: {message}")]
+    Deferred {
+        /// Plugin id.
+        plugin: String,
+        /// Plugin version.
+        version: String,
+        /// Why the link failed.
+        message: String,
+    },
     /// Reading a plugin file failed.
     #[error("reading {path}: {source}")]
     Io {

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use deferred::DeferredWasm;
+
 /// A loaded plugin.
 pub(super) struct LoadedPlugin {
     /// Its manifest.
@@ -15,8 +17,47 @@ pub(super) struct LoadedPlugin {
 pub(super) enum Backend {
     /// A linked component in wasmtime.
     Wasm(WasmPlugin),
+    /// A default plugin, linked on its first call.
+    Deferred(Box<DeferredWasm>),
     /// A trusted native library.
     Native(native::NativePlugin),
+}
+
+/// A backend ready for a call: a deferred plugin resolved to its linked component.
+enum Ready<'a> {
+    /// A linked component.
+    Wasm(&'a WasmPlugin),
+    /// A native library.
+    Native(&'a native::NativePlugin),
+}
+
+impl Backend {
+    /// The budgets of a wasm plugin's calls (native plugins have none).
+    pub(super) fn limits(&self) -> Option<CallLimits> {
+        match self {
+            Backend::Wasm(wasm) => Some(wasm.limits()),
+            Backend::Deferred(deferred) => Some(deferred.limits()),
+            Backend::Native(_) => None,
+        }
+    }
+
+    /// The linked wasm plugin, linking a deferred one now; `None` for a native plugin.
+    pub(super) fn wasm(&self) -> Option<Result<&WasmPlugin, PluginError>> {
+        match self {
+            Backend::Wasm(wasm) => Some(Ok(wasm)),
+            Backend::Deferred(deferred) => Some(deferred.get()),
+            Backend::Native(_) => None,
+        }
+    }
+
+    /// The backend ready for a call.
+    fn ready(&self) -> Result<Ready<'_>, PluginError> {
+        match self {
+            Backend::Wasm(wasm) => Ok(Ready::Wasm(wasm)),
+            Backend::Deferred(deferred) => deferred.get().map(Ready::Wasm),
+            Backend::Native(native) => Ok(Ready::Native(native)),
+        }
+    }
 }
 
 impl LoadedPlugin {
@@ -34,8 +75,8 @@ impl LoadedPlugin {
 
     /// `check-action`.
     pub(super) fn check_action(&self, request: &ActionRequest) -> Result<Decision, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Policy,
                 |e| &e.policy,
                 |i, store, instance| {
@@ -43,7 +84,7 @@ impl LoadedPlugin {
                         .call_check_action(store, request)
                 },
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Policy)?;
                 native.call("check-action", &(request,))
             }
@@ -55,8 +96,8 @@ impl LoadedPlugin {
         &self,
         interaction: &Interaction,
     ) -> Result<Option<Answer>, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Policy,
                 |e| &e.policy,
                 |i, store, instance| {
@@ -64,7 +105,7 @@ impl LoadedPlugin {
                         .call_on_interaction(store, interaction)
                 },
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Policy)?;
                 native.call("on-interaction", &(interaction,))
             }
@@ -73,13 +114,13 @@ impl LoadedPlugin {
 
     /// `describe`.
     pub(super) fn describe(&self) -> Result<WorkflowInfo, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Workflow,
                 |e| &e.workflow,
                 |i, store, instance| i.load(&mut *store, instance)?.call_describe(store),
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Workflow)?;
                 native.call("describe", &())
             }
@@ -88,13 +129,13 @@ impl LoadedPlugin {
 
     /// `start`.
     pub(super) fn start(&self, input: &String) -> Result<Step, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Workflow,
                 |e| &e.workflow,
                 |i, store, instance| i.load(&mut *store, instance)?.call_start(store, input),
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Workflow)?;
                 native.call("start", &(input,))
             }
@@ -103,8 +144,8 @@ impl LoadedPlugin {
 
     /// `on-event`.
     pub(super) fn on_event(&self, state: &String, event: &Event) -> Result<Step, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Workflow,
                 |e| &e.workflow,
                 |i, store, instance| {
@@ -112,7 +153,7 @@ impl LoadedPlugin {
                         .call_on_event(store, state, event)
                 },
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Workflow)?;
                 native.call("on-event", &(state, event))
             }
@@ -121,13 +162,13 @@ impl LoadedPlugin {
 
     /// `analyze`.
     pub(super) fn analyze(&self, snapshot: &String) -> Result<Vec<Finding>, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Analyzer,
                 |e| &e.analyzer,
                 |i, store, instance| i.load(&mut *store, instance)?.call_analyze(store, snapshot),
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Analyzer)?;
                 native.call("analyze", &(snapshot,))
             }
@@ -140,8 +181,8 @@ impl LoadedPlugin {
         finding: &Finding,
         context: &RepairContext,
     ) -> Result<Vec<RepairStep>, PluginError> {
-        match &self.backend {
-            Backend::Wasm(wasm) => wasm.call(
+        match self.backend.ready()? {
+            Ready::Wasm(wasm) => wasm.call(
                 World::Repair,
                 |e| &e.repair,
                 |i, store, instance| {
@@ -149,7 +190,7 @@ impl LoadedPlugin {
                         .call_plan(store, finding, context)
                 },
             ),
-            Backend::Native(native) => {
+            Ready::Native(native) => {
                 self.require(World::Repair)?;
                 native.call("plan", &(finding, context))
             }

@@ -3,6 +3,16 @@
 
 use super::*;
 
+use deferred::{DeferredWasm, LinkJob};
+
+/// Where a plugin's component comes from.
+pub(super) enum WasmSource {
+    /// Built into the binary (a default plugin): linked on first use.
+    Embedded(&'static [u8]),
+    /// The manifest's `component` file (default `plugin.wasm`) in the plugin's folder: linked at load.
+    Folder,
+}
+
 /// Loading state shared by the default and third-party plugins.
 pub(super) struct Loader<'a> {
     /// The engine.
@@ -30,9 +40,12 @@ impl Loader<'_> {
     pub(super) fn load_embedded(&mut self, plugin: &EmbeddedPlugin) {
         let origin = PathBuf::from(format!("embedded:{}", plugin.crate_name));
         match Manifest::parse(plugin.manifest, &origin) {
-            Ok(manifest) => self.load_manifest(manifest, "embedded".to_string(), None, |_| {
-                Ok(plugin.wasm.to_vec())
-            }),
+            Ok(manifest) => self.load_manifest(
+                manifest,
+                "embedded".to_string(),
+                None,
+                WasmSource::Embedded(plugin.wasm),
+            ),
             Err(error) => self.record_unreadable(plugin.crate_name, "embedded".to_string(), error),
         }
     }
@@ -64,14 +77,7 @@ impl Loader<'_> {
     pub(super) fn load_folder(&mut self, folder: &Path) {
         let source = folder.display().to_string();
         match Manifest::read(&folder.join("plugin.toml")) {
-            Ok(manifest) => {
-                let wasm_folder = folder.to_path_buf();
-                self.load_manifest(manifest, source, Some(folder), move |manifest| {
-                    let file = manifest.component.as_deref().unwrap_or("plugin.wasm");
-                    let path = wasm_folder.join(file);
-                    std::fs::read(&path).map_err(|source| PluginError::Io { path, source })
-                })
-            }
+            Ok(manifest) => self.load_manifest(manifest, source, Some(folder), WasmSource::Folder),
             Err(error) => {
                 let fallback_id = folder
                     .file_name()
@@ -82,14 +88,14 @@ impl Loader<'_> {
         }
     }
 
-    /// Loads a plugin whose manifest was read from `folder` (`None` for embedded plugins);
-    /// `read_wasm` supplies the component bytes.
+    /// Loads a plugin whose manifest was read from `folder` (`None` for embedded plugins), its component
+    /// from `wasm`.
     pub(super) fn load_manifest(
         &mut self,
         manifest: Manifest,
         source: String,
         folder: Option<&Path>,
-        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+        wasm: WasmSource,
     ) {
         let started = Instant::now();
         let mut info = PluginInfo {
@@ -104,6 +110,7 @@ impl Loader<'_> {
             error: None,
             cache: None,
             load_micros: 0,
+            linked: false,
             limits: None,
         };
         let disabled = self
@@ -139,18 +146,28 @@ impl Loader<'_> {
                 )),
             }
         } else {
-            self.link(&manifest, read_wasm)
-                .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
-                .map_err(|error| (PluginStatus::Failed, error.to_string()))
+            match (wasm, folder) {
+                (WasmSource::Embedded(bytes), _) => self
+                    .defer(&manifest, bytes)
+                    .map(|deferred| (Backend::Deferred(Box::new(deferred)), None))
+                    .map_err(|error| (PluginStatus::Failed, error.to_string())),
+                (WasmSource::Folder, Some(folder)) => self
+                    .link(&manifest, folder)
+                    .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
+                    .map_err(|error| (PluginStatus::Failed, error.to_string())),
+                (WasmSource::Folder, None) => Err((
+                    PluginStatus::Failed,
+                    "a plugin without a folder has no component file".to_string(),
+                )),
+            }
         };
         info.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match outcome {
             Ok((backend, cache)) => {
                 info.status = PluginStatus::Loaded;
                 info.cache = cache.map(CacheOutcome::as_str);
-                if let Backend::Wasm(wasm) = &backend {
-                    info.limits = Some(wasm.limits());
-                }
+                info.limits = backend.limits();
+                info.linked = !matches!(backend, Backend::Deferred(_));
                 tracing::info!(plugin = %manifest.id, version = %manifest.version, kind = manifest.kind.as_str(), cache = ?info.cache, micros = info.load_micros, "plugin loaded");
                 self.loaded.push(LoadedPlugin { manifest, backend });
             }
@@ -167,18 +184,50 @@ impl Loader<'_> {
         self.infos.push(info);
     }
 
-    /// Checks the WIT version, compiles or deserializes, links and checks the exports.
+    /// Checks the WIT version, reads the component from `folder`, compiles or deserializes it, links it and
+    /// checks the exports.
     pub(super) fn link(
         &self,
         manifest: &Manifest,
-        read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
+        folder: &Path,
     ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
         manifest.wit_version()?;
-        let wasm = read_wasm(manifest)?;
+        let path = folder.join(manifest.component.as_deref().unwrap_or("plugin.wasm"));
+        let wasm = std::fs::read(&path).map_err(|source| PluginError::Io { path, source })?;
         let (component, outcome): (Component, CacheOutcome) =
             self.cache
                 .load(self.engine, &manifest.id, &manifest.version, &wasm)?;
-        let capabilities = CapabilityCtx {
+        let plugin = WasmPlugin::new(
+            self.linker,
+            &component,
+            &manifest.worlds,
+            self.capabilities(manifest),
+            CallLimits::resolve(self.config, &manifest.limits),
+        )?;
+        Ok((plugin, outcome))
+    }
+
+    /// Checks the WIT version and prepares an embedded plugin to be linked on its first call.
+    pub(super) fn defer(
+        &self,
+        manifest: &Manifest,
+        wasm: &'static [u8],
+    ) -> Result<DeferredWasm, PluginError> {
+        manifest.wit_version()?;
+        Ok(DeferredWasm::new(LinkJob {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            cache: self.cache.clone(),
+            manifest: manifest.clone(),
+            wasm,
+            capabilities: self.capabilities(manifest),
+            limits: CallLimits::resolve(self.config, &manifest.limits),
+        }))
+    }
+
+    /// What the plugin's host calls are served with.
+    fn capabilities(&self, manifest: &Manifest) -> CapabilityCtx {
+        CapabilityCtx {
             identity: Arc::new(PluginIdentity {
                 id: manifest.id.clone(),
                 version: manifest.version.clone(),
@@ -186,16 +235,7 @@ impl Loader<'_> {
             config_json: Arc::from(self.config_json(manifest)),
             state: self.state.clone(),
             views: self.views.clone(),
-        };
-        let limits = CallLimits::resolve(self.config, &manifest.limits);
-        let plugin = WasmPlugin::new(
-            self.linker,
-            &component,
-            &manifest.worlds,
-            capabilities,
-            limits,
-        )?;
-        Ok((plugin, outcome))
+        }
     }
 
     /// The manifest's `[config]` with the operator's overrides applied, as JSON.
@@ -225,6 +265,7 @@ impl Loader<'_> {
             error: Some(error.to_string()),
             cache: None,
             load_micros: 0,
+            linked: false,
             limits: None,
         });
     }

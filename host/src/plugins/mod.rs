@@ -30,6 +30,7 @@
 //! budget, calling inline is acceptable.
 
 pub mod capability;
+mod deferred;
 pub mod embedded;
 pub mod engine;
 pub mod error;
@@ -126,8 +127,11 @@ pub struct PluginInfo {
     /// Whether the compiled artifact came from the cache (`"hit"`), was compiled (`"miss"`), or
     /// could not be cached (`"uncached"`); `None` when not loaded.
     pub cache: Option<&'static str>,
-    /// Time spent loading it, in microseconds.
+    /// Time spent loading it, in microseconds (a default plugin's link on first use not included).
     pub load_micros: u64,
+    /// Whether its component is linked: default plugins link on their first call, everything else
+    /// at load.
+    pub linked: bool,
     /// The budgets of its calls, when loaded.
     #[serde(skip)]
     pub limits: Option<CallLimits>,
@@ -272,9 +276,29 @@ impl PluginHost {
         &self.infos
     }
 
-    /// Status of every plugin, owned.
+    /// Status of every plugin as of now, owned: [`PluginHost::infos`] with what the default plugins
+    /// linked since load learned (linked, artifact cache outcome, or why their link failed).
     pub fn plugins(&self) -> Vec<PluginInfo> {
-        self.infos.clone()
+        let mut infos = self.infos.clone();
+        for info in &mut infos {
+            let deferred = self
+                .loaded
+                .iter()
+                .find(|plugin| plugin.manifest.id == info.id)
+                .and_then(|plugin| match &plugin.backend {
+                    Backend::Deferred(deferred) => Some(deferred),
+                    _ => None,
+                });
+            let Some(deferred) = deferred else { continue };
+            if let Some(outcome) = deferred.cache_outcome() {
+                info.linked = true;
+                info.cache = Some(outcome.as_str());
+            } else if let Some(error) = deferred.link_error() {
+                info.status = PluginStatus::Failed;
+                info.error = Some(error.to_string());
+            }
+        }
+        infos
     }
 
     /// The engine (for benchmarks and diagnostics).
@@ -309,9 +333,9 @@ impl PluginHost {
             .ok_or_else(|| PluginError::NotFound {
                 plugin: id.to_string(),
             })
-            .and_then(|plugin| match &plugin.backend {
-                Backend::Wasm(wasm) => Ok(wasm),
-                Backend::Native(_) => Err(PluginError::Native {
+            .and_then(|plugin| match plugin.backend.wasm() {
+                Some(wasm) => wasm,
+                None => Err(PluginError::Native {
                     plugin: id.to_string(),
                     message: "a native plugin has no wasm instance".to_string(),
                 }),
