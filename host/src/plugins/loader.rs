@@ -92,6 +92,19 @@ impl Loader<'_> {
         read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
     ) {
         let started = Instant::now();
+        let declared = manifest.declared_capabilities();
+        // Default plugins ship with the binary: they are granted what they declare. A third-party plugin
+        // gets what the operator grants it (the basic capabilities without a `plugins.grants` entry).
+        let granted: Vec<Capability> = if folder.is_none() {
+            declared.clone()
+        } else {
+            self.config.granted_to(&manifest.id).to_vec()
+        };
+        let missing: Vec<String> = declared
+            .iter()
+            .filter(|capability| !granted.contains(capability))
+            .map(ToString::to_string)
+            .collect();
         let mut info = PluginInfo {
             id: manifest.id.clone(),
             name: manifest.display_name().to_string(),
@@ -100,6 +113,8 @@ impl Loader<'_> {
             source,
             worlds: manifest.worlds.clone(),
             wit_version: manifest.wit.clone(),
+            capabilities: declared.clone(),
+            granted: granted.clone(),
             status: PluginStatus::Failed,
             error: None,
             cache: None,
@@ -121,6 +136,17 @@ impl Loader<'_> {
                 PluginStatus::Failed,
                 format!("another plugin with id {} is already loaded", manifest.id),
             ))
+        } else if !missing.is_empty() {
+            Err((
+                PluginStatus::Failed,
+                PluginError::CapabilityNotGranted {
+                    plugin: manifest.id.clone(),
+                    version: manifest.version.clone(),
+                    missing,
+                    wanted: declared.iter().map(ToString::to_string).collect(),
+                }
+                .to_string(),
+            ))
         } else if manifest.kind == PluginKind::Native {
             match (self.config.allow_native, folder) {
                 (true, Some(folder)) => {
@@ -139,7 +165,7 @@ impl Loader<'_> {
                 )),
             }
         } else {
-            self.link(&manifest, read_wasm)
+            self.link(&manifest, &declared, read_wasm)
                 .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
                 .map_err(|error| (PluginStatus::Failed, error.to_string()))
         };
@@ -167,10 +193,12 @@ impl Loader<'_> {
         self.infos.push(info);
     }
 
-    /// Checks the WIT version, compiles or deserializes, links and checks the exports.
+    /// Checks the WIT version, compiles or deserializes, links and checks the exports. Its calls may use
+    /// `capabilities`.
     pub(super) fn link(
         &self,
         manifest: &Manifest,
+        capabilities: &[Capability],
         read_wasm: impl FnOnce(&Manifest) -> Result<Vec<u8>, PluginError>,
     ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
         manifest.wit_version()?;
@@ -186,6 +214,7 @@ impl Loader<'_> {
             config_json: Arc::from(self.config_json(manifest)),
             state: self.state.clone(),
             views: self.views.clone(),
+            capabilities: Arc::from(capabilities),
         };
         let limits = CallLimits::resolve(self.config, &manifest.limits);
         let plugin = WasmPlugin::new(
@@ -221,6 +250,8 @@ impl Loader<'_> {
             source,
             worlds: Vec::new(),
             wit_version: String::new(),
+            capabilities: Vec::new(),
+            granted: Vec::new(),
             status: PluginStatus::Failed,
             error: Some(error.to_string()),
             cache: None,

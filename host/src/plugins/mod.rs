@@ -60,6 +60,7 @@ pub use limits::CallLimits;
 pub use manifest::{Manifest, PluginKind, World};
 pub use runtime::{PluginCtx, WarmInstance, WasmPlugin};
 
+pub use capability::{Capability, CapabilityDenied};
 use capability::{CapabilityCtx, PluginIdentity};
 use embedded::{EmbeddedPlugin, DEFAULT_PLUGINS};
 use engine::ArtifactCache;
@@ -119,6 +120,11 @@ pub struct PluginInfo {
     pub worlds: Vec<World>,
     /// WIT package version the manifest declares.
     pub wit_version: String,
+    /// Host capabilities the manifest declares (what its calls may use once loaded).
+    pub capabilities: Vec<Capability>,
+    /// Host capabilities it is granted: what it declares for a default plugin, `plugins.grants` (or the
+    /// basic ones) for a third-party plugin.
+    pub granted: Vec<Capability>,
     /// Loaded, failed or disabled.
     pub status: PluginStatus,
     /// Why it failed or is disabled.
