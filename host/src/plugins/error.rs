@@ -110,6 +110,14 @@ pub enum PluginError {
         /// Everything it declares (what the grant would have to list).
         wanted: Vec<String>,
     },
+    /// A plugin listed in `plugins.required` is not loaded; start-up stops.
+    #[error("required plugin {plugin} is not loaded (plugins.required): {reason}")]
+    RequiredNotLoaded {
+        /// Plugin id.
+        plugin: String,
+        /// Why: its load error, its disabled reason, or that no plugin has this id.
+        reason: String,
+    },
     /// A native plugin was found but native plugins are disabled or unsupported.
     #[error("plugin {plugin}: {message}")]
     Native {

@@ -278,6 +278,29 @@ impl PluginHost {
         &self.infos
     }
 
+    /// Fails with the first of `required` (plugin ids) that is not loaded, naming why: its load error, the
+    /// reason it is disabled, or that no plugin has that id. Start-up stops on it.
+    pub fn check_required(&self, required: &[String]) -> Result<(), PluginError> {
+        for id in required {
+            if self.loaded.iter().any(|plugin| plugin.manifest.id == *id) {
+                continue;
+            }
+            let reason = match self.infos.iter().find(|info| info.id == *id) {
+                Some(info) => info
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("status {:?}", info.status)),
+                None => "no plugin with this id was found in the embedded plugins or plugins.dirs"
+                    .to_string(),
+            };
+            return Err(PluginError::RequiredNotLoaded {
+                plugin: id.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
+
     /// Status of every plugin, owned.
     pub fn plugins(&self) -> Vec<PluginInfo> {
         self.infos.clone()
