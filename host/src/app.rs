@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use crate::appserver::{AppServer, AppServerEvent, AppServerSettings};
 use crate::config::Config;
-use crate::engine::worker_link::WorkerLink;
 use crate::engine::plugin_state::StorePluginState;
+use crate::engine::worker_link::WorkerLink;
 use crate::engine::{config_fingerprint, Engine, EngineRole, EngineSettings};
 use crate::mcp::error::ToolError;
 use crate::mcp::tools::plugin_views::StoreViews;

@@ -18,12 +18,12 @@ mod http;
 mod plugins;
 
 pub use execution::{ExecutionMode, WorkerConfig};
-pub use plugins::{PluginCapability, PluginsConfig, BASIC_CAPABILITIES};
 use file::{parse_file, resolve, FileConfig, Layer};
 pub use http::{
     HostPattern, HttpConfig, OriginPattern, Secret, CONFORMANCE_FIXTURES_ENV,
     HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV, MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
 };
+pub use plugins::{PluginCapability, PluginsConfig, BASIC_CAPABILITIES};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";

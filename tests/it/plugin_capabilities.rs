@@ -128,7 +128,8 @@ fn a_declared_capability_the_operator_did_not_grant_fails_the_load() {
         error.contains("did not grant: views") && error.contains("plugins.grants.hostile"),
         "{error}"
     );
-    assert!(host.plugins_with(codex_control_plane::plugins::World::Policy)
+    assert!(host
+        .plugins_with(codex_control_plane::plugins::World::Policy)
         .iter()
         .all(|id| id != "hostile"));
     // Listed in plugins.required, it stops start-up with the same reason.
@@ -188,7 +189,8 @@ fn hostile_env(plugins: &Path, config: &Path) -> Vec<(String, String)> {
 /// Submits a task whose model selects the hostile policy's behaviour and returns its `lastError` text once
 /// the policy refused it.
 fn denied_with(harness: &mut Harness, model: &str) -> String {
-    let submitted = harness.submit(json!({"operation_type": "start_chat", "message": "hello", "model": model}));
+    let submitted =
+        harness.submit(json!({"operation_type": "start_chat", "message": "hello", "model": model}));
     let status = harness.wait_terminal(&op_id(&submitted));
     assert_eq!(status["status"], json!("failed"), "{status}");
     status["lastError"].to_string()
@@ -272,8 +274,7 @@ fn views_show_a_real_operation_and_workflow_redacted() {
         "{view}"
     );
     assert!(
-        view.contains(r#"\"status\":\"completed\""#)
-            || view.contains(r#"\"status\":\"failed\""#),
+        view.contains(r#"\"status\":\"completed\""#) || view.contains(r#"\"status\":\"failed\""#),
         "{view}"
     );
     assert!(view.contains("Wrote [redacted-path:notes.md:"), "{view}");
@@ -297,7 +298,10 @@ fn views_show_a_real_operation_and_workflow_redacted() {
             && workflow.contains(r#"\"workflowKind\":\"plan_then_execute\""#),
         "{workflow}"
     );
-    assert!(!workflow.contains(&project), "the view leaks the path: {workflow}");
+    assert!(
+        !workflow.contains(&project),
+        "the view leaks the path: {workflow}"
+    );
     let none = denied_with(&mut harness, "view-wf:wf_unknown");
     assert!(none.contains("none"), "{none}");
 }

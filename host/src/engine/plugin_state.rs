@@ -76,11 +76,19 @@ mod tests {
         let long_key = "k".repeat(MAX_STATE_KEY_BYTES + 1);
         assert_eq!(state.set("a", &long_key, "v"), Err(StateError::KeyTooLarge));
         let long_value = "v".repeat(MAX_STATE_VALUE_BYTES + 1);
-        assert_eq!(state.set("a", "k", &long_value), Err(StateError::ValueTooLarge));
+        assert_eq!(
+            state.set("a", "k", &long_value),
+            Err(StateError::ValueTooLarge)
+        );
         for key_idx in 0..MAX_STATE_KEYS {
-            state.set("a", &key_idx.to_string(), "v").expect("under the cap");
+            state
+                .set("a", &key_idx.to_string(), "v")
+                .expect("under the cap");
         }
-        assert_eq!(state.set("a", "one-more", "v"), Err(StateError::TooManyKeys));
+        assert_eq!(
+            state.set("a", "one-more", "v"),
+            Err(StateError::TooManyKeys)
+        );
         assert_eq!(state.set("a", "0", "w"), Ok(()));
         assert_eq!(state.get("a", "0"), Ok(Some("w".to_string())));
         state.delete("a", "0").expect("delete");

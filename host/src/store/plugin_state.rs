@@ -119,14 +119,7 @@ impl Store {
     ) -> Result<SetOutcome, StoreError> {
         let (plugin, key, value) = (plugin.to_string(), key.to_string(), value.to_string());
         self.write_blocking_within(STATE_WRITE_WAIT, move |tx| {
-            set(
-                tx,
-                &plugin,
-                &key,
-                &value,
-                max_keys,
-                crate::time::now_ms(),
-            )
+            set(tx, &plugin, &key, &value, max_keys, crate::time::now_ms())
         })
     }
 
@@ -168,7 +161,9 @@ mod tests {
             Some("22")
         );
         store.plugin_state_delete("a", "k").expect("delete");
-        store.plugin_state_delete("a", "missing").expect("delete missing");
+        store
+            .plugin_state_delete("a", "missing")
+            .expect("delete missing");
         assert_eq!(store.plugin_state_get("a", "k").expect("get"), None);
     }
 
