@@ -87,6 +87,13 @@ fn a_call_outside_the_declared_capabilities_fails_naming_the_capability() {
         info.capabilities,
         vec![Capability::Log, Capability::Clock, Capability::Config]
     );
+    // A default plugin is granted exactly what it declares.
+    let default_policy = host
+        .infos()
+        .iter()
+        .find(|info| info.id == "default-policy")
+        .expect("default policy listed");
+    assert_eq!(default_policy.granted, default_policy.capabilities);
     assert_eq!(
         policy_call(&host, "config").expect("config is basic"),
         Decision::Deny(r#"{"greeting":"hello"}"#.to_string())

@@ -68,3 +68,33 @@ pub struct CapabilityDenied {
     /// The capability the call needed.
     pub capability: Capability,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_refuses_a_capability_the_plugin_does_not_hold_and_names_it() {
+        // The error that traps the call names the plugin, the capability and where to declare and grant it.
+        let ctx = CapabilityCtx {
+            identity: Arc::new(PluginIdentity {
+                id: "site".to_string(),
+                version: "1.0.0".to_string(),
+            }),
+            config_json: Arc::from("{}"),
+            state: Arc::new(state::InMemoryStateStore::default()),
+            views: Arc::new(views::NoViews),
+            capabilities: Arc::from(vec![Capability::Log, Capability::Config]),
+        };
+        assert_eq!(ctx.check(Capability::Log), Ok(()));
+        let denied = ctx.check(Capability::State).expect_err("not held");
+        assert_eq!(denied.capability, Capability::State);
+        let message = denied.to_string();
+        assert!(
+            message.contains("plugin site")
+                && message.contains("`state`")
+                && message.contains("plugins.grants"),
+            "{message}"
+        );
+    }
+}
