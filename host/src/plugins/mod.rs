@@ -230,6 +230,15 @@ impl<'a> PluginHostBuilder<'a> {
             loader.load_dir(dir);
         }
         let Loader { loaded, infos, .. } = loader;
+        // A grant for a plugin that is not there is most likely a typo in an id: say so, it grants nothing.
+        for id in self.config.plugins.grants.keys() {
+            let third_party = infos
+                .iter()
+                .any(|info| info.id == *id && info.source != "embedded");
+            if !third_party {
+                tracing::warn!(plugin = %id, "plugins.grants names no third-party plugin; the grant has no effect");
+            }
+        }
         Ok(PluginHost {
             context: policy_context(self.config),
             cache_dir: cache.dir().to_path_buf(),
