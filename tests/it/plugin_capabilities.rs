@@ -312,3 +312,31 @@ fn views_show_a_real_operation_and_workflow_redacted() {
     let none = denied_with(&mut harness, "view-wf:wf_unknown");
     assert!(none.contains("none"), "{none}");
 }
+
+#[test]
+fn health_lists_an_ungranted_plugin_as_failed_with_the_missing_grant() {
+    // The operator sees why the plugin is not running, and the server goes on without it.
+    let manifest = hostile_manifest_with("hostile", "", Some(&["log", "state"]));
+    let (_plugins, mut harness) =
+        Harness::start_with_hostile_plugin("caps-health", "hostile", &manifest);
+    let entry = health_entry(&mut harness);
+    assert_eq!(entry["status"], json!("failed"), "{entry}");
+    assert_eq!(entry["capabilities"], json!(["log", "state"]), "{entry}");
+    assert_eq!(
+        entry["grantedCapabilities"],
+        json!(["log", "clock", "config"]),
+        "{entry}"
+    );
+    let error = entry["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not grant: state") && error.contains("plugins.grants.hostile"),
+        "{entry}"
+    );
+    let health = harness.call("codex_health_summary", json!({}));
+    assert!(
+        health["pluginErrors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["name"] == json!("hostile"))),
+        "{health}"
+    );
+}
