@@ -8,9 +8,11 @@ use serde_json::{json, Value};
 
 use crate::appserver::{AppServer, AppServerEvent, AppServerSettings};
 use crate::config::Config;
+use crate::engine::plugin_state::StorePluginState;
 use crate::engine::worker_link::WorkerLink;
 use crate::engine::{config_fingerprint, Engine, EngineRole, EngineSettings};
 use crate::mcp::error::ToolError;
+use crate::mcp::tools::plugin_views::StoreViews;
 use crate::plugins::PluginHost;
 use crate::projects::ProjectRegistry;
 use crate::store::{NewAppServerEvent, Store};
@@ -64,7 +66,19 @@ impl App {
                 "started inside a Codex session spawned by codex-control-plane-mcp; write tools are refused"
             );
         }
-        let plugins = PluginHost::load(&config)
+        let store = Store::open(&config.state_db_path).with_context(|| {
+            format!(
+                "cannot open the state database {}",
+                config.state_db_path.display()
+            )
+        })?;
+        // Plugins keep their key/value state in the database and see operations and workflows through the
+        // status tools' snapshots; both are handed in, so `plugins` never names `store`.
+        let views = Arc::new(StoreViews::new(store.clone()));
+        let plugins = PluginHost::builder(&config)
+            .state_store(Arc::new(StorePluginState::new(store.clone())))
+            .views(views.clone())
+            .load()
             .map_err(|err| anyhow::anyhow!("{err}"))
             .context("failed to start the plugin runtime")?;
         for info in plugins.infos() {
@@ -78,12 +92,9 @@ impl App {
                 "plugin"
             );
         }
-        let store = Store::open(&config.state_db_path).with_context(|| {
-            format!(
-                "cannot open the state database {}",
-                config.state_db_path.display()
-            )
-        })?;
+        plugins
+            .check_required(&config.plugins.required)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
         let appserver = AppServer::new(AppServerSettings::from_config(&config));
         let plugins = Arc::new(plugins);
         let engine = Engine::new(
@@ -93,6 +104,7 @@ impl App {
             EngineSettings::from_config(&config).with_role(role),
             config_fingerprint(&config),
         );
+        views.set_owner(&engine.worker.owner_id);
         let worker_link =
             (!role.dispatches()).then(|| WorkerLink::new(&config.state_db_path, &config));
         Ok(App {
@@ -289,6 +301,8 @@ impl App {
                     "kind": info.kind,
                     "worlds": info.worlds,
                     "witVersion": info.wit_version,
+                    "capabilities": info.capabilities,
+                    "grantedCapabilities": info.granted,
                     "status": info.status,
                     "builtin": info.source == "embedded",
                     "source": info.source,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod execution;
 mod file;
 mod http;
+mod plugins;
 
 pub use execution::{ExecutionMode, WorkerConfig};
 use file::{parse_file, resolve, FileConfig, Layer};
@@ -22,6 +23,7 @@ pub use http::{
     HostPattern, HttpConfig, OriginPattern, Secret, CONFORMANCE_FIXTURES_ENV,
     HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV, MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
 };
+pub use plugins::{PluginCapability, PluginsConfig, BASIC_CAPABILITIES};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";
@@ -238,39 +240,6 @@ impl Default for AppServerConfig {
             extra_args: Vec::new(),
             env: BTreeMap::new(),
             self_mcp_server_name: "codex-control-plane-mcp".to_string(),
-        }
-    }
-}
-
-/// Where plugins come from and the budget each call gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginsConfig {
-    /// Directories holding third-party plugins (each plugin is a folder with `plugin.toml` and `plugin.wasm`).
-    pub dirs: Vec<PathBuf>,
-    /// Whether trusted native (shared library) plugins may be loaded at all.
-    pub allow_native: bool,
-    /// Where compiled components are cached; `None` means next to the state database.
-    pub cache_dir: Option<PathBuf>,
-    /// Fuel per plugin call unless the manifest asks for less.
-    pub default_fuel: u64,
-    /// Wall-clock deadline per plugin call, in milliseconds.
-    pub default_timeout_ms: u64,
-    /// Linear memory cap per plugin instance, in bytes.
-    pub default_memory_bytes: u64,
-    /// Plugin names not to load, default plugins included.
-    pub disabled: Vec<String>,
-}
-
-impl Default for PluginsConfig {
-    fn default() -> Self {
-        PluginsConfig {
-            dirs: Vec::new(),
-            allow_native: false,
-            cache_dir: None,
-            default_fuel: 50_000_000,
-            default_timeout_ms: 1_000,
-            default_memory_bytes: 64 * 1024 * 1024,
-            disabled: Vec::new(),
         }
     }
 }

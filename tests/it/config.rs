@@ -75,3 +75,28 @@ fn version_and_help_work() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("serve"));
 }
+
+#[test]
+fn a_misspelt_capability_grant_is_named() {
+    // A grant the host does not know is a start-up error, not a silently dropped permission.
+    let (code, stderr) = run_with_config("[plugins.grants]\nsite-policy = [\"stat\"]\n", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("site-policy") && stderr.contains("stat"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_required_plugin_that_does_not_load_stops_start_up() {
+    // `plugins.required` names a plugin nobody provides: the server refuses to start and says which.
+    let (code, stderr) = run_with_config("[plugins]\nrequired = [\"site-policy\"]\n", &[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("required plugin site-policy is not loaded"),
+        "{stderr}"
+    );
+    // The default plugins are found, so requiring one is fine (stdin is closed: the server ends at once).
+    let (code, stderr) = run_with_config("[plugins]\nrequired = [\"default-policy\"]\n", &[]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -17,6 +17,7 @@ mod http;
 mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
+mod plugin_capabilities;
 mod plugins;
 mod preflight;
 mod protocol_conformance;

@@ -10,10 +10,10 @@ use codex_control_plane::plugins::types::{
     RepairAction, RepairContext, SandboxMode, Severity, TurnSettings,
 };
 use codex_control_plane::plugins::{
-    CallErrorKind, PluginError, PluginHost, PluginInfo, PluginStatus, World,
+    CallErrorKind, Capability, PluginError, PluginHost, PluginInfo, PluginStatus, World,
 };
 use support::mcp_client::TempDir;
-use support::wasm_plugins::{hostile_manifest, plugin_folder, test_plugins};
+use support::wasm_plugins::{hostile_manifest, hostile_manifest_with, plugin_folder, test_plugins};
 
 /// A configuration rooted in `root`, with `root/projects` as the only allowed root and the given
 /// plugin directories.
@@ -488,9 +488,26 @@ fn disabled_and_native_plugins_are_reported() {
 
 #[test]
 fn host_capabilities_reach_the_plugin() {
-    // State persists across fresh instances and is scoped to the plugin; config and views arrive.
+    // Declared and granted: state persists across fresh instances and is scoped to the plugin; config
+    // and views arrive (the library host's views expose nothing).
     let temp = TempDir::new("plugins-caps");
-    let host = hostile_host(&temp, "");
+    let plugins = test_plugins().expect("test plugins build");
+    let dir = temp.path().join("plugins");
+    let all = ["log", "clock", "config", "state", "views"];
+    plugin_folder(
+        &dir,
+        "hostile",
+        &hostile_manifest_with("hostile", "", Some(&all)),
+        &plugins.hostile,
+    )
+    .expect("plugin folder");
+    let mut config = config(temp.path(), vec![dir]);
+    config
+        .plugins
+        .grants
+        .insert("hostile".to_string(), Capability::ALL.to_vec());
+    let host = PluginHost::load(&config).expect("host loads");
+    assert_eq!(info(&host, "hostile").status, PluginStatus::Loaded);
     let inside = format!("{}/x", root_of(&host));
     let call = |behaviour: &str| {
         host.check_action_with(

@@ -155,11 +155,23 @@ pub fn plugin_folder(
     Ok(folder)
 }
 
-/// A manifest for the hostile plugin with the given id and `[limits]` lines.
+/// A manifest for the hostile plugin with the given id and `[limits]` lines; it declares no
+/// `capabilities`, so it holds the basic ones (log, clock, config).
 pub fn hostile_manifest(id: &str, limits: &str) -> String {
+    hostile_manifest_with(id, limits, None)
+}
+
+/// [`hostile_manifest`] declaring `capabilities` (e.g. `["state", "views"]`), or no key for `None`.
+pub fn hostile_manifest_with(id: &str, limits: &str, capabilities: Option<&[&str]>) -> String {
+    let capabilities = capabilities
+        .map(|names| {
+            let names: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
+            format!("capabilities = [{}]\n", names.join(", "))
+        })
+        .unwrap_or_default();
     format!(
         "id = \"{id}\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\n\
-         worlds = [\"workflow\", \"analyzer\", \"repair\", \"policy\"]\n\
+         worlds = [\"workflow\", \"analyzer\", \"repair\", \"policy\"]\n{capabilities}\
          [limits]\n{limits}\n[config]\ngreeting = \"hello\"\n"
     )
 }

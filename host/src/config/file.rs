@@ -70,6 +70,8 @@ pub(super) struct FilePlugins {
     default_timeout_ms: Option<i64>,
     default_memory_bytes: Option<i64>,
     disabled: Option<Vec<String>>,
+    grants: Option<BTreeMap<String, Vec<PluginCapability>>>,
+    required: Option<Vec<String>>,
 }
 
 pub(super) fn parse_file(text: &str) -> Result<FileConfig, String> {
@@ -402,6 +404,8 @@ pub(super) fn resolve(
             plugin_defaults.default_memory_bytes,
         )?,
         disabled: raw.plugins.disabled.unwrap_or_default(),
+        grants: raw.plugins.grants.unwrap_or_default(),
+        required: raw.plugins.required.unwrap_or_default(),
     };
 
     let execution_mode = match layer

@@ -98,6 +98,8 @@ pub(super) fn failure_kind(error: &PluginError) -> &'static str {
             CallErrorKind::Trap { .. } => "trap",
             CallErrorKind::OutputTooLarge { .. } => "output_too_large",
             CallErrorKind::InvalidOutput { .. } => "invalid_output",
+            // A capability refusal is a trap of the call; the message names the capability.
+            CallErrorKind::CapabilityDenied { .. } => "trap",
             _ => "unavailable",
         },
         _ => "unavailable",

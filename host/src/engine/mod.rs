@@ -25,6 +25,7 @@ pub mod execute;
 pub mod goals;
 pub mod interactions;
 pub mod lifecycle;
+pub mod plugin_state;
 pub mod repairs;
 pub mod request;
 pub mod tracker;

@@ -108,6 +108,26 @@ pub enum PluginError {
         /// The world the call needs.
         world: String,
     },
+    /// The manifest declares host capabilities the operator did not grant this third-party plugin.
+    #[error("plugin {plugin}@{version} declares capabilities the operator did not grant: {}; grant them with plugins.grants.{plugin} = [{}] or remove them from its plugin.toml", missing.join(", "), wanted.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "))]
+    CapabilityNotGranted {
+        /// Plugin id.
+        plugin: String,
+        /// Plugin version.
+        version: String,
+        /// Declared capabilities missing from the grant.
+        missing: Vec<String>,
+        /// Everything it declares (what the grant would have to list).
+        wanted: Vec<String>,
+    },
+    /// A plugin listed in `plugins.required` is not loaded; start-up stops.
+    #[error("required plugin {plugin} is not loaded (plugins.required): {reason}")]
+    RequiredNotLoaded {
+        /// Plugin id.
+        plugin: String,
+        /// Why: its load error, its disabled reason, or that no plugin has this id.
+        reason: String,
+    },
     /// A native plugin was found but native plugins are disabled or unsupported.
     #[error("plugin {plugin}: {message}")]
     Native {
@@ -164,6 +184,19 @@ pub enum CallErrorKind {
     #[error("could not be instantiated: {message}")]
     Instantiate {
         /// Wasmtime's explanation.
+        message: String,
+    },
+    /// The plugin called a host function of a capability it does not hold; the host function was
+    /// not run.
+    #[error("called a host function of capability `{capability}`, which it does not hold")]
+    CapabilityDenied {
+        /// The capability the call needed (`state`, `views`, ...).
+        capability: String,
+    },
+    /// A host function could not serve the plugin (e.g. its state store was unavailable).
+    #[error("host function failed: {message}")]
+    HostFailure {
+        /// What failed.
         message: String,
     },
     /// A reused instance is unusable because an earlier call on it failed.

@@ -98,6 +98,19 @@ impl Loader<'_> {
         wasm: WasmSource,
     ) {
         let started = Instant::now();
+        let declared = manifest.declared_capabilities();
+        // Default plugins ship with the binary: they are granted what they declare. A third-party plugin
+        // gets what the operator grants it (the basic capabilities without a `plugins.grants` entry).
+        let granted: Vec<Capability> = if folder.is_none() {
+            declared.clone()
+        } else {
+            self.config.granted_to(&manifest.id).to_vec()
+        };
+        let missing: Vec<String> = declared
+            .iter()
+            .filter(|capability| !granted.contains(capability))
+            .map(ToString::to_string)
+            .collect();
         let mut info = PluginInfo {
             id: manifest.id.clone(),
             name: manifest.display_name().to_string(),
@@ -106,6 +119,8 @@ impl Loader<'_> {
             source,
             worlds: manifest.worlds.clone(),
             wit_version: manifest.wit.clone(),
+            capabilities: declared.clone(),
+            granted: granted.clone(),
             status: PluginStatus::Failed,
             error: None,
             cache: None,
@@ -128,6 +143,17 @@ impl Loader<'_> {
                 PluginStatus::Failed,
                 format!("another plugin with id {} is already loaded", manifest.id),
             ))
+        } else if !missing.is_empty() {
+            Err((
+                PluginStatus::Failed,
+                PluginError::CapabilityNotGranted {
+                    plugin: manifest.id.clone(),
+                    version: manifest.version.clone(),
+                    missing,
+                    wanted: declared.iter().map(ToString::to_string).collect(),
+                }
+                .to_string(),
+            ))
         } else if manifest.kind == PluginKind::Native {
             match (self.config.allow_native, folder) {
                 (true, Some(folder)) => {
@@ -148,11 +174,11 @@ impl Loader<'_> {
         } else {
             match (wasm, folder) {
                 (WasmSource::Embedded(bytes), _) => self
-                    .defer(&manifest, bytes)
+                    .defer(&manifest, &declared, bytes)
                     .map(|deferred| (Backend::Deferred(Box::new(deferred)), None))
                     .map_err(|error| (PluginStatus::Failed, error.to_string())),
                 (WasmSource::Folder, Some(folder)) => self
-                    .link(&manifest, folder)
+                    .link(&manifest, &declared, folder)
                     .map(|(wasm, cache)| (Backend::Wasm(wasm), Some(cache)))
                     .map_err(|error| (PluginStatus::Failed, error.to_string())),
                 (WasmSource::Folder, None) => Err((
@@ -185,10 +211,11 @@ impl Loader<'_> {
     }
 
     /// Checks the WIT version, reads the component from `folder`, compiles or deserializes it, links it and
-    /// checks the exports.
+    /// checks the exports. Its calls may use `capabilities`.
     pub(super) fn link(
         &self,
         manifest: &Manifest,
+        capabilities: &[Capability],
         folder: &Path,
     ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
         manifest.wit_version()?;
@@ -201,16 +228,17 @@ impl Loader<'_> {
             self.linker,
             &component,
             &manifest.worlds,
-            self.capabilities(manifest),
+            self.capabilities(manifest, capabilities),
             CallLimits::resolve(self.config, &manifest.limits),
         )?;
         Ok((plugin, outcome))
     }
 
-    /// Checks the WIT version and prepares an embedded plugin to be linked on its first call.
+    /// Checks the WIT version and prepares an embedded plugin to be linked on its first call, with `capabilities`.
     pub(super) fn defer(
         &self,
         manifest: &Manifest,
+        capabilities: &[Capability],
         wasm: &'static [u8],
     ) -> Result<DeferredWasm, PluginError> {
         manifest.wit_version()?;
@@ -220,13 +248,13 @@ impl Loader<'_> {
             cache: self.cache.clone(),
             manifest: manifest.clone(),
             wasm,
-            capabilities: self.capabilities(manifest),
+            capabilities: self.capabilities(manifest, capabilities),
             limits: CallLimits::resolve(self.config, &manifest.limits),
         }))
     }
 
-    /// What the plugin's host calls are served with.
-    fn capabilities(&self, manifest: &Manifest) -> CapabilityCtx {
+    /// What the plugin's host calls are served with: its identity, config, state, views and `capabilities`.
+    fn capabilities(&self, manifest: &Manifest, capabilities: &[Capability]) -> CapabilityCtx {
         CapabilityCtx {
             identity: Arc::new(PluginIdentity {
                 id: manifest.id.clone(),
@@ -235,6 +263,7 @@ impl Loader<'_> {
             config_json: Arc::from(self.config_json(manifest)),
             state: self.state.clone(),
             views: self.views.clone(),
+            capabilities: Arc::from(capabilities),
         }
     }
 
@@ -261,6 +290,8 @@ impl Loader<'_> {
             source,
             worlds: Vec::new(),
             wit_version: String::new(),
+            capabilities: Vec::new(),
+            granted: Vec::new(),
             status: PluginStatus::Failed,
             error: Some(error.to_string()),
             cache: None,

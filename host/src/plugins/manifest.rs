@@ -9,6 +9,7 @@
 //! worlds = ["policy"]            # worlds it implements: workflow, analyzer, repair, policy
 //! kind = "wasm"                  # or "native" (trusted shared library, off by default)
 //! component = "plugin.wasm"      # optional, the component file next to the manifest
+//! capabilities = ["log", "clock", "config", "state", "views"]   # host functions it calls; see below
 //!
 //! [limits]                       # optional; each is capped by the host configuration
 //! fuel = 10_000_000
@@ -17,6 +18,11 @@
 //!
 //! [config]                       # optional, any table; the plugin reads it with `get-config`
 //! ```
+//!
+//! `capabilities` names the groups of host functions the plugin calls (`log`, `clock`, `config`, `state`,
+//! `views`); a manifest without the key declares the basic ones (`log`, `clock`, `config`). A call to a host
+//! function of a capability the plugin did not declare fails that call, and a third-party plugin loads only
+//! when the operator granted everything it declares (`plugins.grants`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::PluginError;
 use super::wit::{self, WitVersion};
+use crate::config::{PluginCapability, BASIC_CAPABILITIES};
 
 /// The parsed `plugin.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +58,9 @@ pub struct Manifest {
     /// Component (or library) file name, relative to the manifest.
     #[serde(default)]
     pub component: Option<String>,
+    /// Host capabilities it calls; `None` (no key) declares [`BASIC_CAPABILITIES`].
+    #[serde(default)]
+    pub capabilities: Option<Vec<PluginCapability>>,
     /// Budgets the plugin asks for.
     #[serde(default)]
     pub limits: ManifestLimits,
@@ -161,6 +171,17 @@ impl Manifest {
         wit::select(wanted).ok_or_else(unsupported)
     }
 
+    /// The capabilities it declares, sorted and without repeats.
+    pub fn declared_capabilities(&self) -> Vec<PluginCapability> {
+        let mut declared = self
+            .capabilities
+            .clone()
+            .unwrap_or_else(|| BASIC_CAPABILITIES.to_vec());
+        declared.sort();
+        declared.dedup();
+        declared
+    }
+
     /// The `[config]` table as a JSON object.
     pub fn config_json(&self) -> String {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_string())
@@ -218,6 +239,26 @@ mod tests {
         assert_eq!(manifest.kind, PluginKind::Wasm);
         assert_eq!(manifest.config_json(), "{}");
         assert!(manifest.wit_version().is_ok());
+        // No `capabilities` key: the basic ones, as plugins written before the key had.
+        assert_eq!(manifest.declared_capabilities(), BASIC_CAPABILITIES);
+    }
+
+    #[test]
+    fn capabilities_are_declared_by_name() {
+        // Repeats collapse; an unknown name is a manifest error, not a silently dropped grant.
+        let manifest = parse(
+            "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n\
+             capabilities = [\"state\", \"log\", \"state\"]\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            manifest.declared_capabilities(),
+            vec![PluginCapability::Log, PluginCapability::State]
+        );
+        let typo = parse(
+            "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\ncapabilities = [\"stat\"]\n",
+        );
+        assert!(matches!(typo, Err(PluginError::Manifest { .. })));
     }
 
     #[test]

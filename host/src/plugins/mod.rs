@@ -61,6 +61,7 @@ pub use limits::CallLimits;
 pub use manifest::{Manifest, PluginKind, World};
 pub use runtime::{PluginCtx, WarmInstance, WasmPlugin};
 
+pub use capability::{Capability, CapabilityDenied};
 use capability::{CapabilityCtx, PluginIdentity};
 use embedded::{EmbeddedPlugin, DEFAULT_PLUGINS};
 use engine::ArtifactCache;
@@ -120,6 +121,11 @@ pub struct PluginInfo {
     pub worlds: Vec<World>,
     /// WIT package version the manifest declares.
     pub wit_version: String,
+    /// Host capabilities the manifest declares (what its calls may use once loaded).
+    pub capabilities: Vec<Capability>,
+    /// Host capabilities it is granted: what it declares for a default plugin, `plugins.grants` (or the
+    /// basic ones) for a third-party plugin.
+    pub granted: Vec<Capability>,
     /// Loaded, failed or disabled.
     pub status: PluginStatus,
     /// Why it failed or is disabled.
@@ -228,6 +234,15 @@ impl<'a> PluginHostBuilder<'a> {
             loader.load_dir(dir);
         }
         let Loader { loaded, infos, .. } = loader;
+        // A grant for a plugin that is not there is most likely a typo in an id: say so, it grants nothing.
+        for id in self.config.plugins.grants.keys() {
+            let third_party = infos
+                .iter()
+                .any(|info| info.id == *id && info.source != "embedded");
+            if !third_party {
+                tracing::warn!(plugin = %id, "plugins.grants names no third-party plugin; the grant has no effect");
+            }
+        }
         Ok(PluginHost {
             context: policy_context(self.config),
             cache_dir: cache.dir().to_path_buf(),
@@ -274,6 +289,29 @@ impl PluginHost {
     /// Status of every plugin, for the health summary.
     pub fn infos(&self) -> &[PluginInfo] {
         &self.infos
+    }
+
+    /// Fails with the first of `required` (plugin ids) that is not loaded, naming why: its load error, the
+    /// reason it is disabled, or that no plugin has that id. Start-up stops on it.
+    pub fn check_required(&self, required: &[String]) -> Result<(), PluginError> {
+        for id in required {
+            if self.loaded.iter().any(|plugin| plugin.manifest.id == *id) {
+                continue;
+            }
+            let reason = match self.infos.iter().find(|info| info.id == *id) {
+                Some(info) => info
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("status {:?}", info.status)),
+                None => "no plugin with this id was found in the embedded plugins or plugins.dirs"
+                    .to_string(),
+            };
+            return Err(PluginError::RequiredNotLoaded {
+                plugin: id.clone(),
+                reason,
+            });
+        }
+        Ok(())
     }
 
     /// Status of every plugin as of now, owned: [`PluginHost::infos`] with what the default plugins

@@ -11,7 +11,8 @@ use wasmtime::component::{HasSelf, Instance, InstancePre, Linker, ResourceTable}
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::capability::CapabilityCtx;
+use super::capability::state::StateError;
+use super::capability::{CapabilityCtx, CapabilityDenied};
 use super::engine::{epoch_ticks, ticking};
 use super::error::{CallErrorKind, PluginError};
 use super::limits::{self, CallLimits, MemoryLimiter, MAX_OUTPUT_BYTES};
@@ -275,6 +276,14 @@ impl WasmPlugin {
         let kind = if store.data().limiter.hit() {
             CallErrorKind::MemoryLimit {
                 limit_bytes: store.data().limiter.limit_bytes(),
+            }
+        } else if let Some(denied) = error.downcast_ref::<CapabilityDenied>() {
+            CallErrorKind::CapabilityDenied {
+                capability: denied.capability.to_string(),
+            }
+        } else if let Some(failure) = error.downcast_ref::<StateError>() {
+            CallErrorKind::HostFailure {
+                message: failure.to_string(),
             }
         } else {
             match error.downcast_ref::<Trap>() {

@@ -30,6 +30,7 @@
 //! - [`health`]: the health summary's reads: active work, stalled turns, historical debt, recent errors.
 //! - [`chats`]: the chat read model (threads with their project, title, latest turn and activity).
 //! - [`history`]: the mirrored chat history and its FTS5 index.
+//! - [`plugin_state`]: plugin key/value state, read and written synchronously from inside plugin calls.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
@@ -51,6 +52,7 @@ pub mod leases;
 pub mod lifecycle;
 pub mod liveness;
 pub mod operations;
+pub mod plugin_state;
 pub mod probe;
 pub mod recovery;
 pub mod repairs;
@@ -60,9 +62,10 @@ pub mod turns;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde::{Serialize, Serializer};
@@ -179,6 +182,16 @@ pub enum StoreError {
     /// The writer thread is gone (the store is shutting down or a write panicked).
     #[error("store writer is closed")]
     Closed,
+    /// A bounded write ([`Store::write_blocking_within`]) was still queued when its wait ended; it was
+    /// withdrawn and never ran.
+    #[error("store write not applied: the writer was busy for {waited_ms} ms")]
+    WriteTimedOut {
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
+    /// A blocking write was asked for on the writer thread itself, which would wait on itself forever.
+    #[error("store write refused: called on the store's writer thread")]
+    WriteWouldDeadlock,
     /// A blocking read task failed to run.
     #[error("store reader task failed: {0}")]
     Task(String),
@@ -244,6 +257,8 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The writer thread's id: a blocking write from that thread would wait on itself.
+    writer_thread_id: ThreadId,
     /// Dropping the sender stops the checkpoint thread.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -339,11 +354,13 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let writer_thread_id = handle.thread().id();
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer: Mutex::new(Some(sender)),
                 writer_thread: Mutex::new(Some(handle)),
+                writer_thread_id,
                 checkpointer: Mutex::new(Some(checkpointer)),
                 readers: Mutex::new(Vec::new()),
                 commits,
@@ -386,6 +403,59 @@ impl Store {
             let _ = reply.send(run_immediate(conn, f));
         }))?;
         answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`write_blocking`](Self::write_blocking) for callers that must not wait long (plugin calls): waits at
+    /// most `wait` for the outcome. A job still queued when the wait ends is withdrawn and never runs
+    /// ([`StoreError::WriteTimedOut`]); one that has started waits on other processes' locks only for what is
+    /// left of `wait`, and its outcome is awaited, so the caller always knows whether it was applied. On the
+    /// writer thread itself it fails at once ([`StoreError::WriteWouldDeadlock`]).
+    pub fn write_blocking_within<R, F>(&self, wait: Duration, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        const QUEUED: u8 = 0;
+        const STARTED: u8 = 1;
+        const WITHDRAWN: u8 = 2;
+        if std::thread::current().id() == self.inner.writer_thread_id {
+            return Err(StoreError::WriteWouldDeadlock);
+        }
+        let began = Instant::now();
+        let deadline = began + wait;
+        let claim = Arc::new(AtomicU8::new(QUEUED));
+        let job_claim = claim.clone();
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.send_job(Box::new(move |conn: &mut Connection| {
+            if job_claim
+                .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return;
+            }
+            // Another process's write lock is waited on only for what the caller still waits.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = conn.busy_timeout(left.max(Duration::from_millis(1)));
+            let result = run_immediate(conn, f);
+            let _ = conn.busy_timeout(BUSY_TIMEOUT);
+            let _ = reply.send(result);
+        }))?;
+        match answer.recv_timeout(wait) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Closed),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if claim
+                    .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Err(StoreError::WriteTimedOut {
+                        waited_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+                // It started just now: its lock wait is already spent, so only the transaction is left.
+                answer.recv().map_err(|_| StoreError::Closed)?
+            }
+        }
     }
 
     fn take_reader(&self) -> Result<Connection, StoreError> {

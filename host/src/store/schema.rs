@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -475,6 +475,19 @@ CREATE TABLE codex_repair_runs (
     created_at         INTEGER NOT NULL
 );
 CREATE INDEX idx_codex_repair_runs_guard ON codex_repair_runs (guard_key, created_at);
+"#;
+
+/// Plugin key/value state (WIT `state-get` / `state-set` / `state-delete`), one row per plugin and key. The
+/// caps (256-byte keys, 64 KiB values, 1024 keys per plugin) are the plugin runtime's; the store enforces the
+/// key count in the transaction that inserts a key.
+const V9: &str = r#"
+CREATE TABLE codex_plugin_state (
+    plugin_id   TEXT NOT NULL,                        -- the plugin's manifest id
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (plugin_id, key)
+) WITHOUT ROWID;
 "#;
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ pub async fn health_summary(app: &App, args: &Args) -> Result<Value, ToolError> 
             json!({"status": "error", "error": error.to_string()})
         }
     };
-    let plugins = app.plugin_infos();
+    let mut plugins = app.plugin_infos();
+    add_state_usage(app, &mut plugins).await;
     let plugin_errors: Vec<Value> = plugins
         .iter()
         .filter(|p| p.get("status").and_then(Value::as_str) == Some("failed"))
@@ -194,6 +195,21 @@ pub async fn health_summary(app: &App, args: &Args) -> Result<Value, ToolError> 
         "nextRecommendedAction": next_action,
         "uptimeSeconds": app.started_at.elapsed().as_secs_f64(),
     }))
+}
+
+/// Adds each plugin's persisted key/value state (`state: {keys, bytes}`) to its inventory entry; `null` when
+/// the store cannot be read (the `mcp_state_db` check reports why).
+async fn add_state_usage(app: &App, plugins: &mut [Value]) {
+    let usage = app.engine.store.plugin_state_usage().await.ok();
+    for plugin in plugins {
+        let held = usage.as_ref().map(|usage| {
+            let row = usage
+                .iter()
+                .find(|row| plugin.get("name").and_then(Value::as_str) == Some(&row.plugin_id));
+            json!({"keys": row.map_or(0, |r| r.keys), "bytes": row.map_or(0, |r| r.bytes)})
+        });
+        plugin["state"] = held.unwrap_or(Value::Null);
+    }
 }
 
 /// The store query the arguments describe (windows in minutes; no recent errors listed when not asked for).

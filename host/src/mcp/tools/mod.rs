@@ -14,6 +14,7 @@ mod interactions;
 mod lifecycle;
 mod logs;
 mod operations;
+pub mod plugin_views;
 mod preflight;
 mod queue;
 mod repair;

@@ -124,7 +124,7 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
         operation_payload(app, operation, &PayloadOptions::default()).await?
     } else {
         render_operation(
-            app,
+            &app.engine().worker.owner_id,
             OperationSnapshot::of(operation.clone()),
             &PayloadOptions::default(),
         )?
@@ -285,16 +285,16 @@ pub async fn operation_payload(
         )
         .await?
         .unwrap_or_else(|| OperationSnapshot::of(op.clone()));
-    render_operation(app, snapshot, options)
+    render_operation(&app.engine().worker.owner_id, snapshot, options)
 }
 
-/// Renders a snapshot as the operation payload (O).
-fn render_operation(
-    app: &App,
+/// Renders a snapshot as the operation payload (O), as seen by the process whose worker id is `owner_id`
+/// (its `leaseState`); no I/O.
+pub(crate) fn render_operation(
+    owner_id: &str,
     snapshot: OperationSnapshot,
     options: &PayloadOptions,
 ) -> Result<Value, ToolError> {
-    let engine = app.engine();
     let OperationSnapshot {
         operation: op,
         turn,
@@ -304,7 +304,7 @@ fn render_operation(
     } = snapshot;
     let now = crate::time::now_ms();
     let final_report = truncated_report(op.final_report.clone(), options.message_max_chars);
-    let lease_state = op.lease_state(&engine.worker.owner_id, now);
+    let lease_state = op.lease_state(owner_id, now);
     let mut next_action = op.next_recommended_action().to_string();
     if op.operation_type == OperationKind::ForkThread
         && op.turn_id.is_none()

@@ -260,7 +260,7 @@ pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
             .workflow_snapshot(workflow_id, events_wanted(args))
             .await?
             .ok_or_else(|| unknown_workflow(workflow_id))?;
-        return Ok(render_workflow(&snapshot, args));
+        return Ok(render_workflow(&snapshot, message_max_chars(args)));
     }
     let mut workflow = load(app, workflow_id).await?;
     let live = if refresh_live {
@@ -308,7 +308,7 @@ pub(super) async fn workflow_payload(
         .workflow_snapshot(&workflow.workflow_id, events_wanted(args))
         .await?
         .ok_or_else(|| unknown_workflow(&workflow.workflow_id))?;
-    Ok(render_workflow(&snapshot, args))
+    Ok(render_workflow(&snapshot, message_max_chars(args)))
 }
 
 /// History lines a payload shows: `include_events` (default true) asks for the latest 50.
@@ -324,12 +324,16 @@ fn events_wanted(args: &Args) -> usize {
     }
 }
 
-/// Renders the payload (W) from a snapshot; no I/O.
-fn render_workflow(snapshot: &WorkflowSnapshot, args: &Args) -> Value {
+/// The `message_max_chars` argument (default 8000).
+fn message_max_chars(args: &Args) -> usize {
+    usize::try_from(args.int_or("message_max_chars", 8000)).unwrap_or(8000)
+}
+
+/// Renders the payload (W) from a snapshot, plan and report texts cut to `max_chars`; no I/O.
+pub(crate) fn render_workflow(snapshot: &WorkflowSnapshot, max_chars: usize) -> Value {
     let workflow = &snapshot.workflow;
     let actions = &snapshot.actions;
     let pending = &snapshot.pending;
-    let max_chars = usize::try_from(args.int_or("message_max_chars", 8000)).unwrap_or(8000);
     let op_of = |id: &str| {
         actions
             .iter()

@@ -1,6 +1,7 @@
 //! `state-get` / `state-set` / `state-delete`: a small key/value store per plugin. Keys are scoped
-//! by plugin id, so a plugin sees only its own. The store is a trait so that SQLite can back it;
-//! [`InMemoryStateStore`] keeps state for the life of the process.
+//! by plugin id, so a plugin sees only its own. The store is a trait so that SQLite can back it
+//! (the server passes its store-backed implementation in through `PluginHost::builder`);
+//! [`InMemoryStateStore`] keeps state for the life of the process (tests, benchmarks).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,8 +13,10 @@ pub const MAX_STATE_VALUE_BYTES: usize = 64 * 1024;
 /// Most keys one plugin may hold. With the value cap this bounds one plugin's state to 64 MiB.
 pub const MAX_STATE_KEYS: usize = 1024;
 
-/// Why a value was not stored (mirrors the WIT `state-error`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a state call did not succeed. The first three mirror the WIT `state-error` and are answered to
+/// the plugin; [`StateError::Unavailable`] fails the plugin call (a trap), because the WIT has no case
+/// for it and answering "no value" would be untrue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     /// Key longer than [`MAX_STATE_KEY_BYTES`].
     #[error("key longer than {MAX_STATE_KEY_BYTES} bytes")]
@@ -24,17 +27,24 @@ pub enum StateError {
     /// The plugin already holds [`MAX_STATE_KEYS`] keys.
     #[error("more than {MAX_STATE_KEYS} keys")]
     TooManyKeys,
+    /// The backing store could not answer in time or failed.
+    #[error("plugin state is unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Per-plugin key/value state. Implementations enforce the `MAX_STATE_*` caps (use
-/// [`check_sizes`]) and must not block for long: they run inside a plugin call.
+/// [`check_sizes`]) and must not block for long: they run inside a plugin call, under its deadline,
+/// possibly on an async runtime's thread.
 pub trait PluginStateStore: Send + Sync {
     /// The value of `key` for `plugin`.
-    fn get(&self, plugin: &str, key: &str) -> Option<String>;
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<String>, StateError>;
     /// Stores `value` under `key` for `plugin`.
     fn set(&self, plugin: &str, key: &str, value: &str) -> Result<(), StateError>;
-    /// Removes `key` for `plugin`.
-    fn delete(&self, plugin: &str, key: &str);
+    /// Removes `key` for `plugin` (a missing key is not an error).
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), StateError>;
 }
 
 /// Checks the key and value caps.
@@ -57,12 +67,15 @@ pub struct InMemoryStateStore {
 }
 
 impl PluginStateStore for InMemoryStateStore {
-    fn get(&self, plugin: &str, key: &str) -> Option<String> {
+    fn get(&self, plugin: &str, key: &str) -> Result<Option<String>, StateError> {
         let plugins = self
             .plugins
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        plugins.get(plugin)?.get(key).cloned()
+        Ok(plugins
+            .get(plugin)
+            .and_then(|entries| entries.get(key))
+            .cloned())
     }
 
     fn set(&self, plugin: &str, key: &str, value: &str) -> Result<(), StateError> {
@@ -79,7 +92,7 @@ impl PluginStateStore for InMemoryStateStore {
         Ok(())
     }
 
-    fn delete(&self, plugin: &str, key: &str) {
+    fn delete(&self, plugin: &str, key: &str) -> Result<(), StateError> {
         let mut plugins = self
             .plugins
             .lock()
@@ -87,6 +100,7 @@ impl PluginStateStore for InMemoryStateStore {
         if let Some(entries) = plugins.get_mut(plugin) {
             entries.remove(key);
         }
+        Ok(())
     }
 }
 
@@ -99,10 +113,10 @@ mod tests {
         // Plugin b cannot see plugin a's key.
         let store = InMemoryStateStore::default();
         store.set("a", "k", "1").expect("stored");
-        assert_eq!(store.get("a", "k").as_deref(), Some("1"));
-        assert_eq!(store.get("b", "k"), None);
-        store.delete("a", "k");
-        assert_eq!(store.get("a", "k"), None);
+        assert_eq!(store.get("a", "k"), Ok(Some("1".to_string())));
+        assert_eq!(store.get("b", "k"), Ok(None));
+        store.delete("a", "k").expect("deleted");
+        assert_eq!(store.get("a", "k"), Ok(None));
     }
 
     #[test]

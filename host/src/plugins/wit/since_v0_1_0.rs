@@ -13,4 +13,7 @@ wasmtime::component::bindgen!({
     // Values are compared in tests and by the policy chain; serde is the JSON encoding of the
     // native plugin ABI (`plugins::native`).
     additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    // Host functions may trap: a call outside the plugin's capabilities, or a state store that cannot
+    // answer, fails the plugin call (`plugins::capability::host`).
+    imports: { default: trappable },
 });

@@ -8,6 +8,7 @@
 //! - `"state"`: counts calls in its key/value state and denies with the count;
 //! - `"config"`: denies with its configuration JSON;
 //! - `"view"`: denies with `get-operation("op-1")`, or "none";
+//! - `"view-op:<id>"` / `"view-wf:<id>"`: denies with `get-operation(id)` / `get-workflow(id)`, or "none";
 //! - anything else: allows.
 //!
 //! The other worlds echo their input so that tests can check dispatch; a workflow started with an input
@@ -47,7 +48,14 @@ struct Hostile;
 
 impl policy_plugin::Guest for Hostile {
     fn check_action(request: ActionRequest) -> Decision {
-        match request.settings.model.as_deref().unwrap_or("") {
+        let model = request.settings.model.as_deref().unwrap_or("");
+        if let Some(id) = model.strip_prefix("view-op:") {
+            return Decision::Deny(host::get_operation(id).unwrap_or_else(|| "none".to_string()));
+        }
+        if let Some(id) = model.strip_prefix("view-wf:") {
+            return Decision::Deny(host::get_workflow(id).unwrap_or_else(|| "none".to_string()));
+        }
+        match model {
             "loop" => {
                 let mut counter: u64 = 0;
                 loop {
