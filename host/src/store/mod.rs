@@ -53,6 +53,7 @@ pub mod liveness;
 pub mod operations;
 pub mod probe;
 pub mod recovery;
+pub mod repair_targets;
 pub mod repairs;
 pub mod schema;
 pub mod submissions;
