@@ -280,7 +280,7 @@ fn a_third_party_plan_outside_the_allowlist_is_refused_and_nothing_is_done() {
 }
 
 #[test]
-fn a_stale_approval_is_expired_by_the_real_run_only() {
+fn a_stale_approval_is_expired_by_the_real_run_only_and_its_request_declined() {
     let mut h = Harness::start("repair-approval");
     h.model.push([
         support::fake_model::Reply::exec("ls", "call_1"),
@@ -327,6 +327,20 @@ fn a_stale_approval_is_expired_by_the_real_run_only() {
     assert_eq!(real["after"], dry["after"]);
     let pending = h.call("codex_list_pending_interactions", json!({}));
     assert!(!pending.to_string().contains(&interaction), "{pending}");
+    // The expiry answered app-server's open request with a decline, so the turn goes on to its end instead of
+    // waiting for an answer nobody will give; the interaction stays expired.
+    let done = h.wait_terminal(&id);
+    assert!(
+        done["progressEvents"]
+            .to_string()
+            .contains("command declined"),
+        "app-server got the decline: {done}"
+    );
+    let expired = h.call(
+        "codex_list_pending_interactions",
+        json!({"status": "expired"}),
+    );
+    assert!(expired.to_string().contains(&interaction), "{expired}");
 }
 
 #[test]

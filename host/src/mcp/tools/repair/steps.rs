@@ -255,6 +255,8 @@ pub async fn perform(
                 .store
                 .expire_interaction_by_repair(id, action)
                 .await?;
+            // The owner's courier sends the stored decline (here at once; a worker polls for it).
+            app.engine.wake_courier();
         }
         StepAction::RestartAppServer => {
             let mode = if action == "force_restart_app_server" {
