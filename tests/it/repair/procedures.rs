@@ -279,6 +279,28 @@ fn a_workflow_whose_turn_end_was_missed_is_reconciled_from_its_thread() {
     };
     assert_eq!(settled["phase"], json!("plan_ready"), "{settled}");
     assert_eq!(settled["planTurn"]["status"], json!("completed"));
+
+    // Left waiting long after its work ended, the workflow drifts from its thread, and the analyzer recommends
+    // this repair.
+    backdate(
+        &h,
+        "UPDATE codex_workflows SET updated_at = ?1",
+        2 * 3_600_000,
+    );
+    let analysis = h.call("codex_analyze_issue", json!({"workflow_id": workflow_id}));
+    let drift = analysis["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["category"] == json!("workflow_thread_drift"))
+        .unwrap_or_else(|| panic!("no workflow_thread_drift finding: {analysis}"));
+    assert_eq!(drift["subject"], json!(workflow_id));
+    assert!(
+        analysis["recommendedRepairActions"]
+            .to_string()
+            .contains("reconcile_workflow_from_thread"),
+        "{analysis}"
+    );
 }
 
 #[test]
@@ -294,6 +316,20 @@ fn a_workflow_lost_to_an_exit_is_retried_as_a_linked_workflow_with_the_runtime_p
         .to_string();
     let ended = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
     assert_ne!(ended["phase"], json!("completed"), "{ended}");
+    // The analyzer finds the workflow recoverable and recommends this repair.
+    let analysis = h.call("codex_analyze_issue", json!({"workflow_id": workflow_id}));
+    assert!(
+        analysis["findings"]
+            .to_string()
+            .contains("workflow_recoverable_candidate_found"),
+        "{analysis}"
+    );
+    assert!(
+        analysis["recommendedRepairActions"]
+            .to_string()
+            .contains("retry_workflow_with_runtime_policy"),
+        "{analysis}"
+    );
     // A retry is never offered for every failed workflow at once.
     let global = h.call(
         "codex_repair_issue",
