@@ -4,6 +4,8 @@
 //! - `normal`: answers initialize, thread/start, turn/start (then completes the turn after 50 ms).
 //! - `exit_mid_turn`: like normal, but exits with code 3 right after `turn/started`.
 //! - `hang`: never answers `thread/start`.
+//! - `old_binary`: refuses `thread/start` with JSON-RPC -32601 (method not found), as a codex too old for the
+//!   methods this server uses would.
 //! - `hang_turn`: answers `thread/start` but never `turn/start` (a turn/start that may or may not have been
 //!   sent, as far as the caller can tell).
 //! - `malformed`: writes a malformed line before every reply.
@@ -139,6 +141,12 @@ fn main() {
             }
             ("thread/start", Some(id)) => {
                 if mode == "hang" {
+                    continue;
+                }
+                if mode == "old_binary" {
+                    send(
+                        json!({"id": id, "error": {"code": -32601, "message": "Method not found: thread/start"}}),
+                    );
                     continue;
                 }
                 send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));

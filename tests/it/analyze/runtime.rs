@@ -1,0 +1,58 @@
+//! Runtime categories of the default analyzers built for real on the scripted app-server: a binary that does
+//! not know a method this server calls (`old_codex_binary`) and an app-server that never answers
+//! (`app_server_timeout`), each found on the operation it stopped.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::finding;
+use crate::diagnostics::{fake_app_server, start_with};
+use crate::harness::{op_id, Harness};
+
+/// Submits a chat and waits until its first attempt failed with an error; returns the operation id.
+fn first_failure(h: &mut Harness) -> String {
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "start please"})));
+    h.wait_for(&id, Duration::from_secs(30), |s| s["lastError"].is_object());
+    id
+}
+
+/// The analysis of `id`, with the finding of `category` (asserted present and about `id`).
+fn analysis_naming(h: &mut Harness, id: &str, category: &str) -> Value {
+    let payload = h.call("codex_analyze_issue", json!({"operation_id": id}));
+    assert_eq!(payload["ok"], json!(true), "{payload}");
+    let found = finding(&payload, category)
+        .unwrap_or_else(|| panic!("no {category} finding: {payload}"))
+        .clone();
+    assert_eq!(found["subject"], json!(id), "{found}");
+    payload
+}
+
+#[test]
+fn a_codex_binary_that_does_not_know_a_method_is_an_old_binary() {
+    let mut h = start_with("analyze-old-binary", &fake_app_server("old_binary"));
+    let id = first_failure(&mut h);
+    let payload = analysis_naming(&mut h, &id, "old_codex_binary");
+    assert!(
+        payload["recommendedRepairActions"]
+            .to_string()
+            .contains("validate_paths_and_config"),
+        "{payload}"
+    );
+}
+
+#[test]
+fn an_app_server_that_never_answers_is_a_timeout() {
+    let mut extra = fake_app_server("hang");
+    extra.push(("CODEX_MCP_APP_SERVER_REQUEST_TIMEOUT_MS", "500".to_string()));
+    let mut h = start_with("analyze-timeout", &extra);
+    let id = first_failure(&mut h);
+    let status = h.status(&id);
+    assert!(
+        status["lastError"]["code"]
+            .as_str()
+            .is_some_and(|c| c.contains("TIMEOUT")),
+        "{status}"
+    );
+    analysis_naming(&mut h, &id, "app_server_timeout");
+}
