@@ -1,6 +1,7 @@
 //! Runtime categories of the default analyzers built for real on the scripted app-server: a binary that does
-//! not know a method this server calls (`old_codex_binary`) and an app-server that never answers
-//! (`app_server_timeout`), each found on the operation it stopped.
+//! not know a method this server calls (`old_codex_binary`), an app-server that never answers
+//! (`app_server_timeout`), each found on the operation it stopped, and one that closes its stdout mid-turn while
+//! still running (`app_server_stdout_closed`).
 
 use std::time::Duration;
 
@@ -55,4 +56,32 @@ fn an_app_server_that_never_answers_is_a_timeout() {
         "{status}"
     );
     analysis_naming(&mut h, &id, "app_server_timeout");
+}
+
+#[test]
+fn an_app_server_that_closes_its_stdout_mid_turn_is_found_apart_from_a_crash() {
+    let mut h = start_with("analyze-stdout", &fake_app_server("close_stdout"));
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "talk to me"})));
+    let done = h.wait_terminal(&id);
+    assert_eq!(
+        done["status"],
+        json!("unknown_after_app_server_exit"),
+        "{done}"
+    );
+    // The WARN line that tells it from a crash names no operation: the unscoped analysis reads it.
+    let payload = h.call("codex_analyze_issue", json!({}));
+    assert_eq!(payload["ok"], json!(true), "{payload}");
+    let closed = finding(&payload, "app_server_stdout_closed")
+        .unwrap_or_else(|| panic!("no app_server_stdout_closed finding: {payload}"));
+    assert!(
+        closed["recommendedActions"]
+            .to_string()
+            .contains("restart_app_server_idle"),
+        "{closed}"
+    );
+    let scoped = h.call("codex_analyze_issue", json!({"operation_id": id}));
+    assert!(
+        finding(&scoped, "app_server_exited").is_some(),
+        "the operation itself was lost with the process: {scoped}"
+    );
 }
