@@ -1,7 +1,8 @@
 //! Runtime categories of the default analyzers built for real on the scripted app-server: a binary that does
 //! not know a method this server calls (`old_codex_binary`), an app-server that never answers
 //! (`app_server_timeout`), each found on the operation it stopped, and one that closes its stdout mid-turn while
-//! still running (`app_server_stdout_closed`).
+//! still running (`app_server_stdout_closed`); and on the real app-server, a model the API does not know
+//! (`model_or_config_error`).
 
 use std::time::Duration;
 
@@ -83,5 +84,22 @@ fn an_app_server_that_closes_its_stdout_mid_turn_is_found_apart_from_a_crash() {
     assert!(
         finding(&scoped, "app_server_exited").is_some(),
         "the operation itself was lost with the process: {scoped}"
+    );
+}
+
+#[test]
+fn a_model_the_api_does_not_know_is_a_model_or_config_error() {
+    let mut h = Harness::start("analyze-model");
+    h.model
+        .push([support::fake_model::Reply::HttpError { status: 404 }]);
+    let id = op_id(&h.submit(json!({"operation_type": "start_chat", "message": "hello model"})));
+    let done = h.wait_terminal(&id);
+    assert_eq!(done["status"], json!("failed"), "{done}");
+    let payload = analysis_naming(&mut h, &id, "model_or_config_error");
+    assert!(
+        payload["recommendedRepairActions"]
+            .to_string()
+            .contains("validate_paths_and_config"),
+        "{payload}"
     );
 }
