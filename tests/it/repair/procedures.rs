@@ -358,4 +358,26 @@ fn a_workflow_lost_to_an_exit_is_retried_as_a_linked_workflow_with_the_runtime_p
     );
     // The original stays as it ended.
     assert_eq!(h.workflow(&workflow_id)["phase"], ended["phase"]);
+
+    // A second retry asking for read-only keeps a plan workflow's floor, as starting one would.
+    let second = h.call(
+        "codex_repair_issue",
+        json!({"action": "retry_workflow_with_runtime_policy", "workflow_id": workflow_id,
+               "sandbox": "read-only", "dry_run": false}),
+    );
+    assert_eq!(second["result"], json!("completed"), "{second}");
+    let output = &second["steps"][0]["output"];
+    assert_eq!(
+        output["clientRequestId"],
+        json!(format!("repair:retry:{workflow_id}:2"))
+    );
+    assert_eq!(
+        output["runtimePolicy"]["effectiveSandbox"],
+        json!("workspace-write"),
+        "{second}"
+    );
+    assert_eq!(
+        output["runtimePolicy"]["adjustmentReason"],
+        json!("plan_mode_floor")
+    );
 }

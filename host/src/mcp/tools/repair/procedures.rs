@@ -9,7 +9,7 @@
 //!   pump's compare-and-set) and settles its turns from `thread/read` (the engine's `refresh_live`).
 //! - `retry_workflow_with_runtime_policy`: `release-lease(workflow)` starts a new workflow linked to the ended
 //!   one (`client_request_id` `repair:retry:<workflow>:<n>`, `runtimePolicy.retryOf`) with the given sandbox and
-//!   approval policy.
+//!   approval policy (resolved as `codex_start_plan_workflow` resolves them).
 //! - `refresh_catalog_and_history`: `release-lease("chat_history")` mirrors what the chat history lacks and
 //!   rebuilds its full-text index (the catalog is derived from the rows at read time: nothing to refresh).
 //! - `validate_paths_and_config`: `release-lease("paths_and_config")` re-runs the readiness checks; it changes
@@ -25,7 +25,7 @@ use crate::domain::rules::canonical::{canonical_json, sha256_hex};
 use crate::engine::workflows::WorkflowStart;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
-use crate::mcp::tools::checks;
+use crate::mcp::tools::{checks, workflows};
 use crate::store::repair_targets::RETRY_KEY_PREFIX;
 use crate::store::OperationFilter;
 
@@ -171,7 +171,7 @@ pub async fn predict(app: &App, action: &str, before: &Value) -> Result<Value, T
                         .engine
                         .ended_turn_status(thread, turn_id)
                         .await
-                        .map_err(crate::mcp::tools::workflows::engine_error)?;
+                        .map_err(workflows::engine_error)?;
                     if let Some(ended) = ended {
                         turn["turnStatus"] = json!(ended);
                     }
@@ -290,18 +290,24 @@ async fn retry(app: &App, workflow_id: &str, args: &Args) -> Result<Value, ToolE
         policy = json!({});
     }
     if let Some(sandbox) = args.str("sandbox") {
+        // The same Plan Mode floor as `codex_start_plan_workflow`: a plan workflow runs at least workspace-write.
+        let floor = old.kind == "plan_then_execute" && workflows::sandbox_rank(sandbox) < 1;
+        let effective = if floor { "workspace-write" } else { sandbox };
         if input.get("sandbox").is_some() {
-            input["sandbox"] = json!(sandbox);
+            input["sandbox"] = json!(effective);
         }
         policy["requestedSandbox"] = json!(sandbox);
-        policy["effectiveSandbox"] = json!(sandbox);
+        policy["effectiveSandbox"] = json!(effective);
+        policy["runtimePolicyAdjusted"] = json!(floor);
+        policy["adjustmentReason"] = json!(floor.then_some("plan_mode_floor"));
     }
     if let Some(approval) = args.str("approval_policy") {
+        let effective = workflows::effective_approval(approval);
         if input.get("approvalPolicy").is_some() {
-            input["approvalPolicy"] = json!(approval);
+            input["approvalPolicy"] = json!(effective);
         }
         policy["requestedApprovalPolicy"] = json!(approval);
-        policy["effectiveApprovalPolicy"] = json!(approval);
+        policy["effectiveApprovalPolicy"] = json!(effective);
     }
     policy["retryOf"] = json!(workflow_id);
     let fingerprint = sha256_hex(
@@ -319,7 +325,7 @@ async fn retry(app: &App, workflow_id: &str, args: &Args) -> Result<Value, ToolE
             goal: None,
         })
         .await
-        .map_err(crate::mcp::tools::workflows::engine_error)?;
+        .map_err(workflows::engine_error)?;
     tracing::info!(retry_of = %workflow_id, workflow = %workflow.workflow_id, created, "workflow retried by repair");
     Ok(json!({
         "workflowId": workflow.workflow_id,
