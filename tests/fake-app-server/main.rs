@@ -3,7 +3,11 @@
 //! It speaks the same line-delimited JSON-RPC. `FAKE_APP_SERVER_MODE` picks the fault:
 //! - `normal`: answers initialize, thread/start, turn/start (then completes the turn after 50 ms).
 //! - `exit_mid_turn`: like normal, but exits with code 3 right after `turn/started`.
+//! - `close_stdout`: like normal, but closes its stdout right after `turn/started` and keeps running (until
+//!   it is killed).
 //! - `hang`: never answers `thread/start`.
+//! - `old_binary`: refuses `thread/start` with JSON-RPC -32601 (method not found), as a codex too old for the
+//!   methods this server uses would.
 //! - `hang_turn`: answers `thread/start` but never `turn/start` (a turn/start that may or may not have been
 //!   sent, as far as the caller can tell).
 //! - `malformed`: writes a malformed line before every reply.
@@ -141,6 +145,12 @@ fn main() {
                 if mode == "hang" {
                     continue;
                 }
+                if mode == "old_binary" {
+                    send(
+                        json!({"id": id, "error": {"code": -32601, "message": "Method not found: thread/start"}}),
+                    );
+                    continue;
+                }
                 send(json!({"id": id, "result": {"thread": {"id": "thr_fake", "turns": []}}}));
             }
             ("skills/list", Some(id)) if mode == "inventory_partial" => {
@@ -187,6 +197,14 @@ fn main() {
                 send(started);
                 match mode.as_str() {
                     "exit_mid_turn" => std::process::exit(3),
+                    "close_stdout" => {
+                        // Stdout closed, the process still running: it can no longer answer anyone.
+                        // SAFETY: fd 1 is this process's stdout; nothing writes to it after this point.
+                        drop(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1) });
+                        loop {
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                    }
                     "hold_turn" => {}
                     "silent_turn_end" => silent_turns.push(turn),
                     "legacy_approval" => {

@@ -1,7 +1,8 @@
 //! `codex_analyze_issue` over MCP: each default analyzer category built for real (an app-server exit mid-turn,
 //! a stale operation, an approval pending too long, a duplicate prompt, a missing codex binary, a state database
 //! that cannot be written) and named as the likely root cause; a third-party analyzer contributes findings and a
-//! runaway one is reported without failing the call.
+//! runaway one is reported without failing the call. `runtime` and `workflows` build more
+//! categories.
 
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use serde_json::{json, Value};
 
 use crate::diagnostics::{fake_app_server, start_with};
 use crate::harness::{assert_invalid_argument, op_id, Harness};
+
+mod runtime;
+mod workflows;
 
 /// The finding of `category`, if any.
 fn finding<'a>(payload: &'a Value, category: &str) -> Option<&'a Value> {

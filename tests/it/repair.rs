@@ -1,7 +1,7 @@
 //! `codex_repair_issue` over MCP: a dry run changes no state, the real run changes exactly what the dry run
-//! listed, the loop guard blocks the third real run, forceful repairs need `force`, unsupported actions are
+//! listed, the loop guard blocks the third real run, forceful repairs need `force`, unknown actions are
 //! refused by name, and a third-party repair plugin proposing a step outside the allowlist is refused with
-//! nothing performed.
+//! nothing performed. `procedures` covers the actions performed as host procedures.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +9,8 @@ use serde_json::json;
 
 use crate::diagnostics::{fake_app_server, start_with};
 use crate::harness::{assert_invalid_argument, op_id, Harness};
+
+mod procedures;
 
 /// Every row of every table as text, by table; the repair audit trail left out unless `with_audit`.
 /// Tables a timer writes (see [`dump`]).
@@ -199,7 +201,7 @@ fn the_loop_guard_blocks_the_third_real_run_and_dry_runs_are_not_counted() {
 }
 
 #[test]
-fn forceful_and_unsupported_repairs_are_refused() {
+fn forceful_and_unknown_repairs_are_refused() {
     let mut h = Harness::start("repair-force");
     let refused = h.call(
         "codex_repair_issue",
@@ -224,16 +226,11 @@ fn forceful_and_unsupported_repairs_are_refused() {
     assert_eq!(again["result"], json!("blocked_by_loop_guard"), "{again}");
     assert_eq!(again["loopGuard"]["limit"], json!(1));
 
-    let unsupported = h.call(
+    let unknown = h.call(
         "codex_repair_issue",
-        json!({"action": "rebuild_search_index"}),
+        json!({"action": "defragment_everything"}),
     );
-    assert_invalid_argument(&unsupported, "action");
-    assert_eq!(unsupported["error"]["details"]["unsupported"], json!(true));
-    assert_eq!(
-        unsupported["error"]["details"]["action"],
-        json!("refresh_catalog_and_history")
-    );
+    assert_invalid_argument(&unknown, "action");
     assert_invalid_argument(
         &h.call(
             "codex_repair_issue",
@@ -283,7 +280,7 @@ fn a_third_party_plan_outside_the_allowlist_is_refused_and_nothing_is_done() {
 }
 
 #[test]
-fn a_stale_approval_is_expired_by_the_real_run_only() {
+fn a_stale_approval_is_expired_by_the_real_run_only_and_its_request_declined() {
     let mut h = Harness::start("repair-approval");
     h.model.push([
         support::fake_model::Reply::exec("ls", "call_1"),
@@ -330,6 +327,20 @@ fn a_stale_approval_is_expired_by_the_real_run_only() {
     assert_eq!(real["after"], dry["after"]);
     let pending = h.call("codex_list_pending_interactions", json!({}));
     assert!(!pending.to_string().contains(&interaction), "{pending}");
+    // The expiry answered app-server's open request with a decline, so the turn goes on to its end instead of
+    // waiting for an answer nobody will give; the interaction stays expired.
+    let done = h.wait_terminal(&id);
+    assert!(
+        done["progressEvents"]
+            .to_string()
+            .contains("command declined"),
+        "app-server got the decline: {done}"
+    );
+    let expired = h.call(
+        "codex_list_pending_interactions",
+        json!({"status": "expired"}),
+    );
+    assert!(expired.to_string().contains(&interaction), "{expired}");
 }
 
 #[test]

@@ -394,9 +394,14 @@ fn answer(writer: &mut TcpStream, reply: Reply, n: u64) -> std::io::Result<()> {
         };
     };
     if let Reply::HttpError { status } = reply {
-        let body =
+        // A 404 is the API's answer to a model that does not exist, in its own words.
+        let body = if status == 404 {
+            json!({"error": {"message": "The model `fake-missing` does not exist or you do not have access to it.",
+                             "type": "invalid_request_error", "param": null, "code": "model_not_found"}})
+        } else {
             json!({"error": {"message": format!("fake status {status}"), "type": "server_error"}})
-                .to_string();
+        }
+        .to_string();
         write!(
             writer,
             "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -129,7 +129,12 @@ pub(super) async fn reap(process: &Connection) -> Option<i32> {
         Some(mut child) => match tokio::time::timeout(EXIT_DETECTION / 2, child.wait()).await {
             Ok(Ok(status)) => status.code(),
             _ => {
-                // Closed stdout but still running: it can no longer serve us.
+                // Closed stdout but still running: it can no longer serve us. Said at WARN so diagnostics can
+                // tell this from a crash (`app_server_stdout_closed`).
+                tracing::warn!(
+                    generation = process.generation,
+                    "app-server stdout closed while the process still runs; stopping it"
+                );
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(EXIT_DETECTION / 2, child.wait()).await;
                 None

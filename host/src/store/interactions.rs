@@ -391,7 +391,10 @@ pub fn mark_delivered(
         }
         Some(error) => {
             conn.prepare_cached(
-                "UPDATE pending_interactions SET delivery_state = 'failed', status = 'failed', updated_at = ?2 \
+                // An interaction a repair expired stays expired: its decline was a courtesy to a request that
+                // may already be gone.
+                "UPDATE pending_interactions SET delivery_state = 'failed', \
+                 status = CASE WHEN status = 'expired' THEN status ELSE 'failed' END, updated_at = ?2 \
                  WHERE interaction_id = ?1",
             )?
             .execute(params![interaction_id, now])?;

@@ -55,6 +55,7 @@ pub mod operations;
 pub mod plugin_state;
 pub mod probe;
 pub mod recovery;
+pub mod repair_targets;
 pub mod repairs;
 pub mod schema;
 pub mod submissions;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::operations::{end_by_repair, Operation};
 use super::{new_id, Store, StoreError};
+use crate::domain::rules::interactions::default_decline_response;
 
 /// Terminal operation statuses (the seed's set); anything else is still live.
 const TERMINAL: &str =
@@ -198,7 +199,10 @@ impl Store {
             .await
     }
 
-    /// Expires a pending interaction on behalf of a repair; false when it was no longer pending.
+    /// Expires a pending interaction on behalf of a repair; false when it was no longer pending. The request
+    /// is still open in app-server, so the decline the seed's timeout would send is stored with it and queued
+    /// for the owner's courier (`delivery_state = 'requested'`): the turn goes on instead of waiting for an
+    /// answer nobody will give. The interaction stays `expired` whether or not the decline is delivered.
     pub async fn expire_interaction_by_repair(
         &self,
         interaction_id: &str,
@@ -207,12 +211,18 @@ impl Store {
         let (id, reason) = (interaction_id.to_string(), reason.to_string());
         self.write(move |tx| {
             let now = crate::time::now_ms();
+            let Some(interaction) = super::interactions::get(tx, &id)? else {
+                return Ok(false);
+            };
+            let response =
+                default_decline_response(&interaction.kind, &interaction.available_decisions);
             let changed = tx
                 .prepare_cached(
-                    "UPDATE pending_interactions SET status = 'expired', updated_at = ?2
+                    "UPDATE pending_interactions SET status = 'expired', response_json = ?3, answered_by = 'repair',
+                         answered_at = ?2, delivery_state = 'requested', updated_at = ?2
                      WHERE interaction_id = ?1 AND status = 'pending'",
                 )?
-                .execute(params![id, now])?;
+                .execute(params![id, now, response.to_string()])?;
             if changed > 0 {
                 tx.prepare_cached(
                     "INSERT INTO pending_interaction_events (interaction_id, event, details_json, created_at)
@@ -220,7 +230,8 @@ impl Store {
                 )?
                 .execute(params![
                     id,
-                    serde_json::json!({"by": "repair", "reason": reason}).to_string(),
+                    serde_json::json!({"by": "repair", "reason": reason, "response": response})
+                        .to_string(),
                     now
                 ])?;
             }

@@ -10,6 +10,12 @@
 //!   `orphaned`).
 //! - `expire_stale_pending_interactions`: expire every stale pending interaction.
 //! - `restart_app_server_idle` / `force_restart_app_server`: one restart.
+//! - `interrupt_turn`: one `cancel-operation` per candidate operation (the host interrupts its turn).
+//! - `cleanup_prompt_submissions`: one `release-lease` per old submission (the host deletes it).
+//! - `reconcile_workflow_from_thread`, `retry_workflow_with_runtime_policy`: one `release-lease` per candidate
+//!   workflow (the host reconciles it from its thread, or starts a linked retry).
+//! - `refresh_catalog_and_history`, `validate_paths_and_config`: one `release-lease` per procedure the host
+//!   offers (the frozen v0.1 WIT has no variant for a host procedure; the host's table maps these).
 //! - anything else: no steps.
 
 use serde_json::Value;
@@ -33,6 +39,10 @@ pub enum Planned {
     Expire(String),
     /// Restart app-server.
     Restart,
+    /// Cancel an operation (an interrupt of its turn).
+    Cancel(String),
+    /// Release what the host holds for a target (a submission, a workflow, a procedure).
+    Release(String),
 }
 
 /// The steps of `action` over the candidates in `details` (the `repair-request/v1` document).
@@ -74,6 +84,43 @@ pub fn plan(action: &str, details: &Value) -> Vec<(String, Planned)> {
         "restart_app_server_idle" | "force_restart_app_server" => {
             vec![("restart app-server".to_string(), Planned::Restart)]
         }
+        "interrupt_turn" => ids("operations", "operationId")
+            .into_iter()
+            .map(|id| (format!("interrupt the turn of {id}"), Planned::Cancel(id)))
+            .collect(),
+        "cleanup_prompt_submissions" => ids("submissions", "submissionId")
+            .into_iter()
+            .map(|id| {
+                (
+                    format!("delete prompt submission {id}"),
+                    Planned::Release(id),
+                )
+            })
+            .collect(),
+        "reconcile_workflow_from_thread" => ids("workflows", "workflowId")
+            .into_iter()
+            .map(|id| {
+                (
+                    format!("reconcile workflow {id} from its thread"),
+                    Planned::Release(id),
+                )
+            })
+            .collect(),
+        "retry_workflow_with_runtime_policy" => ids("workflows", "workflowId")
+            .into_iter()
+            .map(|id| {
+                (
+                    format!("retry workflow {id} with the runtime policy"),
+                    Planned::Release(id),
+                )
+            })
+            .collect(),
+        "refresh_catalog_and_history" | "validate_paths_and_config" => {
+            ids("procedures", "procedure")
+                .into_iter()
+                .map(|id| (format!("run {id}"), Planned::Release(id)))
+                .collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -98,6 +145,8 @@ impl Guest for DefaultRepairs {
                     Planned::Fail(id, reason) => RepairAction::FailOperation((id, reason)),
                     Planned::Expire(id) => RepairAction::ExpireInteraction(id),
                     Planned::Restart => RepairAction::RestartAppServer,
+                    Planned::Cancel(id) => RepairAction::CancelOperation(id),
+                    Planned::Release(id) => RepairAction::ReleaseLease(id),
                 },
             })
             .collect()
@@ -140,5 +189,30 @@ mod tests {
         );
         assert!(plan("rebuild_search_index", &details).is_empty());
         assert!(plan("recover_stale_operations", &Value::Null).is_empty());
+    }
+
+    #[test]
+    fn host_procedures_are_released_and_interrupts_cancel() {
+        let details = json!({"candidates": {
+            "operations": [{"operationId": "op_1"}],
+            "submissions": [{"submissionId": "sub_1"}, {"submissionId": "sub_2"}],
+            "workflows": [{"workflowId": "wf_1"}],
+            "procedures": [{"procedure": "chat_history"}]}});
+        assert_eq!(
+            plan("interrupt_turn", &details)[0].1,
+            Planned::Cancel("op_1".into())
+        );
+        assert_eq!(plan("cleanup_prompt_submissions", &details).len(), 2);
+        for action in [
+            "reconcile_workflow_from_thread",
+            "retry_workflow_with_runtime_policy",
+        ] {
+            assert_eq!(plan(action, &details)[0].1, Planned::Release("wf_1".into()));
+        }
+        assert_eq!(
+            plan("refresh_catalog_and_history", &details)[0].1,
+            Planned::Release("chat_history".into())
+        );
+        assert!(plan("validate_paths_and_config", &json!({})).is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //!   `mcp_state_db`, `codex_auth_required`, `project_path`) is a finding of that category.
 //! - Work that ended `unknown_after_app_server_exit`, or a log line saying app-server exited, is
 //!   `app_server_exited`.
-//! - Errors and log lines are matched for a closed stdout (`app_server_stdout_closed`), timeouts
+//! - Errors (an operation's `lastError` and its failed turn's `turnError`) and log lines are matched for a closed stdout (`app_server_stdout_closed`), timeouts
 //!   (`app_server_timeout`, `client_timeout`), sandbox denials (`linux_sandbox_spawn_denied`),
 //!   model or config errors (`model_or_config_error`), methods the binary does not know
 //!   (`old_codex_binary`), paths differing only by case (`path_casing_mismatch`) and
@@ -272,11 +272,13 @@ fn timeout_hits(snapshot: &Snapshot, hits: &mut Vec<Hit>) {
 fn text_hits(snapshot: &Snapshot, hits: &mut Vec<Hit>) {
     let mut texts: Vec<(String, &str, String)> = Vec::new();
     for op in snapshot.list("operations") {
-        texts.push((
-            error_text(&op["lastError"]),
-            "operation",
-            str_of(op, "operationId").to_string(),
-        ));
+        for error in [&op["lastError"], &op["turnError"]] {
+            texts.push((
+                error_text(error),
+                "operation",
+                str_of(op, "operationId").to_string(),
+            ));
+        }
     }
     for wf in snapshot.list("workflows") {
         texts.push((

@@ -88,3 +88,13 @@ fn every_finding_carries_the_seed_details() {
         json!(["validate_paths_and_config"])
     );
 }
+
+#[test]
+fn a_failed_turns_error_is_read_like_the_operations_own() {
+    let hits = run(json!({"operations": [{
+        "operationId": "op_m", "status": "failed", "live": false, "lastError": null,
+        "turnError": {"message": "The model `x` does not exist or you do not have access to it.",
+                      "codexErrorInfo": "modelNotFound"}}]}));
+    assert_eq!(categories(&hits), ["model_or_config_error"]);
+    assert_eq!(hits[0].subject, "op_m");
+}

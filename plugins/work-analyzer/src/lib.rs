@@ -9,9 +9,9 @@
 //! - A log line recording a refused duplicate prompt (`CODEX_DUPLICATE_PROMPT_ACTIVE`) is
 //!   `duplicate_prompt`, about the operation already running that prompt.
 //! - An unfinished workflow whose operations all ended long ago, or a failing check that says an
-//!   operation ended before its turn, is `workflow_thread_drift`; a failed workflow with a thread
-//!   is `workflow_recoverable_candidate_found`; a workflow that failed on its plan is
-//!   `invalid_plan_artifact`.
+//!   operation ended before its turn, is `workflow_thread_drift`; a failed (or orphaned) workflow with a
+//!   thread is `workflow_recoverable_candidate_found`; a workflow that failed on its plan (invalid, or none at all)
+//!   is `invalid_plan_artifact`.
 //! - Without a scope (no rows), the failing checks of this theme stand in for them.
 
 use analyzer_guest::{
@@ -229,13 +229,27 @@ fn workflow_hits(snapshot: &Snapshot, hits: &mut Vec<Hit>) {
             }
             continue;
         }
-        if status != "failed" {
+        // A workflow lost to an app-server exit ended as much as a failed one, and its thread is as recoverable.
+        if !matches!(
+            status,
+            "failed" | "orphaned" | "orphaned_after_app_server_exit"
+        ) {
             continue;
         }
+        // A plan turn that completed without any plan (the plan workflow's `no_plan`) left no artifact to use
+        // either.
         if mentions_any(&error, &["plan"])
             && mentions_any(
                 &error,
-                &["invalid", "parse", "schema", "missing", "malformed"],
+                &[
+                    "invalid",
+                    "parse",
+                    "schema",
+                    "missing",
+                    "malformed",
+                    "no_plan",
+                    "without a plan",
+                ],
             )
         {
             hits.push(

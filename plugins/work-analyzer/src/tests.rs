@@ -68,7 +68,10 @@ fn workflows_drift_fail_on_their_plan_or_can_be_recovered() {
         "workflows": [
             {"workflowId": "wf_drift", "status": "running", "live": true, "idleMs": 2 * HOUR, "threadId": "thr"},
             {"workflowId": "wf_plan", "status": "failed", "live": false, "error": {"message": "plan artifact is invalid JSON"}},
+            {"workflowId": "wf_none", "status": "failed", "live": false, "threadId": "thr3",
+             "error": {"code": "no_plan", "message": "the plan turn completed without a plan"}},
             {"workflowId": "wf_rec", "status": "failed", "live": false, "threadId": "thr2", "error": {"message": "turn failed"}},
+            {"workflowId": "wf_lost", "status": "orphaned_after_app_server_exit", "live": false, "threadId": "thr4"},
         ],
         "operations": [{"operationId": "op", "workflowId": "wf_drift", "status": "completed", "live": false}],
     }));
@@ -77,6 +80,8 @@ fn workflows_drift_fail_on_their_plan_or_can_be_recovered() {
         [
             "workflow_thread_drift",
             "invalid_plan_artifact",
+            "invalid_plan_artifact",
+            "workflow_recoverable_candidate_found",
             "workflow_recoverable_candidate_found"
         ]
     );

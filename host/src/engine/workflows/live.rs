@@ -136,3 +136,21 @@ impl Engine {
         self.advance(&workflow).await
     }
 }
+
+impl Engine {
+    /// How app-server says a turn ended (`completed`, `interrupted`, ...), or `None` while it still runs: what a
+    /// reconcile repair predicts before it settles anything (`thread/read`, nothing stored).
+    pub async fn ended_turn_status(
+        &self,
+        thread_id: &str,
+        turn_id: &str,
+    ) -> Result<Option<&'static str>, EngineError> {
+        Ok(self.live_turn(thread_id, turn_id).await?.map(|turn| {
+            crate::engine::tracker::normalize_turn_status(
+                turn.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )
+        }))
+    }
+}

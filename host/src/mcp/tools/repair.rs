@@ -24,23 +24,27 @@ use crate::time::now_ms;
 
 mod actions;
 mod guard;
+mod procedures;
 mod steps;
 
 /// Most log lines in the snapshot handed to a repair plugin.
 const SNAPSHOT_LOG_LINES: usize = 50;
 
-/// The actions whose real run needs the process that owns app-server (a client forwards them to the worker).
+/// The repairs that need the process that owns app-server (a client forwards them to the worker): the real
+/// runs of the restarts, an interrupt and a workflow retry (workflows are driven by the worker), and every run
+/// of a workflow reconcile (even its dry run asks app-server's `thread/read`).
 pub fn needs_app_server_owner(args: &Args) -> bool {
-    !args.bool("dry_run")
-        && args
-            .str("action")
-            .map(actions::canonical)
-            .is_some_and(|action| {
-                matches!(
-                    action,
-                    "restart_app_server_idle" | "force_restart_app_server"
-                )
-            })
+    let dry_run = args.bool("dry_run");
+    args.str("action")
+        .map(actions::canonical)
+        .is_some_and(|action| match action {
+            "reconcile_workflow_from_thread" => true,
+            "restart_app_server_idle"
+            | "force_restart_app_server"
+            | "interrupt_turn"
+            | "retry_workflow_with_runtime_policy" => !dry_run,
+            _ => false,
+        })
 }
 
 /// Handler of `codex_repair_issue`.
@@ -59,6 +63,7 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
         &action,
         scope.clone(),
         args.int_or("stale_after_minutes", 30) * 60_000,
+        args.int_or("older_than_days", 30) * 86_400_000,
     )
     .await?;
     let force_required = actions::needs_force(&action, targets.app_server_running);
@@ -190,18 +195,21 @@ pub async fn repair_issue(app: &App, args: &Args) -> Result<Value, ToolError> {
     let mut after = Vec::new();
     let mut failures = Vec::new();
     for (index, item) in checked.iter().enumerate() {
-        let state = steps::state(app, &item.step.action).await?;
+        let state = steps::state(app, &action, &item.step.action, None).await?;
         if dry_run {
-            after.push(steps::predicted(&action, &item.step.action, &state));
+            after.push(steps::predicted(app, &action, &item.step.action, &state).await?);
         } else {
-            let outcome = steps::perform(app, &action, &item.step.action, timeout).await;
-            if let Err(error) = outcome {
-                tracing::warn!(step = %item.step.id, error = %error.message, "repair step failed");
-                answer["steps"][index]["error"] =
-                    json!({"code": error.code.as_str(), "message": error.message});
-                failures.push(item.step.id.clone());
+            match steps::perform(app, &action, &item.step.action, timeout, args).await {
+                Ok(Some(output)) => answer["steps"][index]["output"] = output,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(step = %item.step.id, error = %error.message, "repair step failed");
+                    answer["steps"][index]["error"] =
+                        json!({"code": error.code.as_str(), "message": error.message});
+                    failures.push(item.step.id.clone());
+                }
             }
-            after.push(steps::state(app, &item.step.action).await?);
+            after.push(steps::state(app, &action, &item.step.action, Some(&state)).await?);
         }
         before.push(state);
     }
@@ -364,18 +372,10 @@ fn finish(answer: &mut Value, verdict: &guard::Verdict) {
     });
 }
 
-/// The answer to an action of the seed's enum this host does not perform.
+/// The answer to an action name that is neither a repair action of the seed nor one of its aliases.
 fn unsupported(requested: &str, action: &str) -> ToolError {
-    let known = actions::UNSUPPORTED.contains(&action);
-    ToolError::invalid_argument(
-        "action",
-        if known {
-            format!("{requested} is not supported by this server yet")
-        } else {
-            format!("{requested} is not a repair action")
-        },
-    )
-    .with_detail("unsupported", json!(known))
-    .with_detail("action", json!(action))
-    .with_detail("supportedActions", json!(actions::SUPPORTED))
+    ToolError::invalid_argument("action", format!("{requested} is not a repair action"))
+        .with_detail("unsupported", json!(false))
+        .with_detail("action", json!(action))
+        .with_detail("supportedActions", json!(actions::SUPPORTED))
 }

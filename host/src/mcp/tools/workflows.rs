@@ -21,7 +21,7 @@ const PLAN_PLUGIN: &str = "plan-workflow";
 /// The plugin that implements `code_review`.
 pub(super) const REVIEW_PLUGIN: &str = "review-workflow";
 
-fn sandbox_rank(mode: &str) -> u8 {
+pub(super) fn sandbox_rank(mode: &str) -> u8 {
     match mode {
         "workspace-write" => 1,
         "danger-full-access" => 2,

@@ -61,7 +61,8 @@ pub(super) fn correlate(
         conn,
         &format!(
             "SELECT operation_id, operation_type, status, thread_id, turn_id, workflow_id, attempt_count, \
-             last_error_json, created_at, updated_at, started_at, completed_at FROM codex_operations \
+             last_error_json, created_at, updated_at, started_at, completed_at, \
+             json_extract(final_report_json, '$.error') FROM codex_operations \
              WHERE operation_id IN ({{ids}}) ORDER BY created_at DESC LIMIT {cap}"
         ),
         &ops,
@@ -79,6 +80,7 @@ pub(super) fn correlate(
                 updated_at: Timestamp(r.get(9)?),
                 started_at: stamp(r.get(10)?),
                 completed_at: stamp(r.get(11)?),
+                turn_error: json(r.get(12)?),
             })
         },
     )?;

@@ -31,6 +31,8 @@ pub struct OperationRow {
     pub started_at: Option<Timestamp>,
     /// When it ended.
     pub completed_at: Option<Timestamp>,
+    /// The error app-server reported for its failed turn (the final report's `error`).
+    pub turn_error: Option<Value>,
 }
 
 /// A tracked turn.

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::rules::agent_safe::agent_safe_text;
+use crate::domain::rules::agent_safe::{agent_safe_text, agent_safe_value};
 use crate::domain::rules::status::TERMINAL;
 use crate::mcp::tools::checks::Check;
 use crate::mcp::tools::diagnostics::gather::Gathered;
@@ -30,6 +30,13 @@ pub fn build(gathered: &Gathered, scope: &Value, problem_text: Option<&str>) -> 
     for (row, op) in each_mut(&mut rows["operations"]).zip(&found.operations) {
         row["idleMs"] = json!(now - op.updated_at.ms());
         row["live"] = json!(!TERMINAL.contains(&op.status.as_str()));
+        // A turn that failed reports why in its final report, not in the operation's lastError (the operation
+        // itself ran as it should): the analyzers read both.
+        row["turnError"] = op
+            .turn_error
+            .as_ref()
+            .filter(|error| !error.is_null())
+            .map_or(Value::Null, agent_safe_value);
     }
     for (row, turn) in each_mut(&mut rows["turns"]).zip(&found.turns) {
         row["idleMs"] = json!(now - turn.updated_at.ms());
@@ -110,6 +117,7 @@ mod tests {
                     updated_at: Timestamp(now - 3_600_000),
                     started_at: None,
                     completed_at: None,
+                    turn_error: None,
                 }],
                 interactions: vec![InteractionRow {
                     interaction_id: "int_1".into(),

@@ -183,6 +183,7 @@ mod tests {
             updated_at: Timestamp(40),
             started_at: Some(Timestamp(20)),
             completed_at: Some(Timestamp(40)),
+            turn_error: None,
         }
     }
 

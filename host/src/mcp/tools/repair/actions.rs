@@ -1,20 +1,16 @@
 //! The repair action table: aliases, which actions the plugins plan and which WIT step kinds each may use (the
-//! allowlist), the force rules and the loop-guard limits (the seed's §g).
+//! allowlist; the v0.1 kinds the newer actions are mapped onto are explained in `procedures`), the force rules and the loop-guard limits (the seed's §g).
 
 use crate::domain::rules::repairs;
 use crate::engine::repairs::StepAction;
 
-/// Actions a repair plugin plans and this host performs.
+/// Actions a repair plugin plans and this host performs: every canonical action of the seed.
 pub const SUPPORTED: &[&str] = &[
     "recover_stale_operations",
     "mark_orphaned_after_exit",
     "expire_stale_pending_interactions",
     "restart_app_server_idle",
     "force_restart_app_server",
-];
-
-/// Actions of the seed's enum this host does not perform yet (answered with `INVALID_ARGUMENT`, `unsupported`).
-pub const UNSUPPORTED: &[&str] = &[
     "refresh_catalog_and_history",
     "reconcile_workflow_from_thread",
     "retry_workflow_with_runtime_policy",
@@ -42,7 +38,15 @@ pub fn allows(action: &str, step: &StepAction) -> bool {
         ) | (
             "restart_app_server_idle" | "force_restart_app_server",
             StepAction::RestartAppServer
-        )
+        ) | ("interrupt_turn", StepAction::CancelOperation(_))
+            | (
+                "cleanup_prompt_submissions"
+                    | "reconcile_workflow_from_thread"
+                    | "retry_workflow_with_runtime_policy"
+                    | "refresh_catalog_and_history"
+                    | "validate_paths_and_config",
+                StepAction::ReleaseLease(_)
+            )
     )
 }
 
@@ -52,6 +56,12 @@ pub fn allowed_kinds(action: &str) -> &'static [&'static str] {
         "recover_stale_operations" | "mark_orphaned_after_exit" => &["fail-operation"],
         "expire_stale_pending_interactions" => &["expire-interaction"],
         "restart_app_server_idle" | "force_restart_app_server" => &["restart-app-server"],
+        "interrupt_turn" => &["cancel-operation"],
+        "cleanup_prompt_submissions"
+        | "reconcile_workflow_from_thread"
+        | "retry_workflow_with_runtime_policy"
+        | "refresh_catalog_and_history"
+        | "validate_paths_and_config" => &["release-lease"],
         _ => &[],
     }
 }
@@ -115,6 +125,13 @@ mod tests {
             "restart_app_server_idle",
             &StepAction::ArchiveThread("t".into())
         ));
+        let cancel = StepAction::CancelOperation("op_1".into());
+        assert!(allows("interrupt_turn", &cancel));
+        assert!(!allows("interrupt_turn", &fail));
+        let release = StepAction::ReleaseLease("chat_history".into());
+        assert!(allows("refresh_catalog_and_history", &release));
+        assert!(!allows("recover_stale_operations", &release));
+        assert!(!allows("interrupt_turn", &release));
         assert_eq!(guard_limit("force_restart_app_server"), (1, 30 * 60_000));
         assert!(needs_force("mark_orphaned_after_exit", true));
         assert!(!needs_force("mark_orphaned_after_exit", false));

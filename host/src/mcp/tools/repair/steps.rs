@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::actions;
+use super::{actions, procedures};
 use crate::app::App;
 use crate::appserver::RestartMode;
 use crate::engine::repairs::{PlannedStep, StepAction};
+use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
 use crate::store::repairs::{Candidate, RepairScope};
 use crate::time::now_ms;
@@ -22,18 +23,26 @@ pub struct Targets {
     pub operations: Vec<Candidate>,
     /// Candidate pending interactions.
     pub interactions: Vec<Candidate>,
+    /// Candidate prompt submissions (`status`: their operation's).
+    pub submissions: Vec<Candidate>,
+    /// Candidate workflows.
+    pub workflows: Vec<Candidate>,
+    /// Host procedures offered (`chat_history`, `paths_and_config`).
+    pub procedures: Vec<&'static str>,
     /// Whether app-server runs here.
     pub app_server_running: bool,
     /// Its active turns.
     pub active_turns: usize,
 }
 
-/// The candidates of `action` in `scope`, stale when untouched for `stale_after_ms`.
+/// The candidates of `action` in `scope`, stale when untouched for `stale_after_ms`, old (submissions) when
+/// created more than `older_than_ms` ago.
 pub async fn gather(
     app: &App,
     action: &str,
     scope: RepairScope,
     stale_after_ms: i64,
+    older_than_ms: i64,
 ) -> Result<Targets, ToolError> {
     let store = &app.engine.store;
     let cutoff = now_ms() - stale_after_ms;
@@ -53,6 +62,22 @@ pub async fn gather(
         "expire_stale_pending_interactions" => {
             targets.interactions = store.stale_interactions(scope, cutoff).await?
         }
+        "interrupt_turn" => {
+            targets.operations = store.interruptible_operations(scope, cutoff).await?
+        }
+        "cleanup_prompt_submissions" => {
+            targets.submissions = store
+                .old_prompt_submissions(scope, now_ms() - older_than_ms)
+                .await?
+        }
+        "reconcile_workflow_from_thread" => {
+            targets.workflows = store.repair_workflows(scope, true, cutoff).await?
+        }
+        "retry_workflow_with_runtime_policy" => {
+            targets.workflows = store.repair_workflows(scope, false, cutoff).await?
+        }
+        "refresh_catalog_and_history" => targets.procedures = vec![procedures::CHAT_HISTORY],
+        "validate_paths_and_config" => targets.procedures = vec![procedures::PATHS_AND_CONFIG],
         _ => {}
     }
     Ok(targets)
@@ -76,6 +101,15 @@ impl Targets {
                     "interactionId": c.id, "status": c.status, "kind": c.kind,
                     "ageMinutes": (now - c.since) / 60_000,
                 })).collect::<Vec<_>>(),
+                "submissions": self.submissions.iter().map(|c| json!({
+                    "submissionId": c.id, "operationStatus": c.status, "operationType": c.kind,
+                    "ageDays": (now - c.since) / 86_400_000,
+                })).collect::<Vec<_>>(),
+                "workflows": self.workflows.iter().map(|c| json!({
+                    "workflowId": c.id, "status": c.status, "kind": c.kind,
+                    "idleMinutes": (now - c.since) / 60_000,
+                })).collect::<Vec<_>>(),
+                "procedures": self.procedures.iter().map(|p| json!({"procedure": p})).collect::<Vec<_>>(),
                 "appServer": {"running": self.app_server_running, "activeTurns": self.active_turns},
             },
         })
@@ -100,12 +134,19 @@ pub fn check(action: &str, steps: Vec<PlannedStep>, targets: &Targets) -> Vec<Ch
         .map(|step| {
             let target = step.action.target().unwrap_or("app-server").to_string();
             let offered = match &step.action {
-                StepAction::FailOperation(id, _) => targets.operations.iter().any(|c| &c.id == id),
+                StepAction::FailOperation(id, _) | StepAction::CancelOperation(id) => {
+                    targets.operations.iter().any(|c| &c.id == id)
+                }
                 StepAction::ExpireInteraction(id) => {
                     targets.interactions.iter().any(|c| &c.id == id)
                 }
+                StepAction::ReleaseLease(id) => {
+                    targets.submissions.iter().any(|c| &c.id == id)
+                        || targets.workflows.iter().any(|c| &c.id == id)
+                        || targets.procedures.iter().any(|p| p == id)
+                }
                 StepAction::RestartAppServer => true,
-                _ => false,
+                StepAction::ArchiveThread(_) => false,
             };
             let refusal = if !actions::allows(action, &step.action) {
                 Some(format!(
@@ -139,9 +180,18 @@ pub fn step_json(checked: &Checked) -> Value {
     })
 }
 
-/// The state of a step's target now.
-pub async fn state(app: &App, action: &StepAction) -> Result<Value, ToolError> {
-    Ok(match action {
+/// The state of a step's target now. `listed` is the state before, when this is the state after.
+pub async fn state(
+    app: &App,
+    action: &str,
+    step: &StepAction,
+    listed: Option<&Value>,
+) -> Result<Value, ToolError> {
+    if procedures::handles(action) {
+        let target = step.target().unwrap_or_default();
+        return procedures::state(app, action, target, listed).await;
+    }
+    Ok(match step {
         StepAction::FailOperation(id, _) => {
             let op = app.engine.store.get_operation(id).await?;
             json!({"kind": "operation", "id": id, "status": op.map(|o| o.status.as_str().to_string())})
@@ -158,7 +208,15 @@ pub async fn state(app: &App, action: &StepAction) -> Result<Value, ToolError> {
 }
 
 /// The state a step of `action` leaves its target in, as a dry run predicts it.
-pub fn predicted(action: &str, step: &StepAction, before: &Value) -> Value {
+pub async fn predicted(
+    app: &App,
+    action: &str,
+    step: &StepAction,
+    before: &Value,
+) -> Result<Value, ToolError> {
+    if procedures::handles(action) {
+        return procedures::predict(app, action, before).await;
+    }
     let mut after = before.clone();
     match step {
         StepAction::FailOperation(..) => after["status"] = json!(actions::failed_status(action)),
@@ -168,16 +226,22 @@ pub fn predicted(action: &str, step: &StepAction, before: &Value) -> Value {
             after["pid"] = Value::Null;
         }
     }
-    after
+    Ok(after)
 }
 
-/// Performs one allowed step of `action`.
+/// Performs one allowed step of `action`; returns what the step produced, when it produces more than its
+/// target's state.
 pub async fn perform(
     app: &App,
     action: &str,
     step: &StepAction,
     timeout: Duration,
-) -> Result<(), ToolError> {
+    args: &Args,
+) -> Result<Option<Value>, ToolError> {
+    if procedures::handles(action) {
+        let target = step.target().unwrap_or_default();
+        return procedures::perform(app, action, target, timeout, args).await;
+    }
     match step {
         StepAction::FailOperation(id, reason) => {
             let error = json!({"code": "REPAIRED", "message": reason, "repairAction": action});
@@ -191,6 +255,8 @@ pub async fn perform(
                 .store
                 .expire_interaction_by_repair(id, action)
                 .await?;
+            // The owner's courier sends the stored decline (here at once; a worker polls for it).
+            app.engine.wake_courier();
         }
         StepAction::RestartAppServer => {
             let mode = if action == "force_restart_app_server" {
@@ -220,5 +286,5 @@ pub async fn perform(
             ));
         }
     }
-    Ok(())
+    Ok(None)
 }
