@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod execution;
 mod file;
 mod http;
+mod summarizer;
 
 pub use execution::{ExecutionMode, WorkerConfig};
 use file::{parse_file, resolve, FileConfig, Layer};
@@ -22,6 +23,7 @@ pub use http::{
     HostPattern, HttpConfig, OriginPattern, Secret, CONFORMANCE_FIXTURES_ENV,
     HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV, MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
 };
+pub use summarizer::{is_loopback_host, SummarizerConfig};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";
@@ -276,7 +278,7 @@ impl Default for PluginsConfig {
 }
 
 /// The server's whole configuration, resolved and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
@@ -326,6 +328,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Access rules of the HTTP transport (`serve --http`).
     pub http: HttpConfig,
+    /// The optional remote chat summarizer (`[summarizer]`, the seed's `DEEPSEEK_*`).
+    pub summarizer: SummarizerConfig,
 }
 
 impl Config {
@@ -391,6 +395,7 @@ impl Config {
             execution_mode: ExecutionMode::Inline,
             worker: WorkerConfig::default(),
             http: HttpConfig::default(),
+            summarizer: SummarizerConfig::default(),
         }
     }
 

@@ -22,6 +22,7 @@ mod preflight;
 mod protocol_conformance;
 mod recovery;
 mod repair;
+mod summaries;
 mod tasks;
 mod waits;
 mod worker;

@@ -27,6 +27,7 @@ pub mod interactions;
 pub mod lifecycle;
 pub mod repairs;
 pub mod request;
+pub mod summaries;
 pub mod tracker;
 pub mod worker_link;
 pub mod workflows;

@@ -56,6 +56,7 @@ pub mod recovery;
 pub mod repairs;
 pub mod schema;
 pub mod submissions;
+pub mod summaries;
 pub mod turns;
 pub mod workflows;
 
