@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn chunks_respect_the_limit_and_block_boundaries() {
         let text = ["a".repeat(40), "b".repeat(40), "c".repeat(40)].join("\n\n");
-        assert_eq!(chunk(&text, 1_000), [text.clone()]);
+        assert_eq!(chunk(&text, 1_000), vec![text.clone()]);
         let parts = chunk(&text, 90);
         assert_eq!(
             parts,
