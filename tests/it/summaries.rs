@@ -131,6 +131,8 @@ fn get_chat_summarizes_redacted_history_through_an_openai_compatible_endpoint() 
     assert_eq!(again["history_summary"]["cache_hit"], json!(true));
     assert_eq!(again["history_summary"]["text"], summary["text"]);
     assert_eq!(fake.requests().len(), 1, "a cache hit sends nothing");
+    let status = h.call("codex_get_chat_status", json!({"chat_id": chat}));
+    assert_eq!(status["summary_cache_available"], json!(true), "{status}");
 
     // force_refresh_summary asks again.
     let forced = get_chat(&mut h, &chat, true);
