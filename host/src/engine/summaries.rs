@@ -171,3 +171,191 @@ async fn summarize(
     let merged = client.complete(&merge_request(&partials)).await?;
     Ok((merged, chunks.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::store::test_support::temp_store;
+
+    /// A chat-completions endpoint on 127.0.0.1 that answers `summary <n>` to its n-th request and records
+    /// the bodies; it ends with the test's runtime.
+    async fn endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        break None;
+                    };
+                    if n == 0 {
+                        break None;
+                    }
+                    data.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&data).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if data.len() >= end + 4 + length {
+                            break Some(
+                                String::from_utf8_lossy(&data[end + 4..end + 4 + length])
+                                    .to_string(),
+                            );
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                let n = {
+                    let mut all = seen.lock().expect("bodies");
+                    all.push(body);
+                    all.len()
+                };
+                let reply = serde_json::json!({"model": "m", "choices": [{"message": {"content": format!("summary {n}")}}]})
+                    .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (format!("http://{addr}/v1"), bodies)
+    }
+
+    fn entry(id: i64, role: &str, text: String) -> HistoryEntry {
+        HistoryEntry {
+            entry_id: id,
+            thread_id: "th".into(),
+            turn_id: format!("tu{}", (id + 1) / 2),
+            operation_id: None,
+            project_id: None,
+            role: role.into(),
+            kind: if role == "user" {
+                "prompt"
+            } else {
+                "final_answer"
+            }
+            .into(),
+            text,
+            created_at: Timestamp(id),
+        }
+    }
+
+    /// `exchanges` prompt/answer pairs of about 600 characters each, then the latest prompt.
+    fn chat(exchanges: i64) -> Vec<HistoryEntry> {
+        let mut entries = Vec::new();
+        for i in 0..exchanges {
+            entries.push(entry(
+                2 * i + 1,
+                "user",
+                format!("question {i} {}", "q".repeat(600)),
+            ));
+            entries.push(entry(
+                2 * i + 2,
+                "assistant",
+                format!("answer {i} {}", "a".repeat(600)),
+            ));
+        }
+        entries.push(entry(2 * exchanges + 1, "user", "latest question".into()));
+        entries
+    }
+
+    #[tokio::test]
+    async fn long_histories_are_chunked_merged_cached_and_rolled() {
+        let (base_url, bodies) = endpoint().await;
+        let (_dir, store) = temp_store();
+        let config = SummarizerConfig {
+            enabled: true,
+            base_url,
+            max_input_chars_per_chunk: 1_000,
+            small_history_message_limit: 2,
+            small_history_chars: 100,
+            timeout: Duration::from_secs(5),
+            ..SummarizerConfig::default()
+        };
+        let run = |entries: Vec<HistoryEntry>, force| {
+            let (store, config) = (store.clone(), config.clone());
+            async move {
+                chat_summary(&store, &config, "th", &entries, force)
+                    .await
+                    .expect("store")
+            }
+        };
+        // 3 exchanges = 6 messages of ~650 rendered characters: 4 chunks (the limit), then a merge.
+        let SummaryOutcome::Fresh(first) = run(chat(3), false).await else {
+            panic!("fresh")
+        };
+        assert_eq!((first.chunks, first.messages_summarized), (4, 6));
+        assert_eq!(first.text, "summary 5", "the merge answers last");
+        {
+            let bodies = bodies.lock().expect("bodies");
+            assert_eq!(bodies.len(), 5);
+            assert!(bodies[0].contains("part 1 of 4") && bodies[4].contains("Partial summary 4"));
+            assert!(bodies.iter().all(|b| !b.contains("latest question")));
+        }
+        // Unchanged: cached; forced: asked again.
+        assert!(
+            matches!(run(chat(3), false).await, SummaryOutcome::Cached(ref s) if s.text == "summary 5")
+        );
+        assert_eq!(bodies.lock().expect("bodies").len(), 5);
+        // A small history is not summarized.
+        assert_eq!(
+            run(chat(1), false).await,
+            SummaryOutcome::Skipped("small_history")
+        );
+        // One more exchange: the previous summary and the two new messages (two chunks and a merge here).
+        let sent = bodies.lock().expect("bodies").len();
+        let SummaryOutcome::Fresh(rolled) = run(chat(4), false).await else {
+            panic!("rolled")
+        };
+        assert!(
+            rolled.rolling && rolled.messages_summarized == 2,
+            "{rolled:?}"
+        );
+        let new: String = bodies.lock().expect("bodies")[sent..].concat();
+        assert!(
+            new.contains("previous summary") && new.contains("summary 5"),
+            "{new}"
+        );
+        assert!(
+            new.contains("question 3") && !new.contains("question 2"),
+            "{new}"
+        );
+        // Forced: from the messages themselves, not rolled.
+        let SummaryOutcome::Fresh(forced) = run(chat(4), true).await else {
+            panic!("forced")
+        };
+        assert!(!forced.rolling);
+        // Off: nothing is sent.
+        let before = bodies.lock().expect("bodies").len();
+        let off = SummarizerConfig {
+            enabled: false,
+            ..config.clone()
+        };
+        assert_eq!(
+            chat_summary(&store, &off, "th", &chat(4), true)
+                .await
+                .expect("store"),
+            SummaryOutcome::Disabled
+        );
+        assert_eq!(bodies.lock().expect("bodies").len(), before);
+    }
+}
