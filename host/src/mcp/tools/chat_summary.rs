@@ -22,7 +22,15 @@ pub(super) async fn summary_fields(
 ) -> Result<(Value, Value), ToolError> {
     let config = &app.config.summarizer;
     let force = args.bool("force_refresh_summary");
-    let outcome = chat_summary(&app.engine().store, config, thread_id, entries, force).await?;
+    let outcome = match chat_summary(&app.engine().store, config, thread_id, entries, force).await {
+        Ok(outcome) => outcome,
+        // The summary cache is part of the summary: when it cannot be read or written, the summary failed, and
+        // only a required summary fails the call.
+        Err(err) => SummaryOutcome::Failed {
+            reason: "store_error".into(),
+            message: crate::domain::rules::agent_safe::agent_safe_text(&err.to_string()),
+        },
+    };
     Ok(match outcome {
         SummaryOutcome::Disabled => (
             Value::Null,
