@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod dotenv;
 mod execution;
 mod file;
 mod http;

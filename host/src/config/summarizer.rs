@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::dotenv::read_env_file;
 use super::file::expand_home;
 use super::http::Secret;
 use super::ConfigError;
@@ -359,34 +360,6 @@ pub(super) fn resolve(
             defaults.rolling,
         )?,
     })
-}
-
-/// The `KEY=VALUE` lines of a dotenv file (`#` comments, blank lines and a leading `export ` allowed; a value
-/// may be quoted); `key` names the setting that named the file.
-fn read_env_file(key: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError::value(key, format!("cannot read {}: {err}", path.display())))?;
-    let mut vars = BTreeMap::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(ConfigError::value(
-                key,
-                format!("{} line {}: expected KEY=VALUE", path.display(), number + 1),
-            ));
-        };
-        let value = value.trim();
-        let unquoted = ['"', '\'']
-            .iter()
-            .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
-            .unwrap_or(value);
-        vars.insert(name.trim().to_string(), unquoted.to_string());
-    }
-    Ok(vars)
 }
 
 /// `base_url` must be `https://host[:port][/path]`, or `http://` to a loopback host (a local endpoint, tests):
