@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod dotenv;
 mod execution;
 mod file;
 mod http;
 mod plugins;
+mod summarizer;
 
 pub use execution::{ExecutionMode, WorkerConfig};
 use file::{parse_file, resolve, FileConfig, Layer};
@@ -24,6 +26,7 @@ pub use http::{
     HTTP_ALLOW_NON_LOOPBACK_ENV, HTTP_TOKEN_ENV, MIN_TOKEN_CHARS as MIN_HTTP_TOKEN_CHARS,
 };
 pub use plugins::{PluginCapability, PluginsConfig, BASIC_CAPABILITIES};
+pub use summarizer::{is_loopback_host, SummarizerConfig};
 
 /// Default log filter: our own info lines, only warnings from the MCP library (it logs every message at info).
 pub const DEFAULT_LOG_LEVEL: &str = "info,rmcp=warn";
@@ -245,7 +248,7 @@ impl Default for AppServerConfig {
 }
 
 /// The server's whole configuration, resolved and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file the configuration was read from, if any.
     pub source_file: Option<PathBuf>,
@@ -295,6 +298,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Access rules of the HTTP transport (`serve --http`).
     pub http: HttpConfig,
+    /// The optional remote chat summarizer (`[summarizer]`, the seed's `DEEPSEEK_*`).
+    pub summarizer: SummarizerConfig,
 }
 
 impl Config {
@@ -360,6 +365,7 @@ impl Config {
             execution_mode: ExecutionMode::Inline,
             worker: WorkerConfig::default(),
             http: HttpConfig::default(),
+            summarizer: SummarizerConfig::default(),
         }
     }
 

@@ -45,5 +45,6 @@ pub mod projects;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod summarizer;
 pub mod time;
 pub mod worker;

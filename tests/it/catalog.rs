@@ -8,7 +8,13 @@ use support::fake_model::{Gate, Reply};
 use crate::harness::{assert_invalid_argument, op_id, Harness};
 
 /// Starts a chat (or continues `chat`) with `message`, the model answering `answer`, and waits for the end.
-fn turn(h: &mut Harness, chat: Option<&str>, title: &str, message: &str, answer: &str) -> String {
+pub fn turn(
+    h: &mut Harness,
+    chat: Option<&str>,
+    title: &str,
+    message: &str,
+    answer: &str,
+) -> String {
     h.model.push([Reply::text(answer)]);
     let project = h.project.display().to_string();
     let reply = match chat {

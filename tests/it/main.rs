@@ -23,6 +23,7 @@ mod preflight;
 mod protocol_conformance;
 mod recovery;
 mod repair;
+mod summaries;
 mod tasks;
 mod waits;
 mod worker;

@@ -37,6 +37,8 @@ pub(super) struct FileConfig {
     plugins: FilePlugins,
     #[serde(default)]
     http: http::FileHttp,
+    #[serde(default)]
+    summarizer: summarizer::FileSummarizer,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +466,16 @@ pub(super) fn resolve(
             .unwrap_or(false),
     )?;
 
+    let summarizer = summarizer::resolve(
+        raw.summarizer,
+        |name| {
+            layer
+                .get(&[name])
+                .map(|(name, value)| (name, value.to_string()))
+        },
+        env,
+    )?;
+
     let usize_of = |v: u64, key: &str| {
         usize::try_from(v).map_err(|_| ConfigError::value(key, format!("{v} is too large")))
     };
@@ -519,6 +531,7 @@ pub(super) fn resolve(
         execution_mode,
         worker,
         http,
+        summarizer,
     })
 }
 

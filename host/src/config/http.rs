@@ -42,6 +42,11 @@ pub struct HttpConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from the configuration.
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// The secret itself; call only where it is compared or sent.
     pub fn expose(&self) -> &str {
         &self.0

@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod plugin_state;
 pub mod repairs;
 pub mod request;
+pub mod summaries;
 pub mod tracker;
 pub mod worker_link;
 pub mod workflows;

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     SendFailed,
     /// Codex's own state could not be read.
     InternalStateReadError,
+    /// The chat summary failed while `summarizer.required` is set.
+    SummaryFailed,
     /// A plugin failed (trap, budget, limit, bad output).
     PluginFailed,
     /// This process refuses writes because it runs inside a Codex session we started (recursion guard).
@@ -69,6 +71,7 @@ impl ErrorCode {
             ErrorCode::PendingInteractionUnavailable => "CODEX_PENDING_INTERACTION_UNAVAILABLE",
             ErrorCode::SendFailed => "CODEX_SEND_FAILED",
             ErrorCode::InternalStateReadError => "CODEX_INTERNAL_STATE_READ_ERROR",
+            ErrorCode::SummaryFailed => "CODEX_SUMMARY_FAILED",
             ErrorCode::PluginFailed => "CODEX_PLUGIN_FAILED",
             ErrorCode::RecursionGuard => "CODEX_RECURSION_GUARD",
             ErrorCode::PolicyDenied => "CODEX_POLICY_DENIED",
@@ -78,7 +81,7 @@ impl ErrorCode {
 
     /// The code with this wire name.
     pub fn parse(code: &str) -> Option<ErrorCode> {
-        const ALL: [ErrorCode; 19] = [
+        const ALL: [ErrorCode; 20] = [
             ErrorCode::InvalidArgument,
             ErrorCode::ProjectNotFound,
             ErrorCode::ThreadNotFound,
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::PendingInteractionUnavailable,
             ErrorCode::SendFailed,
             ErrorCode::InternalStateReadError,
+            ErrorCode::SummaryFailed,
             ErrorCode::PluginFailed,
             ErrorCode::RecursionGuard,
             ErrorCode::PolicyDenied,
@@ -113,6 +117,7 @@ impl ErrorCode {
                 | ErrorCode::AppServerUnavailable
                 | ErrorCode::PendingInteractionUnavailable
                 | ErrorCode::InternalStateReadError
+                | ErrorCode::SummaryFailed
         )
     }
 }

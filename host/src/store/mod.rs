@@ -59,6 +59,7 @@ pub mod repair_targets;
 pub mod repairs;
 pub mod schema;
 pub mod submissions;
+pub mod summaries;
 pub mod turns;
 pub mod workflows;
 

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -488,6 +488,25 @@ CREATE TABLE codex_plugin_state (
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (plugin_id, key)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 10: the chat summaries of `codex_get_chat` (`store::summaries`), kept per chat and input hash so an
+/// unchanged chat is never summarized twice, and the newest one a rolling summary starts from.
+const V10: &str = r#"
+CREATE TABLE chat_summaries (
+    thread_id            TEXT NOT NULL,
+    input_hash           TEXT NOT NULL,               -- sha256 of the summarized messages and the settings
+    summary_text         TEXT NOT NULL,               -- what the endpoint answered (its input was redacted)
+    model                TEXT NOT NULL,
+    last_entry_id        INTEGER NOT NULL,            -- newest chat_history entry covered; rolling resumes after it
+    messages_summarized  INTEGER NOT NULL,
+    messages_omitted     INTEGER NOT NULL,            -- older messages left out by the recent-messages limit
+    chunks               INTEGER NOT NULL,
+    rolling              INTEGER NOT NULL,            -- 1: built on the previous summary
+    created_at           INTEGER NOT NULL,
+    PRIMARY KEY (thread_id, input_hash)
+);
+CREATE INDEX idx_chat_summaries_thread ON chat_summaries (thread_id, created_at);
 "#;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`agent_safe`]: the diagnostics redaction: secrets plus absolute paths (`[redacted-path:<name>:<hash10>]`).
 //! - [`capabilities`]: runtime capabilities: redacted summaries of app-server's inventory, method outcomes.
 //! - [`repairs`]: the seed's repair action names, their aliases and which need `force`.
+//! - [`summary`]: the remote chat summarizer's input: which messages, redacted and chunked, and its prompts.
 
 pub mod agent_safe;
 pub mod canonical;
@@ -25,5 +26,6 @@ pub mod repairs;
 pub mod shell;
 pub mod similarity;
 pub mod status;
+pub mod summary;
 pub mod text;
 mod text_tables;

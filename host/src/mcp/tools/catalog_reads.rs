@@ -435,6 +435,12 @@ pub async fn chat_status_tool(app: &App, args: &Args) -> Result<Value, ToolError
         json!({"operationId": o.operation_id, "operationType": o.operation_type, "status": o.status,
                "updatedAt": o.updated_at.iso()})
     });
+    let summary_cached = app
+        .engine()
+        .store
+        .latest_summary(&chat.thread_id)
+        .await?
+        .is_some();
     Ok(json!({
         "chatId": chat.thread_id,
         "threadId": chat.thread_id,
@@ -452,6 +458,7 @@ pub async fn chat_status_tool(app: &App, args: &Args) -> Result<Value, ToolError
         "pendingInteractionKinds": chat.pending_kinds,
         "createdAt": chat.created_at.iso(),
         "lastActivityAt": chat.last_activity_at.iso(),
+        "summary_cache_available": summary_cached,
     }))
 }
 

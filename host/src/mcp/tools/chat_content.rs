@@ -1,13 +1,14 @@
 //! `codex_get_chat`: bounded chat content from the mirrored history (`store::history`): the seed's ranges,
 //! tails and response budget, in its three formats. The mirror holds the prompts and assistant messages of the
 //! turns this server ran; tool calls, command output and reasoning are not mirrored, and a request for them
-//! says so in `notMirrored`.
+//! says so in `notMirrored`. `history_summary` comes from the optional remote summarizer (`chat_summary`).
 
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
 use super::catalog_reads::{chat_title, find_chat};
+use super::chat_summary::summary_fields;
 use crate::app::App;
 use crate::mcp::args::Args;
 use crate::mcp::error::{ErrorCode, ToolError};
@@ -266,7 +267,13 @@ pub async fn get_chat(app: &App, args: &Args) -> Result<Value, ToolError> {
     let picked = select(&entries, &range)?;
     let tail_messages = args.int_or("tail_max_messages", 80).max(1) as usize;
     let tail_chars = args.int_or("tail_max_chars", 30_000).max(1) as usize;
-    let budget = args.int_or("response_budget_chars", 50_000).max(1) as usize;
+    let (history_summary, summary_state) =
+        summary_fields(app, args, &chat.thread_id, &entries).await?;
+    // The summary is part of the answer: the messages get what the budget leaves (as in the seed).
+    let summary_chars = history_summary["text"].as_str().map_or(0, str::len);
+    let budget = (args.int_or("response_budget_chars", 50_000).max(1) as usize)
+        .saturating_sub(summary_chars)
+        .max(1_000);
     let metadata = args
         .value("include_metadata")
         .and_then(Value::as_bool)
@@ -340,11 +347,8 @@ pub async fn get_chat(app: &App, args: &Args) -> Result<Value, ToolError> {
             out.insert("messages".into(), rendered);
         }
     }
-    out.insert("history_summary".into(), Value::Null);
-    out.insert(
-        "summaryState".into(),
-        json!({"status": "not_available", "reason": "this server has no remote chat summarizer"}),
-    );
+    out.insert("history_summary".into(), history_summary);
+    out.insert("summaryState".into(), summary_state);
     out.insert(
         "latestPlan".into(),
         plans.last().cloned().unwrap_or(Value::Null),

@@ -5,6 +5,7 @@ mod appserver;
 mod capabilities;
 mod catalog_reads;
 mod chat_content;
+mod chat_summary;
 mod chats;
 mod checks;
 mod contract;
