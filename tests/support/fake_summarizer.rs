@@ -1,13 +1,15 @@
 //! A fake OpenAI-compatible chat-completions endpoint on 127.0.0.1 for the chat summarizer: every
 //! `POST …/chat/completions` is recorded and answered as the test set it ([`SummaryReply`]). Stops when dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::http_request::{read_request, HttpRequest};
 
 /// How the fake answers.
 #[derive(Debug, Clone)]
@@ -112,36 +114,14 @@ impl Drop for FakeSummarizer {
 fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line)? == 0 {
+    let Some(HttpRequest {
+        path,
+        headers,
+        body,
+    }) = read_request(&mut reader)?
+    else {
         return Ok(());
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    };
     let raw_body = String::from_utf8_lossy(&body).into_owned();
     shared
         .requests

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod fake_model;
 pub mod fake_summarizer;
 pub mod http_client;
+pub mod http_request;
 pub mod mcp_client;
 pub mod peer;
 pub mod wasm_plugins;
