@@ -83,7 +83,9 @@ mod tests {
     fn a_missing_key_is_named() {
         let error = parse::<Site>("{}").err().map(|e| e.to_string());
         assert_eq!(
-            error.as_deref().map(|e| e.contains("missing field `denied_models`")),
+            error
+                .as_deref()
+                .map(|e| e.contains("missing field `denied_models`")),
             Some(true),
             "{error:?}"
         );
