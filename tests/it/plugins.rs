@@ -17,6 +17,8 @@ use support::wasm_plugins::{hostile_manifest, hostile_manifest_with, plugin_fold
 
 /// The example third-party policy (`examples/policy-plugin`, on the guest SDK), rule by rule.
 mod example;
+/// Every world exported through the guest SDK.
+mod sdk;
 
 /// A configuration rooted in `root`, with `root/projects` as the only allowed root and the given
 /// plugin directories.
