@@ -130,6 +130,38 @@ mod tests {
         }
     }
 
+    /// The policy as `plugin.toml`'s `[config]` would build it, without a host.
+    fn site() -> SitePolicy {
+        SitePolicy {
+            denied_models: vec!["gpt-4o".to_string()],
+            full_access_root: "/srv/sandbox".to_string(),
+            read_only_commands: vec!["git status".to_string()],
+        }
+    }
+
+    #[test]
+    fn the_rules_run_natively() {
+        // The trait methods are plain Rust: no host call happens until the SDK's export calls them.
+        let answer = |command: &str| {
+            site().on_interaction(&Interaction {
+                interaction_id: "i".to_string(),
+                kind: "command_approval".to_string(),
+                thread_id: "t".to_string(),
+                cwd: None,
+                command: Some(command.to_string()),
+                payload: "{}".to_string(),
+                context: codex_control_plane_plugin_sdk::policy::PolicyContext {
+                    allowed_roots: Vec::new(),
+                    default_sandbox: SandboxMode::ReadOnly,
+                    default_approval_policy: ApprovalPolicy::OnRequest,
+                },
+            })
+        };
+        assert_eq!(answer("git status"), Some(Answer::Accept));
+        assert_eq!(answer("rm -rf /"), Some(Answer::Decline));
+        assert_eq!(answer("git push"), None);
+    }
+
     #[test]
     fn inside_is_lexical() {
         assert!(inside("/srv/sandbox", "/srv/sandbox/"));
