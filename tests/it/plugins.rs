@@ -15,6 +15,11 @@ use codex_control_plane::plugins::{
 use support::mcp_client::TempDir;
 use support::wasm_plugins::{hostile_manifest, hostile_manifest_with, plugin_folder, test_plugins};
 
+/// The example third-party policy (`examples/policy-plugin`, on the guest SDK), rule by rule.
+mod example;
+/// Every world exported through the guest SDK.
+mod sdk;
+
 /// A configuration rooted in `root`, with `root/projects` as the only allowed root and the given
 /// plugin directories.
 fn config(root: &Path, dirs: Vec<std::path::PathBuf>) -> Config {
@@ -616,57 +621,6 @@ fn workflow_analyzer_and_repair_worlds_dispatch() {
         RepairAction::CancelOperation("op-9".to_string())
     );
     assert!(steps[0].description.contains("dry_run=true"));
-}
-
-#[test]
-fn example_third_party_policy_builds_and_runs() {
-    // examples/policy-plugin, built on its own as a third party would, joins the chain after the
-    // default policy.
-    let temp = TempDir::new("plugins-example");
-    let wasm = support::wasm_plugins::example_policy_plugin().expect("example builds");
-    let example = support::wasm_plugins::workspace_root().join("examples/policy-plugin");
-    let manifest = std::fs::read_to_string(example.join("plugin.toml")).expect("manifest");
-    let dir = temp.path().join("plugins");
-    plugin_folder(&dir, "site-policy", &manifest, &wasm).expect("plugin folder");
-    let host = PluginHost::load(&config(temp.path(), vec![dir])).expect("host loads");
-    assert_eq!(
-        info(&host, "site-policy").status,
-        PluginStatus::Loaded,
-        "{:?}",
-        host.infos()
-    );
-    let inside = format!("{}/repo", root_of(&host));
-
-    let approved = request(&host, &inside, SandboxMode::ReadOnly, "gpt-5-codex");
-    assert_eq!(host.check_action(&approved).expect("call"), Decision::Allow);
-    let other = request(&host, &inside, SandboxMode::ReadOnly, "other-model");
-    assert!(
-        matches!(host.check_action(&other).expect("call"), Decision::Deny(reason) if reason.contains("site-policy"))
-    );
-    let mut never = approved.clone();
-    never.settings.approval_policy =
-        Some(codex_control_plane::plugins::types::ApprovalPolicy::Never);
-    match host.check_action(&never).expect("call") {
-        Decision::Narrow(settings) => assert_eq!(
-            settings.approval_policy,
-            Some(codex_control_plane::plugins::types::ApprovalPolicy::OnRequest)
-        ),
-        other => panic!("expected narrow, got {other:?}"),
-    }
-    let interaction = Interaction {
-        interaction_id: "i-1".to_string(),
-        kind: "command_approval".to_string(),
-        thread_id: "t-1".to_string(),
-        cwd: Some(inside.clone()),
-        command: Some("git status".to_string()),
-        payload: "{}".to_string(),
-        context: host.policy_context(),
-    };
-    let answer = host.on_interaction(&interaction).expect("answered");
-    assert_eq!(
-        (answer.plugin.as_str(), answer.answer),
-        ("site-policy", Answer::Accept)
-    );
 }
 
 #[test]

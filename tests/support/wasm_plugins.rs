@@ -1,5 +1,6 @@
 //! Test plugins built for `wasm32-wasip2` at test time: the hostile plugin (every world, misbehaves
-//! on request) and the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`).
+//! on request), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`) and the
+//! SDK plugin (every world through the guest SDK's export macros).
 //!
 //! They are built once per test run with a nested `cargo build` into `target/wasm-test-plugins`
 //! (a target directory of their own, so the outer cargo's lock is never contended), then copied
@@ -16,6 +17,8 @@ pub struct TestPlugins {
     pub hostile: PathBuf,
     /// `wrong_wit_plugin.wasm`.
     pub wrong_wit: PathBuf,
+    /// `sdk_worlds_plugin.wasm`: all four worlds through the guest SDK.
+    pub sdk_worlds: PathBuf,
 }
 
 /// The workspace root (parent of the tests crate).
@@ -43,7 +46,14 @@ fn build() -> Result<TestPlugins, String> {
     let output = Command::new(cargo)
         .current_dir(&root)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .args(["-p", "hostile-plugin", "-p", "wrong-wit-plugin"])
+        .args([
+            "-p",
+            "hostile-plugin",
+            "-p",
+            "wrong-wit-plugin",
+            "-p",
+            "sdk-worlds-plugin",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // Flags and the jobserver of an outer build are meant for the host target.
@@ -66,6 +76,7 @@ fn build() -> Result<TestPlugins, String> {
     Ok(TestPlugins {
         hostile: release.join("hostile_plugin.wasm"),
         wrong_wit: release.join("wrong_wit_plugin.wasm"),
+        sdk_worlds: release.join("sdk_worlds_plugin.wasm"),
     })
 }
 

@@ -1,93 +1,172 @@
-//! An example site policy, written against `wit/since_v0.1.0` of codex-control-plane.
+//! An example site policy for codex-control-plane, written on the guest SDK. Its rules, configured
+//! in the `[config]` table of `plugin.toml`:
 //!
-//! - A turn whose model is not in `allowed_models` is denied.
-//! - A turn carrying more than `max_images` images is denied.
-//! - A turn asking for approval policy `never` is narrowed to `on-request`.
-//! - A command approval for exactly `git status` is accepted automatically.
-//!
-//! The configuration is the `[config]` table of `plugin.toml`, read with `host::get-config` as
-//! JSON. To keep the component small this example reads it with a tiny hand-written scanner; a
-//! real plugin would use `serde_json`.
+//! - a turn or thread using a model in `denied_models` is denied;
+//! - sandbox `danger-full-access` is denied unless the work's cwd is inside `full_access_root`;
+//! - approval policy `never` is narrowed to `on-request`, so codex still asks before risky commands;
+//! - a command approval for a command in `read_only_commands` (exact match) is accepted;
+//! - a command approval for `rm -rf` (any spelling of recursive + force) is declined.
 
-wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
-    world: "policy",
-});
-
-use codex_control_plane::plugin::host;
-use codex_control_plane::plugin::types::{ApprovalPolicy, LogLevel, TurnSettings};
-use exports::codex_control_plane::plugin::policy_plugin::{
-    ActionKind, ActionRequest, Answer, Decision, Guest, Interaction,
+use codex_control_plane_plugin_sdk::export_policy;
+use codex_control_plane_plugin_sdk::policy::{
+    unchanged, ActionRequest, Answer, ApprovalPolicy, Decision, Interaction, Policy, SandboxMode,
+    TurnSettings,
 };
+use serde::Deserialize;
 
-struct SitePolicy;
+/// The policy is its configuration, read from `[config]` for every call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SitePolicy {
+    /// Models no turn may use.
+    pub denied_models: Vec<String>,
+    /// The only directory tree in which `danger-full-access` is allowed.
+    pub full_access_root: String,
+    /// Read-only commands approved without asking.
+    pub read_only_commands: Vec<String>,
+}
 
-impl Guest for SitePolicy {
-    fn check_action(request: ActionRequest) -> Decision {
-        if request.kind != ActionKind::StartTurn && request.kind != ActionKind::StartThread {
-            return Decision::Allow;
+impl Policy for SitePolicy {
+    fn check_action(&self, request: &ActionRequest) -> Decision {
+        let settings = &request.settings;
+        if let Some(model) = settings
+            .model
+            .as_ref()
+            .filter(|m| self.denied_models.contains(m))
+        {
+            return Decision::Deny(format!("model {model} is denied on this site"));
         }
-        let config = host::get_config();
-        if let Some(model) = &request.settings.model {
-            let allowed = string_list(&config, "allowed_models");
-            if !allowed.is_empty() && !allowed.iter().any(|m| m == model) {
-                return Decision::Deny(format!("model {model} is not approved on this site"));
-            }
+        let in_root = settings
+            .cwd
+            .as_deref()
+            .is_some_and(|cwd| inside(cwd, &self.full_access_root));
+        if settings.sandbox == Some(SandboxMode::DangerFullAccess) && !in_root {
+            let root = &self.full_access_root;
+            return Decision::Deny(format!("danger-full-access is allowed only inside {root}"));
         }
-        let max_images = number(&config, "max_images").unwrap_or(u64::MAX);
-        if u64::from(request.input.image_count) > max_images {
-            return Decision::Deny(format!("at most {max_images} images per turn"));
-        }
-        if request.settings.approval_policy == Some(ApprovalPolicy::Never) {
-            host::log(
-                LogLevel::Info,
-                "narrowing approval policy never -> on-request",
-            );
+        if settings.approval_policy == Some(ApprovalPolicy::Never) {
+            let approval_policy = Some(ApprovalPolicy::OnRequest);
             return Decision::Narrow(TurnSettings {
-                cwd: None,
-                sandbox: None,
-                approval_policy: Some(ApprovalPolicy::OnRequest),
-                model: None,
-                effort: None,
-                collaboration_mode: None,
+                approval_policy,
+                ..unchanged()
             });
         }
         Decision::Allow
     }
 
-    fn on_interaction(interaction: Interaction) -> Option<Answer> {
-        let is_git_status = interaction.kind == "command_approval"
-            && interaction.command.as_deref().map(str::trim) == Some("git status");
-        is_git_status.then_some(Answer::Accept)
+    fn on_interaction(&self, interaction: &Interaction) -> Option<Answer> {
+        if interaction.kind != "command_approval" {
+            return None;
+        }
+        let command = interaction.command.as_deref()?.trim();
+        if is_rm_rf(command) {
+            return Some(Answer::Decline);
+        }
+        self.read_only_commands
+            .iter()
+            .any(|c| c == command)
+            .then_some(Answer::Accept)
     }
 }
 
-/// The strings of `"key":["a","b"]` in a flat JSON object (enough for this example's config).
-fn string_list(json: &str, key: &str) -> Vec<String> {
-    let Some(start) = json.find(&format!("\"{key}\":[")) else {
-        return Vec::new();
-    };
-    let rest = &json[start + key.len() + 4..];
-    let Some(end) = rest.find(']') else {
-        return Vec::new();
-    };
-    rest[..end]
-        .split(',')
-        .map(|item| item.trim().trim_matches('"').to_string())
-        .filter(|item| !item.is_empty())
-        .collect()
+/// Whether `path` is `root` or below it, compared lexically; `..` is refused rather than resolved.
+pub fn inside(path: &str, root: &str) -> bool {
+    let root = root.trim_end_matches('/');
+    let below = path == root
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'));
+    below && !path.split('/').any(|part| part == "..")
 }
 
-/// The number of `"key":123` in a flat JSON object.
-fn number(json: &str, key: &str) -> Option<u64> {
-    let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let digits: String = json[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+/// Whether a command line runs `rm` with both recursive and force flags, in any spelling
+/// (`-rf`, `-fr`, `-r -f`, `--recursive --force`), also inside `sh -c '...'` or after `;`/`&&`.
+pub fn is_rm_rf(command: &str) -> bool {
+    let words = command.split(|c: char| c.is_whitespace() || ";&|'\"".contains(c));
+    let mut flags = None::<String>;
+    for word in words.filter(|w| !w.is_empty()) {
+        match (&mut flags, word) {
+            (_, rm) if rm == "rm" || rm.ends_with("/rm") => flags = Some(String::new()),
+            (Some(seen), "--recursive") => seen.push('r'),
+            (Some(seen), "--force") => seen.push('f'),
+            (Some(seen), flag) if flag.starts_with('-') && !flag.starts_with("--") => {
+                seen.push_str(flag)
+            }
+            (Some(seen), _) if seen.contains(['r', 'R']) && seen.contains('f') => return true,
+            _ => {}
+        }
+    }
+    flags.is_some_and(|seen| seen.contains(['r', 'R']) && seen.contains('f'))
 }
 
-// Exports are only emitted for wasm: their names are not valid native symbols.
-#[cfg(target_arch = "wasm32")]
-export!(SitePolicy);
+export_policy!(SitePolicy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rm_rf_in_every_spelling() {
+        for bad in [
+            "rm -rf /",
+            "rm -fr x",
+            "rm -r -f x",
+            "sudo /bin/rm -Rf x",
+            "ls; rm --recursive --force x",
+            "bash -lc 'rm -rf build'",
+        ] {
+            assert!(is_rm_rf(bad), "{bad}");
+        }
+        for fine in [
+            "rm x",
+            "rm -r x",
+            "rm -f x",
+            "git rm -r --cached x",
+            "rm -r --one-file-system x",
+            "echo rm",
+            "grep -rf x",
+        ] {
+            assert!(!is_rm_rf(fine), "{fine}");
+        }
+    }
+
+    /// The policy as `plugin.toml`'s `[config]` would build it, without a host.
+    fn site() -> SitePolicy {
+        SitePolicy {
+            denied_models: vec!["gpt-4o".to_string()],
+            full_access_root: "/srv/sandbox".to_string(),
+            read_only_commands: vec!["git status".to_string()],
+        }
+    }
+
+    #[test]
+    fn the_rules_run_natively() {
+        // The trait methods are plain Rust: no host call happens until the SDK's export calls them.
+        let answer = |command: &str| {
+            site().on_interaction(&Interaction {
+                interaction_id: "i".to_string(),
+                kind: "command_approval".to_string(),
+                thread_id: "t".to_string(),
+                cwd: None,
+                command: Some(command.to_string()),
+                payload: "{}".to_string(),
+                context: codex_control_plane_plugin_sdk::policy::PolicyContext {
+                    allowed_roots: Vec::new(),
+                    default_sandbox: SandboxMode::ReadOnly,
+                    default_approval_policy: ApprovalPolicy::OnRequest,
+                },
+            })
+        };
+        assert_eq!(answer("git status"), Some(Answer::Accept));
+        assert_eq!(answer("rm -rf /"), Some(Answer::Decline));
+        assert_eq!(answer("git push"), None);
+    }
+
+    #[test]
+    fn inside_is_lexical() {
+        assert!(inside("/srv/sandbox", "/srv/sandbox/"));
+        assert!(inside("/srv/sandbox/a", "/srv/sandbox"));
+        assert!(!inside("/srv/sandboxed", "/srv/sandbox"));
+        assert!(!inside("/srv/sandbox/../etc", "/srv/sandbox"));
+    }
+}
