@@ -51,7 +51,7 @@ fn run(dir: &Path, config: &str, args: &[&str]) -> Run {
     }
 }
 
-/// A folder holding the example site policy: its own manifest (with `extra` appended) and component.
+/// A folder holding the example site policy: its own manifest (edited by `manifest_edit`) and component.
 fn example_folder(parent: &Path, name: &str, manifest_edit: impl Fn(String) -> String) -> PathBuf {
     let wasm = example_policy_plugin().expect("example policy builds");
     let manifest =
@@ -233,9 +233,9 @@ fn check_fails_naming_what_is_wrong() {
             .to_string()
     };
 
-    // A misspelt manifest key.
+    // A misspelt manifest key (at the top: below `[config]` any key is the plugin's own).
     let bad = example_folder(&dir.path().join("bad"), "site-policy", |m| {
-        format!("{m}\nfeul = 1\n")
+        format!("feul = 1\n{m}")
     });
     let report = check(&bad, "");
     assert!(
