@@ -376,6 +376,38 @@ mod tests {
     }
 
     #[test]
+    fn config_schema_is_inline_or_a_file_beside_the_manifest() {
+        // Inline TOML becomes the JSON Schema; a file is only for plugins with a folder; unchecked keywords and
+        // paths out of the folder are refused.
+        let base = "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n";
+        let inline = parse(&format!(
+            "{base}[config_schema]\ntype = \"object\"\n[config_schema.properties.n]\ntype = \"integer\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            inline.config_schema_json(None).expect("valid schema"),
+            Some(serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}}))
+        );
+        let file = parse(&format!("config_schema = \"schema.json\"\n{base}")).expect("parses");
+        assert!(matches!(
+            file.config_schema_json(None),
+            Err(PluginError::Manifest { .. })
+        ));
+        let lax = parse(&format!(
+            "{base}[config_schema]\ntype = \"object\"\ndependentRequired = {{}}\n"
+        ))
+        .expect("parses");
+        let error = lax.config_schema_json(None).expect_err("unchecked keyword");
+        assert!(error.to_string().contains("dependentRequired"), "{error}");
+        let escape = parse(&format!("config_schema = \"../schema.json\"\n{base}"));
+        assert!(matches!(escape, Err(PluginError::Manifest { .. })));
+        assert_eq!(
+            parse(base).expect("parses").config_schema_json(None).ok(),
+            Some(None)
+        );
+    }
+
+    #[test]
     fn bad_ids_and_component_paths_are_refused() {
         // Ids become file names in the cache; components must sit next to the manifest.
         let id = parse("id = \"../x\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n");

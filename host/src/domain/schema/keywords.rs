@@ -58,7 +58,8 @@ mod tests {
 
     #[test]
     fn unknown_keywords_are_named_with_their_path() {
-        // `patternProperties` inside a property would silently go unchecked; it is reported where it sits.
+        // `patternProperties` inside a property would silently go unchecked; it is reported where it sits, in
+        // the schema's order.
         let schema = json!({
             "type": "object",
             "properties": {"roots": {"type": "object", "patternProperties": {}}},
@@ -67,8 +68,8 @@ mod tests {
         assert_eq!(
             unsupported_keywords(&schema),
             vec![
-                "anyOf[1]: if".to_string(),
-                "roots: patternProperties".to_string()
+                "roots: patternProperties".to_string(),
+                "anyOf[1]: if".to_string()
             ]
         );
         assert!(unsupported_keywords(&json!({"type": "string", "pattern": "^a"})).is_empty());
