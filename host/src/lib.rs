@@ -9,6 +9,7 @@
 //! - [`worker`]: the background worker process (owns app-server, runs the engine and worker commands).
 //! - [`admin`]: `admin init|doctor|print-config|smoke`: set-up, client configurations, smoke tests.
 //! - [`hooks`]: the Codex hooks installer (trust through app-server) and the history recorder they run.
+//! - [`plugin_cli`]: `plugins list|check PATH`: what the configuration loads, whether one plugin would load.
 //! - [`app`]: the state shared by tool handlers.
 //! - [`mcp`]: the MCP transports (rmcp over stdio and streamable HTTP), the tool catalog, argument validation
 //!   and the error shape.
@@ -40,6 +41,7 @@ pub mod hooks;
 pub mod logs;
 pub mod mcp;
 pub mod memory;
+pub mod plugin_cli;
 pub mod plugins;
 pub mod projects;
 pub mod server;

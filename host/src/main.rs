@@ -32,6 +32,31 @@ enum Command {
     Hooks(HooksCli),
     /// Set-up and checks: create the state, print client configurations, smoke-test the server.
     Admin(AdminCli),
+    /// Inspect plugins without starting the server: what the configuration loads, whether one plugin would load.
+    Plugins(PluginsCli),
+}
+
+#[derive(Debug, Args)]
+struct PluginsCli {
+    #[command(subcommand)]
+    action: PluginsAction,
+    /// Print JSON instead of a table or report.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsAction {
+    /// Every plugin the configured server would load (default plugins and plugins.dirs), each linked now, with
+    /// its status, capabilities and limits. Exit 1 if a plugin of plugins.required is not loaded.
+    List,
+    /// Load one plugin as the server would (manifest, WIT version, exports, capabilities granted, settings)
+    /// and say whether it would load. Exit 0 if it would, 1 with the reason if not.
+    Check {
+        /// A plugin folder holding plugin.toml, that plugin.toml, or a component (.wasm) beside one.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +248,31 @@ fn main() -> ExitCode {
         Command::Worker(cli) => runtime.block_on(run_worker(config, cli)),
         Command::Hooks(cli) => runtime.block_on(run_hooks(config, cli)),
         Command::Admin(cli) => runtime.block_on(run_admin(config, cli)),
+        Command::Plugins(cli) => run_plugins(&config, cli),
+    }
+}
+
+/// `plugins list|check`: the report on stdout; exit 0 when its answer is good, 1 when not, 2 when it could
+/// not be given.
+fn run_plugins(config: &Config, cli: PluginsCli) -> ExitCode {
+    use codex_control_plane::plugin_cli;
+    let outcome = match &cli.action {
+        PluginsAction::List => plugin_cli::list(config, cli.json),
+        PluginsAction::Check { path } => plugin_cli::check(config, path, cli.json),
+    };
+    match outcome {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            if outcome.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("codex-control-plane-mcp: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 

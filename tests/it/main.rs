@@ -18,6 +18,7 @@ mod mcp_appserver;
 mod mcp_stdio;
 mod operations;
 mod plugin_capabilities;
+mod plugin_cli;
 mod plugins;
 mod preflight;
 mod protocol_conformance;

@@ -702,6 +702,50 @@ fn operator_config_overrides_reach_default_policy() {
     assert_eq!(danger.expect("call"), Decision::Allow);
 }
 
+#[test]
+fn plugins_settings_in_the_server_config_reach_default_policy() {
+    // The same override written by the operator as `[plugins.settings.default-policy]`, parsed from TOML.
+    let temp = TempDir::new("plugins-settings");
+    let file = temp.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "[plugins.settings.default-policy]\nallow_danger_full_access = true\n",
+    )
+    .expect("config file");
+    let base = config(temp.path(), Vec::new());
+    let env: std::collections::BTreeMap<String, String> = [
+        (
+            "CODEX_MCP_STATE_DB",
+            base.state_db_path.display().to_string(),
+        ),
+        (
+            "CODEX_PROJECTS_ROOT",
+            base.projects_root.display().to_string(),
+        ),
+        (
+            "CODEX_ALLOWED_ROOTS",
+            base.projects_root.display().to_string(),
+        ),
+        (
+            "CODEX_HOME",
+            temp.path().join("codex-home").display().to_string(),
+        ),
+        ("HOME", temp.path().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = Config::from_sources(Some(&file), &env).expect("config parses");
+    assert_eq!(
+        config.plugins.settings["default-policy"]["allow_danger_full_access"],
+        serde_json::Value::Bool(true)
+    );
+    let host = PluginHost::load(&config).expect("host loads");
+    let inside = format!("{}/repo", root_of(&host));
+    let danger = host.check_action(&request(&host, &inside, SandboxMode::DangerFullAccess, ""));
+    assert_eq!(danger.expect("call"), Decision::Allow);
+}
+
 /// An engine over a fresh store in `temp`, with the default plugins and the hostile one (`limits`), and a
 /// runtime to drive it; no app-server is configured, so nothing may reach one.
 fn engine_over(

@@ -74,6 +74,7 @@ pub(super) struct FilePlugins {
     disabled: Option<Vec<String>>,
     grants: Option<BTreeMap<String, Vec<PluginCapability>>>,
     required: Option<Vec<String>>,
+    settings: Option<BTreeMap<String, toml::Table>>,
 }
 
 pub(super) fn parse_file(text: &str) -> Result<FileConfig, String> {
@@ -408,6 +409,7 @@ pub(super) fn resolve(
         disabled: raw.plugins.disabled.unwrap_or_default(),
         grants: raw.plugins.grants.unwrap_or_default(),
         required: raw.plugins.required.unwrap_or_default(),
+        settings: plugin_settings(raw.plugins.settings.unwrap_or_default())?,
     };
 
     let execution_mode = match layer
@@ -567,4 +569,22 @@ pub(super) fn parse_effort(key: &str, value: &str) -> Result<String, ConfigError
             ),
         ))
     }
+}
+
+/// `[plugins.settings.<id>]` tables as the JSON objects plugins read with `get-config`; the plugin's
+/// `config_schema` checks them when it loads, since only the plugin knows its keys.
+fn plugin_settings(
+    tables: BTreeMap<String, toml::Table>,
+) -> Result<BTreeMap<String, serde_json::Map<String, serde_json::Value>>, ConfigError> {
+    tables
+        .into_iter()
+        .map(|(id, table)| match serde_json::to_value(&table) {
+            Ok(serde_json::Value::Object(map)) => Ok((id, map)),
+            Ok(_) => Ok((id, serde_json::Map::new())),
+            Err(err) => Err(ConfigError::value(
+                &format!("plugins.settings.{id}"),
+                format!("not representable as JSON: {err}"),
+            )),
+        })
+        .collect()
 }

@@ -86,6 +86,9 @@ pub struct PluginsConfig {
     pub grants: BTreeMap<String, Vec<PluginCapability>>,
     /// Plugin ids that must load (`plugins.required`): start-up fails when one of them is not loaded.
     pub required: Vec<String>,
+    /// Operator settings of plugins, by plugin id (`[plugins.settings.<id>]`): top-level keys replace those of
+    /// the plugin's own `[config]`, and the result must fit the `config_schema` its manifest declares.
+    pub settings: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl PluginsConfig {
@@ -109,6 +112,7 @@ impl Default for PluginsConfig {
             disabled: Vec::new(),
             grants: BTreeMap::new(),
             required: Vec::new(),
+            settings: BTreeMap::new(),
         }
     }
 }

@@ -5,9 +5,11 @@
 //! - [`operation`]: an operation's kind and status as enums (the seed's names on the wire and in rows).
 //! - [`rules`]: the seed's rules (statuses, prompt normalisation and dedup, similarity, output schemas,
 //!   canonical JSON and hashing, interaction replies, redaction).
+//! - [`schema`]: the JSON Schema subset validator (tool arguments, plugin settings).
 //! - [`server_requests`]: the typed server-to-client requests of `codex app-server`, one table for all.
 
 pub mod failure;
 pub mod operation;
 pub mod rules;
+pub mod schema;
 pub mod server_requests;

@@ -327,35 +327,7 @@ pub use crate::domain::rules::canonical::{canonical_json, sha256_hex};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::schema::SUPPORTED_KEYWORDS;
-
-    fn keywords_in(schema: &Value, tool: &str, out: &mut Vec<String>) {
-        if let Value::Object(map) = schema {
-            for (key, value) in map {
-                if !SUPPORTED_KEYWORDS.contains(&key.as_str()) {
-                    out.push(format!("{tool}: {key}"));
-                }
-                match key.as_str() {
-                    "properties" => {
-                        if let Value::Object(props) = value {
-                            for prop in props.values() {
-                                keywords_in(prop, tool, out);
-                            }
-                        }
-                    }
-                    "items" | "additionalProperties" => keywords_in(value, tool, out),
-                    "anyOf" | "oneOf" => {
-                        if let Value::Array(branches) = value {
-                            for branch in branches {
-                                keywords_in(branch, tool, out);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
+    use crate::mcp::schema::unsupported_keywords;
 
     #[test]
     fn every_spec_parses_and_uses_only_enforced_keywords() {
@@ -371,10 +343,10 @@ mod tests {
                 "{} must refuse unknown arguments",
                 tool.name
             );
-            keywords_in(
-                &Value::Object((*tool.input_schema).clone()),
-                tool.name,
-                &mut unsupported,
+            unsupported.extend(
+                unsupported_keywords(&Value::Object((*tool.input_schema).clone()))
+                    .into_iter()
+                    .map(|keyword| format!("{}: {keyword}", tool.name)),
             );
         }
         assert!(

@@ -120,6 +120,19 @@ pub enum PluginError {
         /// Everything it declares (what the grant would have to list).
         wanted: Vec<String>,
     },
+    /// The plugin's settings (its `[config]` with the operator's `plugins.settings`) do not fit the
+    /// `config_schema` its manifest declares.
+    #[error("plugin {plugin}@{version} setting {key} is invalid: {message} (check plugins.settings.{plugin}.{key} against the plugin's config_schema)")]
+    InvalidSetting {
+        /// Plugin id.
+        plugin: String,
+        /// Plugin version.
+        version: String,
+        /// Dotted path of the offending key; `(settings)` for the table as a whole.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A plugin listed in `plugins.required` is not loaded; start-up stops.
     #[error("required plugin {plugin} is not loaded (plugins.required): {reason}")]
     RequiredNotLoaded {

@@ -29,6 +29,8 @@ pub(super) struct Loader<'a> {
     pub(super) views: Arc<dyn HostViews>,
     /// Operator overrides of plugin `[config]` tables, by plugin id.
     pub(super) config_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// A component file name replacing the manifest's in folders loaded from now on (`plugins check PATH.wasm`).
+    pub(super) component_override: Option<String>,
     /// Plugins loaded so far.
     pub(super) loaded: Vec<LoadedPlugin>,
     /// Status of every plugin seen so far.
@@ -77,7 +79,12 @@ impl Loader<'_> {
     pub(super) fn load_folder(&mut self, folder: &Path) {
         let source = folder.display().to_string();
         match Manifest::read(&folder.join("plugin.toml")) {
-            Ok(manifest) => self.load_manifest(manifest, source, Some(folder), WasmSource::Folder),
+            Ok(mut manifest) => {
+                if let Some(component) = &self.component_override {
+                    manifest.component = Some(component.clone());
+                }
+                self.load_manifest(manifest, source, Some(folder), WasmSource::Folder)
+            }
             Err(error) => {
                 let fallback_id = folder
                     .file_name()
@@ -154,6 +161,8 @@ impl Loader<'_> {
                 }
                 .to_string(),
             ))
+        } else if let Err(error) = self.check_settings(&manifest, folder) {
+            Err((PluginStatus::Failed, error.to_string()))
         } else if manifest.kind == PluginKind::Native {
             match (self.config.allow_native, folder) {
                 (true, Some(folder)) => {
@@ -269,14 +278,51 @@ impl Loader<'_> {
 
     /// The manifest's `[config]` with the operator's overrides applied, as JSON.
     pub(super) fn config_json(&self, manifest: &Manifest) -> String {
+        serde_json::Value::Object(self.settings(manifest)).to_string()
+    }
+
+    /// The manifest's `[config]` with the operator's `plugins.settings` and then the builder's overrides
+    /// applied (top-level keys replace the manifest's).
+    fn settings(&self, manifest: &Manifest) -> serde_json::Map<String, serde_json::Value> {
         let mut table = match serde_json::to_value(&manifest.config) {
             Ok(serde_json::Value::Object(table)) => table,
             _ => serde_json::Map::new(),
         };
-        if let Some(overrides) = self.config_overrides.get(&manifest.id) {
+        for overrides in [
+            self.config.settings.get(&manifest.id),
+            self.config_overrides.get(&manifest.id),
+        ]
+        .into_iter()
+        .flatten()
+        {
             table.extend(overrides.clone());
         }
-        serde_json::Value::Object(table).to_string()
+        table
+    }
+
+    /// Checks the plugin's settings against the `config_schema` its manifest declares (nothing to check
+    /// without one); the error names the offending key.
+    fn check_settings(
+        &self,
+        manifest: &Manifest,
+        folder: Option<&Path>,
+    ) -> Result<(), PluginError> {
+        let Some(schema) = manifest.config_schema_json(folder)? else {
+            return Ok(());
+        };
+        let settings = serde_json::Value::Object(self.settings(manifest));
+        crate::domain::schema::validate(&schema, &settings).map_err(|violation| {
+            PluginError::InvalidSetting {
+                plugin: manifest.id.clone(),
+                version: manifest.version.clone(),
+                key: if violation.field.is_empty() {
+                    "(settings)".to_string()
+                } else {
+                    violation.field
+                },
+                message: violation.message,
+            }
+        })
     }
 
     /// Records a plugin whose manifest could not be read.

@@ -17,12 +17,20 @@
 //! memory_bytes = 16_777_216
 //!
 //! [config]                       # optional, any table; the plugin reads it with `get-config`
+//!
+//! [config_schema]                # optional JSON Schema (as TOML) the settings must fit; or
+//! # config_schema = "schema.json"  a JSON file next to the manifest (third-party plugins only)
 //! ```
 //!
 //! `capabilities` names the groups of host functions the plugin calls (`log`, `clock`, `config`, `state`,
 //! `views`); a manifest without the key declares the basic ones (`log`, `clock`, `config`). A call to a host
 //! function of a capability the plugin did not declare fails that call, and a third-party plugin loads only
 //! when the operator granted everything it declares (`plugins.grants`).
+//!
+//! `config_schema` describes the settings the plugin reads: its `[config]` with the operator's
+//! `[plugins.settings.<id>]` applied must fit it, or the plugin does not load (the error names the key). It
+//! uses the keywords of [`crate::domain::schema::SUPPORTED_KEYWORDS`]; any other keyword is refused rather
+//! than silently unchecked.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +75,19 @@ pub struct Manifest {
     /// Free-form configuration handed to the plugin as JSON.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Value>,
+    /// JSON Schema its settings must fit: inline, or a JSON file next to the manifest.
+    #[serde(default)]
+    pub config_schema: Option<ConfigSchema>,
+}
+
+/// Where a manifest's `config_schema` is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigSchema {
+    /// A JSON file next to the manifest.
+    File(String),
+    /// A table in the manifest itself.
+    Inline(toml::Table),
 }
 
 /// A world of the plugin contract.
@@ -187,6 +208,60 @@ impl Manifest {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_string())
     }
 
+    /// The `config_schema` as JSON, read from `folder` when it is a file (`None` for embedded plugins, which
+    /// must inline it); `None` when the manifest declares none. A schema using a keyword the validator does
+    /// not understand is refused, since it would be checked less than its author thinks.
+    pub fn config_schema_json(
+        &self,
+        folder: Option<&Path>,
+    ) -> Result<Option<serde_json::Value>, PluginError> {
+        let invalid = |path: &Path, message: String| PluginError::Manifest {
+            path: path.to_path_buf(),
+            message,
+        };
+        let manifest_path = folder.map_or_else(
+            || Path::new(&self.id).to_path_buf(),
+            |folder| folder.join("plugin.toml"),
+        );
+        let schema = match &self.config_schema {
+            None => return Ok(None),
+            Some(ConfigSchema::Inline(table)) => serde_json::to_value(table)
+                .map_err(|e| invalid(&manifest_path, format!("config_schema: {e}")))?,
+            Some(ConfigSchema::File(name)) => {
+                let Some(folder) = folder else {
+                    return Err(invalid(
+                        &manifest_path,
+                        "an embedded plugin must inline its config_schema".to_string(),
+                    ));
+                };
+                let path = folder.join(name);
+                let text = std::fs::read_to_string(&path).map_err(|source| PluginError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                serde_json::from_str(&text)
+                    .map_err(|e| invalid(&path, format!("config_schema is not JSON: {e}")))?
+            }
+        };
+        if !schema.is_object() {
+            return Err(invalid(
+                &manifest_path,
+                "config_schema must be a JSON Schema object".to_string(),
+            ));
+        }
+        let unsupported = crate::domain::schema::unsupported_keywords(&schema);
+        if !unsupported.is_empty() {
+            return Err(invalid(
+                &manifest_path,
+                format!(
+                    "config_schema uses keywords the host does not check: {}",
+                    unsupported.join(", ")
+                ),
+            ));
+        }
+        Ok(Some(schema))
+    }
+
     /// Checks what serde cannot: a usable id and at least one world.
     fn validate(&self, origin: &Path) -> Result<(), PluginError> {
         let invalid = |message: String| PluginError::Manifest {
@@ -208,10 +283,20 @@ impl Manifest {
         if self.worlds.is_empty() {
             return Err(invalid("`worlds` must name at least one world".to_string()));
         }
-        if let Some(component) = &self.component {
-            if component.contains('/') || component.contains('\\') || component == ".." {
+        for (key, file) in [
+            ("component", self.component.as_deref()),
+            (
+                "config_schema",
+                match &self.config_schema {
+                    Some(ConfigSchema::File(name)) => Some(name.as_str()),
+                    _ => None,
+                },
+            ),
+        ] {
+            let Some(file) = file else { continue };
+            if file.contains('/') || file.contains('\\') || file == ".." {
                 return Err(invalid(format!(
-                    "component {component:?} must be a file name next to the manifest"
+                    "{key} {file:?} must be a file name next to the manifest"
                 )));
             }
         }
@@ -287,6 +372,38 @@ mod tests {
         assert!(
             error.contains("9.0.0") && error.contains("0.1.0"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn config_schema_is_inline_or_a_file_beside_the_manifest() {
+        // Inline TOML becomes the JSON Schema; a file is only for plugins with a folder; unchecked keywords and
+        // paths out of the folder are refused.
+        let base = "id = \"p\"\nversion = \"1\"\nwit = \"0.1.0\"\nworlds = [\"policy\"]\n";
+        let inline = parse(&format!(
+            "{base}[config_schema]\ntype = \"object\"\n[config_schema.properties.n]\ntype = \"integer\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            inline.config_schema_json(None).expect("valid schema"),
+            Some(serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}}))
+        );
+        let file = parse(&format!("config_schema = \"schema.json\"\n{base}")).expect("parses");
+        assert!(matches!(
+            file.config_schema_json(None),
+            Err(PluginError::Manifest { .. })
+        ));
+        let lax = parse(&format!(
+            "{base}[config_schema]\ntype = \"object\"\ndependentRequired = {{}}\n"
+        ))
+        .expect("parses");
+        let error = lax.config_schema_json(None).expect_err("unchecked keyword");
+        assert!(error.to_string().contains("dependentRequired"), "{error}");
+        let escape = parse(&format!("config_schema = \"../schema.json\"\n{base}"));
+        assert!(matches!(escape, Err(PluginError::Manifest { .. })));
+        assert_eq!(
+            parse(base).expect("parses").config_schema_json(None).ok(),
+            Some(None)
         );
     }
 

@@ -6,6 +6,7 @@
 //! - [`PluginHost`] (this file): loads the embedded default plugins and third-party plugins,
 //!   reports their status ([`PluginInfo`]), and exposes typed calls per world (the policy chain,
 //!   workflows, analyzers, repairs).
+//! - `builder`: [`PluginHostBuilder`], the options of a load (state, views, overrides, one folder).
 //! - `loaded`: a loaded plugin and its typed calls per world; `loader`: loading the embedded defaults and
 //!   third-party folders into them.
 //! - [`manifest`] - `plugin.toml`.
@@ -29,6 +30,7 @@
 //! `tokio::task::spawn_blocking` for calls whose budget is large; for the default policy's
 //! budget, calling inline is acceptable.
 
+mod builder;
 pub mod capability;
 mod deferred;
 pub mod embedded;
@@ -61,6 +63,7 @@ pub use limits::CallLimits;
 pub use manifest::{Manifest, PluginKind, World};
 pub use runtime::{PluginCtx, WarmInstance, WasmPlugin};
 
+pub use builder::PluginHostBuilder;
 pub use capability::{Capability, CapabilityDenied};
 use capability::{CapabilityCtx, PluginIdentity};
 use embedded::{EmbeddedPlugin, DEFAULT_PLUGINS};
@@ -163,96 +166,6 @@ pub struct AnalyzerReport {
     pub elapsed_ms: u64,
 }
 
-/// Options of [`PluginHost::builder`].
-pub struct PluginHostBuilder<'a> {
-    /// The host configuration.
-    config: &'a Config,
-    /// Backing of plugin key/value state.
-    state: Arc<dyn PluginStateStore>,
-    /// Backing of the read-only views.
-    views: Arc<dyn HostViews>,
-    /// Whether to load the embedded default plugins.
-    defaults: bool,
-    /// Operator overrides of plugin `[config]` tables, by plugin id.
-    config_overrides: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-}
-
-impl<'a> PluginHostBuilder<'a> {
-    /// Uses `state` for plugin key/value state (default: in memory).
-    pub fn state_store(mut self, state: Arc<dyn PluginStateStore>) -> Self {
-        self.state = state;
-        self
-    }
-
-    /// Uses `views` for `get-operation` / `get-workflow` (default: [`NoViews`]).
-    pub fn views(mut self, views: Arc<dyn HostViews>) -> Self {
-        self.views = views;
-        self
-    }
-
-    /// Overrides keys of plugin `id`'s `[config]` table (top-level keys replace the manifest's).
-    /// This is how an operator configures a default plugin, e.g. `allow_danger_full_access` of
-    /// `default-policy`.
-    pub fn plugin_config(
-        mut self,
-        id: &str,
-        table: serde_json::Map<String, serde_json::Value>,
-    ) -> Self {
-        self.config_overrides.insert(id.to_string(), table);
-        self
-    }
-
-    /// Skips the embedded default plugins (for tests and benchmarks of one plugin).
-    pub fn without_defaults(mut self) -> Self {
-        self.defaults = false;
-        self
-    }
-
-    /// Creates the engine and loads every plugin. A plugin that fails to load is reported in
-    /// [`PluginHost::infos`] and skipped; only an engine failure is an error.
-    pub fn load(self) -> Result<PluginHost, PluginError> {
-        let engine = engine::new_engine(self.config.plugins.default_memory_bytes)?;
-        let linker = runtime::new_linker(&engine)?;
-        let cache = ArtifactCache::new(self.config.plugin_cache_dir());
-        let mut loader = Loader {
-            engine: &engine,
-            linker: &linker,
-            cache: &cache,
-            config: &self.config.plugins,
-            state: self.state,
-            views: self.views,
-            config_overrides: self.config_overrides,
-            loaded: Vec::new(),
-            infos: Vec::new(),
-        };
-        if self.defaults {
-            for plugin in DEFAULT_PLUGINS {
-                loader.load_embedded(plugin);
-            }
-        }
-        for dir in &self.config.plugins.dirs {
-            loader.load_dir(dir);
-        }
-        let Loader { loaded, infos, .. } = loader;
-        // A grant for a plugin that is not there is most likely a typo in an id: say so, it grants nothing.
-        for id in self.config.plugins.grants.keys() {
-            let third_party = infos
-                .iter()
-                .any(|info| info.id == *id && info.source != "embedded");
-            if !third_party {
-                tracing::warn!(plugin = %id, "plugins.grants names no third-party plugin; the grant has no effect");
-            }
-        }
-        Ok(PluginHost {
-            context: policy_context(self.config),
-            cache_dir: cache.dir().to_path_buf(),
-            loaded,
-            infos,
-            engine,
-        })
-    }
-}
-
 /// The loaded plugins and typed calls into them.
 pub struct PluginHost {
     /// Loaded plugins, in chain order: default plugins, then each directory of `plugins.dirs` in
@@ -277,13 +190,7 @@ impl PluginHost {
 
     /// A builder for other state stores or views.
     pub fn builder(config: &Config) -> PluginHostBuilder<'_> {
-        PluginHostBuilder {
-            config,
-            state: Arc::new(InMemoryStateStore::default()),
-            views: Arc::new(NoViews),
-            defaults: true,
-            config_overrides: BTreeMap::new(),
-        }
+        PluginHostBuilder::new(config)
     }
 
     /// Status of every plugin, for the health summary.
@@ -337,6 +244,18 @@ impl PluginHost {
             }
         }
         infos
+    }
+
+    /// Links every default plugin not linked yet (they otherwise link on first call), so that
+    /// [`PluginHost::plugins`] shows whether each one really links: `plugins list` and `plugins check` call
+    /// it; the server does not, to keep start-up fast.
+    pub fn link_all(&self) {
+        for plugin in &self.loaded {
+            if let Backend::Deferred(deferred) = &plugin.backend {
+                // A failure is recorded in the plugin and shown by `plugins()`; nothing else to do here.
+                let _ = deferred.get();
+            }
+        }
     }
 
     /// The engine (for benchmarks and diagnostics).

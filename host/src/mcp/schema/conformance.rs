@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::*;
 use crate::mcp::catalog::Catalog;
 use serde_json::json;
+use serde_json::{Map, Value};
 
 /// Cases per schema: half built valid, half mutated.
 const CASES: usize = 600;
