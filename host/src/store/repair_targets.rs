@@ -6,16 +6,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::repairs::{Candidate, RepairScope};
+use super::repairs::{candidate, Candidate, RepairScope, CANDIDATE_LIMIT, TERMINAL};
 use super::{Store, StoreError};
-
-/// Terminal operation statuses (the seed's set); anything else is still live.
-const TERMINAL: &str =
-    "'completed','failed','aborted','cancelled','canceled','interrupted','orphaned',\
-    'unknown_after_app_server_exit'";
-
-/// Most candidates one repair considers.
-const CANDIDATE_LIMIT: i64 = 200;
 
 /// The prefix of the `client_request_id` of a workflow a repair started as the retry of another.
 pub const RETRY_KEY_PREFIX: &str = "repair:retry:";
@@ -43,14 +35,7 @@ fn rows(
     bound: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(bound, |row| {
-        Ok(Candidate {
-            id: row.get(0)?,
-            status: row.get(1)?,
-            kind: row.get(2)?,
-            since: row.get(3)?,
-        })
-    })?;
+    let rows = stmt.query_map(bound, candidate)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -10,7 +10,7 @@ use super::{new_id, Store, StoreError};
 use crate::domain::rules::interactions::default_decline_response;
 
 /// Terminal operation statuses (the seed's set); anything else is still live.
-const TERMINAL: &str =
+pub(super) const TERMINAL: &str =
     "'completed','failed','aborted','cancelled','canceled','interrupted','orphaned',\
     'unknown_after_app_server_exit'";
 
@@ -79,7 +79,7 @@ pub struct Candidate {
 }
 
 /// Most candidates one repair considers.
-const CANDIDATE_LIMIT: i64 = 200;
+pub(super) const CANDIDATE_LIMIT: i64 = 200;
 
 /// The `AND ...` clause and parameters narrowing a query to `scope`.
 fn scope_clause(scope: &RepairScope, first_param: usize) -> (String, Vec<String>) {
@@ -110,15 +110,18 @@ fn candidates(
     let mut stmt = conn.prepare(&sql)?;
     let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&cutoff];
     bound.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
-    let rows = stmt.query_map(bound.as_slice(), |row| {
-        Ok(Candidate {
-            id: row.get(0)?,
-            status: row.get(1)?,
-            kind: row.get(2)?,
-            since: row.get(3)?,
-        })
-    })?;
+    let rows = stmt.query_map(bound.as_slice(), candidate)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A candidate from a row selecting id, status, kind and the staleness timestamp, in that order.
+pub(super) fn candidate(row: &rusqlite::Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        id: row.get(0)?,
+        status: row.get(1)?,
+        kind: row.get(2)?,
+        since: row.get(3)?,
+    })
 }
 
 impl Store {
