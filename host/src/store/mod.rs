@@ -4,10 +4,10 @@
 //!
 //! A [`Store`] owns **one writer connection on a dedicated OS thread**. Every write is a closure sent over a
 //! channel and answered through a oneshot, so writes from one process are serialised without a lock on the tokio
-//! reactor, and each write runs in its own `BEGIN IMMEDIATE` transaction (other processes wait on
-//! `busy_timeout`). Reads use a **small pool of read-only connections** driven through `spawn_blocking`: in WAL mode
-//! a reader sees the last committed snapshot and never waits for the writer, so a status poll is never stuck
-//! behind a long write. Blocking SQLite work therefore never runs on a reactor thread.
+//! reactor, and each write runs in its own `BEGIN IMMEDIATE` transaction (other processes wait with [`busy`]'s
+//! short pauses, up to [`BUSY_TIMEOUT`]). Reads use a **small pool of read-only connections** driven through
+//! `spawn_blocking`: in WAL mode a reader sees the last committed snapshot and never waits for the writer, so a
+//! status poll is never stuck behind a long write. Blocking SQLite work therefore never runs on a reactor thread.
 //!
 //! # Layout
 //!
@@ -16,6 +16,7 @@
 //! - [`submissions`]: prompt submissions and the active duplicate-prompt guard.
 //! - [`leases`]: workers, leases, heartbeats, claiming.
 //! - [`admission`]: may an operation start now: slots, resource locks, write slots (the seed's order).
+//! - [`busy`]: how a connection waits for another process's write lock.
 //! - [`liveness`]: proof of life through OS file locks next to the database (owners, the worker).
 //! - [`changes`]: wakes waiters on a commit of any process (`PRAGMA data_version`, local commit counter).
 //! - [`commands`]: worker commands (`cmd_<hex>`): control actions a client asks the worker to perform.
@@ -36,6 +37,7 @@
 //! rendered as ISO-8601 UTC only when serialised.
 
 pub mod admission;
+mod busy;
 pub mod capabilities;
 pub mod changes;
 pub mod chats;
@@ -303,8 +305,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+fn configure(conn: &mut Connection) -> Result<(), StoreError> {
+    busy::install(conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -312,7 +314,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`: WAL, `busy_timeout` 5 s, `synchronous=NORMAL`,
+    /// Opens (creating if needed) the database at `path`: WAL, lock waits up to 5 s, `synchronous=NORMAL`,
     /// foreign keys on, pending migrations applied. A file from a newer binary is refused with
     /// [`StoreError::SchemaTooNew`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -323,13 +325,13 @@ impl Store {
             })?;
         }
         let mut conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        busy::install(&mut conn)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "sqlite refused WAL journal mode");
         }
-        configure(&conn)?;
+        configure(&mut conn)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
@@ -437,9 +439,9 @@ impl Store {
             }
             // Another process's write lock is waited on only for what the caller still waits.
             let left = deadline.saturating_duration_since(Instant::now());
-            let _ = conn.busy_timeout(left.max(Duration::from_millis(1)));
-            let result = run_immediate(conn, f);
-            let _ = conn.busy_timeout(BUSY_TIMEOUT);
+            let result = busy::with_limit(left.max(Duration::from_millis(1)), || {
+                run_immediate(conn, f)
+            });
             let _ = reply.send(result);
         }))?;
         match answer.recv_timeout(wait) {
@@ -470,13 +472,13 @@ impl Store {
         {
             return Ok(conn);
         }
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             &self.inner.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        configure(&conn)?;
+        configure(&mut conn)?;
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         Ok(conn)
     }
@@ -521,8 +523,8 @@ fn spawn_checkpointer(
     path: &Path,
     mut commits: tokio::sync::watch::Receiver<u64>,
 ) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mut conn = Connection::open(path)?;
+    busy::install(&mut conn)?;
     let (stop, stopped) = mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("store-checkpoint".to_string())
