@@ -347,6 +347,17 @@ impl McpClient {
 impl Drop for McpClient {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Say goodbye first: on stdin EOF the server stops its app-server child and waits for it, so nothing
+            // the test started outlives it (a SIGKILL would orphan app-server until it reads EOF itself, and it
+            // would still write into the test's temp dir after the test removed it).
+            drop(self.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -449,18 +460,27 @@ pub fn worker_pid(db: &Path) -> Option<u32> {
     codex_control_plane::engine::worker_link::presence(db).pid
 }
 
-/// Kills the background worker of `db` (SIGKILL, by the pid in its lock note) and waits for its lock to be
-/// released.
+/// Stops the background worker of `db` (by the pid in its lock note) and waits for its lock to be released:
+/// SIGTERM first, so the worker stops its app-server child as it does for an operator, then SIGKILL if it is
+/// still there after a short grace (a test's worker has nothing left worth draining).
 pub fn stop_worker_of(db: &Path) {
     let Some(pid) = worker_pid(db) else {
         return;
     };
-    // SAFETY: kill(2) with a pid the worker itself recorded; no memory is shared.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while worker_pid(db).is_some() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    for (signal, grace) in [
+        (libc::SIGTERM, Duration::from_secs(3)),
+        (libc::SIGKILL, Duration::from_secs(5)),
+    ] {
+        // SAFETY: kill(2) with a pid the worker itself recorded while holding its lock; no memory is shared.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+        let deadline = Instant::now() + grace;
+        while worker_pid(db).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if worker_pid(db).is_none() {
+            return;
+        }
     }
 }
