@@ -5,7 +5,7 @@ Usage: memory_series.py SERVER_COMMAND [VAR=VALUE ...]
 
 Spawns the server with a fresh state directory, sends initialize, 50 tools/list and 50 codex_health_summary, then
 300 codex_submit_task (start_chat, 20 projects, unique prompts) and 1 000 codex_get_operation_status, and prints
-VmRSS / RssAnon / RssFile from /proc/PID/status after each part and after 6 s idle. Works for this server and for
+VmRSS / RssAnon / RssFile from /proc/PID/status (and Pss / private pages from smaps_rollup) after each part and after 6 s idle. Works for this server and for
 the seed, which take the same environment variables.
 """
 import json, os, random, subprocess, sys, tempfile, time
@@ -31,6 +31,10 @@ def status():
     for line in open(f"/proc/{p.pid}/status"):
         k, _, v = line.partition(":")
         if k in ("VmRSS","RssAnon","RssFile"): d[k] = v.strip()
+    # Pss: shared pages (the binary's code, shared by every server process) count 1/k in each of k processes.
+    for line in open(f"/proc/{p.pid}/smaps_rollup"):
+        k, _, v = line.partition(":")
+        if k in ("Pss", "Private_Clean", "Private_Dirty"): d[k] = v.strip()
     return d
 call("initialize", {"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}})
 p.stdin.write(json.dumps({"jsonrpc":"2.0","method":"notifications/initialized"})+"\n"); p.stdin.flush()
