@@ -24,6 +24,8 @@ mod loading;
 mod policy;
 /// Every world exported through the guest SDK.
 mod sdk;
+/// The walk-through of docs/PLUGINS.md, run as the doc shows it.
+mod walkthrough;
 /// Workflow plugins driven by the engine.
 mod workflow_engine;
 
