@@ -24,6 +24,8 @@ mod loading;
 mod policy;
 /// Every world exported through the guest SDK.
 mod sdk;
+/// The example site policy acting on real approvals and submits, through MCP and the real app-server.
+mod site_policy;
 /// The walk-through of docs/PLUGINS.md, run as the doc shows it.
 mod walkthrough;
 /// Workflow plugins driven by the engine.
