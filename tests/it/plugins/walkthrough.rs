@@ -3,15 +3,16 @@
 //! component, `plugins check .`), then its TOML block loads the new plugin into a server, whose policy then
 //! refuses a turn through a real MCP tool call.
 //!
-//! The crate is built offline (the registry cache holds what the SDK needs; no test reaches beyond loopback)
-//! into the target directory the example policy's build uses, so the SDK and its dependencies compile once.
+//! The crate is built offline (after the example's build, the registry cache holds what the SDK needs; no test
+//! reaches beyond loopback) into the target directory the example policy's build uses, so the SDK and its
+//! dependencies compile once.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
 use support::mcp_client::{isolated_env, server_binary, TempDir};
-use support::wasm_plugins::workspace_root;
+use support::wasm_plugins::{example_policy_plugin, workspace_root};
 
 use crate::harness::{op_id, Harness};
 
@@ -82,6 +83,9 @@ fn shell_env(root: &Path, config: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn the_plugins_walkthrough_runs_as_documented() {
+    // The example's build (online when the registry cache is cold) fetches every crate the SDK needs and warms
+    // the target directory this build shares.
+    example_policy_plugin().expect("the example builds");
     let doc = std::fs::read_to_string(workspace_root().join("docs/PLUGINS.md")).expect("doc");
     let shell = doc_block(&doc, "shell");
     let toml = doc_block(&doc, "config");
