@@ -30,6 +30,15 @@ const POLICY_FILES: [(&str, &str); 2] = [
     ),
 ];
 
+/// The world-specific files of an analyzer plugin.
+const ANALYZER_FILES: [(&str, &str); 2] = [
+    ("src/lib.rs", include_str!("templates/analyzer/lib.rs.tmpl")),
+    (
+        "plugin.toml",
+        include_str!("templates/analyzer/plugin.toml.tmpl"),
+    ),
+];
+
 /// Rust keywords and the standard crates, which cargo refuses or shadows as package names.
 const RESERVED_NAMES: [&str; 12] = [
     "core",
@@ -51,6 +60,8 @@ const RESERVED_NAMES: [&str; 12] = [
 pub enum ScaffoldWorld {
     /// A site policy (`check-action`, `on-interaction`).
     Policy,
+    /// An analyzer (`analyze`: findings about the snapshot `codex_analyze_issue` builds).
+    Analyzer,
 }
 
 impl ScaffoldWorld {
@@ -58,6 +69,7 @@ impl ScaffoldWorld {
     fn wit_name(self) -> &'static str {
         match self {
             ScaffoldWorld::Policy => "policy",
+            ScaffoldWorld::Analyzer => "analyzer",
         }
     }
 
@@ -65,6 +77,7 @@ impl ScaffoldWorld {
     fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
             ScaffoldWorld::Policy => &POLICY_FILES,
+            ScaffoldWorld::Analyzer => &ANALYZER_FILES,
         }
     }
 }
@@ -352,7 +365,11 @@ mod tests {
             "{{world}}",
             "{{sdk_dependency}}",
         ];
-        for (file, template) in COMMON_FILES.iter().chain(POLICY_FILES.iter()) {
+        let all = COMMON_FILES
+            .iter()
+            .chain(&POLICY_FILES)
+            .chain(&ANALYZER_FILES);
+        for (file, template) in all {
             let mut rest = *template;
             while let Some(start) = rest.find("{{") {
                 let end = rest[start..]

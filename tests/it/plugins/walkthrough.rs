@@ -10,11 +10,31 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use codex_control_plane::plugins::{PluginHost, PluginStatus};
 use serde_json::json;
 use support::mcp_client::{isolated_env, server_binary, TempDir};
 use support::wasm_plugins::{example_policy_plugin, workspace_root};
 
 use crate::harness::{op_id, Harness};
+
+/// Runs `script` with `sh -eu` in `dir` with [`shell_env`]; returns stdout, or panics with both streams.
+#[track_caller]
+fn run_shell(script: &str, dir: &Path, root: &Path, config: &Path) -> String {
+    let run = Command::new("sh")
+        .arg("-eu")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env_clear()
+        .envs(shell_env(root, config))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh runs");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{script}\n{stdout}\n{stderr}");
+    stdout
+}
 
 /// The fenced block that follows `<!-- walkthrough:<name> -->` in `docs/PLUGINS.md`.
 #[track_caller]
@@ -93,27 +113,12 @@ fn the_plugins_walkthrough_runs_as_documented() {
     let config = work.path().join("config.toml");
     std::fs::write(&config, "").expect("empty config");
 
-    let run = Command::new("sh")
-        .arg("-eu")
-        .arg("-c")
-        .arg(&shell)
-        .current_dir(work.path())
-        .env_clear()
-        .envs(shell_env(work.path(), &config))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("sh runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{shell}\n{stdout}\n{stderr}");
+    let stdout = run_shell(&shell, work.path(), work.path(), &config);
     assert!(
         stdout.contains("created policy plugin my-policy"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("ok: plugin my-policy@0.1.0"),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("ok: plugin my-policy@0.1.0"), "{stdout}");
     let crate_dir: PathBuf = work.path().join("my-policy");
     for file in ["Cargo.toml", "src/lib.rs", "plugin.toml", "README.md"] {
         assert!(crate_dir.join(file).is_file(), "{file} scaffolded");
@@ -173,4 +178,56 @@ fn the_plugins_walkthrough_runs_as_documented() {
         0,
         "the denied turn reached no model"
     );
+}
+
+#[test]
+fn a_scaffolded_analyzer_builds_by_its_readme_and_finds() {
+    // `plugins new --world analyzer`, then the README's own commands (build, copy, check), then the library host
+    // runs it: its `max_failed` comes from the config_schema default (0), or from the operator's settings.
+    example_policy_plugin().expect("the example builds");
+    let work = TempDir::new("scaffold-analyzer");
+    let config = work.path().join("config.toml");
+    std::fs::write(&config, "").expect("empty config");
+    let created = run_shell(
+        "codex-control-plane-mcp plugins new --world analyzer site-analyzer --sdk-path \"$SDK\" --json",
+        work.path(),
+        work.path(),
+        &config,
+    );
+    let created: serde_json::Value = serde_json::from_str(&created).expect("json");
+    assert_eq!(created["world"], json!("analyzer"), "{created}");
+    let crate_dir = work.path().join("site-analyzer");
+    let readme = std::fs::read_to_string(crate_dir.join("README.md")).expect("readme");
+    let blocks: Vec<&str> = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .collect();
+    assert_eq!(blocks.len(), 2, "build, then install and check: {readme}");
+    let checked = run_shell(&blocks.concat(), &crate_dir, work.path(), &config);
+    assert!(
+        checked.contains("ok: plugin site-analyzer@0.1.0"),
+        "{checked}"
+    );
+
+    let snapshot =
+        r#"{"operations": [{"status": "failed"}, {"status": "failed"}, {"status": "completed"}]}"#;
+    let host =
+        PluginHost::load(&super::config(work.path(), vec![crate_dir.clone()])).expect("host");
+    assert_eq!(
+        super::info(&host, "site-analyzer").status,
+        PluginStatus::Loaded
+    );
+    let findings = host.analyze("site-analyzer", snapshot).expect("analyze");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].code, "site_analyzer.failed_operations");
+    assert!(findings[0].message.contains("more than 0"), "{findings:?}");
+    let mut lenient = serde_json::Map::new();
+    lenient.insert("max_failed".to_string(), json!(2));
+    let host = PluginHost::builder(&super::config(work.path(), vec![crate_dir]))
+        .plugin_config("site-analyzer", lenient)
+        .load()
+        .expect("host");
+    let findings = host.analyze("site-analyzer", snapshot).expect("analyze");
+    assert!(findings.is_empty(), "{findings:?}");
 }
