@@ -194,20 +194,32 @@ pub fn new_plugin(request: &NewPlugin, as_json: bool) -> Result<Outcome, Scaffol
         ("{{world}}", request.world.wit_name().to_string()),
         ("{{sdk_dependency}}", sdk_dependency(&sdk)),
     ];
-    let mut written = Vec::new();
-    for (relative, template) in COMMON_FILES.iter().chain(request.world.files()) {
-        let path = absolute.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
+    let files: Vec<(&str, &str)> = COMMON_FILES
+        .iter()
+        .chain(request.world.files())
+        .copied()
+        .collect();
+    let write_all = || -> Result<(), ScaffoldError> {
+        for (relative, template) in &files {
+            let path = absolute.join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let text = values
+                .iter()
+                .fold(template.to_string(), |text, (key, value)| {
+                    text.replace(key, value)
+                });
+            std::fs::write(&path, text).map_err(io(&path))?;
         }
-        let text = values
-            .iter()
-            .fold(template.to_string(), |text, (key, value)| {
-                text.replace(key, value)
-            });
-        std::fs::write(&path, text).map_err(io(&path))?;
-        written.push(*relative);
+        Ok(())
+    };
+    if let Err(error) = write_all() {
+        // The folder did not exist before: leave nothing half-written behind.
+        let _ = std::fs::remove_dir_all(&absolute);
+        return Err(error);
     }
+    let written: Vec<&str> = files.iter().map(|(relative, _)| *relative).collect();
     let build = "cargo build --release --target wasm32-wasip2";
     let component = format!("target/wasm32-wasip2/release/{crate_name}.wasm");
     let output = if as_json {
@@ -226,12 +238,11 @@ pub fn new_plugin(request: &NewPlugin, as_json: bool) -> Result<Outcome, Scaffol
         }))
     } else {
         format!(
-            "created {} plugin {} in {}\n  build:   cd {} && {build}\n  install: cp {component} plugin.wasm\n  check:   codex-control-plane-mcp plugins check {}\n",
-            request.world.wit_name(),
-            request.name,
-            absolute.display(),
-            dir.display(),
-            dir.display()
+            "created {world} plugin {name} in {path}\nnext, in that folder:\n  {build}\n  cp {component} plugin.wasm\n  \
+             codex-control-plane-mcp plugins check .\n",
+            world = request.world.wit_name(),
+            name = request.name,
+            path = absolute.display(),
         )
     };
     Ok(Outcome { output, ok: true })
