@@ -57,6 +57,26 @@ enum PluginsAction {
         #[arg(value_name = "PATH")]
         path: PathBuf,
     },
+    /// Create a plugin crate on the guest SDK from the built-in template: Cargo.toml, src/lib.rs with one
+    /// example rule, plugin.toml (with [config] and config_schema) and a README with the build command. Never
+    /// overwrites a folder; exit 2 when nothing was written.
+    New {
+        /// The plugin's id and crate name: 1-64 characters of a-z, 0-9, '-', '_', starting with a letter.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The world the plugin implements.
+        #[arg(long, value_enum)]
+        world: codex_control_plane::plugin_cli::scaffold::ScaffoldWorld,
+        /// The folder to create (default: ./NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Depend on the SDK at this path (a checkout's plugins/sdk; default: the checkout above DIR, if any).
+        #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Depend on the SDK by this git URL (a repository holding plugins/sdk).
+        #[arg(long, value_name = "URL")]
+        sdk_git: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -252,13 +272,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `plugins list|check`: the report on stdout; exit 0 when its answer is good, 1 when not, 2 when it could
+/// `plugins list|check|new`: the report on stdout; exit 0 when its answer is good, 1 when not, 2 when it could
 /// not be given.
 fn run_plugins(config: &Config, cli: PluginsCli) -> ExitCode {
     use codex_control_plane::plugin_cli;
     let outcome = match &cli.action {
         PluginsAction::List => plugin_cli::list(config, cli.json),
         PluginsAction::Check { path } => plugin_cli::check(config, path, cli.json),
+        PluginsAction::New {
+            name,
+            world,
+            dir,
+            sdk_path,
+            sdk_git,
+        } => return run_plugins_new(name, *world, dir, sdk_path, sdk_git, cli.json),
     };
     match outcome {
         Ok(outcome) => {
@@ -270,6 +297,43 @@ fn run_plugins(config: &Config, cli: PluginsCli) -> ExitCode {
             }
         }
         Err(err) => {
+            eprintln!("codex-control-plane-mcp: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `plugins new`: what was written on stdout, exit 0; nothing written, exit 2 with the reason (as JSON on stdout
+/// with `--json`, always on stderr).
+fn run_plugins_new(
+    name: &str,
+    world: codex_control_plane::plugin_cli::scaffold::ScaffoldWorld,
+    dir: &Option<PathBuf>,
+    sdk_path: &Option<PathBuf>,
+    sdk_git: &Option<String>,
+    as_json: bool,
+) -> ExitCode {
+    use codex_control_plane::plugin_cli::scaffold::{new_plugin, NewPlugin, SdkSource};
+    let sdk = match (sdk_path, sdk_git) {
+        (Some(path), _) => Some(SdkSource::Path(path.clone())),
+        (None, Some(url)) => Some(SdkSource::Git(url.clone())),
+        (None, None) => None,
+    };
+    let request = NewPlugin {
+        name: name.to_string(),
+        world,
+        dir: dir.clone(),
+        sdk,
+    };
+    match new_plugin(&request, as_json) {
+        Ok(outcome) => {
+            print!("{}", outcome.output);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            if as_json {
+                print!("{}", err.to_json());
+            }
             eprintln!("codex-control-plane-mcp: {err}");
             ExitCode::from(2)
         }

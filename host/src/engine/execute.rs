@@ -24,7 +24,7 @@ use crate::plugins::types::{
     ActionKind, ActionRequest, ApprovalPolicy, CollaborationMode, Decision, InputSummary,
     SandboxMode, TurnSettings,
 };
-use crate::store::operations::Operation;
+use crate::store::operations::{Operation, PolicyNarrowing};
 
 /// Outcome of one run of an operation.
 #[derive(Debug, PartialEq, Eq)]
@@ -231,12 +231,49 @@ impl Engine {
             Ok(Decision::Allow) => Ok(settings),
             Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
             // The chain already merged every narrowing into the complete effective settings.
-            Ok(Decision::Narrow(effective)) => Ok(effective),
+            Ok(Decision::Narrow(effective)) => {
+                self.record_narrowing(op, &settings, &effective).await?;
+                Ok(effective)
+            }
             // A policy that cannot decide must not let the action through.
             Err(error) => Err(EngineError::PolicyDenied(format!(
                 "policy plugin failed: {error}"
             ))),
         }
+    }
+
+    /// Records in the operation's `runtimePolicy` a sandbox or approval policy the policy chain changed, so that
+    /// the status tools show what Codex is given rather than what was asked.
+    async fn record_narrowing(
+        &self,
+        op: &Operation,
+        requested: &TurnSettings,
+        effective: &TurnSettings,
+    ) -> Result<(), EngineError> {
+        let sandbox = (effective.sandbox != requested.sandbox)
+            .then_some(effective.sandbox)
+            .flatten()
+            .map(|mode| sandbox_mode_name(mode).to_string());
+        let approval_policy = (effective.approval_policy != requested.approval_policy)
+            .then_some(effective.approval_policy)
+            .flatten()
+            .map(|policy| approval_policy_name(policy).to_string());
+        if sandbox.is_none() && approval_policy.is_none() {
+            return Ok(());
+        }
+        let changed: Vec<String> = [("sandbox", &sandbox), ("approval policy", &approval_policy)]
+            .into_iter()
+            .filter_map(|(what, to)| to.as_ref().map(|to| format!("{what} {to}")))
+            .collect();
+        let narrowing = PolicyNarrowing {
+            reason: format!("narrowed by a policy plugin to {}", changed.join(", ")),
+            sandbox,
+            approval_policy,
+        };
+        self.store
+            .record_policy_narrowing(&op.operation_id, narrowing)
+            .await?;
+        Ok(())
     }
 
     fn requested_settings(&self, op: &Operation) -> TurnSettings {

@@ -1,10 +1,12 @@
-//! `plugins list | check PATH`: what an operator asks about plugins without starting the server.
+//! `plugins list | check PATH | new`: what an operator asks about plugins without starting the server, and a
+//! new plugin crate for a plugin author ([`scaffold`]).
 //!
 //! Both load plugins with the server's own loader ([`PluginHost`]) and the server's configuration (its
 //! `plugins.*` keys and artifact cache; no database is opened), so what they report is what start-up would
 //! see. Both link every default plugin ([`PluginHost::link_all`]), which the server defers to first use:
 //! a status shown as `loaded` means the component linked, not only that its manifest was read.
 
+pub mod scaffold;
 mod table;
 
 use std::path::{Path, PathBuf};

@@ -237,7 +237,7 @@ impl Loader<'_> {
             self.linker,
             &component,
             &manifest.worlds,
-            self.capabilities(manifest, capabilities),
+            self.capabilities(manifest, capabilities, Some(folder)),
             CallLimits::resolve(self.config, &manifest.limits),
         )?;
         Ok((plugin, outcome))
@@ -257,47 +257,54 @@ impl Loader<'_> {
             cache: self.cache.clone(),
             manifest: manifest.clone(),
             wasm,
-            capabilities: self.capabilities(manifest, capabilities),
+            capabilities: self.capabilities(manifest, capabilities, None),
             limits: CallLimits::resolve(self.config, &manifest.limits),
         }))
     }
 
     /// What the plugin's host calls are served with: its identity, config, state, views and `capabilities`.
-    fn capabilities(&self, manifest: &Manifest, capabilities: &[Capability]) -> CapabilityCtx {
+    fn capabilities(
+        &self,
+        manifest: &Manifest,
+        capabilities: &[Capability],
+        folder: Option<&Path>,
+    ) -> CapabilityCtx {
         CapabilityCtx {
             identity: Arc::new(PluginIdentity {
                 id: manifest.id.clone(),
                 version: manifest.version.clone(),
             }),
-            config_json: Arc::from(self.config_json(manifest)),
+            config_json: Arc::from(self.config_json(manifest, folder)),
             state: self.state.clone(),
             views: self.views.clone(),
             capabilities: Arc::from(capabilities),
         }
     }
 
-    /// The manifest's `[config]` with the operator's overrides applied, as JSON.
-    pub(super) fn config_json(&self, manifest: &Manifest) -> String {
-        serde_json::Value::Object(self.settings(manifest)).to_string()
+    /// The plugin's settings as JSON: what [`settings`](Self::settings) gives.
+    pub(super) fn config_json(&self, manifest: &Manifest, folder: Option<&Path>) -> String {
+        serde_json::Value::Object(self.settings(manifest, folder)).to_string()
     }
 
     /// The manifest's `[config]` with the operator's `plugins.settings` and then the builder's overrides
-    /// applied (top-level keys replace the manifest's).
-    fn settings(&self, manifest: &Manifest) -> serde_json::Map<String, serde_json::Value> {
-        let mut table = match serde_json::to_value(&manifest.config) {
+    /// applied (top-level keys replace the manifest's), then the `default` of every `config_schema` property
+    /// still missing. A schema that cannot be read adds nothing here: [`check_settings`](Self::check_settings)
+    /// fails the plugin for it before anything is served.
+    fn settings(
+        &self,
+        manifest: &Manifest,
+        folder: Option<&Path>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let table = match serde_json::to_value(&manifest.config) {
             Ok(serde_json::Value::Object(table)) => table,
             _ => serde_json::Map::new(),
         };
-        for overrides in [
+        let overrides = [
             self.config.settings.get(&manifest.id),
             self.config_overrides.get(&manifest.id),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            table.extend(overrides.clone());
-        }
-        table
+        ];
+        let schema = manifest.config_schema_json(folder).ok().flatten();
+        merged_settings(table, overrides.into_iter().flatten(), schema.as_ref())
     }
 
     /// Checks the plugin's settings against the `config_schema` its manifest declares (nothing to check
@@ -310,7 +317,7 @@ impl Loader<'_> {
         let Some(schema) = manifest.config_schema_json(folder)? else {
             return Ok(());
         };
-        let settings = serde_json::Value::Object(self.settings(manifest));
+        let settings = serde_json::Value::Object(self.settings(manifest, folder));
         crate::domain::schema::validate(&schema, &settings).map_err(|violation| {
             PluginError::InvalidSetting {
                 plugin: manifest.id.clone(),
@@ -345,5 +352,61 @@ impl Loader<'_> {
             linked: false,
             limits: None,
         });
+    }
+}
+
+/// `table` (a manifest's `[config]`) with each of `overrides` applied in turn (top-level keys replace), then the
+/// `default` of each top-level property of `schema` that is still missing: what the plugin reads and what is
+/// checked against the schema.
+fn merged_settings<'a>(
+    mut table: serde_json::Map<String, serde_json::Value>,
+    overrides: impl Iterator<Item = &'a serde_json::Map<String, serde_json::Value>>,
+    schema: Option<&serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    for layer in overrides {
+        table.extend(layer.clone());
+    }
+    if let Some(schema) = schema.and_then(serde_json::Value::as_object) {
+        crate::domain::schema::apply_defaults(schema, &mut table);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map, Value};
+
+    use super::merged_settings;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn schema_defaults_fill_only_what_nobody_set() {
+        let schema = json!({"type": "object", "properties": {
+            "reason": {"type": "string", "default": "is denied"},
+            "limit": {"type": "integer", "default": 3},
+            "models": {"type": "array", "default": []},
+            "plain": {"type": "string"},
+        }});
+        let manifest = object(json!({"models": ["gpt-4o"]}));
+        let operator = object(json!({"limit": 7}));
+        let merged = merged_settings(manifest, [&operator].into_iter(), Some(&schema));
+        // `reason` from its default; `limit` from the operator and `models` from [config] win over theirs; a
+        // property without a default stays absent.
+        assert_eq!(
+            Value::Object(merged),
+            json!({"models": ["gpt-4o"], "limit": 7, "reason": "is denied"})
+        );
+    }
+
+    #[test]
+    fn without_a_schema_the_layers_alone_decide() {
+        let manifest = object(json!({"a": 1, "b": 1}));
+        let operator = object(json!({"b": 2}));
+        let builder = object(json!({"c": 3}));
+        let merged = merged_settings(manifest, [&operator, &builder].into_iter(), None);
+        assert_eq!(Value::Object(merged), json!({"a": 1, "b": 2, "c": 3}));
     }
 }

@@ -17,6 +17,17 @@ use crate::domain::rules::dedup::{guard_applies, DedupProbe};
 use crate::domain::rules::prompt::{
     basis_text, normalize_prompt, prompt_hash, sha256_hex, BasisInput,
 };
+/// A policy plugin's narrowing of an operation's runtime policy, as recorded in its `runtimePolicy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyNarrowing {
+    /// The sandbox Codex is given now (`None`: unchanged).
+    pub sandbox: Option<String>,
+    /// The approval policy Codex is given now (`None`: unchanged).
+    pub approval_policy: Option<String>,
+    /// Why, for `adjustmentReason`.
+    pub reason: String,
+}
+
 mod insert;
 mod queries;
 mod row;
@@ -436,6 +447,17 @@ impl Store {
     ) -> Result<Operation, StoreError> {
         let (id, thread) = (operation_id.to_string(), thread_id.to_string());
         self.write(move |tx| attach_thread(tx, &id, &thread, crate::time::now_ms()))
+            .await
+    }
+
+    /// Records what a policy plugin narrowed the operation's sandbox and approval policy to.
+    pub async fn record_policy_narrowing(
+        &self,
+        operation_id: &str,
+        narrowing: PolicyNarrowing,
+    ) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| record_policy_narrowing(tx, &id, &narrowing, crate::time::now_ms()))
             .await
     }
 

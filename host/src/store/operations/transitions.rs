@@ -116,6 +116,39 @@ pub fn attach_thread(
     require(conn, operation_id)
 }
 
+/// Records in the operation's `runtimePolicy` the sandbox and approval policy a policy plugin narrowed the request
+/// to (`None` keeps the value recorded), marked adjusted with `reason`, so the status tools show what Codex got.
+pub fn record_policy_narrowing(
+    conn: &Connection,
+    operation_id: &str,
+    narrowing: &PolicyNarrowing,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE codex_operations SET request_json = json_set(request_json, \
+             '$.runtimePolicy.effectiveSandbox', COALESCE(?2, json_extract(request_json, '$.runtimePolicy.effectiveSandbox')), \
+             '$.runtimePolicy.effectiveApprovalPolicy', \
+             COALESCE(?3, json_extract(request_json, '$.runtimePolicy.effectiveApprovalPolicy')), \
+             '$.runtimePolicy.runtimePolicyAdjusted', json('true'), \
+             '$.runtimePolicy.adjustmentReason', ?4), updated_at = ?5 WHERE operation_id = ?1",
+        )?
+        .execute(params![
+            operation_id,
+            narrowing.sandbox,
+            narrowing.approval_policy,
+            narrowing.reason,
+            now
+        ])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
 /// Records the turn an operation started (and its thread, when given).
 pub fn attach_turn(
     conn: &Connection,

@@ -11,6 +11,9 @@
 //! - `"view-op:<id>"` / `"view-wf:<id>"`: denies with `get-operation(id)` / `get-workflow(id)`, or "none";
 //! - anything else: allows.
 //!
+//! `on-interaction` accepts every command approval, or traps when its `[config]` holds
+//! `interactions = "trap"`.
+//!
 //! The other worlds echo their input so that tests can check dispatch; a workflow started with an input
 //! containing the string `"panic"` or `"loop"` misbehaves the same way, and one containing `"interrupt"`
 //! interrupts the turn of its `"thread"` and completes with the answer. An analyzer snapshot containing
@@ -103,6 +106,11 @@ impl policy_plugin::Guest for Hostile {
     }
 
     fn on_interaction(interaction: policy_plugin::Interaction) -> Option<Answer> {
+        // With `interactions = "trap"` in its [config] it fails on every interaction instead, so that hosts can
+        // test that a failing policy decides nothing.
+        if host::get_config().contains(r#""interactions":"trap""#) {
+            panic!("hostile plugin traps on interactions on purpose");
+        }
         (interaction.kind == "command_approval").then_some(Answer::Accept)
     }
 }
