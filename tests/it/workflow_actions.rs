@@ -1,7 +1,7 @@
 //! A third-party workflow plugin's thread actions (`steer-turn`, `set-goal`, `clear-goal`), over MCP, against
 //! the real codex app-server and the fake model. The plugin is `tests/hostile-plugins/goal-steer` (on the guest
 //! SDK), loaded from a plugins dir with the id `plan-workflow` in place of the default (disabled by its name),
-//! so `codex_start_plan_workflow` starts it.
+//! so `codex_start_plan_workflow` starts it. The same component is a policy that denies one steer and one goal.
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ fn goal_steer_harness() -> (TempDir, Harness) {
     let parent = TempDir::new("goal-steer-plugins");
     let manifest =
         "id = \"plan-workflow\"\nname = \"goal-steer\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\n\
-                    worlds = [\"workflow\"]\n";
+                    worlds = [\"workflow\", \"policy\"]\n";
     support::wasm_plugins::plugin_folder(
         parent.path(),
         "goal-steer",
@@ -56,9 +56,9 @@ fn action<'a>(workflow: &'a Value, id: &str) -> &'a Value {
     find_action(workflow, id).unwrap_or_else(|| panic!("no action {id}: {workflow}"))
 }
 
-/// Whether action `id` was reported to the plugin.
-fn reported(workflow: &Value, id: &str) -> bool {
-    find_action(workflow, id).is_some_and(|a| a["state"] == json!("reported"))
+/// Whether action `id` reached `state`.
+fn in_state(workflow: &Value, id: &str, state: &str) -> bool {
+    find_action(workflow, id).is_some_and(|a| a["state"] == json!(state))
 }
 
 /// What the plugin was told about action `id` (its `seen` list is the final report's `structured` part).
@@ -93,7 +93,11 @@ fn a_workflow_plugin_steers_its_running_turn_and_sets_and_clears_a_goal() {
 
     // While the turn runs: the steer joined it and the goal is on the thread.
     let running = h.wait_workflow(&workflow_id, |w| {
-        w["terminal"] == json!(true) || (reported(w, "steer") && reported(w, "goal"))
+        w["terminal"] == json!(true)
+            || (in_state(w, "steer", "reported")
+                && in_state(w, "goal", "reported")
+                && in_state(w, "denied-steer", "reported")
+                && in_state(w, "denied-goal", "failed"))
     });
     assert_eq!(running["phase"], json!("executing"), "{running}");
     let turn_id = running["executionTurn"]["turnId"]
@@ -115,6 +119,18 @@ fn a_workflow_plugin_steers_its_running_turn_and_sets_and_clears_a_goal() {
     assert_eq!(goal["syncState"], json!("active"), "{running}");
     assert_eq!(goal["objective"], json!(GOAL), "{running}");
     assert_eq!(goal["completionAction"], json!("clear"), "{running}");
+    // The policy chain saw both under their kinds (`steer-turn` on the steer's operation, `set-goal`).
+    let denied_op = action(&running, "denied-steer")["operationId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the denied steer has no operation: {running}"))
+        .to_string();
+    let denied = h.status(&denied_op);
+    assert_eq!(denied["status"], json!("failed"), "{denied}");
+    assert_eq!(
+        denied["lastError"]["code"],
+        json!("CODEX_POLICY_DENIED"),
+        "{denied}"
+    );
     let live = h.call(
         "codex_get_workflow_status",
         json!({"workflow_id": workflow_id, "refresh_live_goal": true}),
@@ -141,6 +157,10 @@ fn a_workflow_plugin_steers_its_running_turn_and_sets_and_clears_a_goal() {
     assert_eq!(set["output"]["goal"]["objective"], json!(GOAL), "{report}");
     let cleared = seen(report, "action-completed", "clear");
     assert_eq!(cleared["output"]["cleared"], json!(true), "{report}");
+    for denied in ["denied-steer", "denied-goal"] {
+        let refused = seen(report, "action-failed", denied);
+        assert_eq!(refused["code"], json!("CODEX_POLICY_DENIED"), "{report}");
+    }
     let late = seen(report, "action-failed", "late-steer");
     assert_eq!(late["code"], json!("no_active_turn"), "{report}");
     assert_eq!(action(&done, "late-steer")["state"], json!("failed"));

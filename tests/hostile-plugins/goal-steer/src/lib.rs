@@ -1,15 +1,21 @@
 //! A workflow on the guest SDK that uses the thread actions a goal or steering workflow needs. It starts a
-//! turn; once the turn runs it steers it (`steer`) and sets a thread goal (`goal`); when the turn completed it
-//! clears the goal (`clear`) and steers again (`late-steer`), which the host must refuse because nothing runs.
-//! Every outcome the host reports is recorded, in order, in the state's `seen` and becomes the final report's
-//! `structured` part, so a test reads what the plugin was told.
+//! turn; once the turn runs it steers it (`steer`), sets a thread goal (`goal`), and asks for a steer and a goal
+//! its own policy denies (`denied-steer`, `denied-goal`); when the turn completed it clears the goal (`clear`)
+//! and steers again (`late-steer`), which the host must refuse because nothing runs. Every outcome the host
+//! reports is recorded, in order, in the state's `seen` and becomes the final report's `structured` part, so a
+//! test reads what the plugin was told.
+//!
+//! The same component is a policy (world `policy`) that allows everything except those two: a `set-goal` whose
+//! workflow action id starts with `denied-`, and a `steer-turn` whose message is [`DENIED_STEER`] (a steer is
+//! checked on its operation, whose request carries only the message's size).
 
-use codex_control_plane_plugin_sdk::export_workflow;
+use codex_control_plane_plugin_sdk::policy::{ActionKind, ActionRequest, Decision, Policy};
 use codex_control_plane_plugin_sdk::workflow::{
     complete, handle_event, refuse_input, step, Action, CollaborationMode, ErrorInfo, Event,
     EventRecord, Json, SetGoalAction, StartThreadAction, StartTurnAction, SteerTurnAction, Step,
     ThreadAction, ThreadRef, TurnSettings, Workflow, WorkflowInfo, WorkflowState, FAILED,
 };
+use codex_control_plane_plugin_sdk::{export_policy, export_workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -17,6 +23,8 @@ use serde_json::{json, Value};
 pub const STEER_MESSAGE: &str = "focus on the tests instead";
 /// The goal set while the turn runs.
 pub const GOAL: &str = "ship the storage change";
+/// The message of the steer this plugin's policy denies.
+pub const DENIED_STEER: &str = "a steer the goal-steer policy denies";
 
 /// The persisted state.
 #[derive(Default, Serialize, Deserialize)]
@@ -66,6 +74,14 @@ fn steer(id: &str, message: &str) -> Action {
         id: id.to_string(),
         thread: thread(),
         message: message.to_string(),
+    })
+}
+
+fn set_goal(id: &str) -> Action {
+    Action::SetGoal(SetGoalAction {
+        id: id.to_string(),
+        thread: thread(),
+        goal: GOAL.to_string(),
     })
 }
 
@@ -129,11 +145,9 @@ impl Workflow for GoalSteer {
                 match done.action_id.as_str() {
                     "execute" => vec![
                         steer("steer", STEER_MESSAGE),
-                        Action::SetGoal(SetGoalAction {
-                            id: "goal".to_string(),
-                            thread: thread(),
-                            goal: GOAL.to_string(),
-                        }),
+                        steer("denied-steer", DENIED_STEER),
+                        set_goal("goal"),
+                        set_goal("denied-goal"),
                     ],
                     // Succeeding is wrong, but the test reads it from the report rather than time out.
                     "late-steer" => finish(state),
@@ -145,10 +159,11 @@ impl Workflow for GoalSteer {
                     json!({"event": "action-failed", "action": failure.action_id,
                                        "code": failure.code, "message": failure.message}),
                 );
-                if failure.action_id == "late-steer" {
-                    finish(state)
-                } else {
-                    vec![state.fail_action(failure)]
+                match failure.action_id.as_str() {
+                    "late-steer" => finish(state),
+                    // Expected refusals; the test reads their codes from the report.
+                    "denied-steer" | "denied-goal" => Vec::new(),
+                    _ => vec![state.fail_action(failure)],
                 }
             }
             Event::TurnCompleted(turn) if turn.action_id.as_deref() == Some("execute") => {
@@ -178,4 +193,20 @@ impl Workflow for GoalSteer {
     }
 }
 
+impl Policy for GoalSteer {
+    fn check_action(&self, request: &ActionRequest) -> Decision {
+        let denied = match request.kind {
+            ActionKind::SetGoal => request.action_id.starts_with("denied-"),
+            ActionKind::SteerTurn => request.input.text_bytes == DENIED_STEER.len() as u64,
+            _ => false,
+        };
+        if denied {
+            Decision::Deny(format!("goal-steer denies {}", request.action_id))
+        } else {
+            Decision::Allow
+        }
+    }
+}
+
 export_workflow!(GoalSteer);
+export_policy!(GoalSteer);
