@@ -86,7 +86,8 @@ pub struct WorkflowGoal {
     pub reason: Option<String>,
     /// The last failed app-server call.
     pub error: Option<Value>,
-    /// When the goal was set on the thread.
+    /// When the goal was first set on the thread (a workflow's later `set-goal` keeps it, so continuation
+    /// turns are counted from the first).
     pub set_at: Option<Timestamp>,
     /// When the completion action started.
     pub settling_at: Option<Timestamp>,
@@ -181,7 +182,7 @@ pub struct GoalUpdate {
     pub error: Option<Value>,
     /// Continuation turns counted.
     pub continuation_turns: Option<Value>,
-    /// The goal was set on the thread now.
+    /// The goal was set on the thread now (`set_at` keeps the first time).
     pub set: bool,
     /// The completion action starts now.
     pub settling: bool,
@@ -207,7 +208,7 @@ pub fn update(
          app_server_status = CASE WHEN ?5 THEN ?6 ELSE app_server_status END, \
          reason = COALESCE(?7, reason), error_json = COALESCE(?8, error_json), \
          continuation_turns_json = COALESCE(?9, continuation_turns_json), \
-         set_at = CASE WHEN ?10 THEN ?13 ELSE set_at END, \
+         set_at = CASE WHEN ?10 THEN COALESCE(set_at, ?13) ELSE set_at END, \
          settling_at = CASE WHEN ?11 THEN COALESCE(settling_at, ?13) ELSE settling_at END, \
          settled_at = CASE WHEN ?12 THEN ?13 ELSE settled_at END, updated_at = ?13 WHERE workflow_id = ?1",
     )?

@@ -8,7 +8,7 @@ use super::*;
 use crate::appserver::protocol::TurnInterrupt;
 
 /// The `action-failed` code of a `steer-turn` on a thread where no turn runs.
-pub(super) const NO_ACTIVE_TURN: &str = "no_active_turn";
+const NO_ACTIVE_TURN: &str = "no_active_turn";
 
 impl Engine {
     /// Moves one action forward; returns the workflow when something changed.
@@ -159,13 +159,18 @@ impl Engine {
                 .refuse_action(workflow, action, NO_ACTIVE_TURN, message)
                 .await;
         };
+        // A workflow without a working directory (a compaction's) gives none: an empty one is no path.
         let cwd = workflow
             .input
             .get("cwd")
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+            .map(str::to_string);
         let message = action.action["message"].as_str().unwrap_or_default();
+        let runtime_policy = workflow
+            .runtime_policy
+            .clone()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         let request = json!({
             "operationType": "steer_turn",
             "workflowId": workflow.workflow_id,
@@ -175,15 +180,15 @@ impl Engine {
             "expectedTurnId": turn_id,
             "message": message,
             // The steer joins a turn of this workflow: the policy sees the workflow's effective settings.
-            "runtimePolicy": workflow.runtime_policy.clone().filter(Value::is_object).unwrap_or_else(|| json!({})),
+            "runtimePolicy": runtime_policy,
         });
         let mut new = NewOperation::new("steer_turn", request);
         new.client_request_id = Some(format!(
             "workflow:{}:{}",
             workflow.workflow_id, action.action_id
         ));
-        new.project_path_key = cwd.clone();
-        new.cwd = Some(cwd);
+        new.project_path_key = cwd.clone().unwrap_or_default();
+        new.cwd = cwd;
         new.thread_id = Some(thread);
         new.expected_turn_id = Some(turn_id);
         new.workflow_id = Some(workflow.workflow_id.clone());
