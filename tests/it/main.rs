@@ -28,4 +28,5 @@ mod summaries;
 mod tasks;
 mod waits;
 mod worker;
+mod workflow_actions;
 mod workflows;

@@ -1,6 +1,7 @@
 //! Test plugins built for `wasm32-wasip2` at test time: the hostile plugin (every world, misbehaves
-//! on request), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`) and the
-//! SDK plugin (every world through the guest SDK's export macros).
+//! on request), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`), the
+//! SDK plugin (every world through the guest SDK's export macros) and the goal-steer workflow (the
+//! thread actions `steer-turn`, `set-goal`, `clear-goal` on the SDK).
 //!
 //! They are built once per test run with a nested `cargo build` into `target/wasm-test-plugins`
 //! (a target directory of their own, so the outer cargo's lock is never contended), then copied
@@ -19,6 +20,8 @@ pub struct TestPlugins {
     pub wrong_wit: PathBuf,
     /// `sdk_worlds_plugin.wasm`: all four worlds through the guest SDK.
     pub sdk_worlds: PathBuf,
+    /// `goal_steer_plugin.wasm`: a workflow that steers its turn, sets a goal and clears it.
+    pub goal_steer: PathBuf,
 }
 
 /// The workspace root (parent of the tests crate).
@@ -53,6 +56,8 @@ fn build() -> Result<TestPlugins, String> {
             "wrong-wit-plugin",
             "-p",
             "sdk-worlds-plugin",
+            "-p",
+            "goal-steer-plugin",
         ])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -77,6 +82,7 @@ fn build() -> Result<TestPlugins, String> {
         hostile: release.join("hostile_plugin.wasm"),
         wrong_wit: release.join("wrong_wit_plugin.wasm"),
         sdk_worlds: release.join("sdk_worlds_plugin.wasm"),
+        goal_steer: release.join("goal_steer_plugin.wasm"),
     })
 }
 

@@ -217,13 +217,23 @@ impl Engine {
             kind,
             operation_id: Some(op.operation_id.clone()),
             thread_id: op.thread_id.clone(),
-            settings: settings.clone(),
+            settings,
             input: InputSummary {
                 text_bytes,
                 image_count,
             },
             context: self.plugins.policy_context(),
         };
+        self.policy_verdict(request).await
+    }
+
+    /// Runs the policy chain on a prepared request (an operation's, or a workflow action performed without
+    /// one); returns the settings to use, or `PolicyDenied`.
+    pub(super) async fn policy_verdict(
+        &self,
+        request: ActionRequest,
+    ) -> Result<TurnSettings, EngineError> {
+        let settings = request.settings.clone();
         let decision = self
             .with_plugins(move |plugins| plugins.check_action(&request))
             .await?;

@@ -16,6 +16,11 @@
 //!
 //! Every step is idempotent and driven from the goal row, so a crash at any point is finished by the next pump
 //! pass of whichever process drives the workflow.
+//!
+//! A workflow plugin's own `set-goal` / `clear-goal` actions (`workflows/goal_actions.rs`) write the same row:
+//! `set-goal` gives it the plugin's objective and thread (creating it with completion action `clear` when the
+//! client gave no goal), and step 1 sets it under the same rule; `clear-goal` clears it in app-server and
+//! marks the row `cleared`. Steps 3 and 4 settle it alike when the workflow ends.
 
 use std::time::Duration;
 
@@ -111,7 +116,9 @@ impl Engine {
         let Some(thread_id) = op.thread_id.as_deref() else {
             return Ok(());
         };
-        if goal.sync_state != "pending_thread" {
+        // A goal a workflow's `set-goal` named for another thread waits for a turn there.
+        let other_thread = goal.thread_id.as_deref().is_some_and(|t| t != thread_id);
+        if goal.sync_state != "pending_thread" || other_thread {
             return Ok(());
         }
         // On an idle thread an active goal starts a turn at once; the workflow's own turn must still run.
@@ -119,35 +126,94 @@ impl Engine {
         if current.is_terminal() {
             return Ok(());
         }
+        self.set_goal_on_thread(workflow, thread_id, &goal).await?;
+        Ok(())
+    }
+
+    /// Sets the workflow's goal row on `thread_id` now (`thread/goal/set`, status `active`) and records the
+    /// outcome on the row; returns the row and app-server's refusal, if any. The caller checked that a
+    /// default-mode turn of the workflow runs there (or that the thread's goal is active already).
+    pub(super) async fn set_goal_on_thread(
+        &self,
+        workflow: &Workflow,
+        thread_id: &str,
+        goal: &WorkflowGoal,
+    ) -> Result<(WorkflowGoal, Option<AppServerError>), EngineError> {
         let set = ThreadGoalSet {
             thread_id: thread_id.to_string(),
             objective: Some(goal.objective.clone()),
             status: Some(GoalStatus::Active),
             token_budget: goal.token_budget,
         };
-        let change = match self.appserver.send(&set).await {
-            Ok(reply) => GoalUpdate {
-                sync_state: Some("active".into()),
-                thread_id: Some(thread_id.to_string()),
-                observed: Some(reply.goal.unwrap_or(Value::Null)),
-                set: true,
-                ..GoalUpdate::default()
-            },
+        let (change, failure) = match self.appserver.send(&set).await {
+            Ok(reply) => (
+                GoalUpdate {
+                    sync_state: Some("active".into()),
+                    thread_id: Some(thread_id.to_string()),
+                    observed: Some(reply.goal.unwrap_or(Value::Null)),
+                    set: true,
+                    ..GoalUpdate::default()
+                },
+                None,
+            ),
             Err(err) => {
                 tracing::warn!(workflow = %workflow.workflow_id, error = %err, "thread/goal/set failed");
-                GoalUpdate {
-                    sync_state: Some(failure_state(&err).into()),
-                    thread_id: Some(thread_id.to_string()),
-                    error: Some(error_value(&err)),
-                    reason: Some("app-server did not accept the goal".into()),
-                    ..GoalUpdate::default()
-                }
+                (
+                    GoalUpdate {
+                        sync_state: Some(failure_state(&err).into()),
+                        thread_id: Some(thread_id.to_string()),
+                        error: Some(error_value(&err)),
+                        reason: Some("app-server did not accept the goal".into()),
+                        ..GoalUpdate::default()
+                    },
+                    Some(err),
+                )
             }
+        };
+        let row = self
+            .store
+            .update_workflow_goal(&workflow.workflow_id, change)
+            .await?;
+        Ok((row, failure))
+    }
+
+    /// Clears the goal of `thread_id` in app-server for a workflow's `clear-goal` action and records it on the
+    /// workflow's goal row when the row follows that thread. A failure leaves a goal this server had set
+    /// `active`, so the completion action still settles it when the workflow ends.
+    pub(super) async fn clear_goal_on_thread(
+        &self,
+        workflow: &Workflow,
+        thread_id: &str,
+    ) -> Result<Option<AppServerError>, EngineError> {
+        let row = self.store.workflow_goal(&workflow.workflow_id).await?;
+        let ours = row
+            .as_ref()
+            .filter(|g| g.settled_at.is_none() && g.thread_id.as_deref() == Some(thread_id));
+        let outcome = self
+            .goal_request(&ThreadGoalClear {
+                thread_id: thread_id.to_string(),
+            })
+            .await;
+        let Some(goal) = ours else {
+            return Ok(outcome.err());
+        };
+        let change = match &outcome {
+            Ok(_) => GoalUpdate {
+                sync_state: Some("cleared".into()),
+                observed: Some(Value::Null),
+                ..GoalUpdate::default()
+            },
+            Err(err) => GoalUpdate {
+                sync_state: goal.set_at.map(|_| "active".to_string()),
+                error: Some(error_value(err)),
+                reason: Some("the workflow's clear-goal failed".into()),
+                ..GoalUpdate::default()
+            },
         };
         self.store
             .update_workflow_goal(&workflow.workflow_id, change)
             .await?;
-        Ok(())
+        Ok(outcome.err())
     }
 
     /// Records a `thread/goal/updated` or `thread/goal/cleared` notification (step 2).

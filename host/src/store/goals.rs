@@ -86,7 +86,8 @@ pub struct WorkflowGoal {
     pub reason: Option<String>,
     /// The last failed app-server call.
     pub error: Option<Value>,
-    /// When the goal was set on the thread.
+    /// When the goal was first set on the thread (a workflow's later `set-goal` keeps it, so continuation
+    /// turns are counted from the first).
     pub set_at: Option<Timestamp>,
     /// When the completion action started.
     pub settling_at: Option<Timestamp>,
@@ -181,7 +182,7 @@ pub struct GoalUpdate {
     pub error: Option<Value>,
     /// Continuation turns counted.
     pub continuation_turns: Option<Value>,
-    /// The goal was set on the thread now.
+    /// The goal was set on the thread now (`set_at` keeps the first time).
     pub set: bool,
     /// The completion action starts now.
     pub settling: bool,
@@ -207,7 +208,7 @@ pub fn update(
          app_server_status = CASE WHEN ?5 THEN ?6 ELSE app_server_status END, \
          reason = COALESCE(?7, reason), error_json = COALESCE(?8, error_json), \
          continuation_turns_json = COALESCE(?9, continuation_turns_json), \
-         set_at = CASE WHEN ?10 THEN ?13 ELSE set_at END, \
+         set_at = CASE WHEN ?10 THEN COALESCE(set_at, ?13) ELSE set_at END, \
          settling_at = CASE WHEN ?11 THEN COALESCE(settling_at, ?13) ELSE settling_at END, \
          settled_at = CASE WHEN ?12 THEN ?13 ELSE settled_at END, updated_at = ?13 WHERE workflow_id = ?1",
     )?
@@ -230,6 +231,72 @@ pub fn update(
         kind: "workflow goal",
         id: workflow_id.to_string(),
     })
+}
+
+/// What a workflow's own `set-goal` / `clear-goal` action does to its goal row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GoalAction {
+    /// `set-goal`: the row (created with completion action `clear` when the workflow has none) takes this
+    /// objective and thread and waits to be set there (`pending_thread`); budget and completion action stay.
+    Set {
+        /// The thread the goal is for.
+        thread_id: String,
+        /// The plugin's goal text.
+        objective: String,
+    },
+    /// `clear-goal`: a row on this thread (or on none yet) is `cleared` before app-server is asked, so the
+    /// `thread/goal/cleared` that follows is not taken for someone else's override.
+    Clear {
+        /// The thread whose goal is cleared.
+        thread_id: String,
+    },
+}
+
+/// Applies a workflow action's [`GoalAction`] and marks the action `performed`, in one transaction (the
+/// journal: a replay finishes the action from the row instead of applying it again). Returns the row.
+pub fn apply_action(
+    conn: &Connection,
+    workflow_id: &str,
+    action_id: &str,
+    change: &GoalAction,
+    now: i64,
+) -> Result<Option<WorkflowGoal>, StoreError> {
+    match change {
+        GoalAction::Set {
+            thread_id,
+            objective,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO codex_workflow_goals (workflow_id, objective, completion_action, sync_state, thread_id, \
+                 reason, created_at, updated_at) VALUES (?1, ?2, 'clear', 'pending_thread', ?3, ?4, ?5, ?5) \
+                 ON CONFLICT (workflow_id) DO UPDATE SET objective = excluded.objective, sync_state = 'pending_thread', \
+                 thread_id = excluded.thread_id, reason = excluded.reason, error_json = NULL, \
+                 updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                workflow_id,
+                objective,
+                thread_id,
+                "set by the workflow's set-goal action",
+                now
+            ])?;
+        }
+        GoalAction::Clear { thread_id } => {
+            conn.prepare_cached(
+                "UPDATE codex_workflow_goals SET sync_state = 'cleared', thread_id = COALESCE(thread_id, ?2), \
+                 reason = ?3, updated_at = ?4 \
+                 WHERE workflow_id = ?1 AND settled_at IS NULL AND (thread_id IS NULL OR thread_id = ?2)",
+            )?
+            .execute(params![
+                workflow_id,
+                thread_id,
+                "cleared by the workflow's clear-goal action",
+                now
+            ])?;
+        }
+    }
+    super::workflows::set_action_state(conn, workflow_id, action_id, "performed", None, None, now)?;
+    get(conn, workflow_id)
 }
 
 /// Records what app-server reported about the goal of `thread_id` (`thread/goal/updated` carries the goal,
@@ -310,6 +377,18 @@ impl Store {
     ) -> Result<WorkflowGoal, StoreError> {
         let id = workflow_id.to_string();
         self.write(move |tx| update(tx, &id, &change, crate::time::now_ms()))
+            .await
+    }
+
+    /// Applies a workflow action's goal change and journals the action `performed` (see [`apply_action`]).
+    pub async fn apply_goal_action(
+        &self,
+        workflow_id: &str,
+        action_id: &str,
+        change: GoalAction,
+    ) -> Result<Option<WorkflowGoal>, StoreError> {
+        let (workflow, action) = (workflow_id.to_string(), action_id.to_string());
+        self.write(move |tx| apply_action(tx, &workflow, &action, &change, crate::time::now_ms()))
             .await
     }
 
@@ -455,6 +534,64 @@ mod tests {
                 .expect("observe"),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_workflow_action_sets_and_clears_the_goal_row_it_journals() {
+        let (_dir, store) = temp_store();
+        let (wf, _) = store
+            .insert_workflow(new_workflow(Some(goal())))
+            .await
+            .expect("insert");
+        let set = |objective: &str| GoalAction::Set {
+            thread_id: "th1".into(),
+            objective: objective.into(),
+        };
+        // A client's goal takes the plugin's objective and thread; its budget and completion action stay.
+        let row = store
+            .apply_goal_action(&wf.workflow_id, "a1", set("plugin goal"))
+            .await
+            .expect("set");
+        let row = row.expect("row");
+        assert_eq!(
+            (row.objective.as_str(), row.sync_state.as_str()),
+            ("plugin goal", "pending_thread")
+        );
+        assert_eq!(
+            (row.thread_id.as_deref(), row.token_budget),
+            (Some("th1"), Some(1000))
+        );
+        assert_eq!(row.completion_action, CompletionAction::SetComplete);
+        // A clear for another thread leaves the row alone; one for its thread marks it cleared.
+        let other = GoalAction::Clear {
+            thread_id: "th2".into(),
+        };
+        let row = store
+            .apply_goal_action(&wf.workflow_id, "a2", other)
+            .await
+            .expect("clear");
+        assert_eq!(row.expect("row").sync_state, "pending_thread");
+        let clear = GoalAction::Clear {
+            thread_id: "th1".into(),
+        };
+        let row = store
+            .apply_goal_action(&wf.workflow_id, "a3", clear)
+            .await
+            .expect("clear");
+        assert_eq!(row.expect("row").sync_state, "cleared");
+        // A workflow without a goal gets one, settled by `clear` when it ends.
+        let (bare, _) = store
+            .insert_workflow(NewWorkflow {
+                client_request_id: "k2".into(),
+                ..new_workflow(None)
+            })
+            .await
+            .expect("insert");
+        let row = store
+            .apply_goal_action(&bare.workflow_id, "a1", set("g"))
+            .await
+            .expect("set");
+        assert_eq!(row.expect("row").completion_action, CompletionAction::Clear);
     }
 
     #[tokio::test]

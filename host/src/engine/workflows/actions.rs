@@ -1,10 +1,14 @@
-//! Performing a workflow's journaled actions: turns through ordinary operations (idempotent by
-//! `client_request_id`), lifecycle actions, interrupts, and refusing what policy or the host cannot do.
+//! Performing a workflow's journaled actions: turns and steers through ordinary operations (idempotent by
+//! `client_request_id`), lifecycle actions, interrupts, and refusing what policy or the host cannot do. Goal
+//! actions are in `goal_actions.rs`.
 
 use serde_json::{json, Value};
 
 use super::*;
 use crate::appserver::protocol::TurnInterrupt;
+
+/// The `action-failed` code of a `steer-turn` on a thread where no turn runs.
+const NO_ACTIVE_TURN: &str = "no_active_turn";
 
 impl Engine {
     /// Moves one action forward; returns the workflow when something changed.
@@ -39,6 +43,11 @@ impl Engine {
             ("performed", "compact-thread" | "archive-thread") => {
                 self.report_lifecycle(workflow, action).await
             }
+            ("performed", "steer-turn") => self.report_steer(workflow, action).await,
+            ("performed", "set-goal" | "clear-goal") => self
+                .finish_goal_action(workflow, action, all, false)
+                .await
+                .map(Some),
             _ => Ok(None),
         }
     }
@@ -126,6 +135,120 @@ impl Engine {
         self.report_output(workflow, &action.action_id, "reported", output, None)
             .await?;
         Ok(())
+    }
+
+    /// Performs a `steer-turn` action: a `steer_turn` operation (the same path as `codex_submit_task`'s steer,
+    /// policy kind `steer-turn` included) on the thread's active turn, its `client_request_id`
+    /// `workflow:<wf>:<action id>` journaled with the action (`performed`) in one transaction, so a replay finds
+    /// it. A thread with no running turn gives `action-failed {code: "no_active_turn"}` at once.
+    pub(super) async fn perform_steer(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<(), EngineError> {
+        let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
+            let message = "the action names a thread that does not exist yet".to_string();
+            return self
+                .refuse_action(workflow, action, "no_thread", message)
+                .await;
+        };
+        let Some(turn_id) = self.running_turn(&thread).await? else {
+            let message = format!("thread {thread} has no running turn to steer");
+            return self
+                .refuse_action(workflow, action, NO_ACTIVE_TURN, message)
+                .await;
+        };
+        // A workflow without a working directory (a compaction's) gives none: an empty one is no path.
+        let cwd = workflow
+            .input
+            .get("cwd")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let message = action.action["message"].as_str().unwrap_or_default();
+        let runtime_policy = workflow
+            .runtime_policy
+            .clone()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        let request = json!({
+            "operationType": "steer_turn",
+            "workflowId": workflow.workflow_id,
+            "workflowActionId": action.action_id,
+            "cwd": cwd,
+            "threadId": thread,
+            "expectedTurnId": turn_id,
+            "message": message,
+            // The steer joins a turn of this workflow: the policy sees the workflow's effective settings.
+            "runtimePolicy": runtime_policy,
+        });
+        let mut new = NewOperation::new("steer_turn", request);
+        new.client_request_id = Some(format!(
+            "workflow:{}:{}",
+            workflow.workflow_id, action.action_id
+        ));
+        new.project_path_key = cwd.clone().unwrap_or_default();
+        new.cwd = cwd;
+        new.thread_id = Some(thread);
+        new.expected_turn_id = Some(turn_id);
+        new.workflow_id = Some(workflow.workflow_id.clone());
+        new.dedup_policy = "idempotency_only".to_string();
+        new.message = Some(message.to_string());
+        // A steer only means something while its turn runs: a refusal is final, not retried into a later turn.
+        new.max_attempts = 1;
+        new.config_fingerprint = self.worker.config_fingerprint.clone();
+        self.store
+            .insert_workflow_operation(&workflow.workflow_id, &action.action_id, new)
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// The turn running on `thread` as the host tracks it: the turn of a live operation there (as
+    /// `interrupt-turn` finds it) whose tracked row has not ended. App-server's own goal continuation turns
+    /// belong to no operation and are not steered.
+    async fn running_turn(&self, thread: &str) -> Result<Option<String>, EngineError> {
+        let turn_id = self
+            .thread_busy(thread)
+            .await?
+            .filter(|busy| busy.reason == "active_turn")
+            .and_then(|busy| busy.details["turnId"].as_str().map(str::to_string));
+        let Some(turn_id) = turn_id else {
+            return Ok(None);
+        };
+        // The tracked turn ends before the operations that follow it: a turn just completed is not running.
+        let ended = self
+            .store
+            .get_turn(&turn_id)
+            .await?
+            .is_some_and(|turn| crate::domain::rules::status::is_terminal(&turn.status));
+        Ok((!ended).then_some(turn_id))
+    }
+
+    /// Reports a performed `steer-turn`: `action-completed {threadId, turnId, operationId}` once app-server
+    /// accepted the input into the turn, or the operation's failure (`action-failed` with its code, e.g.
+    /// `CODEX_POLICY_DENIED`) when it ended without.
+    async fn report_steer(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+    ) -> Result<Option<Workflow>, EngineError> {
+        let Some(op_id) = &action.operation_id else {
+            return Ok(None);
+        };
+        let op = self.store.require_operation(op_id).await?;
+        if op.turn_id.is_some() {
+            let output = json!({"threadId": op.thread_id, "turnId": op.turn_id, "operationId": op.operation_id});
+            let reported = Some((action.action_id.clone(), "reported".to_string()));
+            return self
+                .report_output(workflow, &action.action_id, "performed", output, reported)
+                .await
+                .map(Some);
+        }
+        if op.is_terminal() {
+            return self.report_finished(workflow, action, &op).await.map(Some);
+        }
+        Ok(None)
     }
 
     /// Reports a lifecycle action's end to the plugin once its `tla_` row is terminal.
@@ -240,6 +363,12 @@ impl Engine {
             }
             "interrupt-turn" => {
                 self.perform_interrupt(workflow, action, all).await?;
+            }
+            "steer-turn" => {
+                self.perform_steer(workflow, action, all).await?;
+            }
+            "set-goal" | "clear-goal" => {
+                self.perform_goal_action(workflow, action, all).await?;
             }
             other => {
                 // Actions this host does not perform for workflows yet are reported back as failed, so the

@@ -29,6 +29,7 @@ use crate::store::operations::{InsertOutcome, NewOperation, Operation};
 use crate::store::workflows::{NewWorkflow, StepRecord, Workflow, WorkflowAction};
 
 mod actions;
+mod goal_actions;
 mod live;
 mod reports;
 
