@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use codex_control_plane::config::Config;
 use codex_control_plane::plugins::types::{
-    ActionKind, ActionRequest, Answer, Decision, Event, Finding, InputSummary, Interaction,
-    RepairAction, RepairContext, SandboxMode, Severity, TurnSettings,
+    ActionKind, ActionRequest, Answer, Decision, Denial, Event, Finding, InputSummary, Interaction,
+    Narrowing, RepairAction, RepairContext, SandboxMode, Severity, TurnSettings,
 };
 use codex_control_plane::plugins::{
     CallErrorKind, Capability, PluginError, PluginHost, PluginInfo, PluginStatus, World,
@@ -17,8 +17,21 @@ use support::wasm_plugins::{hostile_manifest, hostile_manifest_with, plugin_fold
 
 /// The example third-party policy (`examples/policy-plugin`, on the guest SDK), rule by rule.
 mod example;
+/// A checked-in WIT 0.1 component beside the 0.2 defaults.
+mod legacy;
 /// Every world exported through the guest SDK.
 mod sdk;
+/// A third-party WIT 0.2 review workflow naming its review target, through the real review tool.
+mod third_party_review;
+
+/// A denial naming no rule, as a WIT 0.1 policy's (the hostile and native test plugins) reads through
+/// `check_action_with`.
+fn denied(reason: &str) -> Decision {
+    Decision::Deny(Denial {
+        rule: String::new(),
+        reason: reason.to_string(),
+    })
+}
 
 /// A configuration rooted in `root`, with `root/projects` as the only allowed root and the given
 /// plugin directories.
@@ -123,7 +136,7 @@ fn default_policy_decides_through_wasmtime() {
     let default = info(&host, "default-policy");
     assert_eq!(default.status, PluginStatus::Loaded);
     assert_eq!(default.kind, "wasm");
-    assert_eq!(default.wit_version, "0.1.0");
+    assert_eq!(default.wit_version, "0.2.0");
     assert_eq!(default.worlds, vec![World::Policy]);
 
     let root = root_of(&host);
@@ -133,22 +146,24 @@ fn default_policy_decides_through_wasmtime() {
 
     let outside = host.check_action(&request(&host, "/etc", SandboxMode::ReadOnly, ""));
     assert!(
-        matches!(outside.expect("call"), Decision::Deny(reason) if reason.contains("outside the allowed roots") && reason.contains("default-policy"))
+        matches!(outside.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains("outside the allowed roots") && reason.contains("default-policy"))
     );
 
     let escape = format!("{root}/../../etc");
     let escape = host.check_action(&request(&host, &escape, SandboxMode::ReadOnly, ""));
-    assert!(matches!(escape.expect("call"), Decision::Deny(reason) if reason.contains("..")));
+    assert!(
+        matches!(escape.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains(".."))
+    );
 
     let danger = host.check_action(&request(&host, &inside, SandboxMode::DangerFullAccess, ""));
     assert!(
-        matches!(danger.expect("call"), Decision::Deny(reason) if reason.contains("danger-full-access"))
+        matches!(danger.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains("danger-full-access"))
     );
 
     let mut review = request(&host, &inside, SandboxMode::WorkspaceWrite, "m");
     review.kind = ActionKind::StartReview;
     match host.check_action(&review).expect("call") {
-        Decision::Narrow(settings) => {
+        Decision::Narrow(Narrowing { settings, .. }) => {
             // The chain returns the complete effective settings.
             assert_eq!(settings.sandbox, Some(SandboxMode::ReadOnly));
             assert_eq!(settings.cwd.as_deref(), Some(inside.as_str()));
@@ -385,7 +400,7 @@ fn unknown_wit_version_is_refused() {
 
 #[test]
 fn component_built_against_another_wit_version_is_refused() {
-    // Its manifest says 0.1.0 but it imports codex-control-plane:plugin/host@0.2.0: linking fails.
+    // Its manifest says 0.1.0 but it imports codex-control-plane:plugin/host@0.9.0: linking fails.
     let temp = TempDir::new("plugins-wrong-wit");
     let plugins = test_plugins().expect("test plugins build");
     let dir = temp.path().join("plugins");
@@ -397,7 +412,7 @@ fn component_built_against_another_wit_version_is_refused() {
     assert_eq!(wrong.status, PluginStatus::Failed);
     let error = wrong.error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("cannot be linked") && error.contains("0.2.0"),
+        error.contains("cannot be linked") && error.contains("0.9.0"),
         "{error}"
     );
     assert_default_policy_works(&host);
@@ -521,19 +536,10 @@ fn host_capabilities_reach_the_plugin() {
         )
         .expect("call")
     };
-    assert_eq!(
-        call("state"),
-        Decision::Deny("count=1 stored=true".to_string())
-    );
-    assert_eq!(
-        call("state"),
-        Decision::Deny("count=2 stored=true".to_string())
-    );
-    assert_eq!(
-        call("config"),
-        Decision::Deny(r#"{"greeting":"hello"}"#.to_string())
-    );
-    assert_eq!(call("view"), Decision::Deny("none".to_string()));
+    assert_eq!(call("state"), denied("count=1 stored=true"));
+    assert_eq!(call("state"), denied("count=2 stored=true"));
+    assert_eq!(call("config"), denied(r#"{"greeting":"hello"}"#));
+    assert_eq!(call("view"), denied("none"));
 }
 
 #[test]
@@ -552,7 +558,9 @@ fn policy_chain_merges_narrowing() {
         SandboxMode::WorkspaceWrite,
         "narrow",
     )) {
-        Ok(Decision::Narrow(settings)) => {
+        Ok(Decision::Narrow(Narrowing { rule, settings })) => {
+            // A 0.1 policy names no rule: the chain names the plugin.
+            assert_eq!(rule, "hostile");
             assert_eq!(settings.model.as_deref(), Some("narrowed-model"));
             assert_eq!(settings.sandbox, Some(SandboxMode::WorkspaceWrite));
         }
@@ -661,7 +669,10 @@ fn native_plugins_load_only_when_allowed() {
     ));
     assert_eq!(
         deny.expect("call"),
-        Decision::Deny("native says no (policy native-policy)".to_string())
+        Decision::Deny(Denial {
+            rule: "native-policy".to_string(),
+            reason: "native says no (policy native-policy)".to_string(),
+        })
     );
     let fail = host.check_action(&request(
         &host,

@@ -1,6 +1,7 @@
 //! Test plugins built for `wasm32-wasip2` at test time: the hostile plugin (every world, misbehaves
-//! on request), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`) and the
-//! SDK plugin (every world through the guest SDK's export macros).
+//! on request, WIT 0.1), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.9.0`), the
+//! SDK plugin (every world through the guest SDK's export macros) and the base-branch review workflow
+//! (WIT 0.2, naming its review target).
 //!
 //! They are built once per test run with a nested `cargo build` into `target/wasm-test-plugins`
 //! (a target directory of their own, so the outer cargo's lock is never contended), then copied
@@ -19,6 +20,8 @@ pub struct TestPlugins {
     pub wrong_wit: PathBuf,
     /// `sdk_worlds_plugin.wasm`: all four worlds through the guest SDK.
     pub sdk_worlds: PathBuf,
+    /// `base_review_plugin.wasm`: a third-party review workflow on WIT 0.2 naming its review target.
+    pub base_review: PathBuf,
 }
 
 /// The workspace root (parent of the tests crate).
@@ -53,6 +56,8 @@ fn build() -> Result<TestPlugins, String> {
             "wrong-wit-plugin",
             "-p",
             "sdk-worlds-plugin",
+            "-p",
+            "base-review-plugin",
         ])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -77,6 +82,7 @@ fn build() -> Result<TestPlugins, String> {
         hostile: release.join("hostile_plugin.wasm"),
         wrong_wit: release.join("wrong_wit_plugin.wasm"),
         sdk_worlds: release.join("sdk_worlds_plugin.wasm"),
+        base_review: release.join("base_review_plugin.wasm"),
     })
 }
 

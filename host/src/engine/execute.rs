@@ -229,9 +229,22 @@ impl Engine {
             .await?;
         match decision {
             Ok(Decision::Allow) => Ok(settings),
-            Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
+            // The reason already names the plugin and its rule.
+            Ok(Decision::Deny(denial)) => Err(EngineError::PolicyDenied(denial.reason)),
             // The chain already merged every narrowing into the complete effective settings.
-            Ok(Decision::Narrow(effective)) => Ok(effective),
+            Ok(Decision::Narrow(narrowing)) => {
+                tracing::info!(operation = %op.operation_id, rules = %narrowing.rule, "policy narrowed the settings");
+                let audit = json!({
+                    "rules": narrowing.rule,
+                    "sandbox": narrowing.settings.sandbox.map(sandbox_mode_name),
+                    "approvalPolicy": narrowing.settings.approval_policy.map(approval_policy_name),
+                    "model": narrowing.settings.model,
+                });
+                self.store
+                    .record_policy_narrowing(&op.operation_id, audit)
+                    .await?;
+                Ok(narrowing.settings)
+            }
             // A policy that cannot decide must not let the action through.
             Err(error) => Err(EngineError::PolicyDenied(format!(
                 "policy plugin failed: {error}"

@@ -100,6 +100,8 @@ pub struct PendingInteraction {
     pub response: Option<Value>,
     /// Who answered.
     pub answered_by: Option<String>,
+    /// The policy rule that answered, when a policy naming its rules did.
+    pub answered_rule: Option<String>,
     /// When answered.
     pub answered_at: Option<Timestamp>,
     /// requested (owner must deliver), delivered, failed.
@@ -125,7 +127,7 @@ pub struct InteractionFilter {
 
 const COLUMNS: &str = "interaction_id, operation_id, workflow_id, thread_id, turn_id, kind, method, jsonrpc_id, status, \
     params_json, available_decisions_json, questions_json, answer_schema_json, risk_summary, owner_id, \
-    process_generation, expires_at, response_json, answered_by, answered_at, delivery_state, created_at";
+    process_generation, expires_at, response_json, answered_by, answered_at, delivery_state, created_at, answered_rule";
 
 fn json_col(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -158,6 +160,7 @@ fn from_row(row: &Row<'_>) -> Result<PendingInteraction, rusqlite::Error> {
         answered_at: row.get::<_, Option<i64>>(19)?.map(Timestamp),
         delivery_state: row.get(20)?,
         created_at: Timestamp(row.get(21)?),
+        answered_rule: row.get(22)?,
     })
 }
 
@@ -552,6 +555,31 @@ impl Store {
         let (id, by) = (interaction_id.to_string(), answered_by.map(str::to_string));
         self.write(move |tx| answer(tx, &id, &response, by.as_deref(), crate::time::now_ms()))
             .await
+    }
+
+    /// [`Store::answer_interaction`] by a policy (`answered_by` `policy:<plugin>`), recording the rule that
+    /// answered (none when the policy names no rule) in the same transaction.
+    pub async fn answer_interaction_by_policy(
+        &self,
+        interaction_id: &str,
+        response: Value,
+        answered_by: &str,
+        rule: Option<&str>,
+    ) -> Result<PendingInteraction, StoreError> {
+        let (id, by, rule) = (
+            interaction_id.to_string(),
+            answered_by.to_string(),
+            rule.map(str::to_string),
+        );
+        self.write(move |tx| {
+            answer(tx, &id, &response, Some(&by), crate::time::now_ms())?;
+            tx.prepare_cached(
+                "UPDATE pending_interactions SET answered_rule = ?2 WHERE interaction_id = ?1",
+            )?
+            .execute(params![id, rule])?;
+            require(tx, &id)
+        })
+        .await
     }
 
     /// Replies `owner` must send now.

@@ -455,6 +455,17 @@ impl Store {
             .await
     }
 
+    /// See [`transitions::record_policy_narrowing`].
+    pub async fn record_policy_narrowing(
+        &self,
+        operation_id: &str,
+        narrowing: Value,
+    ) -> Result<Operation, StoreError> {
+        let id = operation_id.to_string();
+        self.write(move |tx| record_policy_narrowing(tx, &id, &narrowing, crate::time::now_ms()))
+            .await
+    }
+
     /// Stores the final report and optionally the final status.
     pub async fn record_final_report(
         &self,

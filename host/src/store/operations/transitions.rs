@@ -167,6 +167,33 @@ pub fn record_final_report(
     }
 }
 
+/// Records what the policy chain narrowed, and by which rules, in the operation's `runtimePolicy` (as
+/// `policyNarrowing`), where the requested and effective settings already are: the audit of a narrowing.
+pub fn record_policy_narrowing(
+    conn: &Connection,
+    operation_id: &str,
+    narrowing: &Value,
+    now: i64,
+) -> Result<Operation, StoreError> {
+    let n = conn
+        .prepare_cached(
+            // A request whose `runtimePolicy` is not an object (absent or null) gets one.
+            "UPDATE codex_operations SET request_json = CASE \
+               WHEN json_type(request_json, '$.runtimePolicy') = 'object' \
+               THEN json_set(request_json, '$.runtimePolicy.policyNarrowing', json(?2)) \
+               ELSE json_set(request_json, '$.runtimePolicy', json_object('policyNarrowing', json(?2))) END, \
+             updated_at = ?3 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, narrowing.to_string(), now])?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            kind: "operation",
+            id: operation_id.to_string(),
+        });
+    }
+    require(conn, operation_id)
+}
+
 /// A failed attempt before any turn exists: back to `queued` after `backoff` (default
 /// `min(60, max(5, 5 * attempt))` s), or `failed` once `attempt_count >= max_attempts`. An operation that has a
 /// turn is not restarted: only `last_error` is recorded.
