@@ -741,6 +741,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_policy_answer_keeps_its_rule_beside_who_answered() {
+        // A rule is stored with the answer; a policy naming none (WIT 0.1) leaves it NULL, and an answer
+        // that is no longer possible records no rule either.
+        let (_dir, store) = temp_store();
+        let far = crate::time::now_ms() + 900_000;
+        let first = store
+            .insert_interaction(approval("mcp:1:a", 1, far))
+            .await
+            .expect("insert");
+        let answered = store
+            .answer_interaction_by_policy(
+                &first.interaction_id,
+                json!({"decision": "decline"}),
+                "policy:default-policy",
+                Some("cwd_outside_roots"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(answered.status, "answered");
+        assert_eq!(
+            answered.answered_by.as_deref(),
+            Some("policy:default-policy")
+        );
+        assert_eq!(answered.answered_rule.as_deref(), Some("cwd_outside_roots"));
+        let again = store
+            .answer_interaction_by_policy(
+                &first.interaction_id,
+                json!({"decision": "accept"}),
+                "policy:other",
+                Some("late"),
+            )
+            .await;
+        assert!(again.is_err(), "{again:?}");
+        let kept = store
+            .get_interaction(&first.interaction_id)
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(kept.answered_rule.as_deref(), Some("cwd_outside_roots"));
+        let mut second = approval("mcp:1:a", 1, far);
+        second.jsonrpc_id = "8".into();
+        let second = store.insert_interaction(second).await.expect("insert");
+        let old = store
+            .answer_interaction_by_policy(
+                &second.interaction_id,
+                json!({"decision": "accept"}),
+                "policy:legacy-policy",
+                None,
+            )
+            .await
+            .expect("answer");
+        assert_eq!(old.answered_rule, None);
+    }
+
+    #[tokio::test]
     async fn answer_from_any_process_is_delivered_by_the_owner() {
         let (dir, store) = temp_store();
         let far = crate::time::now_ms() + 900_000;
