@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use codex_control_plane::config::Config;
 use codex_control_plane::plugins::types::{
-    ActionKind, ActionRequest, Decision, InputSummary, SandboxMode, TurnSettings,
+    ActionKind, ActionRequest, Decision, Denial, InputSummary, SandboxMode, TurnSettings,
 };
 use codex_control_plane::plugins::{
     CallErrorKind, Capability, PluginError, PluginHost, PluginInfo, PluginStatus,
@@ -96,7 +96,10 @@ fn a_call_outside_the_declared_capabilities_fails_naming_the_capability() {
     assert_eq!(default_policy.granted, default_policy.capabilities);
     assert_eq!(
         policy_call(&host, "config").expect("config is basic"),
-        Decision::Deny(r#"{"greeting":"hello"}"#.to_string())
+        Decision::Deny(Denial {
+            rule: String::new(),
+            reason: r#"{"greeting":"hello"}"#.to_string()
+        })
     );
     assert_eq!(
         policy_call(&host, "allow").expect("log and clock are basic"),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use codex_control_plane::config::Config;
 use codex_control_plane::plugins::types::{
-    ActionKind, ActionRequest, Decision, InputSummary, SandboxMode, TurnSettings,
+    ActionKind, ActionRequest, Decision, Denial, InputSummary, SandboxMode, TurnSettings,
 };
 use codex_control_plane::plugins::{PluginError, PluginHost, PluginInfo, PluginStatus};
 use support::mcp_client::TempDir;
@@ -16,6 +16,8 @@ use support::wasm_plugins::{hostile_manifest, plugin_folder, test_plugins};
 mod dispatch;
 /// The example third-party policy (`examples/policy-plugin`, on the guest SDK), rule by rule.
 mod example;
+/// A checked-in WIT 0.1 component beside the 0.2 defaults.
+mod legacy;
 /// Hostile plugins contained within their budgets.
 mod limits;
 /// Loading: the artifact cache, version and world checks, disabled and native plugins.
@@ -26,10 +28,21 @@ mod policy;
 mod sdk;
 /// The example site policy acting on real approvals and submits, through MCP and the real app-server.
 mod site_policy;
+/// A third-party WIT 0.2 review workflow naming its review target, through the real review tool.
+mod third_party_review;
 /// The walk-through of docs/PLUGINS.md, run as the doc shows it.
 mod walkthrough;
 /// Workflow plugins driven by the engine.
 mod workflow_engine;
+
+/// A denial naming no rule, as a WIT 0.1 policy's (the hostile and native test plugins) reads through
+/// `check_action_with`.
+fn denied(reason: &str) -> Decision {
+    Decision::Deny(Denial {
+        rule: String::new(),
+        reason: reason.to_string(),
+    })
+}
 
 /// A configuration rooted in `root`, with `root/projects` as the only allowed root and the given
 /// plugin directories.

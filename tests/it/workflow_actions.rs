@@ -20,7 +20,7 @@ fn goal_steer_harness() -> (TempDir, Harness) {
     let plugins = support::wasm_plugins::test_plugins().expect("test plugins");
     let parent = TempDir::new("goal-steer-plugins");
     let manifest =
-        "id = \"plan-workflow\"\nname = \"goal-steer\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\n\
+        "id = \"plan-workflow\"\nname = \"goal-steer\"\nversion = \"0.1.0\"\nwit = \"0.2.0\"\n\
                     worlds = [\"workflow\", \"policy\"]\n";
     support::wasm_plugins::plugin_folder(
         parent.path(),

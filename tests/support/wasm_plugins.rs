@@ -1,7 +1,8 @@
 //! Test plugins built for `wasm32-wasip2` at test time: the hostile plugin (every world, misbehaves
-//! on request), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.2.0`), the
-//! SDK plugin (every world through the guest SDK's export macros) and the goal-steer workflow (the
-//! thread actions `steer-turn`, `set-goal`, `clear-goal` on the SDK).
+//! on request, WIT 0.1), the wrong-WIT plugin (built against `codex-control-plane:plugin@0.9.0`), the
+//! SDK plugin (every world through the guest SDK's export macros), the goal-steer workflow (the
+//! thread actions `steer-turn`, `set-goal`, `clear-goal` on the SDK) and the base-branch review workflow
+//! (WIT 0.2, naming its review target).
 //!
 //! They are built once per test run with a nested `cargo build` into `target/wasm-test-plugins`
 //! (a target directory of their own, so the outer cargo's lock is never contended), then copied
@@ -22,6 +23,8 @@ pub struct TestPlugins {
     pub sdk_worlds: PathBuf,
     /// `goal_steer_plugin.wasm`: a workflow that steers its turn, sets a goal and clears it.
     pub goal_steer: PathBuf,
+    /// `base_review_plugin.wasm`: a third-party review workflow on WIT 0.2 naming its review target.
+    pub base_review: PathBuf,
 }
 
 /// The workspace root (parent of the tests crate).
@@ -58,6 +61,7 @@ fn build() -> Result<TestPlugins, String> {
             "sdk-worlds-plugin",
             "-p",
             "goal-steer-plugin",
+            "base-review-plugin",
         ])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -83,6 +87,7 @@ fn build() -> Result<TestPlugins, String> {
         wrong_wit: release.join("wrong_wit_plugin.wasm"),
         sdk_worlds: release.join("sdk_worlds_plugin.wasm"),
         goal_steer: release.join("goal_steer_plugin.wasm"),
+        base_review: release.join("base_review_plugin.wasm"),
     })
 }
 

@@ -1,16 +1,20 @@
-//! An example site policy for codex-control-plane, written on the guest SDK. Its rules, configured
-//! in the `[config]` table of `plugin.toml`:
+//! An example site policy for codex-control-plane, written on the guest SDK (WIT 0.2). Its rules,
+//! configured in the `[config]` table of `plugin.toml`, each named in the verdicts it gives (the host
+//! shows the rule to the client and keeps it in its audit):
 //!
-//! - a turn or thread using a model in `denied_models` is denied;
-//! - sandbox `danger-full-access` is denied unless the work's cwd is inside `full_access_root`;
-//! - approval policy `never` is narrowed to `on-request`, so codex still asks before risky commands;
-//! - a command approval for a command in `read_only_commands` (exact match) is accepted;
-//! - a command approval for `rm -rf` (any spelling of recursive + force) is declined.
+//! - `denied_models`: a turn or thread using a model in `denied_models` is denied;
+//! - `full_access_root`: sandbox `danger-full-access` is denied unless the work's cwd is inside
+//!   `full_access_root`;
+//! - `narrow_never`: approval policy `never` is narrowed to `on-request`, so codex still asks before
+//!   risky commands;
+//! - `read_only_commands`: a command approval for a command in `read_only_commands` (exact match) is
+//!   accepted;
+//! - `rm_rf`: a command approval for `rm -rf` (any spelling of recursive + force) is declined.
 
 use codex_control_plane_plugin_sdk::export_policy;
 use codex_control_plane_plugin_sdk::policy::{
-    unchanged, ActionRequest, Answer, ApprovalPolicy, Decision, Interaction, Policy, SandboxMode,
-    TurnSettings,
+    unchanged, ActionRequest, Answer, ApprovalPolicy, AutoAnswer, Decision, Interaction, Policy,
+    SandboxMode, TurnSettings,
 };
 use serde::Deserialize;
 
@@ -34,7 +38,7 @@ impl Policy for SitePolicy {
             .as_ref()
             .filter(|m| self.denied_models.contains(m))
         {
-            return Decision::Deny(format!("model {model} is denied on this site"));
+            return Decision::deny("denied_models", format!("model {model} is denied on this site"));
         }
         let in_root = settings
             .cwd
@@ -42,30 +46,36 @@ impl Policy for SitePolicy {
             .is_some_and(|cwd| inside(cwd, &self.full_access_root));
         if settings.sandbox == Some(SandboxMode::DangerFullAccess) && !in_root {
             let root = &self.full_access_root;
-            return Decision::Deny(format!("danger-full-access is allowed only inside {root}"));
+            return Decision::deny(
+                "full_access_root",
+                format!("danger-full-access is allowed only inside {root}"),
+            );
         }
         if settings.approval_policy == Some(ApprovalPolicy::Never) {
             let approval_policy = Some(ApprovalPolicy::OnRequest);
-            return Decision::Narrow(TurnSettings {
-                approval_policy,
-                ..unchanged()
-            });
+            return Decision::narrow(
+                "narrow_never",
+                TurnSettings {
+                    approval_policy,
+                    ..unchanged()
+                },
+            );
         }
         Decision::Allow
     }
 
-    fn on_interaction(&self, interaction: &Interaction) -> Option<Answer> {
+    fn on_interaction(&self, interaction: &Interaction) -> Option<AutoAnswer> {
         if interaction.kind != "command_approval" {
             return None;
         }
         let command = interaction.command.as_deref()?.trim();
         if is_rm_rf(command) {
-            return Some(Answer::Decline);
+            return Some(Answer::Decline.by_rule("rm_rf"));
         }
         self.read_only_commands
             .iter()
             .any(|c| c == command)
-            .then_some(Answer::Accept)
+            .then(|| Answer::Accept.by_rule("read_only_commands"))
     }
 }
 
@@ -157,8 +167,11 @@ mod tests {
                 },
             })
         };
-        assert_eq!(answer("git status"), Some(Answer::Accept));
-        assert_eq!(answer("rm -rf /"), Some(Answer::Decline));
+        assert_eq!(
+            answer("git status"),
+            Some(Answer::Accept.by_rule("read_only_commands"))
+        );
+        assert_eq!(answer("rm -rf /"), Some(Answer::Decline.by_rule("rm_rf")));
         assert_eq!(answer("git push"), None);
     }
 

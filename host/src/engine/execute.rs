@@ -224,7 +224,13 @@ impl Engine {
             },
             context: self.plugins.policy_context(),
         };
-        self.policy_verdict(request).await
+        let requested = request.settings.clone();
+        let (effective, narrowed_by) = self.policy_decision(request).await?;
+        if let Some(rules) = narrowed_by {
+            self.record_narrowing(op, &requested, &effective, &rules)
+                .await?;
+        }
+        Ok(effective)
     }
 
     /// Runs the policy chain on a prepared request (an operation's, or a workflow action performed without
@@ -233,18 +239,25 @@ impl Engine {
         &self,
         request: ActionRequest,
     ) -> Result<TurnSettings, EngineError> {
+        Ok(self.policy_decision(request).await?.0)
+    }
+
+    /// The policy chain's verdict: the settings to use and, when the chain narrowed them, the plugins' rules
+    /// that did (`plugin/rule, ...`).
+    async fn policy_decision(
+        &self,
+        request: ActionRequest,
+    ) -> Result<(TurnSettings, Option<String>), EngineError> {
         let settings = request.settings.clone();
         let decision = self
             .with_plugins(move |plugins| plugins.check_action(&request))
             .await?;
         match decision {
-            Ok(Decision::Allow) => Ok(settings),
-            Ok(Decision::Deny(reason)) => Err(EngineError::PolicyDenied(reason)),
+            Ok(Decision::Allow) => Ok((settings, None)),
+            // The reason already names the plugin and its rule.
+            Ok(Decision::Deny(denial)) => Err(EngineError::PolicyDenied(denial.reason)),
             // The chain already merged every narrowing into the complete effective settings.
-            Ok(Decision::Narrow(effective)) => {
-                self.record_narrowing(op, &settings, &effective).await?;
-                Ok(effective)
-            }
+            Ok(Decision::Narrow(narrowing)) => Ok((narrowing.settings, Some(narrowing.rule))),
             // A policy that cannot decide must not let the action through.
             Err(error) => Err(EngineError::PolicyDenied(format!(
                 "policy plugin failed: {error}"
@@ -252,14 +265,17 @@ impl Engine {
         }
     }
 
-    /// Records in the operation's `runtimePolicy` a sandbox or approval policy the policy chain changed, so that
-    /// the status tools show what Codex is given rather than what was asked.
+    /// Records a narrowing in the operation's `runtimePolicy`: the sandbox or approval policy the chain changed (so
+    /// the status tools show what Codex is given rather than what was asked) and, as `policyNarrowing`, the rules
+    /// that narrowed and the settings they produced.
     async fn record_narrowing(
         &self,
         op: &Operation,
         requested: &TurnSettings,
         effective: &TurnSettings,
+        rules: &str,
     ) -> Result<(), EngineError> {
+        tracing::info!(operation = %op.operation_id, %rules, "policy narrowed the settings");
         let sandbox = (effective.sandbox != requested.sandbox)
             .then_some(effective.sandbox)
             .flatten()
@@ -268,15 +284,18 @@ impl Engine {
             .then_some(effective.approval_policy)
             .flatten()
             .map(|policy| approval_policy_name(policy).to_string());
-        if sandbox.is_none() && approval_policy.is_none() {
-            return Ok(());
-        }
         let changed: Vec<String> = [("sandbox", &sandbox), ("approval policy", &approval_policy)]
             .into_iter()
             .filter_map(|(what, to)| to.as_ref().map(|to| format!("{what} {to}")))
             .collect();
         let narrowing = PolicyNarrowing {
-            reason: format!("narrowed by a policy plugin to {}", changed.join(", ")),
+            reason: format!("narrowed by policy {rules} to {}", changed.join(", ")),
+            audit: json!({
+                "rules": rules,
+                "sandbox": effective.sandbox.map(sandbox_mode_name),
+                "approvalPolicy": effective.approval_policy.map(approval_policy_name),
+                "model": effective.model,
+            }),
             sandbox,
             approval_policy,
         };

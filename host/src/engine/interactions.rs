@@ -65,13 +65,14 @@ impl Engine {
         };
         let response = answer_response(&auto.answer);
         let by = format!("policy:{}", auto.plugin);
+        let rule = Some(auto.rule.as_str()).filter(|rule| !rule.is_empty());
         match self
             .store
-            .answer_interaction(&interaction.interaction_id, response, Some(&by))
+            .answer_interaction_by_policy(&interaction.interaction_id, response, &by, rule)
             .await
         {
             Ok(_) => {
-                tracing::info!(interaction = %interaction.interaction_id, plugin = %auto.plugin, "answered by policy");
+                tracing::info!(interaction = %interaction.interaction_id, plugin = %auto.plugin, rule = %auto.rule, "answered by policy");
                 self.wake_courier();
             }
             Err(error) => {

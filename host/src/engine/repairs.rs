@@ -25,6 +25,8 @@ pub enum StepAction {
     ArchiveThread(String),
     /// Restart app-server.
     RestartAppServer,
+    /// Run the host procedure of a repair action on a candidate: (action, target) (WIT 0.2).
+    RunProcedure(String, String),
 }
 
 impl StepAction {
@@ -37,6 +39,7 @@ impl StepAction {
             StepAction::ExpireInteraction(_) => "expire-interaction",
             StepAction::ArchiveThread(_) => "archive-thread",
             StepAction::RestartAppServer => "restart-app-server",
+            StepAction::RunProcedure(..) => "run-procedure",
         }
     }
 
@@ -47,7 +50,8 @@ impl StepAction {
             | StepAction::CancelOperation(id)
             | StepAction::ReleaseLease(id)
             | StepAction::ExpireInteraction(id)
-            | StepAction::ArchiveThread(id) => Some(id),
+            | StepAction::ArchiveThread(id)
+            | StepAction::RunProcedure(_, id) => Some(id),
             StepAction::RestartAppServer => None,
         }
     }
@@ -142,6 +146,9 @@ fn plain(step: crate::plugins::types::RepairStep) -> PlannedStep {
             RepairAction::ExpireInteraction(id) => StepAction::ExpireInteraction(id),
             RepairAction::ArchiveThread(id) => StepAction::ArchiveThread(id),
             RepairAction::RestartAppServer => StepAction::RestartAppServer,
+            RepairAction::RunProcedure(procedure) => {
+                StepAction::RunProcedure(procedure.action, procedure.target)
+            }
         },
     }
 }

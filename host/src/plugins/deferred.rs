@@ -41,6 +41,7 @@ impl LinkJob {
     /// Compiles or loads the artifact and links it.
     fn link(self) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
         let manifest = &self.manifest;
+        let version = manifest.wit_version()?;
         let (component, outcome) =
             self.cache
                 .load(&self.engine, &manifest.id, &manifest.version, self.wasm)?;
@@ -48,6 +49,7 @@ impl LinkJob {
             &self.linker,
             &component,
             &manifest.worlds,
+            version,
             self.capabilities,
             self.limits,
         )?;

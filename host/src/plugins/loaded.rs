@@ -4,6 +4,13 @@
 use super::*;
 
 use deferred::DeferredWasm;
+// The WIT answer (with its rule), not the chain's `AutoAnswer` (with its plugin).
+use runtime::Exports;
+use types::AutoAnswer;
+use wit::since_v0_1_0;
+use wit::since_v0_1_0::exports::codex_control_plane::plugin::{
+    policy_plugin as old_policy, repair_plugin as old_repair, workflow_plugin as old_workflow,
+};
 
 /// A loaded plugin.
 pub(super) struct LoadedPlugin {
@@ -73,20 +80,38 @@ impl LoadedPlugin {
         }
     }
 
+    /// Whether its manifest declares WIT 0.1 (native plugins: the JSON of the 0.1 types).
+    fn speaks_v0_1(&self) -> bool {
+        self.manifest.wit_version().ok() == Some(since_v0_1_0::MIN_VERSION)
+    }
+
     /// `check-action`.
     pub(super) fn check_action(&self, request: &ActionRequest) -> Result<Decision, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Policy,
-                |e| &e.policy,
-                |i, store, instance| {
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => wasm.call(World::Policy, &e.policy, |i, store, instance| {
                     i.load(&mut *store, instance)?
                         .call_check_action(store, request)
-                },
-            ),
+                }),
+                Exports::V0_1(e) => {
+                    let old = old_policy::ActionRequest::from(request.clone());
+                    wasm.call(World::Policy, &e.policy, |i, store, instance| {
+                        i.load(&mut *store, instance)?
+                            .call_check_action(store, &old)
+                    })
+                    .map(Decision::from)
+                }
+            },
             Ready::Native(native) => {
                 self.require(World::Policy)?;
-                native.call("check-action", &(request,))
+                if self.speaks_v0_1() {
+                    let old = old_policy::ActionRequest::from(request.clone());
+                    native
+                        .call::<_, old_policy::Decision>("check-action", &(old,))
+                        .map(Decision::from)
+                } else {
+                    native.call("check-action", &(request,))
+                }
             }
         }
     }
@@ -95,19 +120,32 @@ impl LoadedPlugin {
     pub(super) fn on_interaction(
         &self,
         interaction: &Interaction,
-    ) -> Result<Option<Answer>, PluginError> {
+    ) -> Result<Option<AutoAnswer>, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Policy,
-                |e| &e.policy,
-                |i, store, instance| {
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => wasm.call(World::Policy, &e.policy, |i, store, instance| {
                     i.load(&mut *store, instance)?
                         .call_on_interaction(store, interaction)
-                },
-            ),
+                }),
+                Exports::V0_1(e) => {
+                    let old = old_policy::Interaction::from(interaction.clone());
+                    wasm.call(World::Policy, &e.policy, |i, store, instance| {
+                        i.load(&mut *store, instance)?
+                            .call_on_interaction(store, &old)
+                    })
+                    .map(|answer| answer.map(AutoAnswer::from))
+                }
+            },
             Ready::Native(native) => {
                 self.require(World::Policy)?;
-                native.call("on-interaction", &(interaction,))
+                if self.speaks_v0_1() {
+                    let old = old_policy::Interaction::from(interaction.clone());
+                    native
+                        .call::<_, Option<old_policy::Answer>>("on-interaction", &(old,))
+                        .map(|answer| answer.map(AutoAnswer::from))
+                } else {
+                    native.call("on-interaction", &(interaction,))
+                }
             }
         }
     }
@@ -115,11 +153,18 @@ impl LoadedPlugin {
     /// `describe`.
     pub(super) fn describe(&self) -> Result<WorkflowInfo, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Workflow,
-                |e| &e.workflow,
-                |i, store, instance| i.load(&mut *store, instance)?.call_describe(store),
-            ),
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => {
+                    wasm.call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_describe(store)
+                    })
+                }
+                Exports::V0_1(e) => wasm
+                    .call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_describe(store)
+                    })
+                    .map(WorkflowInfo::from),
+            },
             Ready::Native(native) => {
                 self.require(World::Workflow)?;
                 native.call("describe", &())
@@ -130,14 +175,27 @@ impl LoadedPlugin {
     /// `start`.
     pub(super) fn start(&self, input: &String) -> Result<Step, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Workflow,
-                |e| &e.workflow,
-                |i, store, instance| i.load(&mut *store, instance)?.call_start(store, input),
-            ),
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => {
+                    wasm.call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_start(store, input)
+                    })
+                }
+                Exports::V0_1(e) => wasm
+                    .call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_start(store, input)
+                    })
+                    .map(Step::from),
+            },
             Ready::Native(native) => {
                 self.require(World::Workflow)?;
-                native.call("start", &(input,))
+                if self.speaks_v0_1() {
+                    native
+                        .call::<_, old_workflow::Step>("start", &(input,))
+                        .map(Step::from)
+                } else {
+                    native.call("start", &(input,))
+                }
             }
         }
     }
@@ -145,29 +203,51 @@ impl LoadedPlugin {
     /// `on-event`.
     pub(super) fn on_event(&self, state: &String, event: &Event) -> Result<Step, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Workflow,
-                |e| &e.workflow,
-                |i, store, instance| {
-                    i.load(&mut *store, instance)?
-                        .call_on_event(store, state, event)
-                },
-            ),
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => {
+                    wasm.call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?
+                            .call_on_event(store, state, event)
+                    })
+                }
+                Exports::V0_1(e) => {
+                    let old = old_workflow::Event::from(event.clone());
+                    wasm.call(World::Workflow, &e.workflow, |i, store, instance| {
+                        i.load(&mut *store, instance)?
+                            .call_on_event(store, state, &old)
+                    })
+                    .map(Step::from)
+                }
+            },
             Ready::Native(native) => {
                 self.require(World::Workflow)?;
-                native.call("on-event", &(state, event))
+                if self.speaks_v0_1() {
+                    let old = old_workflow::Event::from(event.clone());
+                    native
+                        .call::<_, old_workflow::Step>("on-event", &(state, old))
+                        .map(Step::from)
+                } else {
+                    native.call("on-event", &(state, event))
+                }
             }
         }
     }
 
-    /// `analyze`.
+    /// `analyze` (its types are the same in every version).
     pub(super) fn analyze(&self, snapshot: &String) -> Result<Vec<Finding>, PluginError> {
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Analyzer,
-                |e| &e.analyzer,
-                |i, store, instance| i.load(&mut *store, instance)?.call_analyze(store, snapshot),
-            ),
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => {
+                    wasm.call(World::Analyzer, &e.analyzer, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_analyze(store, snapshot)
+                    })
+                }
+                Exports::V0_1(e) => {
+                    wasm.call(World::Analyzer, &e.analyzer, |i, store, instance| {
+                        i.load(&mut *store, instance)?.call_analyze(store, snapshot)
+                    })
+                }
+            },
             Ready::Native(native) => {
                 self.require(World::Analyzer)?;
                 native.call("analyze", &(snapshot,))
@@ -181,18 +261,31 @@ impl LoadedPlugin {
         finding: &Finding,
         context: &RepairContext,
     ) -> Result<Vec<RepairStep>, PluginError> {
+        let up =
+            |steps: Vec<old_repair::RepairStep>| steps.into_iter().map(RepairStep::from).collect();
         match self.backend.ready()? {
-            Ready::Wasm(wasm) => wasm.call(
-                World::Repair,
-                |e| &e.repair,
-                |i, store, instance| {
+            Ready::Wasm(wasm) => match &wasm.exports {
+                Exports::Latest(e) => wasm.call(World::Repair, &e.repair, |i, store, instance| {
                     i.load(&mut *store, instance)?
                         .call_plan(store, finding, context)
-                },
-            ),
+                }),
+                Exports::V0_1(e) => {
+                    let old = old_repair::RepairContext::from(context.clone());
+                    wasm.call(World::Repair, &e.repair, |i, store, instance| {
+                        i.load(&mut *store, instance)?
+                            .call_plan(store, finding, &old)
+                    })
+                    .map(up)
+                }
+            },
             Ready::Native(native) => {
                 self.require(World::Repair)?;
-                native.call("plan", &(finding, context))
+                if self.speaks_v0_1() {
+                    let old = old_repair::RepairContext::from(context.clone());
+                    native.call("plan", &(finding, old)).map(up)
+                } else {
+                    native.call("plan", &(finding, context))
+                }
             }
         }
     }

@@ -227,7 +227,7 @@ impl Loader<'_> {
         capabilities: &[Capability],
         folder: &Path,
     ) -> Result<(WasmPlugin, CacheOutcome), PluginError> {
-        manifest.wit_version()?;
+        let version = manifest.wit_version()?;
         let path = folder.join(manifest.component.as_deref().unwrap_or("plugin.wasm"));
         let wasm = std::fs::read(&path).map_err(|source| PluginError::Io { path, source })?;
         let (component, outcome): (Component, CacheOutcome) =
@@ -237,6 +237,7 @@ impl Loader<'_> {
             self.linker,
             &component,
             &manifest.worlds,
+            version,
             self.capabilities(manifest, capabilities, Some(folder)),
             CallLimits::resolve(self.config, &manifest.limits),
         )?;

@@ -74,13 +74,15 @@ use loader::Loader;
 /// The WIT types of the latest contract version, re-exported for callers.
 pub mod types {
     pub use super::wit::latest::codex_control_plane::plugin::types::{
-        ApprovalPolicy, CollaborationMode, Finding, SandboxMode, Severity, ThreadRef, TurnSettings,
+        ApprovalPolicy, CollaborationMode, Finding, ReviewCommit, ReviewTarget, SandboxMode,
+        Severity, ThreadRef, TurnSettings,
     };
     pub use super::wit::latest::exports::codex_control_plane::plugin::policy_plugin::{
-        ActionKind, ActionRequest, Answer, Decision, InputSummary, Interaction, PolicyContext,
+        ActionKind, ActionRequest, Answer, AutoAnswer, Decision, Denial, InputSummary, Interaction,
+        Narrowing, PolicyContext,
     };
     pub use super::wit::latest::exports::codex_control_plane::plugin::repair_plugin::{
-        RepairAction, RepairContext, RepairStep,
+        ProcedureStep, RepairAction, RepairContext, RepairStep,
     };
     pub use super::wit::latest::exports::codex_control_plane::plugin::workflow_plugin::{
         Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CompleteAction,
@@ -91,8 +93,8 @@ pub mod types {
 }
 
 use types::{
-    ActionRequest, Answer, Decision, Event, Finding, Interaction, PolicyContext, RepairContext,
-    RepairStep, Step, TurnSettings, WorkflowInfo,
+    ActionRequest, Answer, Decision, Denial, Event, Finding, Interaction, Narrowing, PolicyContext,
+    RepairContext, RepairStep, Step, TurnSettings, WorkflowInfo,
 };
 
 /// Load status of a plugin.
@@ -146,13 +148,24 @@ pub struct PluginInfo {
     pub limits: Option<CallLimits>,
 }
 
-/// An automatic answer to an interaction, with the policy that gave it.
+/// An automatic answer to an interaction, with the policy and the rule that gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoAnswer {
     /// Id of the policy plugin that answered.
     pub plugin: String,
     /// The answer.
     pub answer: Answer,
+    /// The policy's rule that answered (`""` when the policy names none, as WIT 0.1 policies).
+    pub rule: String,
+}
+
+/// How the chain names a policy's rule: `plugin/rule`, or the plugin alone when it names no rule.
+pub fn rule_source(plugin: &str, rule: &str) -> String {
+    if rule.is_empty() {
+        plugin.to_string()
+    } else {
+        format!("{plugin}/{rule}")
+    }
 }
 
 /// What one analyzer reported.
@@ -300,34 +313,44 @@ impl PluginHost {
     }
 
     /// Runs the policy chain on `request`. Each policy sees the request as narrowed by the ones
-    /// before it; the first denial ends the chain (its reason names the policy). Returns `Allow`
-    /// when nothing changed, `Narrow` with the complete effective settings when something did.
-    /// An error from any policy is returned as is: callers must treat it as a denial (fail
-    /// closed).
+    /// before it; the first denial ends the chain: its rule becomes `plugin/rule` ([`rule_source`]) and
+    /// its reason ends with `(policy <plugin>, rule <rule>)`. Returns `Allow` when nothing changed,
+    /// `Narrow` with the complete effective settings when something did, its rule the comma-separated
+    /// `plugin/rule` of every policy that narrowed. An error from any policy is returned as is: callers
+    /// must treat it as a denial (fail closed).
     pub fn check_action(&self, request: &ActionRequest) -> Result<Decision, PluginError> {
         let mut current = request.clone();
-        let mut narrowed = false;
+        let mut narrowed_by = Vec::new();
         for plugin in self.loaded_with(World::Policy) {
-            let decision = plugin.check_action(&current)?;
-            match decision {
+            let id = &plugin.manifest.id;
+            match plugin.check_action(&current)? {
                 Decision::Allow => {}
-                Decision::Deny(reason) => {
-                    tracing::info!(plugin = %plugin.manifest.id, action = %request.action_id, %reason, "policy denied action");
-                    return Ok(Decision::Deny(format!(
-                        "{reason} (policy {})",
-                        plugin.manifest.id
-                    )));
+                Decision::Deny(Denial { rule, reason }) => {
+                    tracing::info!(plugin = %id, %rule, action = %request.action_id, %reason, "policy denied action");
+                    let named = if rule.is_empty() {
+                        format!("policy {id}")
+                    } else {
+                        format!("policy {id}, rule {rule}")
+                    };
+                    return Ok(Decision::Deny(Denial {
+                        rule: rule_source(id, &rule),
+                        reason: format!("{reason} ({named})"),
+                    }));
                 }
-                Decision::Narrow(settings) => {
-                    narrowed = true;
+                Decision::Narrow(Narrowing { rule, settings }) => {
+                    tracing::info!(plugin = %id, %rule, action = %request.action_id, "policy narrowed action");
+                    narrowed_by.push(rule_source(id, &rule));
                     current.settings = merge_settings(&current.settings, &settings);
                 }
             }
         }
-        Ok(if narrowed {
-            Decision::Narrow(current.settings)
-        } else {
+        Ok(if narrowed_by.is_empty() {
             Decision::Allow
+        } else {
+            Decision::Narrow(Narrowing {
+                rule: narrowed_by.join(", "),
+                settings: current.settings,
+            })
         })
     }
 
@@ -346,10 +369,11 @@ impl PluginHost {
     pub fn on_interaction(&self, interaction: &Interaction) -> Option<AutoAnswer> {
         for plugin in self.loaded_with(World::Policy) {
             match plugin.on_interaction(interaction) {
-                Ok(Some(answer)) => {
+                Ok(Some(auto)) => {
                     return Some(AutoAnswer {
                         plugin: plugin.manifest.id.clone(),
-                        answer,
+                        answer: auto.answer,
+                        rule: auto.rule,
                     })
                 }
                 Ok(None) => {}

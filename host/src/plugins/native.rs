@@ -20,7 +20,9 @@
 //! `method` is the WIT function name (`check-action`, `on-interaction`, `describe`, `start`,
 //! `on-event`, `analyze`, `plan`). `input` is a JSON array of the arguments and `output` the JSON
 //! result, both in the serde encoding of the types in `codex_control_plane::plugins::types`
-//! (e.g. `"Allow"`, `{"Deny":"reason"}`). `ccp_plugin_call` returns 0 on success; otherwise
+//! (e.g. `"Allow"`, `{"Deny":{"rule":"r","reason":"why"}}`), or of the 0.1 types when the manifest
+//! declares `wit = "0.1.x"` (`{"Deny":"reason"}`; `plugins::loaded` converts them like a 0.1
+//! component's). `ccp_plugin_call` returns 0 on success; otherwise
 //! `output` holds a UTF-8 error message. The host hands every `output` back to `ccp_plugin_free`.
 
 use std::path::Path;

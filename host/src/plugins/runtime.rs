@@ -17,10 +17,8 @@ use super::engine::{epoch_ticks, ticking};
 use super::error::{CallErrorKind, PluginError};
 use super::limits::{self, CallLimits, MemoryLimiter, MAX_OUTPUT_BYTES};
 use super::manifest::World;
-use super::wit::latest;
-use super::wit::latest::exports::codex_control_plane::plugin::{
-    analyzer_plugin, policy_plugin, repair_plugin, workflow_plugin,
-};
+use super::wit::latest::exports::codex_control_plane::plugin::policy_plugin;
+use super::wit::{latest, since_v0_1_0, WitVersion};
 
 /// Data of one plugin store.
 pub struct PluginCtx {
@@ -44,8 +42,8 @@ impl WasiView for PluginCtx {
     }
 }
 
-/// Builds the linker every plugin is instantiated with: WASI (with empty contexts) and the
-/// latest `host` interface.
+/// Builds the linker every plugin is instantiated with: WASI (with empty contexts) and the `host`
+/// interface of every known WIT version (one implementation, linked under each version's name).
 pub fn new_linker(engine: &Engine) -> Result<Linker<PluginCtx>, PluginError> {
     let mut linker = Linker::new(engine);
     let engine_error = |e: wasmtime::Error| PluginError::Engine {
@@ -54,20 +52,108 @@ pub fn new_linker(engine: &Engine) -> Result<Linker<PluginCtx>, PluginError> {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
     latest::All::add_to_linker::<PluginCtx, HasSelf<PluginCtx>>(&mut linker, |ctx| ctx)
         .map_err(engine_error)?;
+    since_v0_1_0::add_to_linker(&mut linker).map_err(engine_error)?;
     Ok(linker)
 }
 
-/// Export lookups of the worlds a plugin declared, resolved once at load.
-#[derive(Default)]
-pub(crate) struct ExportIndices {
-    /// `workflow-plugin`, if declared.
-    pub(crate) workflow: Option<workflow_plugin::GuestIndices>,
-    /// `analyzer-plugin`, if declared.
-    pub(crate) analyzer: Option<analyzer_plugin::GuestIndices>,
-    /// `repair-plugin`, if declared.
-    pub(crate) repair: Option<repair_plugin::GuestIndices>,
-    /// `policy-plugin`, if declared.
-    pub(crate) policy: Option<policy_plugin::GuestIndices>,
+/// Defines `ExportIndices` in a WIT version's bindings module (`plugins::wit::since_vX_Y_Z`): the export
+/// lookups of the worlds a plugin declared, resolved once at load, and the check that loads their typed
+/// functions. Invoked once per version module, where `exports` names that version's generated exports.
+macro_rules! export_indices {
+    () => {
+        /// Export lookups of the worlds a plugin declared, resolved once at load.
+        #[derive(Default)]
+        pub(crate) struct ExportIndices {
+            /// `workflow-plugin`, if declared.
+            pub(crate) workflow:
+                Option<exports::codex_control_plane::plugin::workflow_plugin::GuestIndices>,
+            /// `analyzer-plugin`, if declared.
+            pub(crate) analyzer:
+                Option<exports::codex_control_plane::plugin::analyzer_plugin::GuestIndices>,
+            /// `repair-plugin`, if declared.
+            pub(crate) repair:
+                Option<exports::codex_control_plane::plugin::repair_plugin::GuestIndices>,
+            /// `policy-plugin`, if declared.
+            pub(crate) policy:
+                Option<exports::codex_control_plane::plugin::policy_plugin::GuestIndices>,
+        }
+
+        impl ExportIndices {
+            /// Looks up the exports of every world in `worlds`; on failure, the world that is missing.
+            pub(crate) fn new(
+                pre: &wasmtime::component::InstancePre<crate::plugins::runtime::PluginCtx>,
+                worlds: &[crate::plugins::World],
+            ) -> Result<ExportIndices, (crate::plugins::World, wasmtime::Error)> {
+                use crate::plugins::World;
+                use exports::codex_control_plane::plugin::{
+                    analyzer_plugin, policy_plugin, repair_plugin, workflow_plugin,
+                };
+                let mut indices = ExportIndices::default();
+                for world in worlds {
+                    let missing = |e| (*world, e);
+                    match world {
+                        World::Workflow => {
+                            indices.workflow =
+                                Some(workflow_plugin::GuestIndices::new(pre).map_err(missing)?)
+                        }
+                        World::Analyzer => {
+                            indices.analyzer =
+                                Some(analyzer_plugin::GuestIndices::new(pre).map_err(missing)?)
+                        }
+                        World::Repair => {
+                            indices.repair =
+                                Some(repair_plugin::GuestIndices::new(pre).map_err(missing)?)
+                        }
+                        World::Policy => {
+                            indices.policy =
+                                Some(policy_plugin::GuestIndices::new(pre).map_err(missing)?)
+                        }
+                    }
+                }
+                Ok(indices)
+            }
+
+            /// Loads the typed functions of every looked-up world on `instance`, which checks their
+            /// signatures (the index lookup does not); on failure, the world that is mistyped.
+            pub(crate) fn check(
+                &self,
+                store: &mut wasmtime::Store<crate::plugins::runtime::PluginCtx>,
+                instance: &wasmtime::component::Instance,
+            ) -> Result<(), (crate::plugins::World, wasmtime::Error)> {
+                use crate::plugins::World;
+                if let Some(indices) = &self.workflow {
+                    indices
+                        .load(&mut *store, instance)
+                        .map_err(|e| (World::Workflow, e))?;
+                }
+                if let Some(indices) = &self.analyzer {
+                    indices
+                        .load(&mut *store, instance)
+                        .map_err(|e| (World::Analyzer, e))?;
+                }
+                if let Some(indices) = &self.repair {
+                    indices
+                        .load(&mut *store, instance)
+                        .map_err(|e| (World::Repair, e))?;
+                }
+                if let Some(indices) = &self.policy {
+                    indices
+                        .load(&mut *store, instance)
+                        .map_err(|e| (World::Policy, e))?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use export_indices;
+
+/// A plugin's exports, in the bindings of the WIT version its manifest declares.
+pub(crate) enum Exports {
+    /// The latest version (`0.2.x`).
+    Latest(latest::ExportIndices),
+    /// `0.1.x`: calls convert their arguments down and their results up (`wit::since_v0_1_0`).
+    V0_1(since_v0_1_0::ExportIndices),
 }
 
 /// A linked, ready-to-instantiate WASM plugin.
@@ -78,16 +164,18 @@ pub struct WasmPlugin {
     limits: CallLimits,
     /// Imports resolved once; instantiation is then a copy of prepared state.
     pre: InstancePre<PluginCtx>,
-    /// Export lookups per declared world.
-    pub(crate) exports: ExportIndices,
+    /// Export lookups per declared world, in the bindings of its WIT version.
+    pub(crate) exports: Exports,
 }
 
 impl WasmPlugin {
-    /// Links `component` and checks that it exports every declared world.
+    /// Links `component` and checks that it exports every declared world, in the bindings of `version`
+    /// (one of [`super::wit::KNOWN_VERSIONS`], as the manifest check selected it).
     pub fn new(
         linker: &Linker<PluginCtx>,
         component: &wasmtime::component::Component,
         worlds: &[World],
+        version: WitVersion,
         capabilities: CapabilityCtx,
         limits: CallLimits,
     ) -> Result<WasmPlugin, PluginError> {
@@ -99,39 +187,17 @@ impl WasmPlugin {
                 version: identity.version.clone(),
                 message: format!("{e:#}"),
             })?;
-        let mismatch = |world: World, e: wasmtime::Error| PluginError::WorldMismatch {
+        let mismatch = |(world, e): (World, wasmtime::Error)| PluginError::WorldMismatch {
             plugin: identity.id.clone(),
             version: identity.version.clone(),
             world: world.to_string(),
             message: format!("{e:#}"),
         };
-        let mut exports = ExportIndices::default();
-        for world in worlds {
-            match world {
-                World::Workflow => {
-                    exports.workflow = Some(
-                        workflow_plugin::GuestIndices::new(&pre)
-                            .map_err(|e| mismatch(*world, e))?,
-                    )
-                }
-                World::Analyzer => {
-                    exports.analyzer = Some(
-                        analyzer_plugin::GuestIndices::new(&pre)
-                            .map_err(|e| mismatch(*world, e))?,
-                    )
-                }
-                World::Repair => {
-                    exports.repair = Some(
-                        repair_plugin::GuestIndices::new(&pre).map_err(|e| mismatch(*world, e))?,
-                    )
-                }
-                World::Policy => {
-                    exports.policy = Some(
-                        policy_plugin::GuestIndices::new(&pre).map_err(|e| mismatch(*world, e))?,
-                    )
-                }
-            }
-        }
+        let exports = if version == since_v0_1_0::MIN_VERSION {
+            Exports::V0_1(since_v0_1_0::ExportIndices::new(&pre, worlds).map_err(mismatch)?)
+        } else {
+            Exports::Latest(latest::ExportIndices::new(&pre, worlds).map_err(mismatch)?)
+        };
         let plugin = WasmPlugin {
             capabilities,
             limits,
@@ -141,50 +207,12 @@ impl WasmPlugin {
         // Loading the typed functions checks their signatures, which the index lookup does not;
         // a throw-away instance catches a mistyped export at load instead of at the first call.
         let (mut store, instance) = plugin.instantiate()?;
-        for world in worlds {
-            let loaded = match world {
-                World::Workflow => plugin.typed(
-                    |e| &e.workflow,
-                    &mut store,
-                    &instance,
-                    |i, s, n| i.load(s, n).map(|_| ()),
-                ),
-                World::Analyzer => plugin.typed(
-                    |e| &e.analyzer,
-                    &mut store,
-                    &instance,
-                    |i, s, n| i.load(s, n).map(|_| ()),
-                ),
-                World::Repair => plugin.typed(
-                    |e| &e.repair,
-                    &mut store,
-                    &instance,
-                    |i, s, n| i.load(s, n).map(|_| ()),
-                ),
-                World::Policy => plugin.typed(
-                    |e| &e.policy,
-                    &mut store,
-                    &instance,
-                    |i, s, n| i.load(s, n).map(|_| ()),
-                ),
-            };
-            loaded.map_err(|e| mismatch(*world, e))?;
+        match &plugin.exports {
+            Exports::Latest(indices) => indices.check(&mut store, &instance),
+            Exports::V0_1(indices) => indices.check(&mut store, &instance),
         }
+        .map_err(mismatch)?;
         Ok(plugin)
-    }
-
-    /// Runs `load` on the indices selected by `pick` (which are present for declared worlds).
-    fn typed<I>(
-        &self,
-        pick: impl Fn(&ExportIndices) -> &Option<I>,
-        store: &mut Store<PluginCtx>,
-        instance: &Instance,
-        load: impl Fn(&I, &mut Store<PluginCtx>, &Instance) -> wasmtime::Result<()>,
-    ) -> wasmtime::Result<()> {
-        match pick(&self.exports) {
-            Some(indices) => load(indices, store, instance),
-            None => Ok(()),
-        }
     }
 
     /// The plugin's budgets.
@@ -227,20 +255,18 @@ impl WasmPlugin {
         }
     }
 
-    /// Runs one call on a fresh instance: `pick` selects the export indices (absent when the
-    /// plugin does not implement `world`), `call` loads and calls the export.
+    /// Runs one call on a fresh instance: `indices` are the export indices of `world` (absent when
+    /// the plugin does not implement it), `call` loads and calls the export.
     pub(crate) fn call<I, R: Debug>(
         &self,
         world: World,
-        pick: impl Fn(&ExportIndices) -> &Option<I>,
+        indices: &Option<I>,
         call: impl FnOnce(&I, &mut Store<PluginCtx>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let indices = pick(&self.exports)
-            .as_ref()
-            .ok_or_else(|| PluginError::WrongWorld {
-                plugin: self.capabilities.identity.id.clone(),
-                world: world.to_string(),
-            })?;
+        let indices = indices.as_ref().ok_or_else(|| PluginError::WrongWorld {
+            plugin: self.capabilities.identity.id.clone(),
+            world: world.to_string(),
+        })?;
         let (mut store, instance) = self.instantiate()?;
         let _ticking = ticking();
         let result = call(indices, &mut store, &instance);
@@ -318,12 +344,14 @@ impl WasmPlugin {
         }
     }
 
-    /// A long-lived instance of this policy plugin (see [`WarmInstance`]).
+    /// A long-lived instance of this policy plugin (see [`WarmInstance`]); latest WIT version only.
     pub fn warm_policy(&self) -> Result<WarmInstance<'_>, PluginError> {
-        let indices = self
-            .exports
-            .policy
-            .as_ref()
+        let latest = match &self.exports {
+            Exports::Latest(indices) => Some(indices),
+            Exports::V0_1(_) => None,
+        };
+        let indices = latest
+            .and_then(|indices| indices.policy.as_ref())
             .ok_or_else(|| PluginError::WrongWorld {
                 plugin: self.capabilities.identity.id.clone(),
                 world: World::Policy.to_string(),

@@ -100,6 +100,8 @@ pub struct PendingInteraction {
     pub response: Option<Value>,
     /// Who answered.
     pub answered_by: Option<String>,
+    /// The policy rule that answered, when a policy naming its rules did.
+    pub answered_rule: Option<String>,
     /// When answered.
     pub answered_at: Option<Timestamp>,
     /// requested (owner must deliver), delivered, failed.
@@ -125,7 +127,7 @@ pub struct InteractionFilter {
 
 const COLUMNS: &str = "interaction_id, operation_id, workflow_id, thread_id, turn_id, kind, method, jsonrpc_id, status, \
     params_json, available_decisions_json, questions_json, answer_schema_json, risk_summary, owner_id, \
-    process_generation, expires_at, response_json, answered_by, answered_at, delivery_state, created_at";
+    process_generation, expires_at, response_json, answered_by, answered_at, delivery_state, created_at, answered_rule";
 
 fn json_col(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -158,6 +160,7 @@ fn from_row(row: &Row<'_>) -> Result<PendingInteraction, rusqlite::Error> {
         answered_at: row.get::<_, Option<i64>>(19)?.map(Timestamp),
         delivery_state: row.get(20)?,
         created_at: Timestamp(row.get(21)?),
+        answered_rule: row.get(22)?,
     })
 }
 
@@ -554,6 +557,31 @@ impl Store {
             .await
     }
 
+    /// [`Store::answer_interaction`] by a policy (`answered_by` `policy:<plugin>`), recording the rule that
+    /// answered (none when the policy names no rule) in the same transaction.
+    pub async fn answer_interaction_by_policy(
+        &self,
+        interaction_id: &str,
+        response: Value,
+        answered_by: &str,
+        rule: Option<&str>,
+    ) -> Result<PendingInteraction, StoreError> {
+        let (id, by, rule) = (
+            interaction_id.to_string(),
+            answered_by.to_string(),
+            rule.map(str::to_string),
+        );
+        self.write(move |tx| {
+            answer(tx, &id, &response, Some(&by), crate::time::now_ms())?;
+            tx.prepare_cached(
+                "UPDATE pending_interactions SET answered_rule = ?2 WHERE interaction_id = ?1",
+            )?
+            .execute(params![id, rule])?;
+            require(tx, &id)
+        })
+        .await
+    }
+
     /// Replies `owner` must send now.
     pub async fn take_answers_to_deliver(
         &self,
@@ -710,6 +738,61 @@ mod tests {
         // Going live again (a retried attach) never hides the pending request.
         let again = store.mark_turn_live(&second, "turn-2").await.expect("live");
         assert_eq!(again.status, "waiting_for_approval");
+    }
+
+    #[tokio::test]
+    async fn a_policy_answer_keeps_its_rule_beside_who_answered() {
+        // A rule is stored with the answer; a policy naming none (WIT 0.1) leaves it NULL, and an answer
+        // that is no longer possible records no rule either.
+        let (_dir, store) = temp_store();
+        let far = crate::time::now_ms() + 900_000;
+        let first = store
+            .insert_interaction(approval("mcp:1:a", 1, far))
+            .await
+            .expect("insert");
+        let answered = store
+            .answer_interaction_by_policy(
+                &first.interaction_id,
+                json!({"decision": "decline"}),
+                "policy:default-policy",
+                Some("cwd_outside_roots"),
+            )
+            .await
+            .expect("answer");
+        assert_eq!(answered.status, "answered");
+        assert_eq!(
+            answered.answered_by.as_deref(),
+            Some("policy:default-policy")
+        );
+        assert_eq!(answered.answered_rule.as_deref(), Some("cwd_outside_roots"));
+        let again = store
+            .answer_interaction_by_policy(
+                &first.interaction_id,
+                json!({"decision": "accept"}),
+                "policy:other",
+                Some("late"),
+            )
+            .await;
+        assert!(again.is_err(), "{again:?}");
+        let kept = store
+            .get_interaction(&first.interaction_id)
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(kept.answered_rule.as_deref(), Some("cwd_outside_roots"));
+        let mut second = approval("mcp:1:a", 1, far);
+        second.jsonrpc_id = "8".into();
+        let second = store.insert_interaction(second).await.expect("insert");
+        let old = store
+            .answer_interaction_by_policy(
+                &second.interaction_id,
+                json!({"decision": "accept"}),
+                "policy:legacy-policy",
+                None,
+            )
+            .await
+            .expect("answer");
+        assert_eq!(old.answered_rule, None);
     }
 
     #[tokio::test]

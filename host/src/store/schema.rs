@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -507,6 +507,12 @@ CREATE TABLE chat_summaries (
     PRIMARY KEY (thread_id, input_hash)
 );
 CREATE INDEX idx_chat_summaries_thread ON chat_summaries (thread_id, created_at);
+"#;
+
+/// Version 11: the policy rule that answered an interaction automatically (WIT 0.2 policies name their rules),
+/// next to `answered_by` (`policy:<plugin>`); NULL for every other answer and for 0.1 policies.
+const V11: &str = r#"
+ALTER TABLE pending_interactions ADD COLUMN answered_rule TEXT;
 "#;
 
 #[cfg(test)]

@@ -18,11 +18,15 @@
 //!
 //! Interactions: a command approval whose `cwd` is outside the allowed roots is
 //! declined automatically; every other interaction is left to a person.
+//!
+//! Every verdict names its rule (WIT 0.2): `cwd_invalid`, `no_allowed_roots`,
+//! `cwd_outside_roots`, `danger_full_access`, `read_only_review`,
+//! `read_only_root`.
 
 use serde::Deserialize;
 
 wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
+    path: "../../wit/since_v0.2.0",
     world: "policy",
     // Decisions are compared in the native unit tests.
     additional_derives: [PartialEq],
@@ -30,8 +34,24 @@ wit_bindgen::generate!({
 
 use codex_control_plane::plugin::types::{SandboxMode, TurnSettings};
 use exports::codex_control_plane::plugin::policy_plugin::{
-    ActionKind, ActionRequest, Answer, Decision, Guest, Interaction,
+    ActionKind, ActionRequest, Answer, AutoAnswer, Decision, Denial, Guest, Interaction, Narrowing,
 };
+
+/// A denial by `rule`.
+fn deny(rule: &str, reason: String) -> Decision {
+    Decision::Deny(Denial {
+        rule: rule.to_string(),
+        reason,
+    })
+}
+
+/// A decline by `rule`.
+fn decline(rule: &str) -> Option<AutoAnswer> {
+    Some(AutoAnswer {
+        answer: Answer::Decline,
+        rule: rule.to_string(),
+    })
+}
 
 /// The `[config]` table of this plugin's manifest.
 #[derive(Debug, Default, Deserialize)]
@@ -49,7 +69,7 @@ pub fn decide(request: &ActionRequest, config: &PolicyConfig) -> Decision {
     if let Some(cwd) = &settings.cwd {
         let cwd_parts = match normalise(cwd) {
             Ok(parts) => parts,
-            Err(reason) => return Decision::Deny(format!("cwd {cwd:?} refused: {reason}")),
+            Err(reason) => return deny("cwd_invalid", format!("cwd {cwd:?} refused: {reason}")),
         };
         let roots: Vec<Vec<&str>> = request
             .context
@@ -58,17 +78,24 @@ pub fn decide(request: &ActionRequest, config: &PolicyConfig) -> Decision {
             .filter_map(|root| normalise(root).ok())
             .collect();
         if roots.is_empty() {
-            return Decision::Deny("no allowed roots are configured".to_string());
+            return deny(
+                "no_allowed_roots",
+                "no allowed roots are configured".to_string(),
+            );
         }
         if !roots.iter().any(|root| is_inside(&cwd_parts, root)) {
-            return Decision::Deny(format!(
-                "cwd {cwd:?} is outside the allowed roots ({})",
-                request.context.allowed_roots.join(", ")
-            ));
+            return deny(
+                "cwd_outside_roots",
+                format!(
+                    "cwd {cwd:?} is outside the allowed roots ({})",
+                    request.context.allowed_roots.join(", ")
+                ),
+            );
         }
     }
     if settings.sandbox == Some(SandboxMode::DangerFullAccess) && !config.allow_danger_full_access {
-        return Decision::Deny(
+        return deny(
+            "danger_full_access",
             "sandbox danger-full-access is not allowed by the default policy".to_string(),
         );
     }
@@ -76,27 +103,35 @@ pub fn decide(request: &ActionRequest, config: &PolicyConfig) -> Decision {
         settings.sandbox,
         Some(SandboxMode::WorkspaceWrite | SandboxMode::DangerFullAccess)
     );
+    let rule = if request.kind == ActionKind::StartReview {
+        "read_only_review"
+    } else {
+        "read_only_root"
+    };
     if writes && (request.kind == ActionKind::StartReview || in_read_only_root(settings, config)) {
-        return Decision::Narrow(TurnSettings {
-            cwd: None,
-            sandbox: Some(SandboxMode::ReadOnly),
-            approval_policy: None,
-            model: None,
-            effort: None,
-            collaboration_mode: None,
+        return Decision::Narrow(Narrowing {
+            rule: rule.to_string(),
+            settings: TurnSettings {
+                cwd: None,
+                sandbox: Some(SandboxMode::ReadOnly),
+                approval_policy: None,
+                model: None,
+                effort: None,
+                collaboration_mode: None,
+            },
         });
     }
     Decision::Allow
 }
 
 /// Decides whether to answer an interaction automatically.
-pub fn answer(interaction: &Interaction) -> Option<Answer> {
+pub fn answer(interaction: &Interaction) -> Option<AutoAnswer> {
     if interaction.kind != "command_approval" {
         return None;
     }
     let cwd = interaction.cwd.as_deref()?;
     let Ok(cwd_parts) = normalise(cwd) else {
-        return Some(Answer::Decline);
+        return decline("cwd_invalid");
     };
     let inside = interaction
         .context
@@ -107,7 +142,7 @@ pub fn answer(interaction: &Interaction) -> Option<Answer> {
     if inside {
         None
     } else {
-        Some(Answer::Decline)
+        decline("cwd_outside_roots")
     }
 }
 
@@ -165,7 +200,7 @@ impl Guest for DefaultPolicy {
         decide(&request, config)
     }
 
-    fn on_interaction(interaction: Interaction) -> Option<Answer> {
+    fn on_interaction(interaction: Interaction) -> Option<AutoAnswer> {
         answer(&interaction)
     }
 }
@@ -251,9 +286,11 @@ mod tests {
         // `..` cannot be resolved safely without a filesystem.
         let kind = ActionKind::StartTurn;
         let escape = check(kind, Some("/work/a/../../etc"), SandboxMode::ReadOnly);
-        assert!(matches!(escape, Decision::Deny(reason) if reason.contains("..")));
+        assert!(matches!(escape, Decision::Deny(d) if d.reason.contains("..")));
         let relative = check(kind, Some("work/a"), SandboxMode::ReadOnly);
-        assert!(matches!(relative, Decision::Deny(reason) if reason.contains("absolute")));
+        assert!(
+            matches!(relative, Decision::Deny(d) if d.reason.contains("absolute") && d.rule == "cwd_invalid")
+        );
     }
 
     #[test]
@@ -284,7 +321,7 @@ mod tests {
             SandboxMode::WorkspaceWrite,
         );
         assert!(
-            matches!(review, Decision::Narrow(s) if s.sandbox == Some(SandboxMode::ReadOnly) && s.cwd.is_none())
+            matches!(review, Decision::Narrow(n) if n.settings.sandbox == Some(SandboxMode::ReadOnly) && n.settings.cwd.is_none() && n.rule == "read_only_review")
         );
         let config = PolicyConfig {
             read_only_roots: vec!["/work/a/vendor".to_string()],
@@ -338,7 +375,7 @@ mod tests {
         };
         assert_eq!(answer(&interaction), None);
         interaction.cwd = Some("/tmp".to_string());
-        assert_eq!(answer(&interaction), Some(Answer::Decline));
+        assert_eq!(answer(&interaction), decline("cwd_outside_roots"));
         interaction.kind = "user_input".to_string();
         assert_eq!(answer(&interaction), None);
     }

@@ -10,24 +10,27 @@
 //!   `orphaned`).
 //! - `expire_stale_pending_interactions`: expire every stale pending interaction.
 //! - `restart_app_server_idle` / `force_restart_app_server`: one restart.
-//! - `interrupt_turn`: one `cancel-operation` per candidate operation (the host interrupts its turn).
-//! - `cleanup_prompt_submissions`: one `release-lease` per old submission (the host deletes it).
-//! - `reconcile_workflow_from_thread`, `retry_workflow_with_runtime_policy`: one `release-lease` per candidate
+//! - `interrupt_turn`: one `run-procedure` per candidate operation (the host interrupts its turn).
+//! - `cleanup_prompt_submissions`: one `run-procedure` per old submission (the host deletes it).
+//! - `reconcile_workflow_from_thread`, `retry_workflow_with_runtime_policy`: one `run-procedure` per candidate
 //!   workflow (the host reconciles it from its thread, or starts a linked retry).
-//! - `refresh_catalog_and_history`, `validate_paths_and_config`: one `release-lease` per procedure the host
-//!   offers (the frozen v0.1 WIT has no variant for a host procedure; the host's table maps these).
+//! - `refresh_catalog_and_history`, `validate_paths_and_config`: one `run-procedure` per procedure the host
+//!   offers.
+//!
+//! The procedure steps are WIT 0.2's `run-procedure {action, target}`, naming the action itself; a 0.1 plan
+//! says `cancel-operation` / `release-lease` instead, which the host maps per action.
 //! - anything else: no steps.
 
 use serde_json::Value;
 
 wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
+    path: "../../wit/since_v0.2.0",
     world: "repair",
 });
 
 use codex_control_plane::plugin::types::Finding;
 use exports::codex_control_plane::plugin::repair_plugin::{
-    Guest, RepairAction, RepairContext, RepairStep,
+    Guest, ProcedureStep, RepairAction, RepairContext, RepairStep,
 };
 
 /// A planned step before it becomes a WIT `repair-step`.
@@ -145,8 +148,12 @@ impl Guest for DefaultRepairs {
                     Planned::Fail(id, reason) => RepairAction::FailOperation((id, reason)),
                     Planned::Expire(id) => RepairAction::ExpireInteraction(id),
                     Planned::Restart => RepairAction::RestartAppServer,
-                    Planned::Cancel(id) => RepairAction::CancelOperation(id),
-                    Planned::Release(id) => RepairAction::ReleaseLease(id),
+                    Planned::Cancel(target) | Planned::Release(target) => {
+                        RepairAction::RunProcedure(ProcedureStep {
+                            action: finding.code.clone(),
+                            target,
+                        })
+                    }
                 },
             })
             .collect()

@@ -7,7 +7,8 @@
 //! **Input** (`start`): `{"threadId": str|null, "cwd": str, "instructions": str|null, "model":
 //! str|null, "sandbox": "read-only"|"workspace-write"|"danger-full-access"|null,
 //! "approvalPolicy": "never"|"on-request"|"on-failure"|"untrusted"|null, "target": any JSON,
-//! "delivery": "inline"|"detached"|null}`. `target` and `delivery` are the host's business: they
+//! "delivery": "inline"|"detached"|null}`. `target` and `delivery` are the host's business (its review action
+//! names no target of its own, WIT 0.2 `target: none`, so the host reviews the input's): they
 //! are kept in `input` but never interpreted. Empty strings count as null. Invalid JSON, a
 //! non-object, a missing/empty `cwd`, or a wrongly typed/unknown field value gives phase
 //! `failed` and one `fail {id: "fail", code: "invalid_input"}`.
@@ -251,6 +252,7 @@ pub fn start(input: &str) -> Step {
         thread,
         instructions: input.instructions.clone(),
         settings: settings(&input),
+        target: None,
     }));
     state.status = "running".to_string();
     state.thread_id = input.thread_id.clone();
@@ -590,6 +592,7 @@ mod tests {
                     thread: ThreadRef::Action("thread".to_string()),
                     instructions: Some("Focus on error handling.".to_string()),
                     settings: full_settings(),
+                    target: None,
                 }),
             ]
         );
@@ -624,6 +627,7 @@ mod tests {
                 thread: ThreadRef::Thread("thr-0".to_string()),
                 instructions: Some("Focus on error handling.".to_string()),
                 settings: full_settings(),
+                target: None,
             })]
         );
         let state = state_of(&step);
@@ -661,6 +665,7 @@ mod tests {
                         thread: ThreadRef::Action("thread".to_string()),
                         instructions: None,
                         settings: bare,
+                        target: None,
                     }),
                 ],
                 "{raw}"

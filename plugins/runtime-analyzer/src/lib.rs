@@ -19,7 +19,7 @@ use analyzer_guest::{error_text, mentions_any, str_of, Hit, Level, Snapshot};
 use serde_json::Value;
 
 wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
+    path: "../../wit/since_v0.2.0",
     world: "analyzer",
 });
 

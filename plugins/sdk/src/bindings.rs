@@ -1,4 +1,4 @@
-//! The `wit-bindgen` bindings of the four worlds of `wit/since_v0.1.0`, one module per world.
+//! The `wit-bindgen` bindings of the four worlds of `wit/since_v0.2.0`, one module per world.
 //!
 //! The `workflow` world generates the shared interfaces (`types`, `host`); the other three reuse
 //! them through `with`, so a `TurnSettings` or a `Finding` is one Rust type in every world and the
@@ -12,7 +12,7 @@
 /// World `workflow`, and the shared `types` and `host` interfaces.
 pub mod workflow {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "workflow",
         // Plugins compare actions and decisions in their native unit tests.
         additional_derives: [PartialEq],
@@ -24,12 +24,12 @@ pub mod workflow {
 /// World `policy`.
 pub mod policy {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "policy",
         additional_derives: [PartialEq],
         with: {
-            "codex-control-plane:plugin/types@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::types,
-            "codex-control-plane:plugin/host@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::host,
+            "codex-control-plane:plugin/types@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::types,
+            "codex-control-plane:plugin/host@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::host,
         },
         generate_all,
         pub_export_macro: true,
@@ -40,12 +40,12 @@ pub mod policy {
 /// World `analyzer`.
 pub mod analyzer {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "analyzer",
         additional_derives: [PartialEq],
         with: {
-            "codex-control-plane:plugin/types@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::types,
-            "codex-control-plane:plugin/host@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::host,
+            "codex-control-plane:plugin/types@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::types,
+            "codex-control-plane:plugin/host@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::host,
         },
         generate_all,
         pub_export_macro: true,
@@ -56,12 +56,12 @@ pub mod analyzer {
 /// World `repair`.
 pub mod repair {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../wit/since_v0.2.0",
         world: "repair",
         additional_derives: [PartialEq],
         with: {
-            "codex-control-plane:plugin/types@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::types,
-            "codex-control-plane:plugin/host@0.1.0": crate::bindings::workflow::codex_control_plane::plugin::host,
+            "codex-control-plane:plugin/types@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::types,
+            "codex-control-plane:plugin/host@0.2.0": crate::bindings::workflow::codex_control_plane::plugin::host,
         },
         generate_all,
         pub_export_macro: true,

@@ -1,5 +1,5 @@
-//! Guest SDK for codex-control-plane plugins: the WIT 0.1 contract (`wit/since_v0.1.0`) as Rust
-//! traits, one module per world.
+//! Guest SDK for codex-control-plane plugins: the WIT 0.2 contract (`wit/since_v0.2.0`) as Rust
+//! traits, one module per world. (Plugins built with the 0.1 SDK keep loading: see `docs/PLUGINS.md`.)
 //!
 //! | world | module | implement | export with |
 //! | --- | --- | --- | --- |
@@ -27,7 +27,7 @@
 //!     fn check_action(&self, request: &ActionRequest) -> Decision {
 //!         match &request.settings.model {
 //!             Some(model) if self.denied_models.contains(model) => {
-//!                 Decision::Deny(format!("model {model} is not allowed here"))
+//!                 Decision::deny("denied_models", format!("model {model} is not allowed here"))
 //!             }
 //!             _ => Decision::Allow,
 //!         }
@@ -56,7 +56,7 @@ pub use config::ConfigError;
 /// The types shared by every world (`types` in the WIT).
 pub mod types {
     pub use crate::bindings::workflow::codex_control_plane::plugin::types::{
-        ApprovalPolicy, CollaborationMode, Finding, Json, LogLevel, SandboxMode, Severity,
-        ThreadRef, TurnSettings,
+        ApprovalPolicy, CollaborationMode, Finding, Json, LogLevel, ReviewCommit, ReviewTarget,
+        SandboxMode, Severity, ThreadRef, TurnSettings,
     };
 }

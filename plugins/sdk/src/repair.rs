@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 
 pub use crate::bindings::repair::exports::codex_control_plane::plugin::repair_plugin::{
-    Guest, RepairAction, RepairContext, RepairStep,
+    Guest, ProcedureStep, RepairAction, RepairContext, RepairStep,
 };
 pub use crate::types::{Finding, Severity};
 

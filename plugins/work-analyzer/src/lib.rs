@@ -19,7 +19,7 @@ use analyzer_guest::{
 };
 
 wit_bindgen::generate!({
-    path: "../../wit/since_v0.1.0",
+    path: "../../wit/since_v0.2.0",
     world: "analyzer",
 });
 

@@ -9,7 +9,7 @@ use codex_control_plane::plugins::{
 use support::mcp_client::TempDir;
 use support::wasm_plugins::{hostile_manifest_with, plugin_folder, test_plugins};
 
-use super::{config, hostile_host, info, request, root_of};
+use super::{config, denied, hostile_host, info, request, root_of};
 
 #[test]
 fn host_capabilities_reach_the_plugin() {
@@ -41,19 +41,10 @@ fn host_capabilities_reach_the_plugin() {
         )
         .expect("call")
     };
-    assert_eq!(
-        call("state"),
-        Decision::Deny("count=1 stored=true".to_string())
-    );
-    assert_eq!(
-        call("state"),
-        Decision::Deny("count=2 stored=true".to_string())
-    );
-    assert_eq!(
-        call("config"),
-        Decision::Deny(r#"{"greeting":"hello"}"#.to_string())
-    );
-    assert_eq!(call("view"), Decision::Deny("none".to_string()));
+    assert_eq!(call("state"), denied("count=1 stored=true"));
+    assert_eq!(call("state"), denied("count=2 stored=true"));
+    assert_eq!(call("config"), denied(r#"{"greeting":"hello"}"#));
+    assert_eq!(call("view"), denied("none"));
 }
 
 #[test]

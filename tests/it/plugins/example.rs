@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::{config, info, request, root_of};
 use codex_control_plane::plugins::types::{
-    ActionRequest, Answer, ApprovalPolicy, Decision, Interaction, SandboxMode,
+    ActionRequest, Answer, ApprovalPolicy, Decision, Denial, Interaction, Narrowing, SandboxMode,
 };
 use codex_control_plane::plugins::{PluginHost, PluginStatus};
 use support::mcp_client::TempDir;
@@ -42,6 +42,14 @@ fn example_host(temp: &TempDir, example: Value) -> PluginHost {
     host
 }
 
+/// The chain's denial by the example's `rule`: the rule as `site-policy/<rule>`, the reason naming both.
+fn chain_denial(rule: &str, reason: &str) -> Decision {
+    Decision::Deny(Denial {
+        rule: format!("site-policy/{rule}"),
+        reason: format!("{reason} (policy site-policy, rule {rule})"),
+    })
+}
+
 /// A read-only turn in `cwd` with `model`.
 fn turn(host: &PluginHost, cwd: &str, model: &str) -> ActionRequest {
     request(host, cwd, SandboxMode::ReadOnly, model)
@@ -74,12 +82,12 @@ fn example_third_party_policy_builds_and_runs() {
     assert_eq!(
         host.check_action(&turn(&host, &inside, "gpt-4o"))
             .expect("call"),
-        Decision::Deny("model gpt-4o is denied on this site (policy site-policy)".to_string())
+        chain_denial("denied_models", "model gpt-4o is denied on this site")
     );
     assert_eq!(
         host.check_action(&turn(&host, &inside, "o1-mini"))
             .expect("call"),
-        Decision::Deny("model o1-mini is denied on this site (policy site-policy)".to_string())
+        chain_denial("denied_models", "model o1-mini is denied on this site")
     );
 }
 
@@ -101,12 +109,14 @@ fn example_allows_full_access_only_inside_its_root() {
         host.check_action(&full(&sandbox_root)).expect("call"),
         Decision::Allow
     );
-    let denied =
-        format!("danger-full-access is allowed only inside {sandbox_root} (policy site-policy)");
+    let denied = chain_denial(
+        "full_access_root",
+        &format!("danger-full-access is allowed only inside {sandbox_root}"),
+    );
     for outside in [format!("{root}/repo"), format!("{root}/sandboxed")] {
         assert_eq!(
             host.check_action(&full(&outside)).expect("call"),
-            Decision::Deny(denied.clone()),
+            denied.clone(),
             "{outside}"
         );
     }
@@ -115,9 +125,10 @@ fn example_allows_full_access_only_inside_its_root() {
     assert_eq!(
         host.check_action_with("site-policy", &escape)
             .expect("call"),
-        Decision::Deny(format!(
-            "danger-full-access is allowed only inside {sandbox_root}"
-        ))
+        Decision::Deny(Denial {
+            rule: "full_access_root".to_string(),
+            reason: format!("danger-full-access is allowed only inside {sandbox_root}")
+        })
     );
     // The same cwd outside the root is fine without full access.
     let repo = format!("{root}/repo");
@@ -139,7 +150,10 @@ fn example_narrows_never_to_on_request() {
     expected.approval_policy = Some(ApprovalPolicy::OnRequest);
     assert_eq!(
         host.check_action(&never).expect("call"),
-        Decision::Narrow(expected)
+        Decision::Narrow(Narrowing {
+            rule: "site-policy/narrow_never".to_string(),
+            settings: expected
+        })
     );
     // Other approval policies pass unchanged.
     let mut untrusted = never.clone();
@@ -157,17 +171,28 @@ fn example_approves_read_only_commands_and_declines_rm_rf() {
     let inside = format!("{}/repo", root_of(&host));
     let answer = |command: &str| {
         host.on_interaction(&approval(&host, &inside, command))
-            .map(|auto| (auto.plugin, auto.answer))
+            .map(|auto| (auto.plugin, auto.answer, auto.rule))
     };
-    let by_example = |answer: Answer| Some(("site-policy".to_string(), answer));
+    let by_example =
+        |answer: Answer, rule: &str| Some(("site-policy".to_string(), answer, rule.to_string()));
 
-    assert_eq!(answer("git status"), by_example(Answer::Accept));
-    assert_eq!(answer("  ls "), by_example(Answer::Accept));
+    assert_eq!(
+        answer("git status"),
+        by_example(Answer::Accept, "read_only_commands")
+    );
+    assert_eq!(
+        answer("  ls "),
+        by_example(Answer::Accept, "read_only_commands")
+    );
     // Not on the allowlist (exact match only): left to a person.
     assert_eq!(answer("git push"), None);
     assert_eq!(answer("ls -la"), None);
     for rm_rf in ["rm -rf build", "rm -r -f /", "bash -lc 'cd x && rm -fr .'"] {
-        assert_eq!(answer(rm_rf), by_example(Answer::Decline), "{rm_rf}");
+        assert_eq!(
+            answer(rm_rf),
+            by_example(Answer::Decline, "rm_rf"),
+            "{rm_rf}"
+        );
     }
     assert_eq!(answer("rm notes.txt"), None);
     // Other kinds of interaction are not the example's business.
@@ -187,10 +212,12 @@ fn example_with_a_broken_config_fails_closed_and_says_why() {
         .check_action(&turn(&host, &inside, "gpt-5-codex"))
         .expect("call")
     {
-        Decision::Deny(reason) => assert!(
-            reason.starts_with("invalid [config] table in plugin.toml: invalid type: string")
-                && reason.ends_with("(policy site-policy)"),
-            "{reason}"
+        Decision::Deny(Denial { rule, reason }) => assert!(
+            rule == "site-policy/invalid_config"
+                && reason
+                    .starts_with("invalid [config] table in plugin.toml: invalid type: string")
+                && reason.ends_with("(policy site-policy, rule invalid_config)"),
+            "{rule}: {reason}"
         ),
         other => panic!("expected a denial, got {other:?}"),
     }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use codex_control_plane::plugins::types::{Decision, SandboxMode};
+use codex_control_plane::plugins::types::{Decision, Denial, SandboxMode};
 use codex_control_plane::plugins::{
     CallErrorKind, PluginError, PluginHost, PluginInfo, PluginStatus, World,
 };
@@ -94,7 +94,7 @@ fn unknown_wit_version_is_refused() {
 
 #[test]
 fn component_built_against_another_wit_version_is_refused() {
-    // Its manifest says 0.1.0 but it imports codex-control-plane:plugin/host@0.2.0: linking fails.
+    // Its manifest says 0.1.0 but it imports codex-control-plane:plugin/host@0.9.0: linking fails.
     let temp = TempDir::new("plugins-wrong-wit");
     let plugins = test_plugins().expect("test plugins build");
     let dir = temp.path().join("plugins");
@@ -106,7 +106,7 @@ fn component_built_against_another_wit_version_is_refused() {
     assert_eq!(wrong.status, PluginStatus::Failed);
     let error = wrong.error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("cannot be linked") && error.contains("0.2.0"),
+        error.contains("cannot be linked") && error.contains("0.9.0"),
         "{error}"
     );
     assert_default_policy_works(&host);
@@ -238,7 +238,10 @@ fn native_plugins_load_only_when_allowed() {
     ));
     assert_eq!(
         deny.expect("call"),
-        Decision::Deny("native says no (policy native-policy)".to_string())
+        Decision::Deny(Denial {
+            rule: "native-policy".to_string(),
+            reason: "native says no (policy native-policy)".to_string(),
+        })
     );
     let fail = host.check_action(&request(
         &host,

@@ -1,7 +1,9 @@
 //! The default policy through wasmtime, the policy chain, and the operator's overrides of its settings.
 
 use codex_control_plane::config::Config;
-use codex_control_plane::plugins::types::{ActionKind, Answer, Decision, Interaction, SandboxMode};
+use codex_control_plane::plugins::types::{
+    ActionKind, Answer, Decision, Denial, Interaction, Narrowing, SandboxMode,
+};
 use codex_control_plane::plugins::{PluginError, PluginHost, PluginStatus, World};
 use support::mcp_client::TempDir;
 
@@ -16,7 +18,7 @@ fn default_policy_decides_through_wasmtime() {
     let default = info(&host, "default-policy");
     assert_eq!(default.status, PluginStatus::Loaded);
     assert_eq!(default.kind, "wasm");
-    assert_eq!(default.wit_version, "0.1.0");
+    assert_eq!(default.wit_version, "0.2.0");
     assert_eq!(default.worlds, vec![World::Policy]);
 
     let root = root_of(&host);
@@ -26,22 +28,24 @@ fn default_policy_decides_through_wasmtime() {
 
     let outside = host.check_action(&request(&host, "/etc", SandboxMode::ReadOnly, ""));
     assert!(
-        matches!(outside.expect("call"), Decision::Deny(reason) if reason.contains("outside the allowed roots") && reason.contains("default-policy"))
+        matches!(outside.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains("outside the allowed roots") && reason.contains("default-policy"))
     );
 
     let escape = format!("{root}/../../etc");
     let escape = host.check_action(&request(&host, &escape, SandboxMode::ReadOnly, ""));
-    assert!(matches!(escape.expect("call"), Decision::Deny(reason) if reason.contains("..")));
+    assert!(
+        matches!(escape.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains(".."))
+    );
 
     let danger = host.check_action(&request(&host, &inside, SandboxMode::DangerFullAccess, ""));
     assert!(
-        matches!(danger.expect("call"), Decision::Deny(reason) if reason.contains("danger-full-access"))
+        matches!(danger.expect("call"), Decision::Deny(Denial { reason, .. }) if reason.contains("danger-full-access"))
     );
 
     let mut review = request(&host, &inside, SandboxMode::WorkspaceWrite, "m");
     review.kind = ActionKind::StartReview;
     match host.check_action(&review).expect("call") {
-        Decision::Narrow(settings) => {
+        Decision::Narrow(Narrowing { settings, .. }) => {
             // The chain returns the complete effective settings.
             assert_eq!(settings.sandbox, Some(SandboxMode::ReadOnly));
             assert_eq!(settings.cwd.as_deref(), Some(inside.as_str()));
@@ -82,7 +86,9 @@ fn policy_chain_merges_narrowing() {
         SandboxMode::WorkspaceWrite,
         "narrow",
     )) {
-        Ok(Decision::Narrow(settings)) => {
+        Ok(Decision::Narrow(Narrowing { rule, settings })) => {
+            // A 0.1 policy names no rule: the chain names the plugin.
+            assert_eq!(rule, "hostile");
             assert_eq!(settings.model.as_deref(), Some("narrowed-model"));
             assert_eq!(settings.sandbox, Some(SandboxMode::WorkspaceWrite));
         }

@@ -3,7 +3,7 @@
 //! reaches the author's trait with the typed `[config]` read.
 
 use codex_control_plane::plugins::types::{
-    Action, Decision, Finding, RepairAction, RepairContext, SandboxMode, Severity,
+    Action, Decision, Denial, Finding, RepairAction, RepairContext, SandboxMode, Severity,
 };
 use codex_control_plane::plugins::{PluginHost, PluginStatus};
 use support::mcp_client::TempDir;
@@ -13,7 +13,7 @@ use super::{config, info, plugin_folder, request, root_of, test_plugins};
 /// A manifest declaring the four worlds, with `config` as its `[config]` table.
 fn manifest(config: &str) -> String {
     format!(
-        "id = \"sdk-worlds\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\n\
+        "id = \"sdk-worlds\"\nversion = \"0.1.0\"\nwit = \"0.2.0\"\n\
          worlds = [\"workflow\", \"analyzer\", \"repair\", \"policy\"]\n\
          capabilities = [\"log\", \"config\"]\n[config]\n{config}\n"
     )
@@ -48,7 +48,10 @@ fn every_world_exports_through_the_sdk() {
     let deny = request(&host, &inside, SandboxMode::ReadOnly, "sdk-deny");
     assert_eq!(
         host.check_action_with("sdk-worlds", &deny).expect("call"),
-        Decision::Deny("probe denies".to_string())
+        Decision::Deny(Denial {
+            rule: "sdk_deny".to_string(),
+            reason: "probe denies".to_string()
+        })
     );
 
     let findings = host
@@ -104,9 +107,11 @@ fn a_bad_sdk_config_fails_each_world_closed() {
 
     let allow = request(&host, &inside, SandboxMode::ReadOnly, "gpt-5-codex");
     match host.check_action_with("sdk-worlds", &allow).expect("call") {
-        Decision::Deny(reason) => assert!(
-            reason.contains("invalid [config] table in plugin.toml") && reason.contains("lable"),
-            "{reason}"
+        Decision::Deny(Denial { rule, reason }) => assert!(
+            rule == "invalid_config"
+                && reason.contains("invalid [config] table in plugin.toml")
+                && reason.contains("lable"),
+            "{rule}: {reason}"
         ),
         other => panic!("expected a denial, got {other:?}"),
     }

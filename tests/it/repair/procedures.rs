@@ -67,7 +67,7 @@ fn interrupt_turn_needs_force_and_interrupts_exactly_the_running_turn() {
     let args = json!({"action": "interrupt_turn", "operation_id": id});
     let dry = dry_run(&mut h, &args);
     assert_eq!(dry["forceRequired"], json!(true));
-    assert_eq!(dry["steps"][0]["kind"], json!("cancel-operation"));
+    assert_eq!(dry["steps"][0]["kind"], json!("run-procedure"));
     assert_eq!(dry["steps"][0]["target"], json!(id));
     assert_eq!(dry["before"][0]["status"], json!("running"));
     assert_eq!(
@@ -120,7 +120,7 @@ fn old_prompt_submissions_of_ended_operations_are_cleaned_up() {
         40 * 86_400_000,
     );
     let dry = dry_run(&mut h, &args);
-    assert_eq!(dry["steps"][0]["kind"], json!("release-lease"));
+    assert_eq!(dry["steps"][0]["kind"], json!("run-procedure"));
     let submission = dry["steps"][0]["target"]
         .as_str()
         .expect("target")
@@ -177,7 +177,7 @@ fn a_lost_search_index_is_rebuilt_by_refresh_catalog_and_history() {
     let args = json!({"action": "rebuild_search_index"});
     let dry = dry_run(&mut h, &args);
     assert_eq!(dry["action"], json!("refresh_catalog_and_history"));
-    assert_eq!(dry["steps"][0]["kind"], json!("release-lease"));
+    assert_eq!(dry["steps"][0]["kind"], json!("run-procedure"));
     assert_eq!(dry["steps"][0]["target"], json!("chat_history"));
     assert_eq!(dry["before"][0]["unindexedEntries"], json!(1), "{dry}");
     assert_eq!(

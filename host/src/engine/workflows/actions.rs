@@ -453,9 +453,16 @@ impl Engine {
             "model": settings.get("model"),
             "outputSchema": output_schema,
             "collaborationMode": settings.get("collaborationMode"),
-            // The review target is the host's (from the tool call), not the plugin's: WIT 0.1 actions carry
-            // only instructions.
-            "target": if review { workflow.input.get("target").cloned() } else { None },
+            // The review target is the action's (WIT 0.2), else the workflow input's (the review tool's
+            // target): 0.1 actions, and 0.2 ones with `target: none`, carry only instructions.
+            "target": if review {
+                body.get("target")
+                    .filter(|target| target.is_object())
+                    .or_else(|| workflow.input.get("target"))
+                    .cloned()
+            } else {
+                None
+            },
             "runtimePolicy": {
                 "effectiveSandbox": settings.get("sandbox"),
                 "effectiveApprovalPolicy": settings.get("approvalPolicy"),

@@ -22,7 +22,7 @@ use super::{Engine, EngineError};
 use crate::domain::failure::FailureCode;
 use crate::plugins::types::{
     Action, ActionFailure, ActionOutput, Adoption, AppServerExit, Approval, CollaborationMode,
-    Event, PlanItem, Step, ThreadRef, TurnCompleted, TurnSettings,
+    Event, PlanItem, ReviewTarget, Step, ThreadRef, TurnCompleted, TurnSettings,
 };
 use crate::shutdown::Shutdown;
 use crate::store::operations::{InsertOutcome, NewOperation, Operation};
@@ -79,6 +79,20 @@ fn thread_json(thread: &ThreadRef) -> Value {
     }
 }
 
+/// A review target as app-server's `review/start` takes it (`ReviewTarget`).
+fn review_target_json(target: &ReviewTarget) -> Value {
+    match target {
+        ReviewTarget::UncommittedChanges => json!({"type": "uncommittedChanges"}),
+        ReviewTarget::BaseBranch(branch) => json!({"type": "baseBranch", "branch": branch}),
+        ReviewTarget::Commit(commit) => {
+            json!({"type": "commit", "sha": commit.sha, "title": commit.title})
+        }
+        ReviewTarget::Custom(instructions) => {
+            json!({"type": "custom", "instructions": instructions})
+        }
+    }
+}
+
 fn parse_json(text: &Option<String>) -> Value {
     text.as_deref()
         .and_then(|t| serde_json::from_str(t).ok())
@@ -122,8 +136,10 @@ fn action_record(action: &Action) -> (String, String, Value) {
         Action::StartReview(a) => (
             &a.id,
             "start-review",
+            // `target` null: the plugin left it to the workflow's input (WIT 0.1, or 0.2 with `none`).
             json!({"thread": thread_json(&a.thread), "instructions": a.instructions,
-                   "settings": settings_json(&a.settings)}),
+                   "settings": settings_json(&a.settings),
+                   "target": a.target.as_ref().map(review_target_json)}),
         ),
         Action::CompactThread(a) => (
             &a.id,

@@ -262,6 +262,7 @@ pub fn interaction_json(interaction: &PendingInteraction) -> Value {
         "operationId": interaction.operation_id,
         "workflowId": interaction.workflow_id,
         "answeredBy": interaction.answered_by,
+        "answeredRule": interaction.answered_rule,
         "deliveryState": interaction.delivery_state,
         "createdAt": interaction.created_at.iso(),
         "params": interaction.params,

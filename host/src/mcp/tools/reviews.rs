@@ -1,5 +1,5 @@
-//! `codex_start_review_workflow`: a review through the `review-workflow` plugin, on the caller's thread or a
-//! fresh service thread.
+//! `codex_start_review_workflow`: a review through the `review-workflow` plugin (or the workflow plugin named by
+//! `workflow_plugin`), on the caller's thread or a fresh service thread.
 
 use serde_json::{json, Value};
 
@@ -100,7 +100,12 @@ pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
         "target": target,
         "delivery": delivery,
     });
-    let fingerprint_material = input.clone();
+    let plugin_id = args
+        .string("workflow_plugin")
+        .filter(|id| !id.trim().is_empty())
+        .unwrap_or_else(|| REVIEW_PLUGIN.to_string());
+    let mut fingerprint_material = input.clone();
+    fingerprint_material["workflowPlugin"] = json!(plugin_id);
     let runtime_policy = json!({"requestedSandbox": args.str("sandbox"), "effectiveSandbox": sandbox,
                                    "requestedApprovalPolicy": args.str("approval_policy"),
                                    "effectiveApprovalPolicy": approval});
@@ -109,7 +114,7 @@ pub async fn start_review(app: &App, args: &Args) -> Result<Value, ToolError> {
         args,
         WorkflowRequest {
             kind: "code_review",
-            plugin_id: REVIEW_PLUGIN,
+            plugin_id,
             input,
             fingerprint_material,
             runtime_policy,

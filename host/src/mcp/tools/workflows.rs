@@ -126,7 +126,7 @@ pub async fn start_plan(app: &App, args: &Args) -> Result<Value, ToolError> {
         args,
         WorkflowRequest {
             kind: "plan_then_execute",
-            plugin_id: PLAN_PLUGIN,
+            plugin_id: PLAN_PLUGIN.to_string(),
             input,
             fingerprint_material,
             runtime_policy,
@@ -190,7 +190,7 @@ fn goal_request(args: &Args) -> Result<Option<NewGoal>, ToolError> {
 /// A workflow a tool asks for, before its idempotency key is settled.
 pub(super) struct WorkflowRequest {
     pub(super) kind: &'static str,
-    pub(super) plugin_id: &'static str,
+    pub(super) plugin_id: String,
     pub(super) input: Value,
     /// What makes two requests the same (compared on a retry with the same key).
     pub(super) fingerprint_material: Value,
@@ -219,7 +219,7 @@ pub(super) async fn start(
     app.engine()
         .start_workflow(WorkflowStart {
             kind: request.kind.to_string(),
-            plugin_id: request.plugin_id.to_string(),
+            plugin_id: request.plugin_id,
             input: request.input,
             client_request_id,
             request_fingerprint: fingerprint,

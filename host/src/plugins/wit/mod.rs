@@ -2,10 +2,16 @@
 //!
 //! **API Boundary:** the WIT files are the contract with third-party plugins. A released folder is
 //! frozen; a change means a new folder and a new module here.
+//!
+//! The newest module is [`latest`]: the host speaks its types. Each older module maps the interfaces its
+//! version shares with the latest onto it (bindgen `with:`) and converts its changed types with `From`, so
+//! host functions are implemented once. The loader picks a plugin's bindings from the `wit` of its manifest
+//! ([`select`], newest first).
 
 pub mod since_v0_1_0;
+pub mod since_v0_2_0;
 
-pub use since_v0_1_0 as latest;
+pub use since_v0_2_0 as latest;
 
 use std::fmt;
 
@@ -62,7 +68,7 @@ impl fmt::Display for WitVersion {
 }
 
 /// Versions this host serves, newest first.
-pub const KNOWN_VERSIONS: &[WitVersion] = &[since_v0_1_0::MIN_VERSION];
+pub const KNOWN_VERSIONS: &[WitVersion] = &[since_v0_2_0::MIN_VERSION, since_v0_1_0::MIN_VERSION];
 
 /// Which bindings serve a plugin that declares `wanted`, if any.
 pub fn select(wanted: WitVersion) -> Option<WitVersion> {
@@ -93,6 +99,21 @@ mod tests {
         assert!(!WitVersion::new(0, 2, 0).is_served_by(host));
         assert!(!WitVersion::new(1, 1, 0).is_served_by(host));
         assert!(WitVersion::new(1, 4, 0).is_served_by(WitVersion::new(1, 0, 0)));
+    }
+
+    #[test]
+    fn each_known_minor_selects_its_own_bindings() {
+        // Newest first: 0.2.x gets the 0.2 bindings, 0.1.x the 0.1 ones, 0.3 none.
+        assert_eq!(KNOWN_VERSIONS[0], latest::MIN_VERSION);
+        assert_eq!(
+            select(WitVersion::new(0, 2, 1)),
+            Some(since_v0_2_0::MIN_VERSION)
+        );
+        assert_eq!(
+            select(WitVersion::new(0, 1, 0)),
+            Some(since_v0_1_0::MIN_VERSION)
+        );
+        assert_eq!(select(WitVersion::new(0, 3, 0)), None);
     }
 
     #[test]

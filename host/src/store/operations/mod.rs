@@ -24,8 +24,10 @@ pub struct PolicyNarrowing {
     pub sandbox: Option<String>,
     /// The approval policy Codex is given now (`None`: unchanged).
     pub approval_policy: Option<String>,
-    /// Why, for `adjustmentReason`.
+    /// Why, for `adjustmentReason` (names the plugins and rules).
     pub reason: String,
+    /// The audit recorded as `runtimePolicy.policyNarrowing`: `rules` and the narrowed fields.
+    pub audit: Value,
 }
 
 mod insert;

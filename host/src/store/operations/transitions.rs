@@ -116,28 +116,40 @@ pub fn attach_thread(
     require(conn, operation_id)
 }
 
-/// Records in the operation's `runtimePolicy` the sandbox and approval policy a policy plugin narrowed the request
-/// to (`None` keeps the value recorded), marked adjusted with `reason`, so the status tools show what Codex got.
+/// Records a policy narrowing in the operation's `runtimePolicy`: the sandbox and approval policy Codex is given now
+/// (`None` keeps the value recorded; a change marks it adjusted with `reason`), so the status tools show what Codex
+/// got, and `policyNarrowing`, the audit of which plugins' rules narrowed what.
 pub fn record_policy_narrowing(
     conn: &Connection,
     operation_id: &str,
     narrowing: &PolicyNarrowing,
     now: i64,
 ) -> Result<Operation, StoreError> {
+    let adjusted = narrowing.sandbox.is_some() || narrowing.approval_policy.is_some();
     let n = conn
         .prepare_cached(
-            "UPDATE codex_operations SET request_json = json_set(request_json, \
-             '$.runtimePolicy.effectiveSandbox', COALESCE(?2, json_extract(request_json, '$.runtimePolicy.effectiveSandbox')), \
-             '$.runtimePolicy.effectiveApprovalPolicy', \
-             COALESCE(?3, json_extract(request_json, '$.runtimePolicy.effectiveApprovalPolicy')), \
-             '$.runtimePolicy.runtimePolicyAdjusted', json('true'), \
-             '$.runtimePolicy.adjustmentReason', ?4), updated_at = ?5 WHERE operation_id = ?1",
+            // A request whose `runtimePolicy` is not an object (absent or null) gets one first.
+            "UPDATE codex_operations SET request_json = json_set( \
+               CASE WHEN json_type(request_json, '$.runtimePolicy') = 'object' THEN request_json \
+                    ELSE json_set(request_json, '$.runtimePolicy', json_object()) END, \
+               '$.runtimePolicy.effectiveSandbox', \
+               COALESCE(?2, json_extract(request_json, '$.runtimePolicy.effectiveSandbox')), \
+               '$.runtimePolicy.effectiveApprovalPolicy', \
+               COALESCE(?3, json_extract(request_json, '$.runtimePolicy.effectiveApprovalPolicy')), \
+               '$.runtimePolicy.runtimePolicyAdjusted', \
+               CASE WHEN ?4 THEN json('true') ELSE json_extract(request_json, '$.runtimePolicy.runtimePolicyAdjusted') END, \
+               '$.runtimePolicy.adjustmentReason', \
+               CASE WHEN ?4 THEN ?5 ELSE json_extract(request_json, '$.runtimePolicy.adjustmentReason') END, \
+               '$.runtimePolicy.policyNarrowing', json(?6)), \
+             updated_at = ?7 WHERE operation_id = ?1",
         )?
         .execute(params![
             operation_id,
             narrowing.sandbox,
             narrowing.approval_policy,
+            adjusted,
             narrowing.reason,
+            narrowing.audit.to_string(),
             now
         ])?;
     if n == 0 {

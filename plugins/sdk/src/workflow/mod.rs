@@ -95,7 +95,8 @@ pub use crate::bindings::workflow::exports::codex_control_plane::plugin::workflo
     ThreadAction, TurnCompleted, WaitForApprovalAction, WorkflowInfo,
 };
 pub use crate::types::{
-    ApprovalPolicy, CollaborationMode, Json, SandboxMode, ThreadRef, TurnSettings,
+    ApprovalPolicy, CollaborationMode, Json, ReviewCommit, ReviewTarget, SandboxMode, ThreadRef,
+    TurnSettings,
 };
 pub use plumbing::*;
 

@@ -201,7 +201,10 @@ impl Policy for GoalSteer {
             _ => false,
         };
         if denied {
-            Decision::Deny(format!("goal-steer denies {}", request.action_id))
+            Decision::deny(
+                "own_actions",
+                format!("goal-steer denies {}", request.action_id),
+            )
         } else {
             Decision::Allow
         }

@@ -25,7 +25,7 @@ pub struct Probe {
 impl Policy for Probe {
     fn check_action(&self, request: &ActionRequest) -> Decision {
         match request.settings.model.as_deref() {
-            Some("sdk-deny") => Decision::Deny(format!("{} denies", self.label)),
+            Some("sdk-deny") => Decision::deny("sdk_deny", format!("{} denies", self.label)),
             _ => Decision::Allow,
         }
     }

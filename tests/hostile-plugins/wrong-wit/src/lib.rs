@@ -1,4 +1,4 @@
-//! A policy plugin built against `codex-control-plane:plugin@0.2.0` (a copy of
+//! A policy plugin built against `codex-control-plane:plugin@0.9.0` (a copy of
 //! 0.1.0 with another version), which the host must refuse.
 
 wit_bindgen::generate!({

@@ -25,8 +25,12 @@ pub fn canonical(requested: &str) -> &str {
     repairs::canonical(requested).unwrap_or(requested)
 }
 
-/// What a step of `action` may be: a step kind the allowlist holds, on a target the host offered.
+/// What a step of `action` may be: a step kind the allowlist holds, on a target the host offered. A
+/// `run-procedure` step (WIT 0.2) must name `action` itself, one of the actions performed by a procedure.
 pub fn allows(action: &str, step: &StepAction) -> bool {
+    if let StepAction::RunProcedure(named, _) = step {
+        return named == action && super::procedures::handles(action);
+    }
     matches!(
         (action, step),
         (
@@ -56,12 +60,12 @@ pub fn allowed_kinds(action: &str) -> &'static [&'static str] {
         "recover_stale_operations" | "mark_orphaned_after_exit" => &["fail-operation"],
         "expire_stale_pending_interactions" => &["expire-interaction"],
         "restart_app_server_idle" | "force_restart_app_server" => &["restart-app-server"],
-        "interrupt_turn" => &["cancel-operation"],
+        "interrupt_turn" => &["cancel-operation", "run-procedure"],
         "cleanup_prompt_submissions"
         | "reconcile_workflow_from_thread"
         | "retry_workflow_with_runtime_policy"
         | "refresh_catalog_and_history"
-        | "validate_paths_and_config" => &["release-lease"],
+        | "validate_paths_and_config" => &["release-lease", "run-procedure"],
         _ => &[],
     }
 }
@@ -132,6 +136,20 @@ mod tests {
         assert!(allows("refresh_catalog_and_history", &release));
         assert!(!allows("recover_stale_operations", &release));
         assert!(!allows("interrupt_turn", &release));
+        // A 0.2 procedure step runs only the procedure of the action it was planned for.
+        let procedure = |named: &str| StepAction::RunProcedure(named.into(), "wf_1".into());
+        assert!(allows(
+            "reconcile_workflow_from_thread",
+            &procedure("reconcile_workflow_from_thread")
+        ));
+        assert!(!allows(
+            "reconcile_workflow_from_thread",
+            &procedure("retry_workflow_with_runtime_policy")
+        ));
+        assert!(!allows(
+            "recover_stale_operations",
+            &procedure("recover_stale_operations")
+        ));
         assert_eq!(guard_limit("force_restart_app_server"), (1, 30 * 60_000));
         assert!(needs_force("mark_orphaned_after_exit", true));
         assert!(!needs_force("mark_orphaned_after_exit", false));

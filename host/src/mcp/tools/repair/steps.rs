@@ -145,6 +145,12 @@ pub fn check(action: &str, steps: Vec<PlannedStep>, targets: &Targets) -> Vec<Ch
                         || targets.workflows.iter().any(|c| &c.id == id)
                         || targets.procedures.iter().any(|p| p == id)
                 }
+                StepAction::RunProcedure(_, id) => {
+                    targets.operations.iter().any(|c| &c.id == id)
+                        || targets.submissions.iter().any(|c| &c.id == id)
+                        || targets.workflows.iter().any(|c| &c.id == id)
+                        || targets.procedures.iter().any(|p| p == id)
+                }
                 StepAction::RestartAppServer => true,
                 StepAction::ArchiveThread(_) => false,
             };
