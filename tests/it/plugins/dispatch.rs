@@ -1,7 +1,7 @@
 //! Host capabilities reaching a plugin, and calls dispatched to every world.
 
 use codex_control_plane::plugins::types::{
-    Decision, Event, Finding, RepairAction, RepairContext, SandboxMode, Severity,
+    Event, Finding, RepairAction, RepairContext, SandboxMode, Severity,
 };
 use codex_control_plane::plugins::{
     CallErrorKind, Capability, PluginError, PluginHost, PluginStatus,
