@@ -7,7 +7,8 @@
 //!   `full_access_root`;
 //! - `narrow_never`: approval policy `never` is narrowed to `on-request`, so codex still asks before
 //!   risky commands;
-//! - `read_only_commands`: a command approval for a command in `read_only_commands` (exact match) is
+//! - `read_only_commands`: a command approval for a command in `read_only_commands` (exact match,
+//!   also as the script of the shell line app-server shows, e.g. `/bin/bash -lc ls` for `ls`) is
 //!   accepted;
 //! - `rm_rf`: a command approval for `rm -rf` (any spelling of recursive + force) is declined.
 
@@ -72,9 +73,10 @@ impl Policy for SitePolicy {
         if is_rm_rf(command) {
             return Some(Answer::Decline.by_rule("rm_rf"));
         }
+        let script = shell_script(command);
         self.read_only_commands
             .iter()
-            .any(|c| c == command)
+            .any(|c| c == command || c == script)
             .then(|| Answer::Accept.by_rule("read_only_commands"))
     }
 }
@@ -87,6 +89,30 @@ pub fn inside(path: &str, root: &str) -> bool {
             .strip_prefix(root)
             .is_some_and(|rest| rest.starts_with('/'));
     below && !path.split('/').any(|part| part == "..")
+}
+
+/// The script of a shell command line as app-server shows an `exec_command` approval (`/bin/bash -lc ls`,
+/// `sh -c 'git status'`): what follows `-c` / `-lc`, without its quotes; any other line as it is. The script
+/// is compared whole, so `ls; rm x` never matches `ls`.
+pub fn shell_script(command: &str) -> &str {
+    let mut parts = command.splitn(3, ' ');
+    let (Some(shell), Some(flag), Some(script)) = (parts.next(), parts.next(), parts.next()) else {
+        return command;
+    };
+    let name = shell.rsplit('/').next().unwrap_or(shell);
+    if !["bash", "sh", "zsh"].contains(&name) || !["-c", "-lc"].contains(&flag) {
+        return command;
+    }
+    let script = script.trim();
+    for quote in ['\'', '"'] {
+        if let Some(inner) = script
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    script
 }
 
 /// Whether a command line runs `rm` with both recursive and force flags, in any spelling
@@ -114,6 +140,16 @@ export_policy!(SitePolicy);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_lines_compare_by_their_script() {
+        assert_eq!(shell_script("/bin/bash -lc ls"), "ls");
+        assert_eq!(shell_script("sh -c 'git status'"), "git status");
+        assert_eq!(shell_script("/usr/bin/zsh -lc \"git log --oneline\""), "git log --oneline");
+        assert_eq!(shell_script("/bin/bash -lc 'ls; rm x'"), "ls; rm x");
+        assert_eq!(shell_script("python -c print"), "python -c print");
+        assert_eq!(shell_script("ls"), "ls");
+    }
 
     #[test]
     fn rm_rf_in_every_spelling() {

@@ -64,13 +64,13 @@ fn plugins_folder(parent: &Path) {
 fn the_example_site_policy_answers_real_approvals_and_checks_submits() {
     let plugins = TempDir::new("site-policy-plugins");
     plugins_folder(&plugins.path().join("plugins"));
-    // The one line that loads it. The operator's settings list `ls` as app-server spells it in an approval (the
-    // shell command line `exec_command` runs), replacing the example's bare `ls`.
+    // The one line that loads it, with the example's own [config]: its `ls` matches the approval app-server shows
+    // for the model's `ls` (the shell line `/bin/bash -lc ls`, compared by its script).
     let config = plugins.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "[plugins]\ndirs = [{:?}]\n\n[plugins.settings.site-policy]\nread_only_commands = [\"{SHELL} -lc ls\"]\n",
+            "[plugins]\ndirs = [{:?}]\n",
             plugins.path().join("plugins").display().to_string()
         ),
     )
@@ -145,6 +145,17 @@ fn the_example_site_policy_answers_real_approvals_and_checks_submits() {
         json!("policy:site-policy"),
         "{answered}"
     );
+    // The audit names the rule that answered, not only the plugin.
+    assert_eq!(
+        by_command("ls")["answeredRule"],
+        json!("read_only_commands"),
+        "{answered}"
+    );
+    assert_eq!(
+        by_command("rm -rf")["answeredRule"],
+        json!("rm_rf"),
+        "{answered}"
+    );
     // The accepted `ls` ran: its listing went back to the model. The declined `rm -rf` did not run.
     let requests = h.model.requests();
     let listing = call_output(&requests, "call_ls");
@@ -179,7 +190,7 @@ fn the_example_site_policy_answers_real_approvals_and_checks_submits() {
     );
     let reason = denied["lastError"].to_string();
     assert!(
-        reason.contains("model gpt-4o is denied on this site (policy site-policy)"),
+        reason.contains("model gpt-4o is denied on this site (policy site-policy, rule denied_models)"),
         "{reason}"
     );
 
@@ -220,4 +231,11 @@ fn the_example_site_policy_answers_real_approvals_and_checks_submits() {
         "{policy}"
     );
     assert_eq!(policy["runtimePolicyAdjusted"], json!(true), "{policy}");
+    assert_eq!(
+        policy["policyNarrowing"]["rules"],
+        json!("site-policy/narrow_never"),
+        "{policy}"
+    );
+    let reason = policy["adjustmentReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("site-policy/narrow_never"), "{policy}");
 }
