@@ -190,7 +190,9 @@ fn the_example_site_policy_answers_real_approvals_and_checks_submits() {
     );
     let reason = denied["lastError"].to_string();
     assert!(
-        reason.contains("model gpt-4o is denied on this site (policy site-policy, rule denied_models)"),
+        reason.contains(
+            "model gpt-4o is denied on this site (policy site-policy, rule denied_models)"
+        ),
         "{reason}"
     );
 

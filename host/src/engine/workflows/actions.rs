@@ -10,6 +10,9 @@ use crate::appserver::protocol::TurnInterrupt;
 /// The `action-failed` code of a `steer-turn` on a thread where no turn runs.
 const NO_ACTIVE_TURN: &str = "no_active_turn";
 
+/// Why an action naming a thread no action has created yet is refused.
+const NO_THREAD: &str = "the action names a thread that does not exist yet";
+
 impl Engine {
     /// Moves one action forward; returns the workflow when something changed.
     pub(super) async fn step_action(
@@ -68,10 +71,7 @@ impl Engine {
             LifecycleKind::Archive
         };
         let refusal = match Self::resolve_thread(&action.action["thread"], all) {
-            None => Err((
-                "no_thread".to_string(),
-                "the action names a thread that does not exist yet".to_string(),
-            )),
+            None => Err(("no_thread".to_string(), NO_THREAD.to_string())),
             Some(thread) => match self.thread_busy(&thread).await? {
                 Some(busy) => Err((FailureCode::Busy.as_str().to_string(), busy.message)),
                 None => Ok(thread),
@@ -107,11 +107,8 @@ impl Engine {
         action: &WorkflowAction,
         all: &[WorkflowAction],
     ) -> Result<(), EngineError> {
-        let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
-            let message = "the action names a thread that does not exist yet".to_string();
-            return self
-                .refuse_action(workflow, action, "no_thread", message)
-                .await;
+        let Some(thread) = self.thread_or_refuse(workflow, action, all).await? else {
+            return Ok(());
         };
         let turn_id = self
             .thread_busy(&thread)
@@ -147,11 +144,8 @@ impl Engine {
         action: &WorkflowAction,
         all: &[WorkflowAction],
     ) -> Result<(), EngineError> {
-        let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
-            let message = "the action names a thread that does not exist yet".to_string();
-            return self
-                .refuse_action(workflow, action, "no_thread", message)
-                .await;
+        let Some(thread) = self.thread_or_refuse(workflow, action, all).await? else {
+            return Ok(());
         };
         let Some(turn_id) = self.running_turn(&thread).await? else {
             let message = format!("thread {thread} has no running turn to steer");
@@ -311,6 +305,22 @@ impl Engine {
             .get_workflow(workflow_id)
             .await?
             .ok_or_else(|| EngineError::Invalid(format!("workflow {workflow_id} vanished")))
+    }
+
+    /// The thread an action names, or `None` once the action is refused with `no_thread` (the plugin gets
+    /// `action-failed`).
+    pub(super) async fn thread_or_refuse(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        all: &[WorkflowAction],
+    ) -> Result<Option<String>, EngineError> {
+        if let Some(thread) = Self::resolve_thread(&action.action["thread"], all) {
+            return Ok(Some(thread));
+        }
+        self.refuse_action(workflow, action, "no_thread", NO_THREAD.to_string())
+            .await?;
+        Ok(None)
     }
 
     /// The thread a `thread` reference names, when known.

@@ -25,11 +25,8 @@ impl Engine {
         action: &WorkflowAction,
         all: &[WorkflowAction],
     ) -> Result<(), EngineError> {
-        let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
-            let message = "the action names a thread that does not exist yet".to_string();
-            return self
-                .refuse_action(workflow, action, "no_thread", message)
-                .await;
+        let Some(thread) = self.thread_or_refuse(workflow, action, all).await? else {
+            return Ok(());
         };
         let objective = action.action["goal"].as_str().unwrap_or_default().trim();
         let change = if action.kind == "set-goal" {
