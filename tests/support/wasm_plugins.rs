@@ -61,6 +61,7 @@ fn build() -> Result<TestPlugins, String> {
             "sdk-worlds-plugin",
             "-p",
             "goal-steer-plugin",
+            "-p",
             "base-review-plugin",
         ])
         .arg("--target-dir")
