@@ -170,7 +170,8 @@ fn the_plugins_walkthrough_runs_as_documented() {
     assert_eq!(denied["status"], json!("failed"), "{denied}");
     let reason = denied["lastError"].to_string();
     assert!(
-        reason.contains("model gpt-4o is denied on this site (policy my-policy)"),
+        reason
+            .contains("model gpt-4o is denied on this site (policy my-policy, rule denied_models)"),
         "{reason}"
     );
     assert_eq!(
