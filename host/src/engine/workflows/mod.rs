@@ -79,8 +79,8 @@ fn thread_json(thread: &ThreadRef) -> Value {
     }
 }
 
-/// A review target as app-server's `review/start` takes it (`ReviewTarget`).
-fn review_target_json(target: &ReviewTarget) -> Value {
+/// A review target as app-server's `review/start` takes it (`ReviewTarget`): a plugin's, or the review tool's.
+pub fn review_target_json(target: &ReviewTarget) -> Value {
     match target {
         ReviewTarget::UncommittedChanges => json!({"type": "uncommittedChanges"}),
         ReviewTarget::BaseBranch(branch) => json!({"type": "baseBranch", "branch": branch}),

@@ -8,32 +8,37 @@ use super::workflows::{
 };
 use crate::app::App;
 use crate::engine::request::RequestError;
+use crate::engine::workflows::review_target_json;
 use crate::mcp::args::Args;
 use crate::mcp::error::ToolError;
+use crate::plugins::types::{ReviewCommit, ReviewTarget};
 
 /// The `review/start` target of a `codex_start_review_workflow` call.
 fn review_target(args: &Args) -> Result<Value, ToolError> {
     let needed = |key: &str| {
         args.str(key)
             .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
             .ok_or_else(|| {
                 ToolError::invalid_argument(key, format!("{key} is required for this target_type"))
             })
     };
-    Ok(match args.required_str("target_type")? {
-        "uncommitted_changes" => json!({"type": "uncommittedChanges"}),
-        "base_branch" => json!({"type": "baseBranch", "branch": needed("base_branch")?}),
-        "commit" => {
-            json!({"type": "commit", "sha": needed("commit_sha")?, "title": args.str("commit_title")})
-        }
-        "custom" => json!({"type": "custom", "instructions": needed("instructions")?}),
+    let target = match args.required_str("target_type")? {
+        "uncommitted_changes" => ReviewTarget::UncommittedChanges,
+        "base_branch" => ReviewTarget::BaseBranch(needed("base_branch")?),
+        "commit" => ReviewTarget::Commit(ReviewCommit {
+            sha: needed("commit_sha")?,
+            title: args.string("commit_title"),
+        }),
+        "custom" => ReviewTarget::Custom(needed("instructions")?),
         other => {
             return Err(ToolError::invalid_argument(
                 "target_type",
                 format!("unknown target type {other}"),
             ))
         }
-    })
+    };
+    Ok(review_target_json(&target))
 }
 
 /// Handler of `codex_start_review_workflow`: a review on the given thread (`delivery: inline`) or on a
