@@ -114,16 +114,12 @@ impl Engine {
     ) -> Result<Workflow, EngineError> {
         let Some(thread) = Self::resolve_thread(&action.action["thread"], all) else {
             let message = "the action's thread is no longer known".to_string();
-            self.refuse_action(workflow, action, "no_thread", message)
-                .await?;
-            return self.reload(&workflow.workflow_id).await;
+            return self.refused(workflow, action, "no_thread", message).await;
         };
         let output = if action.kind == "clear-goal" {
             if let Some(err) = self.clear_goal_on_thread(workflow, &thread).await? {
                 let code = err.failure_code().as_str();
-                self.refuse_action(workflow, action, code, err.to_string())
-                    .await?;
-                return self.reload(&workflow.workflow_id).await;
+                return self.refused(workflow, action, code, err.to_string()).await;
             }
             json!({"threadId": thread, "cleared": true})
         } else {
@@ -139,9 +135,7 @@ impl Engine {
                 let (row, failure) = self.set_goal_on_thread(workflow, &thread, &goal).await?;
                 if let Some(err) = failure {
                     let code = err.failure_code().as_str();
-                    self.refuse_action(workflow, action, code, err.to_string())
-                        .await?;
-                    return self.reload(&workflow.workflow_id).await;
+                    return self.refused(workflow, action, code, err.to_string()).await;
                 }
                 goal = row;
             }
@@ -151,6 +145,18 @@ impl Engine {
         let reported = Some((action.action_id.clone(), "reported".to_string()));
         self.report_output(workflow, &action.action_id, "performed", output, reported)
             .await
+    }
+
+    /// Refuses a goal action ([`Engine::refuse_action`]) and returns the workflow as it is now.
+    async fn refused(
+        &self,
+        workflow: &Workflow,
+        action: &WorkflowAction,
+        code: &str,
+        message: String,
+    ) -> Result<Workflow, EngineError> {
+        self.refuse_action(workflow, action, code, message).await?;
+        self.reload(&workflow.workflow_id).await
     }
 
     /// True while a default-mode (non-plan) turn the workflow started runs on `thread`: the only time the
