@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{pretty, Outcome};
+use crate::plugins::manifest::is_plugin_id;
 
 /// The SDK's package name, as a dependency key and as the `name` its `Cargo.toml` declares.
 const SDK_PACKAGE: &str = "codex-control-plane-plugin-sdk";
@@ -255,14 +256,9 @@ fn validate_name(name: &str) -> Result<(), ScaffoldError> {
         name: name.to_string(),
         reason: reason.to_string(),
     };
-    if name.is_empty() || name.len() > 64 {
-        return Err(refuse("must be 1-64 characters long"));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return Err(refuse("may hold only a-z, 0-9, '-' and '_'"));
+    // The manifest's own rule for ids: the scaffolded plugin.toml must load.
+    if !is_plugin_id(name) {
+        return Err(refuse("must be 1-64 characters of a-z, 0-9, '-' or '_'"));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(refuse("must start with a letter (a crate name)"));

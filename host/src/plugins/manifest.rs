@@ -155,6 +155,15 @@ pub struct ManifestLimits {
     pub memory_bytes: Option<u64>,
 }
 
+/// Whether `id` is a valid plugin id: 1-64 characters of a-z, 0-9, '-' or '_'.
+pub fn is_plugin_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Manifest, PluginError> {
@@ -268,13 +277,7 @@ impl Manifest {
             path: origin.to_path_buf(),
             message,
         };
-        let id_ok = !self.id.is_empty()
-            && self.id.len() <= 64
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !id_ok {
+        if !is_plugin_id(&self.id) {
             return Err(invalid(format!(
                 "id {:?} must be 1-64 characters of a-z, 0-9, '-' or '_'",
                 self.id
