@@ -24,6 +24,7 @@ mod preflight;
 mod protocol_conformance;
 mod recovery;
 mod repair;
+mod stdio_kinds;
 mod summaries;
 mod tasks;
 mod waits;

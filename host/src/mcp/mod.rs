@@ -1,5 +1,6 @@
-//! The MCP surface: the stdio transport (rmcp's protocol over [`transport`]'s lenient line decoding), the
-//! streamable HTTP transport ([`http`]), the tool catalog, argument validation and the error shape.
+//! The MCP surface: the stdio transport (rmcp's protocol over [`transport`]'s lenient line decoding, on the byte
+//! streams of [`stdio`]), the streamable HTTP transport ([`http`]), the tool catalog, argument validation and the
+//! error shape.
 //!
 //! **Architecture Invariant:** `mcp` is the only module that knows about MCP and about the seed's payload
 //! conventions (`ok`, `statusContract`, `CODEX_*` codes). The modules below it return typed values and typed
@@ -15,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod schema;
 pub mod server;
+pub mod stdio;
 pub mod tasks;
 pub mod tools;
 pub mod transport;

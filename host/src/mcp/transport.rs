@@ -30,9 +30,11 @@ const PARSE_ERROR: i64 = -32700;
 /// JSON-RPC: the JSON is not a valid request object.
 const INVALID_REQUEST: i64 = -32600;
 
-/// The server side of MCP over this process's stdin and stdout.
-pub fn stdio() -> LenientTransport<tokio::io::Stdin, tokio::io::Stdout> {
-    LenientTransport::new(tokio::io::stdin(), tokio::io::stdout())
+/// The server side of MCP over this process's stdin and stdout (on the reactor when they are pipes or sockets,
+/// see [`super::stdio`]).
+pub fn stdio() -> LenientTransport<super::stdio::Input, super::stdio::Output> {
+    let (input, output) = super::stdio::streams();
+    LenientTransport::new(input, output)
 }
 
 /// One incoming line, or the note that one was too long to keep.

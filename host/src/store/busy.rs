@@ -9,10 +9,12 @@
 //! [`with_limit`] says otherwise).
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::handoff::Handoff;
 use super::BUSY_TIMEOUT;
 
 /// The first pause after a busy attempt.
@@ -25,8 +27,12 @@ thread_local! {
     static LIMIT: Cell<Duration> = const { Cell::new(BUSY_TIMEOUT) };
 }
 
-/// Installs the handler on `conn`; it replaces any `busy_timeout`.
-pub(super) fn install(conn: &mut Connection) -> rusqlite::Result<()> {
+/// Installs the handler on `conn`; it replaces any `busy_timeout`. With `handoff`, a pause ends early when another
+/// process ends its write transaction ([`super::handoff`]).
+pub(super) fn install(
+    conn: &mut Connection,
+    handoff: Option<Arc<Handoff>>,
+) -> rusqlite::Result<()> {
     // When the current wait began: set on a statement's first busy attempt.
     let mut began = Instant::now();
     conn.busy_handler(Some(move |attempt: i32| {
@@ -34,7 +40,11 @@ pub(super) fn install(conn: &mut Connection) -> rusqlite::Result<()> {
         if attempt == 0 {
             began = now;
         }
-        on_busy(attempt, now.saturating_duration_since(began))
+        on_busy(
+            attempt,
+            now.saturating_duration_since(began),
+            handoff.as_deref(),
+        )
     }))
 }
 
@@ -48,13 +58,16 @@ pub(super) fn with_limit<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
 
 /// SQLite's busy callback: `attempt` counts the busy results of the current statement from 0, `waited` is the
 /// time since the first; `false` gives up with `SQLITE_BUSY`.
-fn on_busy(attempt: i32, waited: Duration) -> bool {
+fn on_busy(attempt: i32, waited: Duration, handoff: Option<&Handoff>) -> bool {
     let limit = LIMIT.with(Cell::get);
     if waited >= limit {
         return false;
     }
     let pause = pause_for(attempt).min(limit - waited);
-    std::thread::sleep(pause);
+    match handoff {
+        Some(handoff) => handoff.wait(pause),
+        None => std::thread::sleep(pause),
+    }
     true
 }
 
@@ -98,7 +111,7 @@ mod tests {
             .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER);")
             .expect("schema");
         let mut waiter = Connection::open(&path).expect("open");
-        install(&mut waiter).expect("install");
+        install(&mut waiter, None).expect("install");
         holder
             .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
             .expect("lock");
@@ -133,7 +146,7 @@ mod tests {
             .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE;")
             .expect("lock");
         let mut waiter = Connection::open(&path).expect("open");
-        install(&mut waiter).expect("install");
+        install(&mut waiter, None).expect("install");
         let began = Instant::now();
         let result = with_limit(Duration::from_millis(40), || {
             waiter.execute_batch("BEGIN IMMEDIATE")

@@ -5,9 +5,12 @@
 //! A [`Store`] owns **one writer connection on a dedicated OS thread**. Every write is a closure sent over a
 //! channel and answered through a oneshot, so writes from one process are serialised without a lock on the tokio
 //! reactor, and each write runs in its own `BEGIN IMMEDIATE` transaction (other processes wait with [`busy`]'s
-//! short pauses, up to [`BUSY_TIMEOUT`]). Reads use a **small pool of read-only connections** driven through
+//! short pauses, up to [`BUSY_TIMEOUT`], which end early when the holder's transaction ends: [`handoff`]). Reads use a **small pool of read-only connections** driven through
 //! `spawn_blocking`: in WAL mode a reader sees the last committed snapshot and never waits for the writer, so a
-//! status poll is never stuck behind a long write. Blocking SQLite work therefore never runs on a reactor thread.
+//! status poll is never stuck behind a long write. Blocking SQLite work therefore does not run on a reactor
+//! thread, with one exception: a **point read** ([`Store::read_point`], a status poll's snapshot: a few index
+//! lookups of a bounded number of rows, tens of microseconds) runs on the calling thread, because the hop to the
+//! blocking pool and back (two thread wake-ups) costs more than the read. It never waits for a lock either.
 //!
 //! # Layout
 //!
@@ -17,6 +20,7 @@
 //! - [`leases`]: workers, leases, heartbeats, claiming.
 //! - [`admission`]: may an operation start now: slots, resource locks, write slots (the seed's order).
 //! - [`busy`]: how a connection waits for another process's write lock.
+//! - [`handoff`]: the shared futex word that wakes those waiters when a write transaction ends.
 //! - [`liveness`]: proof of life through OS file locks next to the database (owners, the worker).
 //! - [`changes`]: wakes waiters on a commit of any process (`PRAGMA data_version`, local commit counter).
 //! - [`commands`]: worker commands (`cmd_<hex>`): control actions a client asks the worker to perform.
@@ -46,6 +50,7 @@ pub mod diagnoses;
 pub mod diagnostics;
 pub mod events;
 pub mod goals;
+mod handoff;
 pub mod health;
 pub mod history;
 pub mod intents;
@@ -266,6 +271,8 @@ struct Inner {
     /// Dropping the sender stops the checkpoint thread.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
+    /// The shared page through which processes hand the write lock over (`None` where it cannot be mapped).
+    handoff: Option<Arc<handoff::Handoff>>,
     /// Counts jobs of this process's writer; waiters clone it to wake at once on a local commit.
     commits: tokio::sync::watch::Receiver<u64>,
 }
@@ -305,8 +312,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn configure(conn: &mut Connection) -> Result<(), StoreError> {
-    busy::install(conn)?;
+fn configure(
+    conn: &mut Connection,
+    handoff: Option<Arc<handoff::Handoff>>,
+) -> Result<(), StoreError> {
+    busy::install(conn, handoff)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -324,14 +334,15 @@ impl Store {
                 source,
             })?;
         }
+        let handoff = handoff::Handoff::open(path).map(Arc::new);
         let mut conn = Connection::open(path)?;
-        busy::install(&mut conn)?;
+        busy::install(&mut conn, handoff.clone())?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "sqlite refused WAL journal mode");
         }
-        configure(&mut conn)?;
+        configure(&mut conn, handoff.clone())?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
@@ -339,6 +350,7 @@ impl Store {
         let (commit_counter, commits) = tokio::sync::watch::channel(0u64);
         let checkpointer = spawn_checkpointer(path, commits.clone())?;
 
+        let writer_handoff = handoff.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".to_string())
             .spawn(move || {
@@ -349,6 +361,10 @@ impl Store {
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
                     if outcome.is_err() {
                         tracing::error!("store write job panicked");
+                    }
+                    // The job's transaction is over (committed or rolled back): wake processes waiting for the lock.
+                    if let Some(handoff) = &writer_handoff {
+                        handoff.released();
                     }
                     // Rolled-back jobs count too: a spurious wake only costs the waiter one re-read.
                     commit_counter.send_modify(|n| *n = n.wrapping_add(1));
@@ -367,6 +383,7 @@ impl Store {
                 writer_thread_id,
                 checkpointer: Mutex::new(Some(checkpointer)),
                 readers: Mutex::new(Vec::new()),
+                handoff,
                 commits,
             }),
         })
@@ -478,7 +495,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        configure(&mut conn)?;
+        configure(&mut conn, self.inner.handoff.clone())?;
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         Ok(conn)
     }
@@ -500,6 +517,16 @@ impl Store {
         let result = f(&conn);
         self.return_reader(conn);
         result
+    }
+
+    /// Runs `f` on a pooled read-only connection on the calling thread, for reads of a bounded handful of rows by
+    /// index (see the module docs): cheaper than [`read`](Self::read)'s hop to the blocking pool. Anything that
+    /// scans or may read many rows must use [`read`](Self::read).
+    pub fn read_point<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError>,
+    {
+        self.read_blocking(f)
     }
 
     /// Runs `f` on a pooled read-only connection in `spawn_blocking`; it sees the last committed snapshot.
@@ -524,7 +551,7 @@ fn spawn_checkpointer(
     mut commits: tokio::sync::watch::Receiver<u64>,
 ) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
     let mut conn = Connection::open(path)?;
-    busy::install(&mut conn)?;
+    busy::install(&mut conn, None)?;
     let (stop, stopped) = mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("store-checkpoint".to_string())

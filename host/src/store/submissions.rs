@@ -13,6 +13,7 @@ use crate::domain::rules::dedup::{
     find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
     SIMILARITY_WINDOW,
 };
+use crate::domain::rules::similarity::SimilarityProbe;
 use crate::domain::rules::status::{ACTIVE, STARTABLE};
 
 /// A submission row to insert.
@@ -60,11 +61,18 @@ fn live_list() -> String {
 /// A candidate with its submission's position `(created_at, rowid)` in the scope.
 type Positioned = (DedupCandidate, (i64, i64));
 
-/// Rows of `scope` whose effective status (turn > operation) is active or startable: operations of the scope
-/// in a live status (index on `(project_path_key, status)`), plus operations of the scope whose tracked turn is
-/// live (index on the turn status). Both sets are small however long the scope's history is. Each candidate
-/// comes with its submission's `created_at`.
-fn live_candidates(conn: &Connection, scope: &str) -> Result<Vec<Positioned>, StoreError> {
+/// Rows of `scope` whose effective status (turn > operation) is active or startable and that the guard may
+/// compare: the same prompt hash, or a submission at or after `cutoff` (the similarity window's first
+/// `(created_at, rowid)`). Operations of the scope in a live status (index on `(project_path_key, status)`), plus
+/// operations of the scope whose tracked turn is live (index on the turn status) and whose own status is not;
+/// the two sets are disjoint, so no sort merges them. Both are small however long the scope's history is. Each
+/// candidate comes with its submission's position.
+fn live_candidates(
+    conn: &Connection,
+    scope: &str,
+    hash: &str,
+    cutoff: (i64, i64),
+) -> Result<Vec<Positioned>, StoreError> {
     let live = live_list();
     let select = "SELECT s.submission_id, s.operation_id, o.thread_id, o.turn_id, COALESCE(t.status, o.status), \
                   s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
@@ -73,14 +81,16 @@ fn live_candidates(conn: &Connection, scope: &str) -> Result<Vec<Positioned>, St
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
            LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
          WHERE o.project_path_key = ?1 AND o.status IN ({live}) \
-         UNION \
+           AND (s.prompt_hash = ?2 OR (s.created_at, s.rowid) >= (?3, ?4)) \
+         UNION ALL \
          {select} FROM tracked_turns t \
            JOIN codex_operations o ON o.turn_id = t.turn_id \
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
-         WHERE t.status IN ({live}) AND o.project_path_key = ?1"
+         WHERE t.status IN ({live}) AND o.project_path_key = ?1 AND o.status NOT IN ({live}) \
+           AND (s.prompt_hash = ?2 OR (s.created_at, s.rowid) >= (?3, ?4))"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![scope], |row| {
+    let rows = stmt.query_map(params![scope, hash, cutoff.0, cutoff.1], |row| {
         let keys: String = row.get(7)?;
         Ok((
             DedupCandidate {
@@ -130,18 +140,13 @@ pub(crate) fn find_active_duplicate(
     scope: &str,
     probe: &DedupProbe<'_>,
 ) -> Result<Option<DuplicateMatch>, StoreError> {
-    let live = live_candidates(conn, scope)?;
-    if live.is_empty() {
-        return Ok(None);
-    }
     let cutoff = if probe.has_input_items {
         (i64::MAX, i64::MAX)
     } else {
         window_start(conn, scope)?
     };
-    let rows: Vec<DedupCandidate> = live
+    let rows: Vec<DedupCandidate> = live_candidates(conn, scope, probe.hash, cutoff)?
         .into_iter()
-        .filter(|(candidate, position)| candidate.hash == probe.hash || *position >= cutoff)
         .map(|(candidate, _)| candidate)
         .take(SAME_HASH_LIMIT + SIMILARITY_WINDOW)
         .collect();
@@ -173,11 +178,14 @@ pub(crate) fn find_historical_match(
         })?
         .collect::<Result<_, _>>()?;
     let mut best: Option<(String, String, f64)> = None;
+    let mut probe: Option<SimilarityProbe<'_>> = None;
     for (operation_id, thread_id, candidate_hash, candidate) in rows {
         let score = if candidate_hash == hash {
             Some(1.0)
         } else {
-            crate::domain::rules::similarity::similarity_at_least(normalized, &candidate, 0.90)
+            probe
+                .get_or_insert_with(|| SimilarityProbe::new(normalized))
+                .at_least(&candidate, 0.90)
         };
         if let Some(score) = score {
             if best.as_ref().is_none_or(|(_, _, b)| score > *b) {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::similarity::similarity_at_least;
+use super::similarity::SimilarityProbe;
 use super::status::{is_active, is_startable, DEDUP_TYPES};
 
 /// Similarity at or above which two prompts in one scope count as the same request.
@@ -98,7 +98,13 @@ pub fn find_active_duplicate(
     candidates: &[DedupCandidate],
 ) -> Option<DuplicateMatch> {
     let mut best: Option<(&DedupCandidate, f64)> = None;
+    // Prepared on the first candidate that needs a similarity, then shared by all of them.
+    let mut similarity: Option<SimilarityProbe<'_>> = None;
     for candidate in candidates {
+        // Nothing scores above 1.0 and ties keep the earlier (more recent) candidate: the rest cannot win.
+        if best.is_some_and(|(_, top)| top >= 1.0) {
+            break;
+        }
         if !(is_active(&candidate.status) || is_startable(&candidate.status)) {
             continue;
         }
@@ -110,11 +116,9 @@ pub fn find_active_duplicate(
         } else if probe.has_input_items {
             None
         } else {
-            similarity_at_least(
-                probe.normalized,
-                &candidate.normalized,
-                SIMILARITY_THRESHOLD,
-            )
+            similarity
+                .get_or_insert_with(|| SimilarityProbe::new(probe.normalized))
+                .at_least(&candidate.normalized, SIMILARITY_THRESHOLD)
         };
         if let Some(score) = score {
             if best.is_none_or(|(_, top)| score > top) {

@@ -1,6 +1,7 @@
 //! Pure domain rules the store and the tools share: no I/O, no clock, no SQL.
 //!
 //! - [`prompt`]: prompt normalisation, hashing and the dedup basis text.
+//! - [`lcs`]: bit-parallel longest common subsequence, the similarity pass's tight upper bound.
 //! - [`similarity`]: a faithful port of Python's `difflib.SequenceMatcher.ratio` and the seed's similarity.
 //! - [`text`]: Python's `str.casefold`, `\s` and `\w`, exact, from tables generated with CPython.
 //! - [`dedup`]: the active duplicate-prompt guard over candidate rows.
@@ -19,6 +20,7 @@ pub mod canonical;
 pub mod capabilities;
 pub mod dedup;
 pub mod interactions;
+pub mod lcs;
 pub mod output_schema;
 pub mod prompt;
 pub mod redact;

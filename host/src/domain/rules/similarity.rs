@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::lcs::LcsPattern;
 use super::text::word_tokens;
 
 /// Below this many characters on either side two different prompts are never "similar" (the seed's bound).
@@ -166,36 +167,78 @@ pub fn similarity(a: &str, b: &str) -> f64 {
 }
 
 /// Like [`similarity`], but returns `None` early when the result is provably below `threshold` (difflib's cheap
-/// upper bounds); the value returned when `Some` is exact.
+/// upper bounds and the longest common subsequence); the value returned when `Some` is exact.
 pub fn similarity_at_least(a: &str, b: &str, threshold: f64) -> Option<f64> {
-    if a == b {
-        return Some(1.0);
-    }
-    let ac: Vec<char> = a.chars().collect();
-    let bc: Vec<char> = b.chars().collect();
-    if ac.len() < MIN_SIMILARITY_CHARS || bc.len() < MIN_SIMILARITY_CHARS {
-        return (threshold <= 0.0).then_some(0.0);
-    }
-    let raw = bounded_ratio(&ac, &bc, threshold);
-    let ta: Vec<char> = sorted_tokens(a).chars().collect();
-    let tb: Vec<char> = sorted_tokens(b).chars().collect();
-    let tokens = bounded_ratio(&ta, &tb, threshold);
-    let best = raw.unwrap_or(0.0).max(tokens.unwrap_or(0.0));
-    (raw.is_some() || tokens.is_some())
-        .then_some(best)
-        .filter(|v| *v >= threshold)
+    SimilarityProbe::new(a).at_least(b, threshold)
 }
 
-/// The exact ratio, or `None` when an upper bound already shows it is below `threshold`.
-fn bounded_ratio(a: &[char], b: &[char], threshold: f64) -> Option<f64> {
-    if real_quick_ratio(a.len(), b.len()) < threshold {
-        return None;
+/// One prompt prepared once for comparing with many (the duplicate guard compares a new prompt with up to a few
+/// hundred live ones): its chars and sorted tokens, each indexed for the longest-common-subsequence bound.
+#[derive(Debug, Clone)]
+pub struct SimilarityProbe<'a> {
+    text: &'a str,
+    raw: Side,
+    tokens: Side,
+}
+
+#[derive(Debug, Clone)]
+struct Side {
+    chars: Vec<char>,
+    pattern: LcsPattern,
+}
+
+impl Side {
+    fn new(text: &str) -> Side {
+        let chars: Vec<char> = text.chars().collect();
+        let pattern = LcsPattern::new(&chars);
+        Side { chars, pattern }
     }
-    let matcher = SequenceMatcher::new(a, b);
-    if matcher.quick_ratio() < threshold {
-        return None;
+
+    /// The exact ratio of `self` (difflib's `a`) and `other` (`b`), or `None` when an upper bound already shows
+    /// it is below `threshold`: lengths, then the char multiset, then the longest common subsequence.
+    fn bounded_ratio(&self, other: &[char], threshold: f64) -> Option<f64> {
+        let total = self.chars.len() + other.len();
+        if real_quick_ratio(self.chars.len(), other.len()) < threshold {
+            return None;
+        }
+        if ratio_of(self.pattern.lcs_len(other.iter().copied()), total) < threshold {
+            return None;
+        }
+        let matcher = SequenceMatcher::new(&self.chars, other);
+        if matcher.quick_ratio() < threshold {
+            return None;
+        }
+        Some(matcher.ratio())
     }
-    Some(matcher.ratio())
+}
+
+impl<'a> SimilarityProbe<'a> {
+    /// Prepares `text` (the `a` side of every comparison, as in the seed's `similarity(new, earlier)`).
+    pub fn new(text: &'a str) -> SimilarityProbe<'a> {
+        SimilarityProbe {
+            text,
+            raw: Side::new(text),
+            tokens: Side::new(&sorted_tokens(text)),
+        }
+    }
+
+    /// [`similarity_at_least`] of the probe and `other`.
+    pub fn at_least(&self, other: &str, threshold: f64) -> Option<f64> {
+        if self.text == other {
+            return Some(1.0);
+        }
+        let other_chars: Vec<char> = other.chars().collect();
+        if self.raw.chars.len() < MIN_SIMILARITY_CHARS || other_chars.len() < MIN_SIMILARITY_CHARS {
+            return (threshold <= 0.0).then_some(0.0);
+        }
+        let raw = self.raw.bounded_ratio(&other_chars, threshold);
+        let other_tokens: Vec<char> = sorted_tokens(other).chars().collect();
+        let tokens = self.tokens.bounded_ratio(&other_tokens, threshold);
+        let best = raw.unwrap_or(0.0).max(tokens.unwrap_or(0.0));
+        (raw.is_some() || tokens.is_some())
+            .then_some(best)
+            .filter(|v| *v >= threshold)
+    }
 }
 
 #[cfg(test)]
@@ -330,12 +373,57 @@ mod tests {
     }
 
     #[test]
+    fn the_prepared_probe_agrees_with_the_exact_similarity_near_the_threshold() {
+        // A base prompt and copies with a few chars changed, dropped or words swapped: many land on either side
+        // of 0.90, where a wrong bound would show.
+        let base =
+            "Please refactor the storage layer to use WAL mode, add tests and document the change";
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let probe = SimilarityProbe::new(base);
+        let (mut above, mut below) = (0, 0);
+        for _ in 0..400 {
+            let mut chars: Vec<char> = base.chars().collect();
+            for _ in 0..1 + next(24) {
+                let at = next(chars.len());
+                match next(3) {
+                    0 => chars[at] = "xyzé ".chars().nth(next(5)).unwrap_or('x'),
+                    1 => {
+                        chars.remove(at);
+                    }
+                    _ => chars.insert(at, 'q'),
+                }
+            }
+            let other: String = chars.into_iter().collect();
+            let exact = similarity(base, &other);
+            match probe.at_least(&other, 0.9) {
+                Some(v) => {
+                    assert!((v - exact).abs() < 1e-12 && v >= 0.9, "{other:?}");
+                    above += 1;
+                }
+                None => {
+                    assert!(exact < 0.9, "{other:?} scored {exact}");
+                    below += 1;
+                }
+            }
+        }
+        assert!(above > 20 && below > 20, "{above} above, {below} below");
+    }
+
+    #[test]
     fn quick_ratio_bounds_the_ratio() {
         for (a, b, _, _) in DIFFLIB {
             let (ac, bc): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
             let m = SequenceMatcher::new(&ac, &bc);
             assert!(m.quick_ratio() + 1e-12 >= m.ratio());
             assert!(real_quick_ratio(ac.len(), bc.len()) + 1e-12 >= m.quick_ratio());
+            let lcs = LcsPattern::new(&ac).lcs_len(bc.iter().copied());
+            assert!(ratio_of(lcs, ac.len() + bc.len()) + 1e-12 >= m.ratio());
         }
     }
 }

@@ -168,16 +168,18 @@ impl Default for PayloadOptions {
     }
 }
 
-/// Handler of `codex_get_operation_status`: a pure read of one SQLite snapshot.
+/// Handler of `codex_get_operation_status`: a pure read of one SQLite snapshot (the operation, its turn, messages,
+/// events and interactions in one read transaction; no separate lookup of the operation first).
 pub async fn status(app: &App, args: &Args) -> Result<Value, ToolError> {
     let operation_id = args.required_str("operation_id")?;
-    let operation = app
+    let options = options_from(args);
+    let snapshot = app
         .engine()
         .store
-        .get_operation(operation_id)
+        .operation_snapshot(operation_id, options.last_messages, options.progress_events)
         .await?
         .ok_or_else(|| unknown_operation(operation_id))?;
-    operation_payload(app, &operation, &options_from(args)).await
+    render_operation(&app.engine().worker.owner_id, snapshot, &options)
 }
 
 fn unknown_operation(operation_id: &str) -> ToolError {

@@ -45,6 +45,10 @@ use crate::domain::rules::status::{
     queue_status_for, retry_backoff_seconds, DEDUP_TYPES, OPERATION_TYPES,
 };
 
+/// Up to this many messages plus progress events, a snapshot is a point read (see [`Store::read_point`]): the
+/// defaults of a status poll are 10 + 10.
+pub const POINT_SNAPSHOT_ROWS: usize = 64;
+
 /// One operation as stored. Serialises with the seed's camelCase names; paths and the raw request stay out of
 /// the JSON (use [`Operation::request_summary`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -386,17 +390,20 @@ impl Store {
 
     /// One operation by id.
     pub async fn get_operation(&self, operation_id: &str) -> Result<Option<Operation>, StoreError> {
-        let id = operation_id.to_string();
-        self.read(move |c| get(c, &id)).await
+        self.read_point(|c| get(c, operation_id))
     }
 
-    /// An operation with its turn, latest messages and progress, and pending interactions, in one snapshot.
+    /// An operation with its turn, latest messages and progress, and pending interactions, in one snapshot
+    /// (a point read on the calling thread when it asks for at most [`POINT_SNAPSHOT_ROWS`] messages and events).
     pub async fn operation_snapshot(
         &self,
         operation_id: &str,
         n_messages: usize,
         n_events: usize,
     ) -> Result<Option<OperationSnapshot>, StoreError> {
+        if n_messages.saturating_add(n_events) <= POINT_SNAPSHOT_ROWS {
+            return self.read_point(|c| snapshot(c, operation_id, n_messages, n_events));
+        }
         let id = operation_id.to_string();
         self.read(move |c| snapshot(c, &id, n_messages, n_events))
             .await
