@@ -26,7 +26,11 @@ pub async fn run(
     let started = Started::start(config).await?;
     let server = McpServer::new(started.app.clone());
     // Our own line decoding: rmcp's drops undecodable lines unanswered (see `mcp::transport`).
-    let transport = crate::mcp::transport::stdio();
+    let mut transport = crate::mcp::transport::stdio();
+    match server.tools_list_reply() {
+        Ok(reply) => transport = transport.with_tools_list(std::sync::Arc::new(reply)),
+        Err(err) => tracing::warn!(error = %err, "tools/list is serialised per call"),
+    }
     let running = match server.serve(transport).await {
         Ok(running) => running,
         // A client that goes away before `initialize` is not an error of ours.

@@ -19,6 +19,7 @@ pub mod server;
 pub mod stdio;
 pub mod tasks;
 pub mod tools;
+pub mod tools_list_reply;
 pub mod transport;
 
 pub use error::{ErrorCode, ToolError};

@@ -65,6 +65,13 @@ impl McpServer {
         }
     }
 
+    /// The `tools/list` reply of this server's catalog, serialised once for the stdio transport.
+    pub fn tools_list_reply(
+        &self,
+    ) -> Result<super::tools_list_reply::ToolsListReply, serde_json::Error> {
+        super::tools_list_reply::ToolsListReply::new(self.tools.clone())
+    }
+
     /// Runs one tool call to its JSON payload (`ok:true` or the error shape); never fails at the protocol level.
     pub async fn call(
         &self,

@@ -25,6 +25,8 @@ use tokio::sync::Mutex;
 use tokio_util::bytes::{Bytes, BytesMut};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, FramedRead};
 
+use super::tools_list_reply::ToolsListReply;
+
 /// JSON-RPC: the line is not JSON.
 const PARSE_ERROR: i64 = -32700;
 /// JSON-RPC: the JSON is not a valid request object.
@@ -76,6 +78,8 @@ pub struct LenientTransport<R, W> {
     lines: FramedRead<R, LineCodec>,
     /// Replies and error answers share one writer; a whole line is written under the lock so lines never interleave.
     writer: Arc<Mutex<Option<W>>>,
+    /// The catalog's `tools/list` reply, serialised once (see [`ToolsListReply`]).
+    tools_list: Option<Arc<ToolsListReply>>,
 }
 
 impl<R: AsyncRead, W> LenientTransport<R, W> {
@@ -89,7 +93,14 @@ impl<R: AsyncRead, W> LenientTransport<R, W> {
         LenientTransport {
             lines: FramedRead::new(read, LineCodec(codec)),
             writer: Arc::new(Mutex::new(Some(write))),
+            tools_list: None,
         }
+    }
+
+    /// Writes `tools/list` results that carry the catalog from `reply` instead of serialising them again.
+    pub fn with_tools_list(mut self, reply: Arc<ToolsListReply>) -> Self {
+        self.tools_list = Some(reply);
+        self
     }
 }
 
@@ -122,8 +133,15 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
         let writer = self.writer.clone();
+        let cached = self
+            .tools_list
+            .as_ref()
+            .and_then(|reply| reply.line_for(&item));
         async move {
-            let line = serde_json::to_vec(&item).map_err(io::Error::other)?;
+            let line = match cached {
+                Some(line) => line,
+                None => serde_json::to_vec(&item).map_err(io::Error::other)?,
+            };
             write_line(&writer, line).await
         }
     }

@@ -61,58 +61,112 @@ fn live_list() -> String {
 /// A candidate with its submission's position `(created_at, rowid)` in the scope.
 type Positioned = (DedupCandidate, (i64, i64));
 
-/// Rows of `scope` whose effective status (turn > operation) is active or startable and that the guard may
-/// compare: the same prompt hash, or a submission at or after `cutoff` (the similarity window's first
-/// `(created_at, rowid)`). Operations of the scope in a live status (index on `(project_path_key, status)`), plus
-/// operations of the scope whose tracked turn is live (index on the turn status) and whose own status is not;
-/// the two sets are disjoint, so no sort merges them. Both are small however long the scope's history is. Each
-/// candidate comes with its submission's position.
+/// The columns of a candidate, then its submission's position.
+const CANDIDATE_COLUMNS: &str = "s.submission_id, s.operation_id, o.thread_id, o.turn_id, \
+     COALESCE(t.status, o.status), s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
+
+/// Past this many live rows in one scope, reading them all costs more than reading the window
+/// ([`windowed_candidates`]).
+const LIVE_SCAN_LIMIT: usize = SAME_HASH_LIMIT + SIMILARITY_WINDOW;
+
+fn positioned(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
+    let keys: String = row.get(7)?;
+    Ok((
+        DedupCandidate {
+            submission_id: row.get(0)?,
+            operation_id: row.get(1)?,
+            thread_id: row.get(2)?,
+            turn_id: row.get(3)?,
+            status: row.get(4)?,
+            normalized: row.get(5)?,
+            hash: row.get(6)?,
+            resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
+        },
+        (row.get::<_, i64>(8)?, row.get::<_, i64>(9)?),
+    ))
+}
+
+/// Most recent first, as the seed walks them.
+fn most_recent_first(mut rows: Vec<Positioned>) -> Vec<Positioned> {
+    rows.sort_by_key(|candidate| std::cmp::Reverse(candidate.1));
+    rows
+}
+
+/// Every row of `scope` whose effective status (turn > operation) may be live: operations of the scope in a live
+/// status (index on `(project_path_key, status)`), plus operations of the scope whose tracked turn is live (index
+/// on the turn status) and whose own status is not (the two sets are disjoint, so no sort merges them). Usually a
+/// handful; `None` when there are more than `limit` (a long queue in one project), which are not read.
 fn live_candidates(
     conn: &Connection,
     scope: &str,
-    hash: &str,
-    cutoff: (i64, i64),
-) -> Result<Vec<Positioned>, StoreError> {
+    limit: usize,
+) -> Result<Option<Vec<Positioned>>, StoreError> {
     let live = live_list();
-    let select = "SELECT s.submission_id, s.operation_id, o.thread_id, o.turn_id, COALESCE(t.status, o.status), \
-                  s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
     let sql = format!(
-        "{select} FROM codex_operations o \
+        "SELECT {CANDIDATE_COLUMNS} FROM codex_operations o \
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
            LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
          WHERE o.project_path_key = ?1 AND o.status IN ({live}) \
-           AND (s.prompt_hash = ?2 OR (s.created_at, s.rowid) >= (?3, ?4)) \
          UNION ALL \
-         {select} FROM tracked_turns t \
+         SELECT {CANDIDATE_COLUMNS} FROM tracked_turns t \
            JOIN codex_operations o ON o.turn_id = t.turn_id \
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
          WHERE t.status IN ({live}) AND o.project_path_key = ?1 AND o.status NOT IN ({live}) \
-           AND (s.prompt_hash = ?2 OR (s.created_at, s.rowid) >= (?3, ?4))"
+         LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![scope, hash, cutoff.0, cutoff.1], |row| {
-        let keys: String = row.get(7)?;
-        Ok((
-            DedupCandidate {
-                submission_id: row.get(0)?,
-                operation_id: row.get(1)?,
-                thread_id: row.get(2)?,
-                turn_id: row.get(3)?,
-                status: row.get(4)?,
-                normalized: row.get(5)?,
-                hash: row.get(6)?,
-                resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
-            },
-            (row.get::<_, i64>(8)?, row.get::<_, i64>(9)?),
-        ))
-    })?;
-    let mut out: Vec<Positioned> = Vec::new();
-    for row in rows {
-        out.push(row?);
-    }
-    // Most recent first, as the seed walks them.
-    out.sort_by_key(|candidate| std::cmp::Reverse(candidate.1));
-    Ok(out)
+    let rows = stmt
+        .query_map(
+            params![
+                scope,
+                i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
+            ],
+            positioned,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows.len() <= limit).then(|| most_recent_first(rows)))
+}
+
+/// The rows the guard compares, read from the other side when a scope has many live rows: the scope's
+/// [`SIMILARITY_WINDOW`] most recent submissions (index on `(project_path_key, created_at)`) and its rows with the
+/// probe's hash (index on `(project_path_key, prompt_hash)`), each kept when its effective status is live. At most
+/// the window plus the same-hash rows are read, however long the queue.
+fn windowed_candidates(
+    conn: &Connection,
+    scope: &str,
+    probe: &DedupProbe<'_>,
+) -> Result<Vec<Positioned>, StoreError> {
+    let live = effective_status_is_live();
+    let same_hash = format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM codex_prompt_submissions s \
+           JOIN codex_operations o ON o.operation_id = s.operation_id \
+           LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
+         WHERE s.project_path_key = ?1 AND s.prompt_hash = ?2 AND {live}"
+    );
+    let sql = if probe.has_input_items {
+        same_hash
+    } else {
+        format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM \
+               (SELECT rowid AS rid FROM codex_prompt_submissions WHERE project_path_key = ?1 \
+                ORDER BY created_at DESC, rowid DESC LIMIT {SIMILARITY_WINDOW}) w \
+               JOIN codex_prompt_submissions s ON s.rowid = w.rid \
+               JOIN codex_operations o ON o.operation_id = s.operation_id \
+               LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
+             WHERE {live} \
+             UNION {same_hash}"
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params![scope, probe.hash], positioned)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(most_recent_first(rows))
+}
+
+/// The SQL condition "the effective status (turn > operation) is active or startable".
+fn effective_status_is_live() -> String {
+    format!("COALESCE(t.status, o.status) IN ({})", live_list())
 }
 
 /// `(created_at, rowid)` of the oldest row in the scope's [`SIMILARITY_WINDOW`] most recent rows (a covering
@@ -140,12 +194,21 @@ pub(crate) fn find_active_duplicate(
     scope: &str,
     probe: &DedupProbe<'_>,
 ) -> Result<Option<DuplicateMatch>, StoreError> {
-    let cutoff = if probe.has_input_items {
-        (i64::MAX, i64::MAX)
-    } else {
-        window_start(conn, scope)?
+    let candidates = match live_candidates(conn, scope, LIVE_SCAN_LIMIT)? {
+        Some(live) if live.is_empty() => return Ok(None),
+        Some(live) => {
+            let cutoff = if probe.has_input_items {
+                (i64::MAX, i64::MAX)
+            } else {
+                window_start(conn, scope)?
+            };
+            live.into_iter()
+                .filter(|(candidate, position)| candidate.hash == probe.hash || *position >= cutoff)
+                .collect()
+        }
+        None => windowed_candidates(conn, scope, probe)?,
     };
-    let rows: Vec<DedupCandidate> = live_candidates(conn, scope, probe.hash, cutoff)?
+    let rows: Vec<DedupCandidate> = candidates
         .into_iter()
         .map(|(candidate, _)| candidate)
         .take(SAME_HASH_LIMIT + SIMILARITY_WINDOW)

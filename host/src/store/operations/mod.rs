@@ -877,6 +877,55 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn duplicate_guard_reads_the_window_when_a_scope_has_a_long_queue() {
+        // More live rows than the guard scans (a long queue in one project): it reads the window and the same-hash
+        // rows instead, with the same answers.
+        let (_dir, store) = temp_store();
+        let near = "Please refactor the storage layer to use WAL mode and add unit tests";
+        let old = store
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("insert")
+            .operation()
+            .clone();
+        for idx in 0..300 {
+            let mut filler = chat(&format!("filler prompt number {idx}"), None);
+            filler.dedup_policy = "idempotency_only".into();
+            store.insert_operation(filler).await.expect("filler");
+        }
+        // Outside the window: similar is allowed, identical is still refused.
+        let similar = store
+            .insert_operation(chat(near, None))
+            .await
+            .expect("similar but outside the window")
+            .operation()
+            .clone();
+        assert!(matches!(
+            store.insert_operation(chat(&PROMPT.to_uppercase(), None)).await,
+            Err(StoreError::DuplicatePromptActive(found))
+                if found.similarity == 1.0 && found.existing_operation_id == old.operation_id
+        ));
+        // Inside the window: the similar prompt just queued is found by similarity.
+        let outcome = store
+            .insert_operation(chat(&format!("{near} now"), None))
+            .await;
+        assert!(
+            matches!(&outcome, Err(StoreError::DuplicatePromptActive(found))
+                if found.existing_operation_id == similar.operation_id && found.similarity < 1.0),
+            "{outcome:?}"
+        );
+        // A row that is no longer live is not a candidate, whichever way the rows are read.
+        store
+            .set_status(&similar.operation_id, OperationStatus::Cancelled)
+            .await
+            .expect("cancel");
+        store
+            .insert_operation(chat(&format!("{near} now"), None))
+            .await
+            .expect("the similar one is no longer live");
+    }
+
+    #[tokio::test]
     async fn transitions_are_checked_and_terminal_is_final() {
         let (_dir, store) = temp_store();
         let op = store
