@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{new_id, StoreError};
 use crate::domain::rules::dedup::{
-    find_active_duplicate_with as decide, similarity_scores as score_all, DedupCandidate,
-    DedupProbe, DuplicateMatch, KnownScores, SAME_HASH_LIMIT, SIMILARITY_WINDOW,
+    find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
+    SIMILARITY_WINDOW,
 };
 use crate::domain::rules::similarity::SimilarityProbe;
 use crate::domain::rules::status::{ACTIVE, STARTABLE};
@@ -184,18 +184,18 @@ fn window_start(conn: &Connection, scope: &str) -> Result<(i64, i64), StoreError
         .unwrap_or((i64::MIN, i64::MIN)))
 }
 
-/// The rows the guard compares `probe` with in `scope`, most recent first.
+/// The best active duplicate of `probe` in `scope`, if any.
 ///
 /// Same-hash candidates are the scope's live rows with that hash; similarity candidates are the scope's live rows
 /// among its [`SIMILARITY_WINDOW`] most recent (skipped when the request has input items). Rows that are not live
 /// could never be reported, so they are never loaded.
-fn candidates(
+pub(crate) fn find_active_duplicate(
     conn: &Connection,
     scope: &str,
     probe: &DedupProbe<'_>,
-) -> Result<Vec<DedupCandidate>, StoreError> {
+) -> Result<Option<DuplicateMatch>, StoreError> {
     let candidates = match live_candidates(conn, scope, LIVE_SCAN_LIMIT)? {
-        Some(live) if live.is_empty() => return Ok(Vec::new()),
+        Some(live) if live.is_empty() => return Ok(None),
         Some(live) => {
             let cutoff = if probe.has_input_items {
                 (i64::MAX, i64::MAX)
@@ -208,36 +208,12 @@ fn candidates(
         }
         None => windowed_candidates(conn, scope, probe)?,
     };
-    Ok(candidates
+    let rows: Vec<DedupCandidate> = candidates
         .into_iter()
         .map(|(candidate, _)| candidate)
         .take(SAME_HASH_LIMIT + SIMILARITY_WINDOW)
-        .collect())
-}
-
-/// The best active duplicate of `probe` in `scope`, if any; similarities found in `known` (computed earlier on a
-/// read snapshot by [`similarity_scores`]) are not computed again. The candidates themselves are always read
-/// here, so the answer is the one this transaction's state gives.
-pub(crate) fn find_active_duplicate(
-    conn: &Connection,
-    scope: &str,
-    probe: &DedupProbe<'_>,
-    known: &KnownScores,
-) -> Result<Option<DuplicateMatch>, StoreError> {
-    let rows = candidates(conn, scope, probe)?;
-    Ok(decide(probe, &rows, known))
-}
-
-/// The similarity of `probe` to each current candidate of `scope` that needs one: run on a read snapshot before
-/// the insert's write transaction, so the write lock that every server process shares is not held while up to a
-/// few hundred prompts are compared.
-pub(crate) fn similarity_scores(
-    conn: &Connection,
-    scope: &str,
-    probe: &DedupProbe<'_>,
-) -> Result<KnownScores, StoreError> {
-    let rows = candidates(conn, scope, probe)?;
-    Ok(score_all(probe, &rows))
+        .collect();
+    Ok(decide(probe, &rows))
 }
 
 /// A completed, non-archived operation in `scope` whose prompt matches (same hash, or similarity ≥ 0.90 among

@@ -1,7 +1,5 @@
 //! The active duplicate-prompt guard (seed §f "Dedup") over candidate rows the store has already loaded.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::similarity::SimilarityProbe;
@@ -94,51 +92,10 @@ fn disjoint_resource_keys(a: &[String], b: &[String]) -> bool {
     !a.is_empty() && !b.is_empty() && !a.iter().any(|key| b.contains(key))
 }
 
-/// Similarities already computed, by submission id (`None`: provably below the threshold). A prompt's normalised
-/// text never changes, so a score computed on an earlier snapshot holds for the same submission later.
-pub type KnownScores = HashMap<String, Option<f64>>;
-
-/// Whether `candidate` can be a duplicate of `probe` at all, before any similarity: live, and not on disjoint
-/// resource keys.
-fn comparable(probe: &DedupProbe<'_>, candidate: &DedupCandidate) -> bool {
-    (is_active(&candidate.status) || is_startable(&candidate.status))
-        && !disjoint_resource_keys(probe.resource_keys, &candidate.resource_keys)
-}
-
-/// The similarity of every candidate that needs one (comparable, another hash, no input items), for
-/// [`find_active_duplicate_with`] to reuse: the expensive part of the guard, which can run on a read snapshot
-/// before the write lock is taken.
-pub fn similarity_scores(probe: &DedupProbe<'_>, candidates: &[DedupCandidate]) -> KnownScores {
-    let mut scores = KnownScores::new();
-    if probe.has_input_items {
-        return scores;
-    }
-    let mut similarity: Option<SimilarityProbe<'_>> = None;
-    for candidate in candidates {
-        if candidate.hash == probe.hash || !comparable(probe, candidate) {
-            continue;
-        }
-        let score = similarity
-            .get_or_insert_with(|| SimilarityProbe::new(probe.normalized))
-            .at_least(&candidate.normalized, SIMILARITY_THRESHOLD);
-        scores.insert(candidate.submission_id.clone(), score);
-    }
-    scores
-}
-
 /// The best active duplicate among `candidates` (highest similarity; ties go to the most recent), if any.
 pub fn find_active_duplicate(
     probe: &DedupProbe<'_>,
     candidates: &[DedupCandidate],
-) -> Option<DuplicateMatch> {
-    find_active_duplicate_with(probe, candidates, &KnownScores::new())
-}
-
-/// [`find_active_duplicate`], taking a candidate's similarity from `known` when it is there.
-pub fn find_active_duplicate_with(
-    probe: &DedupProbe<'_>,
-    candidates: &[DedupCandidate],
-    known: &KnownScores,
 ) -> Option<DuplicateMatch> {
     let mut best: Option<(&DedupCandidate, f64)> = None;
     // Prepared on the first candidate that needs a similarity, then shared by all of them.
@@ -148,15 +105,16 @@ pub fn find_active_duplicate_with(
         if best.is_some_and(|(_, top)| top >= 1.0) {
             break;
         }
-        if !comparable(probe, candidate) {
+        if !(is_active(&candidate.status) || is_startable(&candidate.status)) {
+            continue;
+        }
+        if disjoint_resource_keys(probe.resource_keys, &candidate.resource_keys) {
             continue;
         }
         let score = if candidate.hash == probe.hash {
             Some(1.0)
         } else if probe.has_input_items {
             None
-        } else if let Some(score) = known.get(&candidate.submission_id) {
-            *score
         } else {
             similarity
                 .get_or_insert_with(|| SimilarityProbe::new(probe.normalized))

@@ -4,62 +4,12 @@ use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::domain::rules::dedup::KnownScores;
 
 /// The idempotent insert (see [`Store::insert_operation`]); `conn` must be inside a write transaction.
 pub fn insert(
     conn: &Connection,
     new: &NewOperation,
     now: i64,
-) -> Result<InsertOutcome, StoreError> {
-    insert_with(conn, new, now, &KnownScores::new())
-}
-
-/// The normalised dedup basis of `new` and its hash, for prompt-carrying types.
-fn dedup_basis(new: &NewOperation) -> Option<(String, String)> {
-    let message = new.message.as_ref()?;
-    if !DEDUP_TYPES.contains(&new.operation_type.as_str()) {
-        return None;
-    }
-    let text = basis_text(&BasisInput {
-        message,
-        latest_plan: new.latest_plan.as_deref(),
-        output_schema_hash: new.output_schema_hash.as_deref(),
-        input_items_hash: new.input_items_hash.as_deref(),
-    });
-    let normalized = normalize_prompt(&text);
-    let hash = prompt_hash(&normalized);
-    Some((normalized, hash))
-}
-
-/// The duplicate guard's similarities for `new` on `conn`'s snapshot (empty when the guard does not run): what
-/// [`insert_with`] would otherwise compute while holding the write lock.
-pub(crate) fn guard_scores(
-    conn: &Connection,
-    new: &NewOperation,
-) -> Result<KnownScores, StoreError> {
-    if !guard_applies(&new.operation_type, &new.dedup_policy, new.force) {
-        return Ok(KnownScores::new());
-    }
-    let Some((normalized, hash)) = dedup_basis(new) else {
-        return Ok(KnownScores::new());
-    };
-    let probe = DedupProbe {
-        normalized: &normalized,
-        hash: &hash,
-        has_input_items: new.input_items_hash.is_some(),
-        resource_keys: &new.resource_keys,
-    };
-    submissions::similarity_scores(conn, &new.project_path_key, &probe)
-}
-
-/// [`insert`], reusing similarities computed earlier (by [`guard_scores`]); the guard's candidates are read in
-/// this transaction, so only the pure text comparisons are reused.
-pub(crate) fn insert_with(
-    conn: &Connection,
-    new: &NewOperation,
-    now: i64,
-    known: &KnownScores,
 ) -> Result<InsertOutcome, StoreError> {
     if !OPERATION_TYPES.contains(&new.operation_type.as_str()) {
         return Err(invalid(
@@ -104,7 +54,23 @@ pub(crate) fn insert_with(
     };
 
     // The dedup basis exists for prompt-carrying types whether or not the guard runs, so later requests see it.
-    let basis = dedup_basis(new);
+    let basis = match (
+        &new.message,
+        DEDUP_TYPES.contains(&new.operation_type.as_str()),
+    ) {
+        (Some(message), true) => {
+            let text = basis_text(&BasisInput {
+                message,
+                latest_plan: new.latest_plan.as_deref(),
+                output_schema_hash: new.output_schema_hash.as_deref(),
+                input_items_hash: new.input_items_hash.as_deref(),
+            });
+            let normalized = normalize_prompt(&text);
+            let hash = prompt_hash(&normalized);
+            Some((normalized, hash))
+        }
+        _ => None,
+    };
     if let Some((normalized, hash)) = &basis {
         if guard_applies(&new.operation_type, &new.dedup_policy, new.force) {
             let probe = DedupProbe {
@@ -114,7 +80,7 @@ pub(crate) fn insert_with(
                 resource_keys: &new.resource_keys,
             };
             if let Some(found) =
-                submissions::find_active_duplicate(conn, &new.project_path_key, &probe, known)?
+                submissions::find_active_duplicate(conn, &new.project_path_key, &probe)?
             {
                 return Err(StoreError::DuplicatePromptActive(Box::new(found)));
             }

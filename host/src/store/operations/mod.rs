@@ -384,15 +384,7 @@ impl Store {
     ///   with [`StoreError::DuplicatePromptActive`].
     /// - Otherwise the operation (status `queued`) and its prompt submission are inserted.
     pub async fn insert_operation(&self, new: NewOperation) -> Result<InsertOutcome, StoreError> {
-        // The duplicate guard compares the prompt with up to a few hundred live ones. Those comparisons run first,
-        // on a read snapshot, so the write lock (shared by every server process on the database) is held only for
-        // the candidate read, the insert and whatever rows arrived in between.
-        let new = std::sync::Arc::new(new);
-        let for_scores = new.clone();
-        let known = self
-            .read(move |c| insert::guard_scores(c, &for_scores))
-            .await?;
-        self.write(move |tx| insert::insert_with(tx, &new, crate::time::now_ms(), &known))
+        self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
             .await
     }
 
@@ -931,46 +923,6 @@ pub(crate) mod tests {
             .insert_operation(chat(&format!("{near} now"), None))
             .await
             .expect("the similar one is no longer live");
-    }
-
-    #[tokio::test]
-    async fn scores_from_an_earlier_snapshot_never_change_the_guard_s_answer() {
-        // The similarities are computed before the write lock; the candidates are read again under it. A row that
-        // stopped being live in between is not reported, and one that arrived in between is compared then.
-        let (_dir, store) = temp_store();
-        let near = "Please refactor the storage layer to use WAL mode and add unit tests";
-        let earlier = store
-            .insert_operation(chat(near, None))
-            .await
-            .expect("insert")
-            .operation()
-            .clone();
-        let probe = chat(PROMPT, None);
-        let for_scores = probe.clone();
-        let known = store
-            .read(move |c| insert::guard_scores(c, &for_scores))
-            .await
-            .expect("scores");
-        assert_eq!(known.len(), 1, "{known:?}");
-        assert!(known.values().all(|score| score.is_some()));
-        store
-            .set_status(&earlier.operation_id, OperationStatus::Cancelled)
-            .await
-            .expect("cancel");
-        let arrived = store
-            .insert_operation(chat(&format!("{near} now"), None))
-            .await
-            .expect("insert")
-            .operation()
-            .clone();
-        let outcome = store
-            .write(move |tx| insert::insert_with(tx, &probe, crate::time::now_ms(), &known))
-            .await;
-        assert!(
-            matches!(&outcome, Err(StoreError::DuplicatePromptActive(found))
-                if found.existing_operation_id == arrived.operation_id),
-            "{outcome:?}"
-        );
     }
 
     #[tokio::test]
