@@ -23,25 +23,23 @@ pub type Input = Box<dyn AsyncRead + Send + Unpin>;
 /// The byte stream replies leave on.
 pub type Output = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// stdin and stdout, on the reactor when they are pipes or stream sockets (see the module docs).
+/// stdin and stdout, on the reactor when they are pipes or Unix stream sockets (see the module docs).
 pub fn streams() -> (Input, Output) {
-    let input = match reactor_input() {
-        Ok(Some(input)) => input,
-        Ok(None) => Box::new(tokio::io::stdin()),
-        Err(err) => {
-            tracing::debug!(error = %err, "stdin stays on the blocking pool");
-            Box::new(tokio::io::stdin())
-        }
-    };
-    let output = match reactor_output() {
-        Ok(Some(output)) => output,
-        Ok(None) => Box::new(tokio::io::stdout()),
-        Err(err) => {
-            tracing::debug!(error = %err, "stdout stays on the blocking pool");
-            Box::new(tokio::io::stdout())
-        }
-    };
+    let input = or_blocking("stdin", reactor_input(), || Box::new(tokio::io::stdin()));
+    let output = or_blocking("stdout", reactor_output(), || Box::new(tokio::io::stdout()));
     (input, output)
+}
+
+/// The reactor-driven stream when there is one, else tokio's blocking stream from `blocking`.
+fn or_blocking<T>(name: &str, reactor: io::Result<Option<T>>, blocking: impl FnOnce() -> T) -> T {
+    match reactor {
+        Ok(Some(stream)) => stream,
+        Ok(None) => blocking(),
+        Err(err) => {
+            tracing::debug!(stream = name, error = %err, "stays on the blocking pool");
+            blocking()
+        }
+    }
 }
 
 /// What a descriptor is, as far as the reactor cares.

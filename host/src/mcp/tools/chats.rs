@@ -80,8 +80,17 @@ async fn run(app: &App, submit: Args, args: &Args, ctx: &CallContext) -> Result<
         .ok_or_else(|| ToolError::new(ErrorCode::Internal, "the submit answered no operationId"))?
         .to_string();
     let terminal = |s: &Value| s.get("terminal").and_then(Value::as_bool) == Some(true);
+    // The turn has started once the operation has its id and has left the `starting_*` statuses: app-server's
+    // reply gives the id a moment before the turn is tracked and the operation marked running, and a caller that
+    // lists its chats right after this answer must find the turn there.
+    let started = |s: &Value| {
+        s.get("turnId").is_some_and(Value::is_string)
+            && s.get("status")
+                .and_then(Value::as_str)
+                .is_some_and(|status| status != "queued" && !status.starts_with("starting_"))
+    };
     let (mut status, _) = wait::operation_until(app, &operation_id, TURN_START_BOUND, ctx, |s| {
-        s.get("turnId").is_some_and(Value::is_string) || terminal(s)
+        started(s) || terminal(s)
     })
     .await?;
     let first_message_wait = args.int("first_message_timeout_seconds").unwrap_or(0);
