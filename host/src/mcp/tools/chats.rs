@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::wait;
 use crate::app::App;
+use crate::domain::rules::status::is_startable;
 use crate::mcp::args::Args;
 use crate::mcp::call::CallContext;
 use crate::mcp::catalog::Catalog;
@@ -80,14 +81,14 @@ async fn run(app: &App, submit: Args, args: &Args, ctx: &CallContext) -> Result<
         .ok_or_else(|| ToolError::new(ErrorCode::Internal, "the submit answered no operationId"))?
         .to_string();
     let terminal = |s: &Value| s.get("terminal").and_then(Value::as_bool) == Some(true);
-    // The turn has started once the operation has its id and has left the `starting_*` statuses: app-server's
-    // reply gives the id a moment before the turn is tracked and the operation marked running, and a caller that
-    // lists its chats right after this answer must find the turn there.
+    // The turn has started once the operation has its id and is no longer startable (queued or `starting_*`):
+    // app-server's reply gives the id a moment before the turn is tracked and the operation marked running, and a
+    // caller that lists its chats right after this answer must find the turn there.
     let started = |s: &Value| {
         s.get("turnId").is_some_and(Value::is_string)
             && s.get("status")
                 .and_then(Value::as_str)
-                .is_some_and(|status| status != "queued" && !status.starts_with("starting_"))
+                .is_some_and(|status| !is_startable(status))
     };
     let (mut status, _) = wait::operation_until(app, &operation_id, TURN_START_BOUND, ctx, |s| {
         started(s) || terminal(s)
