@@ -75,6 +75,11 @@ pub fn validate(schema: &Value, value: &Value) -> Result<(), SchemaViolation> {
     check(schema, value, &mut String::new())
 }
 
+/// [`validate`] for a schema held as an object (a tool's input schema), without wrapping it in a [`Value`].
+pub fn validate_with(schema: &Map<String, Value>, value: &Value) -> Result<(), SchemaViolation> {
+    check_keywords(schema, value, &mut String::new())
+}
+
 /// Fills top-level defaults declared in an object schema into `args` for properties the caller left out, so
 /// handlers see one complete argument object.
 pub fn apply_defaults(schema: &Map<String, Value>, args: &mut Map<String, Value>) {
@@ -129,10 +134,18 @@ fn matches_type(expected: &str, value: &Value) -> bool {
 }
 
 fn check(schema: &Value, value: &Value, path: &mut String) -> Result<(), SchemaViolation> {
-    let Some(schema) = schema.as_object() else {
+    match schema.as_object() {
+        Some(schema) => check_keywords(schema, value, path),
         // `true`/absent schemas accept anything.
-        return Ok(());
-    };
+        None => Ok(()),
+    }
+}
+
+fn check_keywords(
+    schema: &Map<String, Value>,
+    value: &Value,
+    path: &mut String,
+) -> Result<(), SchemaViolation> {
     if let Some(expected) = schema.get("type") {
         let allowed: Vec<&str> = match expected {
             Value::String(one) => vec![one.as_str()],

@@ -122,10 +122,14 @@ impl McpServer {
             ToolError::new(ErrorCode::InvalidArgument, format!("unknown tool: {name}"))
                 .with_detail("tool", json!(name))
         })?;
-        let mut args = arguments.unwrap_or_default();
-        let schema_value = Value::Object((*spec.input_schema).clone());
-        schema::validate(&schema_value, &Value::Object(args.clone()))
+        // Validated in place: the arguments move into a `Value` and back, the catalog's schema is borrowed.
+        let arguments = Value::Object(arguments.unwrap_or_default());
+        schema::validate_with(&spec.input_schema, &arguments)
             .map_err(|v| ToolError::invalid_argument(&v.field, v.message))?;
+        let mut args = match arguments {
+            Value::Object(args) => args,
+            _ => Map::new(),
+        };
         let provided = args.keys().cloned().collect();
         schema::apply_defaults(&spec.input_schema, &mut args);
         let args = Args::new(args, provided);

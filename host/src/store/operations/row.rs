@@ -7,12 +7,81 @@ use super::Operation;
 use crate::domain::operation::{OperationKind, OperationStatus};
 use crate::store::Timestamp;
 
-pub(crate) const OP_COLUMNS: &str = "operation_id, client_request_id, operation_type, status, project_id, \
-    project_path_key, cwd, thread_id, source_thread_id, expected_turn_id, turn_id, workflow_id, agent_id, \
-    has_message, takes_slot, priority, estimated_cost_class, resource_keys_json, queue_status, queued_reason, \
-    request_json, request_fingerprint, result_json, final_report_json, last_error_json, attempt_count, \
-    max_attempts, next_attempt_at, lease_owner, lease_expires_at, last_heartbeat_at, worker_id, \
-    submitter_config_fingerprint, created_at, updated_at, started_at, completed_at";
+/// Declares the operation columns once: [`OP_COLUMNS`] for the `SELECT` list and [`OP_COLUMN_NAMES`] for the
+/// compile-time positions [`operation_from_row`] reads them at.
+macro_rules! operation_columns {
+    ($first:ident $(, $rest:ident)* $(,)?) => {
+        pub(crate) const OP_COLUMNS: &str = concat!(stringify!($first) $(, ", ", stringify!($rest))*);
+        const OP_COLUMN_NAMES: &[&str] = &[stringify!($first) $(, stringify!($rest))*];
+    };
+}
+
+operation_columns!(
+    operation_id,
+    client_request_id,
+    operation_type,
+    status,
+    project_id,
+    project_path_key,
+    cwd,
+    thread_id,
+    source_thread_id,
+    expected_turn_id,
+    turn_id,
+    workflow_id,
+    agent_id,
+    has_message,
+    takes_slot,
+    priority,
+    estimated_cost_class,
+    resource_keys_json,
+    queue_status,
+    queued_reason,
+    request_json,
+    request_fingerprint,
+    result_json,
+    final_report_json,
+    last_error_json,
+    attempt_count,
+    max_attempts,
+    next_attempt_at,
+    lease_owner,
+    lease_expires_at,
+    last_heartbeat_at,
+    worker_id,
+    submitter_config_fingerprint,
+    created_at,
+    updated_at,
+    started_at,
+    completed_at,
+);
+
+/// Position of `name` in [`OP_COLUMNS`]; evaluated at compile time, where a missing name fails the build.
+/// (Reading by name would scan every column name of the row per read.)
+const fn at(name: &str) -> usize {
+    let mut index = 0;
+    while index < OP_COLUMN_NAMES.len() {
+        if same(OP_COLUMN_NAMES[index].as_bytes(), name.as_bytes()) {
+            return index;
+        }
+        index += 1;
+    }
+    panic!("not an operation column")
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < a.len() {
+        if a[index] != b[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
 
 /// `priority` as stored.
 pub(crate) fn priority_rank(priority: &str) -> Option<i64> {
@@ -45,16 +114,18 @@ fn ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp)
 }
 
-/// A TEXT column read through `parse`; a name this binary does not know is a conversion error naming it.
+/// The TEXT column at `index` (named `column`) read through `parse`; a name this binary does not know is a
+/// conversion error naming it.
 fn parsed<T>(
     row: &Row<'_>,
+    index: usize,
     column: &str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<T, rusqlite::Error> {
-    let text: String = row.get(column)?;
+    let text: String = row.get(index)?;
     parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
-            0,
+            index,
             rusqlite::types::Type::Text,
             format!("unknown {column} {text:?}").into(),
         )
@@ -63,48 +134,58 @@ fn parsed<T>(
 
 /// Maps a row selected with [`OP_COLUMNS`].
 pub(crate) fn operation_from_row(row: &Row<'_>) -> Result<Operation, rusqlite::Error> {
-    let status = parsed(row, "status", OperationStatus::parse)?;
-    let thread_id: Option<String> = row.get("thread_id")?;
-    let keys: String = row.get("resource_keys_json")?;
+    let status = parsed(
+        row,
+        const { at("status") },
+        "status",
+        OperationStatus::parse,
+    )?;
+    let thread_id: Option<String> = row.get(const { at("thread_id") })?;
+    let keys: String = row.get(const { at("resource_keys_json") })?;
     Ok(Operation {
-        operation_id: row.get("operation_id")?,
-        client_request_id: row.get("client_request_id")?,
-        operation_type: parsed(row, "operation_type", OperationKind::parse)?,
+        operation_id: row.get(const { at("operation_id") })?,
+        client_request_id: row.get(const { at("client_request_id") })?,
+        operation_type: parsed(
+            row,
+            const { at("operation_type") },
+            "operation_type",
+            OperationKind::parse,
+        )?,
         phase: status,
         status,
-        project_id: row.get("project_id")?,
-        project_path_key: row.get("project_path_key")?,
-        cwd: row.get("cwd")?,
+        project_id: row.get(const { at("project_id") })?,
+        project_path_key: row.get(const { at("project_path_key") })?,
+        cwd: row.get(const { at("cwd") })?,
         chat_id: thread_id.clone(),
         thread_id,
-        source_thread_id: row.get("source_thread_id")?,
-        expected_turn_id: row.get("expected_turn_id")?,
-        turn_id: row.get("turn_id")?,
-        workflow_id: row.get("workflow_id")?,
-        agent_id: row.get("agent_id")?,
-        has_message: row.get("has_message")?,
-        takes_slot: row.get("takes_slot")?,
-        priority: priority_name(row.get("priority")?).to_string(),
-        estimated_cost_class: row.get("estimated_cost_class")?,
+        source_thread_id: row.get(const { at("source_thread_id") })?,
+        expected_turn_id: row.get(const { at("expected_turn_id") })?,
+        turn_id: row.get(const { at("turn_id") })?,
+        workflow_id: row.get(const { at("workflow_id") })?,
+        agent_id: row.get(const { at("agent_id") })?,
+        has_message: row.get(const { at("has_message") })?,
+        takes_slot: row.get(const { at("takes_slot") })?,
+        priority: priority_name(row.get(const { at("priority") })?).to_string(),
+        estimated_cost_class: row.get(const { at("estimated_cost_class") })?,
         resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
-        queue_status: row.get("queue_status")?,
-        queued_reason: row.get("queued_reason")?,
-        attempt_count: row.get("attempt_count")?,
-        max_attempts: row.get("max_attempts")?,
-        next_attempt_at: Timestamp(row.get("next_attempt_at")?),
-        last_error: parse_json(row.get("last_error_json")?)?,
-        lease_owner: row.get("lease_owner")?,
-        lease_expires_at: ts(row.get("lease_expires_at")?),
-        last_heartbeat_at: ts(row.get("last_heartbeat_at")?),
-        worker_id: row.get("worker_id")?,
-        result: parse_json(row.get("result_json")?)?,
-        final_report: parse_json(row.get("final_report_json")?)?,
-        created_at: Timestamp(row.get("created_at")?),
-        updated_at: Timestamp(row.get("updated_at")?),
-        started_at: ts(row.get("started_at")?),
-        completed_at: ts(row.get("completed_at")?),
-        request: parse_json(row.get("request_json")?)?.unwrap_or(Value::Null),
-        request_fingerprint: row.get("request_fingerprint")?,
-        submitter_config_fingerprint: row.get("submitter_config_fingerprint")?,
+        queue_status: row.get(const { at("queue_status") })?,
+        queued_reason: row.get(const { at("queued_reason") })?,
+        attempt_count: row.get(const { at("attempt_count") })?,
+        max_attempts: row.get(const { at("max_attempts") })?,
+        next_attempt_at: Timestamp(row.get(const { at("next_attempt_at") })?),
+        last_error: parse_json(row.get(const { at("last_error_json") })?)?,
+        lease_owner: row.get(const { at("lease_owner") })?,
+        lease_expires_at: ts(row.get(const { at("lease_expires_at") })?),
+        last_heartbeat_at: ts(row.get(const { at("last_heartbeat_at") })?),
+        worker_id: row.get(const { at("worker_id") })?,
+        result: parse_json(row.get(const { at("result_json") })?)?,
+        final_report: parse_json(row.get(const { at("final_report_json") })?)?,
+        created_at: Timestamp(row.get(const { at("created_at") })?),
+        updated_at: Timestamp(row.get(const { at("updated_at") })?),
+        started_at: ts(row.get(const { at("started_at") })?),
+        completed_at: ts(row.get(const { at("completed_at") })?),
+        request: parse_json(row.get(const { at("request_json") })?)?.unwrap_or(Value::Null),
+        request_fingerprint: row.get(const { at("request_fingerprint") })?,
+        submitter_config_fingerprint: row.get(const { at("submitter_config_fingerprint") })?,
     })
 }
