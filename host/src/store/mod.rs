@@ -19,6 +19,7 @@
 //! - [`submissions`]: prompt submissions and the active duplicate-prompt guard.
 //! - [`leases`]: workers, leases, heartbeats, claiming.
 //! - [`admission`]: may an operation start now: slots, resource locks, write slots (the seed's order).
+//! - [`connection`]: how SQLite and each connection are set up (pragmas, statement cache, plan stability).
 //! - [`busy`]: how a connection waits for another process's write lock.
 //! - [`handoff`]: the shared futex word that wakes those waiters when a write transaction ends.
 //! - [`liveness`]: proof of life through OS file locks next to the database (owners, the worker).
@@ -46,6 +47,7 @@ pub mod capabilities;
 pub mod changes;
 pub mod chats;
 pub mod commands;
+mod connection;
 pub mod diagnoses;
 pub mod diagnostics;
 pub mod events;
@@ -312,22 +314,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn configure(
-    conn: &mut Connection,
-    handoff: Option<Arc<handoff::Handoff>>,
-) -> Result<(), StoreError> {
-    busy::install(conn, handoff)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(())
-}
-
 impl Store {
     /// Opens (creating if needed) the database at `path`: WAL, lock waits up to 5 s, `synchronous=NORMAL`,
     /// foreign keys on, pending migrations applied. A file from a newer binary is refused with
     /// [`StoreError::SchemaTooNew`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        connection::configure_library();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
@@ -342,7 +334,7 @@ impl Store {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "sqlite refused WAL journal mode");
         }
-        configure(&mut conn, handoff.clone())?;
+        connection::configure(&mut conn, handoff.clone())?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
@@ -495,7 +487,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
-        configure(&mut conn, self.inner.handoff.clone())?;
+        connection::configure(&mut conn, self.inner.handoff.clone())?;
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
         Ok(conn)
     }

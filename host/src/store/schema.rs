@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -513,6 +513,18 @@ CREATE INDEX idx_chat_summaries_thread ON chat_summaries (thread_id, created_at)
 /// next to `answered_by` (`policy:<plugin>`); NULL for every other answer and for 0.1 policies.
 const V11: &str = r#"
 ALTER TABLE pending_interactions ADD COLUMN answered_rule TEXT;
+"#;
+
+/// The duplicate guard's indexes cover what it reads to find the live rows of a scope: the scope index an
+/// operation's id, thread, turn and status, the submissions' operation index the submission id. A submit in a
+/// scope with a long queue reads a few index pages instead of two table rows (often two pages) per live
+/// operation, and the scan for live turns no longer reads the row of every ended operation of the scope.
+const V12: &str = r#"
+DROP INDEX idx_codex_operations_scope_status;
+CREATE INDEX idx_codex_operations_scope_status
+    ON codex_operations(project_path_key, status, operation_id, thread_id, turn_id);
+DROP INDEX idx_codex_prompt_submissions_operation;
+CREATE INDEX idx_codex_prompt_submissions_operation ON codex_prompt_submissions(operation_id, submission_id);
 "#;
 
 #[cfg(test)]

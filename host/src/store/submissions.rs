@@ -5,6 +5,16 @@
 //! reported, so here the live rows of the scope are loaded directly (two small index lookups) and the
 //! 200-row window is applied as a `created_at` cutoff: the same answer, at a cost that does not grow with the
 //! scope's history. (Every submission has its operation: the foreign key cascades.)
+//!
+//! The live rows are found through indexes alone (the operation's scope index covers its id, thread, turn and
+//! status; the submission's operation index carries the submission id), and what the guard compares of a
+//! submission (its text, hash, resource keys and time), which never changes once written, is kept per thread by
+//! submission id ([`SubmittedPrompt`]). A submit therefore reads the table rows of only the submissions its
+//! thread has not seen yet: those other processes wrote since its previous submit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -65,9 +75,11 @@ type Positioned = (DedupCandidate, (i64, i64));
 const CANDIDATE_COLUMNS: &str = "s.submission_id, s.operation_id, o.thread_id, o.turn_id, \
      COALESCE(t.status, o.status), s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
 
-/// Past this many live rows in one scope, reading them all costs more than reading the window
-/// ([`windowed_candidates`]).
-const LIVE_SCAN_LIMIT: usize = SAME_HASH_LIMIT + SIMILARITY_WINDOW;
+/// Past this many live rows in one scope the guard reads the window instead ([`windowed_candidates`]). Finding
+/// the live rows costs index pages only and their prompts come from [`SEEN`], so the live path stays the cheaper
+/// one for queues far longer than the window (store bench: a scope growing from 200 to 700 live rows); the
+/// bound keeps what one submit reads finite, and below [`SEEN_PROMPTS`] so a long queue does not churn the cache.
+pub(crate) const LIVE_SCAN_LIMIT: usize = 1_000;
 
 fn positioned(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
     let keys: String = row.get(7)?;
@@ -92,39 +104,134 @@ fn most_recent_first(mut rows: Vec<Positioned>) -> Vec<Positioned> {
     rows
 }
 
+/// What the guard compares of a submission; none of it changes once the row is written.
+struct SubmittedPrompt {
+    normalized: String,
+    hash: String,
+    resource_keys: Vec<String>,
+    created_at: i64,
+}
+
+/// How many [`SubmittedPrompt`]s one thread keeps (a few hundred bytes each); past it the map starts over.
+const SEEN_PROMPTS: usize = 2_048;
+
+thread_local! {
+    /// Submissions this thread has read, by submission id (random, never reused, unlike a rowid). Only ever
+    /// grows by rows read inside a transaction, so a cached entry is the row as committed.
+    static SEEN: RefCell<HashMap<String, Rc<SubmittedPrompt>>> = RefCell::new(HashMap::new());
+}
+
+/// The submission `submission_id` (table row `rowid`), from this thread's cache or read once.
+fn submitted_prompt(
+    conn: &Connection,
+    submission_id: &str,
+    rowid: i64,
+) -> Result<Rc<SubmittedPrompt>, StoreError> {
+    if let Some(seen) = SEEN.with(|seen| seen.borrow().get(submission_id).cloned()) {
+        return Ok(seen);
+    }
+    let (normalized, hash, keys, created_at): (String, String, String, i64) = conn
+        .prepare_cached(
+            "SELECT prompt_normalized, prompt_hash, resource_keys_json, created_at \
+             FROM codex_prompt_submissions WHERE rowid = ?1",
+        )?
+        .query_row([rowid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+    let prompt = Rc::new(SubmittedPrompt {
+        normalized,
+        hash,
+        resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
+        created_at,
+    });
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= SEEN_PROMPTS {
+            seen.clear();
+        }
+        seen.insert(submission_id.to_string(), Rc::clone(&prompt));
+    });
+    Ok(prompt)
+}
+
+/// A live row as the indexes give it: its submission's id and rowid, then its operation's id, thread, turn and
+/// effective status.
+type LiveKey = (String, i64, String, Option<String>, Option<String>, String);
+
+/// The index-only columns of a [`LiveKey`].
+const LIVE_KEYS: &str =
+    "s.submission_id, s.rowid, s.operation_id, o.thread_id, o.turn_id, COALESCE(t.status, o.status)";
+
 /// Every row of `scope` whose effective status (turn > operation) may be live: operations of the scope in a live
-/// status (index on `(project_path_key, status)`), plus operations of the scope whose tracked turn is live (index
-/// on the turn status) and whose own status is not (the two sets are disjoint, so no sort merges them). Usually a
-/// handful; `None` when there are more than `limit` (a long queue in one project), which are not read.
-fn live_candidates(
+/// status (index on `(project_path_key, status, ...)`), plus operations of the scope whose tracked turn is live
+/// (index on the turn status) and whose own status is not (the two sets are disjoint, so no sort merges them).
+/// Usually a handful; `None` when there are more than `limit` (a long queue in one project), which are not read.
+fn live_keys(
     conn: &Connection,
     scope: &str,
     limit: usize,
-) -> Result<Option<Vec<Positioned>>, StoreError> {
+) -> Result<Option<Vec<LiveKey>>, StoreError> {
     let live = live_list();
+    // The limit is spelled into the SQL: a bound one would be a parameter the plan depends on.
     let sql = format!(
-        "SELECT {CANDIDATE_COLUMNS} FROM codex_operations o \
+        "SELECT {LIVE_KEYS} FROM codex_operations o \
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
            LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
          WHERE o.project_path_key = ?1 AND o.status IN ({live}) \
          UNION ALL \
-         SELECT {CANDIDATE_COLUMNS} FROM tracked_turns t \
+         SELECT {LIVE_KEYS} FROM tracked_turns t \
            JOIN codex_operations o ON o.turn_id = t.turn_id \
            JOIN codex_prompt_submissions s ON s.operation_id = o.operation_id \
          WHERE t.status IN ({live}) AND o.project_path_key = ?1 AND o.status NOT IN ({live}) \
-         LIMIT ?2"
+         LIMIT {}",
+        limit.saturating_add(1)
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(
-            params![
-                scope,
-                i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
-            ],
-            positioned,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows.len() <= limit).then(|| most_recent_first(rows)))
+    let keys: Vec<LiveKey> = conn
+        .prepare_cached(&sql)?
+        .query_map([scope], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok((keys.len() <= limit).then_some(keys))
+}
+
+/// The live rows among `keys` that the guard compares: those with the probe's hash, and those at or after
+/// `cutoff` (the oldest position of the scope's window).
+fn live_candidates(
+    conn: &Connection,
+    keys: Vec<LiveKey>,
+    probe: &DedupProbe<'_>,
+    cutoff: (i64, i64),
+) -> Result<Vec<Positioned>, StoreError> {
+    let mut rows = Vec::with_capacity(keys.len());
+    for (submission_id, rowid, operation_id, thread_id, turn_id, status) in keys {
+        let prompt = submitted_prompt(conn, &submission_id, rowid)?;
+        let position = (prompt.created_at, rowid);
+        if prompt.hash != probe.hash && position < cutoff {
+            continue;
+        }
+        rows.push((
+            DedupCandidate {
+                submission_id,
+                operation_id,
+                thread_id,
+                turn_id,
+                status,
+                normalized: prompt.normalized.clone(),
+                hash: prompt.hash.clone(),
+                resource_keys: prompt.resource_keys.clone(),
+            },
+            position,
+        ));
+    }
+    Ok(most_recent_first(rows))
 }
 
 /// The rows the guard compares, read from the other side when a scope has many live rows: the scope's
@@ -194,17 +301,15 @@ pub(crate) fn find_active_duplicate(
     scope: &str,
     probe: &DedupProbe<'_>,
 ) -> Result<Option<DuplicateMatch>, StoreError> {
-    let candidates = match live_candidates(conn, scope, LIVE_SCAN_LIMIT)? {
-        Some(live) if live.is_empty() => return Ok(None),
-        Some(live) => {
+    let candidates = match live_keys(conn, scope, LIVE_SCAN_LIMIT)? {
+        Some(keys) if keys.is_empty() => return Ok(None),
+        Some(keys) => {
             let cutoff = if probe.has_input_items {
                 (i64::MAX, i64::MAX)
             } else {
                 window_start(conn, scope)?
             };
-            live.into_iter()
-                .filter(|(candidate, position)| candidate.hash == probe.hash || *position >= cutoff)
-                .collect()
+            live_candidates(conn, keys, probe, cutoff)?
         }
         None => windowed_candidates(conn, scope, probe)?,
     };

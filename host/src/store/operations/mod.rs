@@ -888,7 +888,7 @@ pub(crate) mod tests {
             .expect("insert")
             .operation()
             .clone();
-        for idx in 0..300 {
+        for idx in 0..=crate::store::submissions::LIVE_SCAN_LIMIT {
             let mut filler = chat(&format!("filler prompt number {idx}"), None);
             filler.dedup_policy = "idempotency_only".into();
             store.insert_operation(filler).await.expect("filler");
@@ -923,6 +923,45 @@ pub(crate) mod tests {
             .insert_operation(chat(&format!("{near} now"), None))
             .await
             .expect("the similar one is no longer live");
+    }
+
+    #[tokio::test]
+    async fn duplicate_guard_sees_what_another_process_wrote_after_it_last_looked() {
+        // Two stores on one file: two writer threads, so two caches of submitted prompts, as two processes have.
+        let (dir, first) = temp_store();
+        let second = Store::open(&dir.path().join("state.sqlite3")).expect("second store");
+        let near = "Please refactor the storage layer to use WAL mode and add unit tests";
+        first
+            .insert_operation(chat("Write a haiku about the sea at night", None))
+            .await
+            .expect("first");
+        // The first store's guard has read (and kept) every live prompt of the scope by now.
+        first
+            .insert_operation(chat("Document the deployment steps for the web tier", None))
+            .await
+            .expect("second prompt");
+        let theirs = second
+            .insert_operation(chat(PROMPT, None))
+            .await
+            .expect("written by the other process")
+            .operation()
+            .clone();
+        match first.insert_operation(chat(near, None)).await {
+            Err(StoreError::DuplicatePromptActive(found)) => {
+                assert_eq!(found.existing_operation_id, theirs.operation_id);
+                assert!(found.similarity > 0.95 && found.similarity < 1.0);
+            }
+            other => panic!("expected DuplicatePromptActive, got {other:?}"),
+        }
+        // Ended elsewhere: no longer a candidate, although this thread still knows its text.
+        second
+            .set_status(&theirs.operation_id, OperationStatus::Cancelled)
+            .await
+            .expect("cancel");
+        first
+            .insert_operation(chat(near, None))
+            .await
+            .expect("the other one ended");
     }
 
     #[tokio::test]
