@@ -112,13 +112,22 @@ struct SubmittedPrompt {
     created_at: i64,
 }
 
-/// How many [`SubmittedPrompt`]s one thread keeps (a few hundred bytes each); past it the map starts over.
+/// How many [`SubmittedPrompt`]s one thread keeps; past it the map starts over.
 const SEEN_PROMPTS: usize = 2_048;
+/// How many bytes of prompt text one thread keeps (prompts may be pasted logs or plans); past it the map starts
+/// over.
+const SEEN_BYTES: usize = 2 << 20;
+
+/// Submissions this thread has read, by submission id (random, never reused, unlike a rowid), and the bytes of
+/// text they hold. Only ever grows by rows read inside a transaction, so an entry is the row as committed.
+#[derive(Default)]
+struct Seen {
+    prompts: HashMap<String, Rc<SubmittedPrompt>>,
+    bytes: usize,
+}
 
 thread_local! {
-    /// Submissions this thread has read, by submission id (random, never reused, unlike a rowid). Only ever
-    /// grows by rows read inside a transaction, so a cached entry is the row as committed.
-    static SEEN: RefCell<HashMap<String, Rc<SubmittedPrompt>>> = RefCell::new(HashMap::new());
+    static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
 }
 
 /// The submission `submission_id` (table row `rowid`), from this thread's cache or read once.
@@ -127,7 +136,7 @@ fn submitted_prompt(
     submission_id: &str,
     rowid: i64,
 ) -> Result<Rc<SubmittedPrompt>, StoreError> {
-    if let Some(seen) = SEEN.with(|seen| seen.borrow().get(submission_id).cloned()) {
+    if let Some(seen) = SEEN.with(|seen| seen.borrow().prompts.get(submission_id).cloned()) {
         return Ok(seen);
     }
     let (normalized, hash, keys, created_at): (String, String, String, i64) = conn
@@ -144,12 +153,17 @@ fn submitted_prompt(
         resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
         created_at,
     });
+    let bytes = prompt.normalized.len() + submission_id.len();
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
-        if seen.len() >= SEEN_PROMPTS {
-            seen.clear();
+        if seen.prompts.len() >= SEEN_PROMPTS || seen.bytes + bytes > SEEN_BYTES {
+            *seen = Seen::default();
         }
-        seen.insert(submission_id.to_string(), Rc::clone(&prompt));
+        if bytes <= SEEN_BYTES {
+            seen.bytes += bytes;
+            seen.prompts
+                .insert(submission_id.to_string(), Rc::clone(&prompt));
+        }
     });
     Ok(prompt)
 }
@@ -362,4 +376,56 @@ pub(crate) fn find_historical_match(
         }
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::operations::tests::chat;
+    use crate::store::test_support::temp_store;
+
+    fn submission_of(conn: &Connection, text_len: usize) -> (String, i64) {
+        let mut new = chat(&"word ".repeat(text_len / 5), None);
+        new.dedup_policy = "idempotency_only".into();
+        let op = crate::store::operations::insert(conn, &new, 1).expect("insert");
+        conn.query_row(
+            "SELECT submission_id, rowid FROM codex_prompt_submissions WHERE operation_id = ?1",
+            [&op.operation().operation_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("submission")
+    }
+
+    #[test]
+    fn the_prompt_cache_stays_within_its_byte_budget() {
+        let (_dir, store) = temp_store();
+        store
+            .write_blocking(|conn| {
+                SEEN.with(|seen| *seen.borrow_mut() = Seen::default());
+                let (small, rowid) = submission_of(conn, 100);
+                let prompt = submitted_prompt(conn, &small, rowid)?;
+                assert!(SEEN.with(|seen| seen.borrow().prompts.contains_key(&small)));
+                // Read again: the same entry, no second read.
+                assert!(Rc::ptr_eq(&prompt, &submitted_prompt(conn, &small, rowid)?));
+                // Larger than the whole budget: answered, never kept.
+                let (huge, rowid) = submission_of(conn, SEEN_BYTES + 10);
+                submitted_prompt(conn, &huge, rowid)?;
+                SEEN.with(|seen| {
+                    let seen = seen.borrow();
+                    assert!(!seen.prompts.contains_key(&huge));
+                    assert!(seen.bytes <= SEEN_BYTES);
+                });
+                // Past the budget the map starts over rather than growing.
+                let mut kept = 0;
+                for _ in 0..6 {
+                    let (id, rowid) = submission_of(conn, SEEN_BYTES / 4);
+                    submitted_prompt(conn, &id, rowid)?;
+                    kept = SEEN.with(|seen| seen.borrow().bytes);
+                    assert!(kept <= SEEN_BYTES);
+                }
+                assert!(kept > 0);
+                Ok(())
+            })
+            .expect("write");
+    }
 }
