@@ -39,6 +39,7 @@ pub(super) fn configure_library() {
     });
 }
 
+/// Sets up one connection of the store (writer or reader): busy handler, pragmas, statement cache, plan stability.
 pub(super) fn configure(
     conn: &mut Connection,
     handoff: Option<Arc<Handoff>>,

@@ -71,32 +71,11 @@ fn live_list() -> String {
 /// A candidate with its submission's position `(created_at, rowid)` in the scope.
 type Positioned = (DedupCandidate, (i64, i64));
 
-/// The columns of a candidate, then its submission's position.
-const CANDIDATE_COLUMNS: &str = "s.submission_id, s.operation_id, o.thread_id, o.turn_id, \
-     COALESCE(t.status, o.status), s.prompt_normalized, s.prompt_hash, s.resource_keys_json, s.created_at, s.rowid";
-
-/// Past this many live rows in one scope the guard reads the window instead ([`windowed_candidates`]). Finding
+/// Past this many live rows in one scope the guard reads the window instead ([`windowed_keys`]). Finding
 /// the live rows costs index pages only and their prompts come from [`SEEN`], so the live path stays the cheaper
 /// one for queues far longer than the window (store bench: a scope growing from 200 to 700 live rows); the
 /// bound keeps what one submit reads finite, and below [`SEEN_PROMPTS`] so a long queue does not churn the cache.
 pub(crate) const LIVE_SCAN_LIMIT: usize = 1_000;
-
-fn positioned(row: &rusqlite::Row<'_>) -> rusqlite::Result<Positioned> {
-    let keys: String = row.get(7)?;
-    Ok((
-        DedupCandidate {
-            submission_id: row.get(0)?,
-            operation_id: row.get(1)?,
-            thread_id: row.get(2)?,
-            turn_id: row.get(3)?,
-            status: row.get(4)?,
-            normalized: row.get(5)?,
-            hash: row.get(6)?,
-            resource_keys: serde_json::from_str(&keys).unwrap_or_default(),
-        },
-        (row.get::<_, i64>(8)?, row.get::<_, i64>(9)?),
-    ))
-}
 
 /// Most recent first, as the seed walks them.
 fn most_recent_first(mut rows: Vec<Positioned>) -> Vec<Positioned> {
@@ -176,6 +155,18 @@ type LiveKey = (String, i64, String, Option<String>, Option<String>, String);
 const LIVE_KEYS: &str =
     "s.submission_id, s.rowid, s.operation_id, o.thread_id, o.turn_id, COALESCE(t.status, o.status)";
 
+/// A row selected with [`LIVE_KEYS`].
+fn live_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<LiveKey> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
 /// Every row of `scope` whose effective status (turn > operation) may be live: operations of the scope in a live
 /// status (index on `(project_path_key, status, ...)`), plus operations of the scope whose tracked turn is live
 /// (index on the turn status) and whose own status is not (the two sets are disjoint, so no sort merges them).
@@ -202,23 +193,14 @@ fn live_keys(
     );
     let keys: Vec<LiveKey> = conn
         .prepare_cached(&sql)?
-        .query_map([scope], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?
+        .query_map([scope], live_key)?
         .collect::<Result<_, _>>()?;
     Ok((keys.len() <= limit).then_some(keys))
 }
 
-/// The live rows among `keys` that the guard compares: those with the probe's hash, and those at or after
-/// `cutoff` (the oldest position of the scope's window).
-fn live_candidates(
+/// The rows among `keys` that the guard compares, with their prompts (from this thread's cache or read once):
+/// those with the probe's hash, and those at or after `cutoff` (the oldest position of the scope's window).
+fn candidates(
     conn: &Connection,
     keys: Vec<LiveKey>,
     probe: &DedupProbe<'_>,
@@ -248,18 +230,18 @@ fn live_candidates(
     Ok(most_recent_first(rows))
 }
 
-/// The rows the guard compares, read from the other side when a scope has many live rows: the scope's
+/// The live rows the guard compares, read from the other side when a scope has many live rows: the scope's
 /// [`SIMILARITY_WINDOW`] most recent submissions (index on `(project_path_key, created_at)`) and its rows with the
 /// probe's hash (index on `(project_path_key, prompt_hash)`), each kept when its effective status is live. At most
 /// the window plus the same-hash rows are read, however long the queue.
-fn windowed_candidates(
+fn windowed_keys(
     conn: &Connection,
     scope: &str,
     probe: &DedupProbe<'_>,
-) -> Result<Vec<Positioned>, StoreError> {
+) -> Result<Vec<LiveKey>, StoreError> {
     let live = effective_status_is_live();
     let same_hash = format!(
-        "SELECT {CANDIDATE_COLUMNS} FROM codex_prompt_submissions s \
+        "SELECT {LIVE_KEYS} FROM codex_prompt_submissions s \
            JOIN codex_operations o ON o.operation_id = s.operation_id \
            LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
          WHERE s.project_path_key = ?1 AND s.prompt_hash = ?2 AND {live}"
@@ -268,7 +250,7 @@ fn windowed_candidates(
         same_hash
     } else {
         format!(
-            "SELECT {CANDIDATE_COLUMNS} FROM \
+            "SELECT {LIVE_KEYS} FROM \
                (SELECT rowid AS rid FROM codex_prompt_submissions WHERE project_path_key = ?1 \
                 ORDER BY created_at DESC, rowid DESC LIMIT {SIMILARITY_WINDOW}) w \
                JOIN codex_prompt_submissions s ON s.rowid = w.rid \
@@ -278,11 +260,11 @@ fn windowed_candidates(
              UNION {same_hash}"
         )
     };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params![scope, probe.hash], positioned)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(most_recent_first(rows))
+    let keys = conn
+        .prepare_cached(&sql)?
+        .query_map(params![scope, probe.hash], live_key)?
+        .collect::<Result<_, _>>()?;
+    Ok(keys)
 }
 
 /// The SQL condition "the effective status (turn > operation) is active or startable".
@@ -315,7 +297,7 @@ pub(crate) fn find_active_duplicate(
     scope: &str,
     probe: &DedupProbe<'_>,
 ) -> Result<Option<DuplicateMatch>, StoreError> {
-    let candidates = match live_keys(conn, scope, LIVE_SCAN_LIMIT)? {
+    let (keys, cutoff) = match live_keys(conn, scope, LIVE_SCAN_LIMIT)? {
         Some(keys) if keys.is_empty() => return Ok(None),
         Some(keys) => {
             let cutoff = if probe.has_input_items {
@@ -323,10 +305,12 @@ pub(crate) fn find_active_duplicate(
             } else {
                 window_start(conn, scope)?
             };
-            live_candidates(conn, keys, probe, cutoff)?
+            (keys, cutoff)
         }
-        None => windowed_candidates(conn, scope, probe)?,
+        // Every row read is in the window or has the probe's hash.
+        None => (windowed_keys(conn, scope, probe)?, (i64::MIN, i64::MIN)),
     };
+    let candidates = candidates(conn, keys, probe, cutoff)?;
     let rows: Vec<DedupCandidate> = candidates
         .into_iter()
         .map(|(candidate, _)| candidate)

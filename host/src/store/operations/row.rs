@@ -114,12 +114,11 @@ fn ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp)
 }
 
-/// The TEXT column at `index` (named `column`) read through `parse`; a name this binary does not know is a
-/// conversion error naming it.
+/// The TEXT column at `index` read through `parse`; a name this binary does not know is a conversion error
+/// naming it and its column.
 fn parsed<T>(
     row: &Row<'_>,
     index: usize,
-    column: &str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<T, rusqlite::Error> {
     let text: String = row.get(index)?;
@@ -127,30 +126,20 @@ fn parsed<T>(
         rusqlite::Error::FromSqlConversionFailure(
             index,
             rusqlite::types::Type::Text,
-            format!("unknown {column} {text:?}").into(),
+            format!("unknown {} {text:?}", OP_COLUMN_NAMES[index]).into(),
         )
     })
 }
 
 /// Maps a row selected with [`OP_COLUMNS`].
 pub(crate) fn operation_from_row(row: &Row<'_>) -> Result<Operation, rusqlite::Error> {
-    let status = parsed(
-        row,
-        const { at("status") },
-        "status",
-        OperationStatus::parse,
-    )?;
+    let status = parsed(row, const { at("status") }, OperationStatus::parse)?;
     let thread_id: Option<String> = row.get(const { at("thread_id") })?;
     let keys: String = row.get(const { at("resource_keys_json") })?;
     Ok(Operation {
         operation_id: row.get(const { at("operation_id") })?,
         client_request_id: row.get(const { at("client_request_id") })?,
-        operation_type: parsed(
-            row,
-            const { at("operation_type") },
-            "operation_type",
-            OperationKind::parse,
-        )?,
+        operation_type: parsed(row, const { at("operation_type") }, OperationKind::parse)?,
         phase: status,
         status,
         project_id: row.get(const { at("project_id") })?,
