@@ -405,6 +405,24 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// [`write`](Self::write) in two halves on the writer thread: `prepare` first, on the writer connection outside
+    /// any transaction (it may read a snapshot, and other processes may write meanwhile), then `f` with its outcome
+    /// inside the `BEGIN IMMEDIATE` transaction. Work that can be checked under the lock instead of redone (the
+    /// duplicate guard) moves out of the section every process of the host serialises on.
+    pub async fn write_prepared<T, R, P, F>(&self, prepare: P, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        P: FnOnce(&Connection) -> T + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, T) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send_job(Box::new(move |conn: &mut Connection| {
+            let prepared = prepare(conn);
+            let _ = reply.send(run_immediate(conn, |tx| f(tx, prepared)));
+        }))?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// [`write`](Self::write) for callers outside an async context (benchmarks, blocking threads).
     pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
     where

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The migrations, in order. Index `i` moves the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The schema version this binary writes.
 pub fn known_version() -> i64 {
@@ -525,6 +525,79 @@ CREATE INDEX idx_codex_operations_scope_status
     ON codex_operations(project_path_key, status, operation_id, thread_id, turn_id);
 DROP INDEX idx_codex_prompt_submissions_operation;
 CREATE INDEX idx_codex_prompt_submissions_operation ON codex_prompt_submissions(operation_id, submission_id);
+"#;
+
+/// A version per duplicate-guard scope (`project_path_key`), bumped by triggers whenever anything the guard reads
+/// of that scope changes: an operation of the scope is added, removed or changes status, thread or turn; a
+/// submission of the scope is added, removed or rewritten; a turn an operation of the scope tracks is added,
+/// removed or changes status. An insert runs the guard on a read snapshot before it takes the write lock and, under
+/// the lock, reuses that answer only if the scope's version has not moved since (`store::submissions::judge`).
+const V13: &str = r#"
+CREATE TABLE codex_dedup_scopes (
+    project_path_key  TEXT PRIMARY KEY,
+    version           INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TRIGGER codex_dedup_scopes_operation_insert AFTER INSERT ON codex_operations BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version) VALUES (NEW.project_path_key, 1)
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_operation_update
+    AFTER UPDATE OF project_path_key, status, thread_id, turn_id ON codex_operations
+    WHEN OLD.project_path_key IS NOT NEW.project_path_key OR OLD.status IS NOT NEW.status
+        OR OLD.thread_id IS NOT NEW.thread_id OR OLD.turn_id IS NOT NEW.turn_id
+BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version) VALUES (NEW.project_path_key, 1)
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT OLD.project_path_key, 1 WHERE OLD.project_path_key IS NOT NEW.project_path_key
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_operation_delete AFTER DELETE ON codex_operations BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version) VALUES (OLD.project_path_key, 1)
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+
+CREATE TRIGGER codex_dedup_scopes_submission_insert AFTER INSERT ON codex_prompt_submissions BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT NEW.project_path_key, 1
+        UNION SELECT project_path_key, 1 FROM codex_operations WHERE operation_id = NEW.operation_id
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_submission_update
+    AFTER UPDATE OF operation_id, project_path_key, prompt_hash, prompt_normalized, resource_keys_json, created_at
+    ON codex_prompt_submissions
+BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT NEW.project_path_key, 1 UNION SELECT OLD.project_path_key, 1
+        UNION SELECT project_path_key, 1 FROM codex_operations
+            WHERE operation_id IN (NEW.operation_id, OLD.operation_id)
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_submission_delete AFTER DELETE ON codex_prompt_submissions BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT OLD.project_path_key, 1
+        UNION SELECT project_path_key, 1 FROM codex_operations WHERE operation_id = OLD.operation_id
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+
+CREATE TRIGGER codex_dedup_scopes_turn_insert AFTER INSERT ON tracked_turns BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT DISTINCT project_path_key, 1 FROM codex_operations WHERE turn_id = NEW.turn_id
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_turn_update AFTER UPDATE OF turn_id, status ON tracked_turns
+    WHEN OLD.turn_id IS NOT NEW.turn_id OR OLD.status IS NOT NEW.status
+BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT DISTINCT project_path_key, 1 FROM codex_operations WHERE turn_id IN (NEW.turn_id, OLD.turn_id)
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER codex_dedup_scopes_turn_delete AFTER DELETE ON tracked_turns BEGIN
+    INSERT INTO codex_dedup_scopes (project_path_key, version)
+        SELECT DISTINCT project_path_key, 1 FROM codex_operations WHERE turn_id = OLD.turn_id
+        ON CONFLICT (project_path_key) DO UPDATE SET version = version + 1;
+END;
 "#;
 
 #[cfg(test)]

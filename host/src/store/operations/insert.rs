@@ -1,9 +1,26 @@
 //! The idempotent, dedup-guarded insert of an operation and its prompt submission, in one transaction.
+//!
+//! An insert has two halves. [`prepare`] needs no write lock: it checks the request, computes its canonical form,
+//! fingerprint and prompt basis, and (given a connection) runs the duplicate guard on a read snapshot.
+//! [`insert_prepared`] runs inside the write transaction and reuses the guard's answer when the scope has not
+//! changed since ([`submissions::judge`]), so other processes' writes wait only for the insert itself.
 
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use super::*;
+
+/// What [`prepare`] computed of a request before the write lock.
+#[derive(Debug)]
+pub struct PreparedInsert {
+    canonical: Value,
+    canonical_text: String,
+    fingerprint: String,
+    /// The normalised prompt basis and its hash, for prompt-carrying types.
+    basis: Option<(String, String)>,
+    /// The duplicate guard's answer on a read snapshot, when the guard applies and the snapshot could be read.
+    verdict: Option<submissions::Verdict>,
+}
 
 /// The idempotent insert (see [`Store::insert_operation`]); `conn` must be inside a write transaction.
 pub fn insert(
@@ -11,14 +28,27 @@ pub fn insert(
     new: &NewOperation,
     now: i64,
 ) -> Result<InsertOutcome, StoreError> {
+    insert_prepared(conn, new, prepare(None, new)?, now)
+}
+
+/// Checks `new` and computes what needs no lock; with `snapshot` (a connection outside any transaction), also the
+/// duplicate guard's answer on a read snapshot. A failed read leaves the guard to [`insert_prepared`].
+pub fn prepare(
+    snapshot: Option<&Connection>,
+    new: &NewOperation,
+) -> Result<PreparedInsert, StoreError> {
     if !OPERATION_TYPES.contains(&new.operation_type.as_str()) {
         return Err(invalid(
             "operation_type",
             format!("unknown operation type {:?}", new.operation_type),
         ));
     }
-    let priority = priority_rank(&new.priority)
-        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
+    if priority_rank(&new.priority).is_none() {
+        return Err(invalid(
+            "priority",
+            format!("unknown priority {:?}", new.priority),
+        ));
+    }
     if !new.request.is_object() {
         return Err(invalid("request", "must be a JSON object"));
     }
@@ -28,6 +58,75 @@ pub fn insert(
     let canonical = canonicalize(&new.request);
     let canonical_text = canonical.to_string();
     let fingerprint = sha256_hex(&canonical_text);
+    // The dedup basis exists for prompt-carrying types whether or not the guard runs, so later requests see it.
+    let basis = match (
+        &new.message,
+        DEDUP_TYPES.contains(&new.operation_type.as_str()),
+    ) {
+        (Some(message), true) => {
+            let text = basis_text(&BasisInput {
+                message,
+                latest_plan: new.latest_plan.as_deref(),
+                output_schema_hash: new.output_schema_hash.as_deref(),
+                input_items_hash: new.input_items_hash.as_deref(),
+            });
+            let normalized = normalize_prompt(&text);
+            let hash = prompt_hash(&normalized);
+            Some((normalized, hash))
+        }
+        _ => None,
+    };
+    let verdict = match (snapshot, guard_probe(new, basis.as_ref())) {
+        (Some(conn), Some(probe)) => {
+            match submissions::prejudge(conn, &new.project_path_key, &probe) {
+                Ok(verdict) => Some(verdict),
+                Err(error) => {
+                    tracing::debug!(%error, "duplicate guard left to the write transaction");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    Ok(PreparedInsert {
+        canonical,
+        canonical_text,
+        fingerprint,
+        basis,
+        verdict,
+    })
+}
+
+/// The guard's view of `new`, when the guard applies to it.
+fn guard_probe<'a>(
+    new: &'a NewOperation,
+    basis: Option<&'a (String, String)>,
+) -> Option<DedupProbe<'a>> {
+    let (normalized, hash) = basis?;
+    guard_applies(&new.operation_type, &new.dedup_policy, new.force).then_some(DedupProbe {
+        normalized,
+        hash,
+        has_input_items: new.input_items_hash.is_some(),
+        resource_keys: &new.resource_keys,
+    })
+}
+
+/// The insert of a [`prepare`]d request; `conn` must be inside a write transaction.
+pub fn insert_prepared(
+    conn: &Connection,
+    new: &NewOperation,
+    prepared: PreparedInsert,
+    now: i64,
+) -> Result<InsertOutcome, StoreError> {
+    let PreparedInsert {
+        canonical,
+        canonical_text,
+        fingerprint,
+        basis,
+        verdict,
+    } = prepared;
+    let priority = priority_rank(&new.priority)
+        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
 
     let client_request_id = match &new.client_request_id {
         Some(key) => {
@@ -53,39 +152,18 @@ pub fn insert(
         ),
     };
 
-    // The dedup basis exists for prompt-carrying types whether or not the guard runs, so later requests see it.
-    let basis = match (
-        &new.message,
-        DEDUP_TYPES.contains(&new.operation_type.as_str()),
-    ) {
-        (Some(message), true) => {
-            let text = basis_text(&BasisInput {
-                message,
-                latest_plan: new.latest_plan.as_deref(),
-                output_schema_hash: new.output_schema_hash.as_deref(),
-                input_items_hash: new.input_items_hash.as_deref(),
-            });
-            let normalized = normalize_prompt(&text);
-            let hash = prompt_hash(&normalized);
-            Some((normalized, hash))
-        }
-        _ => None,
-    };
-    if let Some((normalized, hash)) = &basis {
-        if guard_applies(&new.operation_type, &new.dedup_policy, new.force) {
-            let probe = DedupProbe {
-                normalized,
-                hash,
-                has_input_items: new.input_items_hash.is_some(),
-                resource_keys: &new.resource_keys,
-            };
-            if let Some(found) =
-                submissions::find_active_duplicate(conn, &new.project_path_key, &probe)?
-            {
+    // The scope's version the guard judged at, under this transaction's lock.
+    let judged = match guard_probe(new, basis.as_ref()) {
+        Some(probe) => {
+            let verdict = submissions::judge(conn, &new.project_path_key, &probe, verdict)?;
+            let version = verdict.version();
+            if let Some(found) = verdict.found() {
                 return Err(StoreError::DuplicatePromptActive(Box::new(found)));
             }
+            Some(version)
         }
-    }
+        None => None,
+    };
 
     // Historical continuation (seed §f): a start_chat in `auto` thread mode whose prompt matches a completed,
     // non-archived chat continues that chat instead of starting a new one.
@@ -155,19 +233,40 @@ pub fn insert(
         writes,
     ])?;
     let submission_id = match basis {
-        Some((normalized, hash)) => Some(submissions::insert(
-            conn,
-            &submissions::NewSubmission {
-                operation_id: &operation_id,
-                operation_type: &new.operation_type,
-                project_path_key: &new.project_path_key,
-                prompt_hash: &hash,
-                prompt_normalized: &normalized,
-                has_input_items: new.input_items_hash.is_some(),
-                resource_keys: &resource_keys,
-            },
-            now,
-        )?),
+        Some((normalized, hash)) => {
+            let (submission_id, rowid) = submissions::insert(
+                conn,
+                &submissions::NewSubmission {
+                    operation_id: &operation_id,
+                    operation_type: &new.operation_type,
+                    project_path_key: &new.project_path_key,
+                    prompt_hash: &hash,
+                    prompt_normalized: &normalized,
+                    has_input_items: new.input_items_hash.is_some(),
+                    resource_keys: &resource_keys,
+                },
+                now,
+            )?;
+            if let Some(judged) = judged {
+                submissions::note_inserted(
+                    conn,
+                    &new.project_path_key,
+                    judged,
+                    &submissions::InsertedRow {
+                        submission_id: &submission_id,
+                        rowid,
+                        operation_id: &operation_id,
+                        thread_id: new.thread_id.as_deref(),
+                        status: OperationStatus::Queued.as_str(),
+                        normalized: &normalized,
+                        hash: &hash,
+                        resource_keys: &new.resource_keys,
+                        created_at: now,
+                    },
+                )?;
+            }
+            Some(submission_id)
+        }
         None => None,
     };
     Ok(InsertOutcome::Created {

@@ -35,7 +35,7 @@ mod queries;
 mod row;
 mod transitions;
 
-pub use insert::insert;
+pub use insert::{insert, insert_prepared, prepare, PreparedInsert};
 pub use queries::*;
 pub(crate) use row::{operation_from_row, priority_rank, OP_COLUMNS};
 pub use transitions::*;
@@ -384,8 +384,14 @@ impl Store {
     ///   with [`StoreError::DuplicatePromptActive`].
     /// - Otherwise the operation (status `queued`) and its prompt submission are inserted.
     pub async fn insert_operation(&self, new: NewOperation) -> Result<InsertOutcome, StoreError> {
-        self.write(move |tx| insert(tx, &new, crate::time::now_ms()))
-            .await
+        self.write_prepared(
+            move |snapshot| {
+                let prepared = prepare(Some(snapshot), &new);
+                (new, prepared)
+            },
+            |tx, (new, prepared)| insert_prepared(tx, &new, prepared?, crate::time::now_ms()),
+        )
+        .await
     }
 
     /// One operation by id.
