@@ -237,6 +237,11 @@ fn live_rows(
         memory::forget_view(scope);
         return Ok(None);
     };
+    if keys.is_empty() {
+        // Nothing to compare (a new project, an idle one): no window to read, no view worth keeping.
+        memory::forget_view(scope);
+        return Ok(Some((keys, (i64::MIN, i64::MIN))));
+    }
     let recent = recent_positions(conn, scope)?;
     let start = memory::window_start(&recent);
     if let Some(version) = version {
