@@ -43,25 +43,26 @@ pub struct DedupProbe<'a> {
     pub resource_keys: &'a [String],
 }
 
-/// One earlier submission of the same scope, most recent first.
-#[derive(Debug, Clone)]
-pub struct DedupCandidate {
+/// One earlier submission of the same scope, most recent first, borrowed from what the store holds (a submit
+/// compares up to a few hundred; copying each one's strings cost more than comparing most of them).
+#[derive(Debug, Clone, Copy)]
+pub struct DedupCandidate<'a> {
     /// `sub_<hex>`.
-    pub submission_id: String,
+    pub submission_id: &'a str,
     /// The operation it belongs to.
-    pub operation_id: String,
+    pub operation_id: &'a str,
     /// Thread, when known.
-    pub thread_id: Option<String>,
+    pub thread_id: Option<&'a str>,
     /// Turn, when known.
-    pub turn_id: Option<String>,
+    pub turn_id: Option<&'a str>,
     /// Effective status (see [`effective_status`]).
-    pub status: String,
+    pub status: &'a str,
     /// Normalised basis text.
-    pub normalized: String,
+    pub normalized: &'a str,
     /// Its hash.
-    pub hash: String,
+    pub hash: &'a str,
     /// Resource keys it was submitted with.
-    pub resource_keys: Vec<String>,
+    pub resource_keys: &'a [String],
 }
 
 /// What `CODEX_DUPLICATE_PROMPT_ACTIVE` reports.
@@ -95,9 +96,9 @@ fn disjoint_resource_keys(a: &[String], b: &[String]) -> bool {
 /// The best active duplicate among `candidates` (highest similarity; ties go to the most recent), if any.
 pub fn find_active_duplicate(
     probe: &DedupProbe<'_>,
-    candidates: &[DedupCandidate],
+    candidates: &[DedupCandidate<'_>],
 ) -> Option<DuplicateMatch> {
-    let mut best: Option<(&DedupCandidate, f64)> = None;
+    let mut best: Option<(&DedupCandidate<'_>, f64)> = None;
     // Prepared on the first candidate that needs a similarity, then shared by all of them.
     let mut similarity: Option<SimilarityProbe<'_>> = None;
     for candidate in candidates {
@@ -105,10 +106,10 @@ pub fn find_active_duplicate(
         if best.is_some_and(|(_, top)| top >= 1.0) {
             break;
         }
-        if !(is_active(&candidate.status) || is_startable(&candidate.status)) {
+        if !(is_active(candidate.status) || is_startable(candidate.status)) {
             continue;
         }
-        if disjoint_resource_keys(probe.resource_keys, &candidate.resource_keys) {
+        if disjoint_resource_keys(probe.resource_keys, candidate.resource_keys) {
             continue;
         }
         let score = if candidate.hash == probe.hash {
@@ -118,7 +119,7 @@ pub fn find_active_duplicate(
         } else {
             similarity
                 .get_or_insert_with(|| SimilarityProbe::new(probe.normalized))
-                .at_least(&candidate.normalized, SIMILARITY_THRESHOLD)
+                .at_least(candidate.normalized, SIMILARITY_THRESHOLD)
         };
         if let Some(score) = score {
             if best.is_none_or(|(_, top)| score > top) {
@@ -127,12 +128,12 @@ pub fn find_active_duplicate(
         }
     }
     best.map(|(candidate, similarity)| DuplicateMatch {
-        existing_operation_id: candidate.operation_id.clone(),
-        existing_chat_id: candidate.thread_id.clone(),
-        existing_thread_id: candidate.thread_id.clone(),
-        existing_turn_id: candidate.turn_id.clone(),
-        existing_status: candidate.status.clone(),
-        duplicate_of_submission_id: candidate.submission_id.clone(),
+        existing_operation_id: candidate.operation_id.to_string(),
+        existing_chat_id: candidate.thread_id.map(str::to_string),
+        existing_thread_id: candidate.thread_id.map(str::to_string),
+        existing_turn_id: candidate.turn_id.map(str::to_string),
+        existing_status: candidate.status.to_string(),
+        duplicate_of_submission_id: candidate.submission_id.to_string(),
         similarity,
         dedup_decision: "blocked_active_duplicate".to_string(),
         next_recommended_action: "poll_existing_turn".to_string(),
@@ -147,17 +148,32 @@ mod tests {
     const BASE: &str = "Please refactor the storage layer to use WAL mode and add tests";
     const NEAR: &str = "Please refactor the storage layer to use WAL mode and add unit tests";
 
-    fn candidate(id: &str, text: &str, status: &str, keys: &[&str]) -> DedupCandidate {
+    /// What a candidate borrows from: (submission, operation, thread, status, normalized, hash, keys).
+    type Owned = (String, String, String, String, String, String, Vec<String>);
+
+    fn candidate(id: &str, text: &str, status: &str, keys: &[&str]) -> Owned {
         let normalized = normalize_prompt(text);
-        DedupCandidate {
-            submission_id: format!("sub_{id}"),
-            operation_id: format!("op_{id}"),
-            thread_id: Some(format!("thr_{id}")),
-            turn_id: None,
-            status: status.to_string(),
-            hash: prompt_hash(&normalized),
+        (
+            format!("sub_{id}"),
+            format!("op_{id}"),
+            format!("thr_{id}"),
+            status.to_string(),
+            prompt_hash(&normalized),
             normalized,
-            resource_keys: keys.iter().map(|k| k.to_string()).collect(),
+            keys.iter().map(|k| k.to_string()).collect(),
+        )
+    }
+
+    fn borrowed(owned: &Owned) -> DedupCandidate<'_> {
+        DedupCandidate {
+            submission_id: &owned.0,
+            operation_id: &owned.1,
+            thread_id: Some(&owned.2),
+            turn_id: None,
+            status: &owned.3,
+            hash: &owned.4,
+            normalized: &owned.5,
+            resource_keys: &owned.6,
         }
     }
 
@@ -165,7 +181,7 @@ mod tests {
         let normalized = normalize_prompt(text);
         let hash = prompt_hash(&normalized);
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        let candidates = [
+        let owned = [
             candidate("done", BASE, "completed", &[]),
             candidate("run", NEAR, "running", &["db"]),
             candidate(
@@ -175,6 +191,7 @@ mod tests {
                 &[],
             ),
         ];
+        let candidates: Vec<DedupCandidate<'_>> = owned.iter().map(borrowed).collect();
         let probe = DedupProbe {
             normalized: &normalized,
             hash: &hash,

@@ -13,6 +13,8 @@ use super::*;
 /// What [`prepare`] computed of a request before the write lock.
 #[derive(Debug)]
 pub struct PreparedInsert {
+    /// The priority's rank (checked).
+    priority: i64,
     canonical: Value,
     canonical_text: String,
     fingerprint: String,
@@ -43,12 +45,8 @@ pub fn prepare(
             format!("unknown operation type {:?}", new.operation_type),
         ));
     }
-    if priority_rank(&new.priority).is_none() {
-        return Err(invalid(
-            "priority",
-            format!("unknown priority {:?}", new.priority),
-        ));
-    }
+    let priority = priority_rank(&new.priority)
+        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
     if !new.request.is_object() {
         return Err(invalid("request", "must be a JSON object"));
     }
@@ -89,6 +87,7 @@ pub fn prepare(
         _ => None,
     };
     Ok(PreparedInsert {
+        priority,
         canonical,
         canonical_text,
         fingerprint,
@@ -119,14 +118,13 @@ pub fn insert_prepared(
     now: i64,
 ) -> Result<InsertOutcome, StoreError> {
     let PreparedInsert {
+        priority,
         canonical,
         canonical_text,
         fingerprint,
         basis,
         verdict,
     } = prepared;
-    let priority = priority_rank(&new.priority)
-        .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
 
     let client_request_id = match &new.client_request_id {
         Some(key) => {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::memory::{self, LiveKey, Position, SubmittedPrompt};
+use super::memory::{self, LiveKey, Position, ScopeRows, SubmittedPrompt};
 use crate::domain::rules::dedup::{
     find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
     SIMILARITY_WINDOW,
@@ -19,18 +19,18 @@ fn live_list() -> String {
     crate::store::sql_status_list(&[&STARTABLE[..], &ACTIVE[..]].concat())
 }
 
-/// A candidate with its submission's position `(created_at, rowid)` in the scope.
-type Positioned = (DedupCandidate, (i64, i64));
+/// A candidate: the index of its key, its prompt and its submission's position `(created_at, rowid)` in the scope.
+type Positioned = (usize, Rc<SubmittedPrompt>, Position);
 
-/// Past this many live rows in one scope the guard reads the window instead ([`windowed_keys`]). Finding
-/// the live rows costs index pages only and their prompts come from [`SEEN`], so the live path stays the cheaper
-/// one for queues far longer than the window (store bench: a scope growing from 200 to 700 live rows); the
-/// bound keeps what one submit reads finite, and below [`SEEN_PROMPTS`] so a long queue does not churn the cache.
+/// Past this many live rows in one scope the guard reads the window instead ([`windowed_keys`]). Finding the live
+/// rows costs index pages only and their prompts come from [`memory::SEEN`], so the live path stays the cheaper one
+/// for queues far longer than the window (store bench: a scope growing from 200 to 700 live rows); the bound keeps
+/// what one submit reads finite, and below [`memory::SEEN_PROMPTS`] so a long queue does not churn the cache.
 pub(crate) const LIVE_SCAN_LIMIT: usize = 1_000;
 
 /// Most recent first, as the seed walks them.
 fn most_recent_first(mut rows: Vec<Positioned>) -> Vec<Positioned> {
-    rows.sort_by_key(|candidate| std::cmp::Reverse(candidate.1));
+    rows.sort_by_key(|candidate| std::cmp::Reverse(candidate.2));
     rows
 }
 
@@ -112,30 +112,18 @@ fn live_keys(
 /// those with the probe's hash, and those at or after `cutoff` (the oldest position of the scope's window).
 fn candidates(
     conn: &Connection,
-    keys: Vec<LiveKey>,
+    keys: &[LiveKey],
     probe: &DedupProbe<'_>,
-    cutoff: (i64, i64),
+    cutoff: Position,
 ) -> Result<Vec<Positioned>, StoreError> {
     let mut rows = Vec::with_capacity(keys.len());
-    for (submission_id, rowid, operation_id, thread_id, turn_id, status) in keys {
-        let prompt = submitted_prompt(conn, &submission_id, rowid)?;
-        let position = (prompt.created_at, rowid);
+    for (index, (submission_id, rowid, ..)) in keys.iter().enumerate() {
+        let prompt = submitted_prompt(conn, submission_id, *rowid)?;
+        let position = (prompt.created_at, *rowid);
         if prompt.hash != probe.hash && position < cutoff {
             continue;
         }
-        rows.push((
-            DedupCandidate {
-                submission_id,
-                operation_id,
-                thread_id,
-                turn_id,
-                status,
-                normalized: prompt.normalized.clone(),
-                hash: prompt.hash.clone(),
-                resource_keys: prompt.resource_keys.clone(),
-            },
-            position,
-        ));
+        rows.push((index, prompt, position));
     }
     Ok(most_recent_first(rows))
 }
@@ -202,7 +190,7 @@ fn cached_view(
     conn: &Connection,
     scope: &str,
     version: i64,
-) -> Result<Option<(Vec<LiveKey>, Position)>, StoreError> {
+) -> Result<Option<ScopeRows>, StoreError> {
     let Some(pending) = memory::view_at(scope, version) else {
         return Ok(None);
     };
@@ -227,7 +215,7 @@ fn live_rows(
     conn: &Connection,
     scope: &str,
     version: Option<i64>,
-) -> Result<Option<(Vec<LiveKey>, Position)>, StoreError> {
+) -> Result<Option<ScopeRows>, StoreError> {
     if let Some(version) = version {
         if let Some(view) = cached_view(conn, scope, version)? {
             return Ok(Some(view));
@@ -237,6 +225,7 @@ fn live_rows(
         memory::forget_view(scope);
         return Ok(None);
     };
+    let keys = Rc::new(keys);
     if keys.is_empty() {
         // Nothing to compare (a new project, an idle one): no window to read, no view worth keeping.
         memory::forget_view(scope);
@@ -245,7 +234,7 @@ fn live_rows(
     let recent = recent_positions(conn, scope)?;
     let start = memory::window_start(&recent);
     if let Some(version) = version {
-        memory::keep_view(scope, version, &keys, recent);
+        memory::keep_view(scope, version, Rc::clone(&keys), recent);
     }
     Ok(Some((keys, start)))
 }
@@ -335,13 +324,28 @@ fn find_in(
         Some((keys, _)) if probe.has_input_items => (keys, (i64::MAX, i64::MAX)),
         Some((keys, start)) => (keys, start),
         // Every row read is in the window or has the probe's hash.
-        None => (windowed_keys(conn, scope, probe)?, (i64::MIN, i64::MIN)),
+        None => (
+            Rc::new(windowed_keys(conn, scope, probe)?),
+            (i64::MIN, i64::MIN),
+        ),
     };
-    let candidates = candidates(conn, keys, probe, cutoff)?;
-    let rows: Vec<DedupCandidate> = candidates
-        .into_iter()
-        .map(|(candidate, _)| candidate)
+    let picked = candidates(conn, &keys, probe, cutoff)?;
+    let rows: Vec<DedupCandidate<'_>> = picked
+        .iter()
         .take(SAME_HASH_LIMIT + SIMILARITY_WINDOW)
+        .map(|(index, prompt, _)| {
+            let (submission_id, _, operation_id, thread_id, turn_id, status) = &keys[*index];
+            DedupCandidate {
+                submission_id,
+                operation_id,
+                thread_id: thread_id.as_deref(),
+                turn_id: turn_id.as_deref(),
+                status,
+                normalized: &prompt.normalized,
+                hash: &prompt.hash,
+                resource_keys: &prompt.resource_keys,
+            }
+        })
         .collect();
     Ok(decide(probe, &rows))
 }

@@ -23,6 +23,9 @@ pub(super) type LiveKey = (String, i64, String, Option<String>, Option<String>, 
 /// A position `(created_at, rowid)` of a submission in its scope.
 pub(super) type Position = (i64, i64);
 
+/// A scope's live keys (shared with this thread's view of it) and the start of its window.
+pub(super) type ScopeRows = (Rc<Vec<LiveKey>>, Position);
+
 /// How many [`SubmittedPrompt`]s one thread keeps; past it the map starts over.
 pub(super) const SEEN_PROMPTS: usize = 2_048;
 /// How many bytes of prompt text one thread keeps (prompts may be pasted logs or plans); past it the map starts
@@ -46,7 +49,8 @@ pub(super) struct Seen {
 /// a rolled-back insert's version number may be reached again by other processes' writes.
 struct ScopeView {
     version: i64,
-    keys: Vec<LiveKey>,
+    /// Shared with the submit that reads them; an advance copies them only while that submit still holds them.
+    keys: Rc<Vec<LiveKey>>,
     /// The scope's [`SIMILARITY_WINDOW`] most recent positions (any status), oldest first.
     recent: Vec<Position>,
     /// `(rowid, submission id)` of this thread's insert the view was advanced past, until it is seen committed.
@@ -116,17 +120,17 @@ pub(super) fn settle_view(scope: &str, committed: bool) {
 }
 
 /// The live keys and window start of this thread's view of `scope`.
-pub(super) fn view_rows(scope: &str) -> Option<(Vec<LiveKey>, Position)> {
+pub(super) fn view_rows(scope: &str) -> Option<ScopeRows> {
     VIEWS.with(|views| {
         views
             .borrow()
             .get(scope)
-            .map(|view| (view.keys.clone(), window_start(&view.recent)))
+            .map(|view| (Rc::clone(&view.keys), window_start(&view.recent)))
     })
 }
 
 /// Keeps `keys` and `recent` as this thread's view of `scope` at `version` (read on a committed snapshot).
-pub(super) fn keep_view(scope: &str, version: i64, keys: &[LiveKey], recent: Vec<Position>) {
+pub(super) fn keep_view(scope: &str, version: i64, keys: Rc<Vec<LiveKey>>, recent: Vec<Position>) {
     VIEWS.with(|views| {
         let mut views = views.borrow_mut();
         if views.len() >= SCOPE_VIEWS && !views.contains_key(scope) {
@@ -136,7 +140,7 @@ pub(super) fn keep_view(scope: &str, version: i64, keys: &[LiveKey], recent: Vec
             scope.to_string(),
             ScopeView {
                 version,
-                keys: keys.to_vec(),
+                keys,
                 recent,
                 pending: None,
             },
@@ -173,7 +177,7 @@ pub(super) fn advance_view(
             return;
         }
         let pending = (key.1, key.0.clone());
-        view.keys.push(key);
+        Rc::make_mut(&mut view.keys).push(key);
         let at = view.recent.partition_point(|p| *p < position);
         view.recent.insert(at, position);
         if view.recent.len() > SIMILARITY_WINDOW {
