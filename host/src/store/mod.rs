@@ -398,11 +398,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send_job(Box::new(move |conn: &mut Connection| {
-            let _ = reply.send(run_immediate(conn, f));
-        }))?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.write_prepared(|_| (), |tx, ()| f(tx)).await
     }
 
     /// [`write`](Self::write) in two halves on the writer thread: `prepare` first, on the writer connection outside

@@ -255,7 +255,7 @@ pub fn insert_prepared(
                         rowid,
                         operation_id: &operation_id,
                         thread_id: new.thread_id.as_deref(),
-                        status: OperationStatus::Queued.as_str(),
+                        status: OperationStatus::Queued,
                         normalized: &normalized,
                         hash: &hash,
                         resource_keys: &new.resource_keys,

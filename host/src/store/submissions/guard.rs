@@ -8,6 +8,7 @@ use std::rc::Rc;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::memory::{self, LiveKey, Position, ScopeRows, SubmittedPrompt};
+use crate::domain::operation::OperationStatus;
 use crate::domain::rules::dedup::{
     find_active_duplicate as decide, DedupCandidate, DedupProbe, DuplicateMatch, SAME_HASH_LIMIT,
     SIMILARITY_WINDOW,
@@ -148,14 +149,13 @@ fn windowed_keys(
         same_hash
     } else {
         format!(
-            "SELECT {LIVE_KEYS} FROM \
-               (SELECT rowid AS rid FROM codex_prompt_submissions WHERE project_path_key = ?1 \
-                ORDER BY created_at DESC, rowid DESC LIMIT {SIMILARITY_WINDOW}) w \
+            "SELECT {LIVE_KEYS} FROM ({}) w \
                JOIN codex_prompt_submissions s ON s.rowid = w.rid \
                JOIN codex_operations o ON o.operation_id = s.operation_id \
                LEFT JOIN tracked_turns t ON t.turn_id = o.turn_id \
              WHERE {live} \
-             UNION {same_hash}"
+             UNION {same_hash}",
+            recent_window("rowid AS rid")
         )
     };
     let keys = conn
@@ -170,15 +170,19 @@ fn effective_status_is_live() -> String {
     format!("COALESCE(t.status, o.status) IN ({})", live_list())
 }
 
-/// `(created_at, rowid)` of the scope's [`SIMILARITY_WINDOW`] most recent submissions, any status, oldest first
-/// (a covering index range; the rowid breaks ties between rows of the same millisecond).
-fn recent_positions(conn: &Connection, scope: &str) -> Result<Vec<Position>, StoreError> {
-    let sql = format!(
-        "SELECT created_at, rowid FROM codex_prompt_submissions WHERE project_path_key = ?1 \
+/// The SQL selecting `columns` of the scope's (`?1`) [`SIMILARITY_WINDOW`] most recent submissions, any status,
+/// most recent first (a covering index range; the rowid breaks ties between rows of the same millisecond).
+fn recent_window(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM codex_prompt_submissions WHERE project_path_key = ?1 \
          ORDER BY created_at DESC, rowid DESC LIMIT {SIMILARITY_WINDOW}"
-    );
+    )
+}
+
+/// `(created_at, rowid)` of the scope's window ([`recent_window`]), oldest first.
+fn recent_positions(conn: &Connection, scope: &str) -> Result<Vec<Position>, StoreError> {
     let mut recent: Vec<Position> = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&recent_window("created_at, rowid"))?
         .query_map([scope], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     recent.reverse();
@@ -245,7 +249,7 @@ pub(crate) struct InsertedRow<'a> {
     pub rowid: i64,
     pub operation_id: &'a str,
     pub thread_id: Option<&'a str>,
-    pub status: &'a str,
+    pub status: OperationStatus,
     pub normalized: &'a str,
     pub hash: &'a str,
     pub resource_keys: &'a [String],
@@ -265,7 +269,7 @@ pub(crate) fn note_inserted(
     if !memory::view_settled_at(scope, judged) {
         return Ok(());
     }
-    if !(STARTABLE.contains(&row.status) || ACTIVE.contains(&row.status)) {
+    if !(row.status.is_startable() || row.status.is_active()) {
         // Not a live row: the guard would not list it. Read the scope afresh next time.
         memory::forget_view(scope);
         return Ok(());
@@ -286,7 +290,7 @@ pub(crate) fn note_inserted(
         row.operation_id.to_string(),
         row.thread_id.map(str::to_string),
         None,
-        row.status.to_string(),
+        row.status.as_str().to_string(),
     );
     memory::advance_view(
         scope,
