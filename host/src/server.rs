@@ -28,7 +28,7 @@ pub async fn run(
     // Our own line decoding: rmcp's drops undecodable lines unanswered (see `mcp::transport`).
     let mut transport = crate::mcp::transport::stdio();
     match server.tools_list_reply() {
-        Ok(reply) => transport = transport.with_tools_list(std::sync::Arc::new(reply)),
+        Ok(reply) => transport = transport.with_tools_list(reply),
         Err(err) => tracing::warn!(error = %err, "tools/list is serialised per call"),
     }
     let running = match server.serve(transport).await {

@@ -10,6 +10,8 @@
 //!   on a user's second start), no codex binary configured;
 //! - `ping` (the floor: stdio both ways and the JSON-RPC dispatch; the seed has no `ping`), `tools/list` and
 //!   `codex_health_summary` on a running server;
+//! - the pipe floor: a line as long as our `tools/list` reply, written by a thread of this process through a
+//!   pipe as wide as the server's and read the same way (what the kernel and the client cost without a server);
 //! - with 1k and with 100k operations already in the database (prefilled through the library's `Store` before
 //!   the server starts): `codex_submit_task` (`start_chat`) -> `operationId`, once round-robin over 20 projects
 //!   (the duplicate-prompt guard compares each prompt with the live prompts of its scope) and once with a new
@@ -318,7 +320,11 @@ fn main() -> anyhow::Result<()> {
 
     let mut ours = Results::default();
     println!("== codex-control-plane-mcp ({})", ours_binary.display());
-    surface(&ours_binary, &mut ours)?;
+    let list_bytes = surface(&ours_binary, &mut ours)?;
+    ours.record(
+        "pipe floor: a tools/list-sized line written by a thread",
+        pipe_floor(list_bytes)?,
+    );
     for n in [1_000usize, 100_000] {
         durable(&ours_binary, n, &mut ours)?;
     }
@@ -342,8 +348,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cold start, `tools/list`, `codex_health_summary`, in an isolated environment with no codex binary.
-fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<()> {
+/// Cold start, `tools/list`, `codex_health_summary`, in an isolated environment with no codex binary; returns
+/// the length of the `tools/list` reply line.
+fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<usize> {
     let dir = TempDir::new("bench-mcp");
     let env = isolated_env(dir.path());
     // Warm the plugin artifact cache, the database file and the page cache once.
@@ -384,6 +391,7 @@ fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<()> {
         list.push(client.request("tools/list", json!({}))?.0);
     }
     results.record("tools/list", list);
+    let list_bytes = client.line.len();
 
     for _ in 0..WARMUP {
         timed_call(&mut client, "codex_health_summary", json!({}))?;
@@ -395,7 +403,56 @@ fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<()> {
     results.record("codex_health_summary", health);
     results.rss("VmRSS after tools/list + health series", client.pid());
     client.close();
-    Ok(())
+    Ok(list_bytes)
+}
+
+/// What moving a reply of `bytes` costs with no server at all: a thread answers each request line with a
+/// prebuilt line of that size through a pipe widened like the server's (512 KiB), and this thread reads it the
+/// way [`Client::request`] does. The kernel's copies, the wake-ups and the client's reading are all that is left,
+/// so no server can answer `tools/list` faster than this on the same machine.
+fn pipe_floor(bytes: usize) -> anyhow::Result<Vec<Duration>> {
+    use std::os::fd::AsRawFd;
+    let (requests, mut ask) = std::io::pipe()?;
+    let (answers, answer) = std::io::pipe()?;
+    // SAFETY: `answer` is an open pipe descriptor; F_SETPIPE_SZ takes an int argument.
+    unsafe { libc::fcntl(answer.as_raw_fd(), libc::F_SETPIPE_SZ, 512 << 10) };
+    let mut reply = vec![b'x'; bytes.max(1)];
+    if let Some(last) = reply.last_mut() {
+        *last = b'\n';
+    }
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut requests = BufReader::new(requests);
+        let mut answer = answer;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if requests.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            answer.write_all(&reply)?;
+        }
+    });
+    let mut answers = BufReader::new(answers);
+    let mut line = String::new();
+    let mut samples = Vec::with_capacity(SURFACE_SAMPLES);
+    for round in 0..WARMUP + SURFACE_SAMPLES {
+        line.clear();
+        let started = Instant::now();
+        ask.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}\n")?;
+        ask.flush()?;
+        if answers.read_line(&mut line)? == 0 {
+            bail!("the floor's writer stopped");
+        }
+        if round >= WARMUP {
+            samples.push(started.elapsed());
+        }
+    }
+    drop(ask);
+    match server.join() {
+        Ok(result) => result?,
+        Err(_) => bail!("the floor's writer panicked"),
+    }
+    Ok(samples)
 }
 
 /// Fills the database at `path` with `n` completed `start_chat` operations (1 000 rows per transaction).

@@ -127,6 +127,8 @@ fn an_authorized_client_gets_the_same_tools_as_stdio() {
     let mut stdio = McpClient::start(&isolated_env(stdio_dir.path())).expect("stdio start");
     let stdio_list = stdio.request("tools/list", json!({})).expect("tools/list");
     assert_eq!(http_tools, tool_names(&stdio_list));
+    // The same tools: stdio writes the catalog serialised at start-up, HTTP serialises them per call.
+    assert_eq!(list["tools"], stdio_list["tools"]);
     stdio.close(Duration::from_secs(10)).expect("stdio exit");
 
     let health = client

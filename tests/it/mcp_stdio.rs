@@ -24,6 +24,48 @@ fn initialize_negotiates_the_protocol_versions_clients_use() {
 }
 
 #[test]
+fn pipelined_tools_list_requests_each_get_the_whole_catalog() {
+    // The stdio transport writes the catalog serialised at start-up around rmcp's envelope; several requests in
+    // flight at once, with string and number ids, must each get the whole list under their own id.
+    let dir = TempDir::new("mcp-list-pipelined");
+    let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");
+    let first = client.request("tools/list", json!({})).expect("tools/list");
+    let tools = first["tools"].as_array().expect("tools array").clone();
+    assert!(tools.len() >= 30, "{} tools", tools.len());
+    assert!(
+        tools.iter().all(|t| t["_meta"]["codexMcp"].is_object()),
+        "every tool keeps its _meta"
+    );
+    client
+        .send_line(r#"{"jsonrpc":"2.0","id":"list-a","method":"tools/list","params":{}}"#)
+        .expect("send");
+    let ids: Vec<u64> = (0..3)
+        .map(|_| client.send_request("tools/list", json!({})).expect("send"))
+        .collect();
+    client
+        .send_line(r#"{"jsonrpc":"2.0","id":"list-b","method":"tools/list"}"#)
+        .expect("send");
+    for id in ids {
+        let reply = client
+            .wait_reply(id, Duration::from_secs(10))
+            .expect("reply");
+        assert_eq!(reply["result"]["tools"], json!(tools), "reply to {id}");
+    }
+    for id in ["list-a", "list-b"] {
+        let reply = client
+            .wait_message(Duration::from_secs(10), |m| m["id"] == json!(id))
+            .expect("reply");
+        assert_eq!(reply["result"]["tools"], json!(tools), "reply to {id}");
+    }
+    // Other calls in between are answered as usual.
+    let health = client
+        .call_tool("codex_health_summary", json!({}))
+        .expect("health");
+    assert_eq!(health["ok"], json!(true), "{health}");
+    client.close(Duration::from_secs(10)).expect("exit");
+}
+
+#[test]
 fn every_tool_declares_input_and_output_schemas() {
     let dir = TempDir::new("mcp-list");
     let mut client = McpClient::start(&isolated_env(dir.path())).expect("start");

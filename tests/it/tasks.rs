@@ -101,6 +101,7 @@ fn each_client_gets_its_protocol_revision() {
     let dir = TempDir::new("tasks-versions");
     // The handshake revisions negotiate as before; 2026-07-28 has no handshake, so an `initialize` asking for
     // it gets the newest revision that has one.
+    let mut legacy_tools = Value::Null;
     for (asked, answered) in [
         ("2025-06-18", "2025-06-18"),
         ("2025-11-25", "2025-11-25"),
@@ -111,6 +112,11 @@ fn each_client_gets_its_protocol_revision() {
         assert_eq!(result["protocolVersion"], json!(answered), "{result}");
         assert!(result["capabilities"]["tools"].is_object(), "{result}");
         client.request("ping", json!({})).expect("ping");
+        // The handshake revisions' list has no 2026-07-28 fields.
+        let list = client.request("tools/list", json!({})).expect("tools/list");
+        assert!(list.get("resultType").is_none(), "{asked}: resultType");
+        assert!(list.get("ttlMs").is_none(), "{asked}: ttlMs");
+        legacy_tools = list["tools"].clone();
         client.close(Duration::from_secs(10)).expect("exit");
     }
 
@@ -151,6 +157,15 @@ fn each_client_gets_its_protocol_revision() {
     assert!(tools["tools"]
         .as_array()
         .is_some_and(|t| t.iter().any(|t| t["name"] == "codex_submit_task")));
+    // 2026-07-28 results say they are complete and how long they stay fresh; the tools are the same.
+    assert_eq!(
+        tools["resultType"],
+        json!("complete"),
+        "{}",
+        tools["resultType"]
+    );
+    assert!(tools["ttlMs"].is_u64(), "ttlMs: {}", tools["ttlMs"]);
+    assert_eq!(tools["tools"], legacy_tools);
     // A call without the extension declared is answered as usual, never with a task.
     let mut params = json!({"name": "codex_health_summary", "arguments": {}});
     params["_meta"] = meta(false);

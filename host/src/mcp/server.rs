@@ -25,6 +25,7 @@ use super::error::{ErrorCode, ToolError};
 use super::schema;
 use super::tasks;
 use super::tools;
+use super::tools_list_reply::{CatalogByTransport, ToolsListReply};
 use crate::app::App;
 
 /// Name announced in `initialize` (the seed's, so client configs and allow-lists keep matching).
@@ -65,11 +66,9 @@ impl McpServer {
         }
     }
 
-    /// The `tools/list` reply of this server's catalog, serialised once for the stdio transport.
-    pub fn tools_list_reply(
-        &self,
-    ) -> Result<super::tools_list_reply::ToolsListReply, serde_json::Error> {
-        super::tools_list_reply::ToolsListReply::new(self.tools.clone())
+    /// This server's catalog serialised once, for a transport that writes `tools/list` answers itself.
+    pub fn tools_list_reply(&self) -> Result<ToolsListReply, serde_json::Error> {
+        ToolsListReply::new(&self.tools)
     }
 
     /// Runs one tool call to its JSON payload (`ok:true` or the error shape); never fails at the protocol level.
@@ -184,7 +183,7 @@ fn declares_tasks(context: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|caps| caps.supports_tasks())
 }
 
-fn to_rmcp_tool(spec: &ToolSpec) -> Tool {
+fn to_rmcp_tool(spec: &'static ToolSpec) -> Tool {
     let role = spec
         .codex_mcp
         .get("role")
@@ -200,9 +199,10 @@ fn to_rmcp_tool(spec: &ToolSpec) -> Tool {
     let mut meta = Map::new();
     meta.insert("codexMcp".into(), spec.codex_mcp.clone());
     meta.insert("openclawContractGroup".into(), json!(spec.group.as_str()));
+    // Borrowed from the catalog, which lives as long as the process: a clone of the tool copies no text.
     Tool::new(
         spec.name,
-        spec.description.clone(),
+        spec.description.as_str(),
         spec.input_schema.clone(),
     )
     .with_raw_output_schema(spec.output_schema.clone())
@@ -246,8 +246,12 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        if context.extensions.get::<CatalogByTransport>().is_some() {
+            // The transport writes the tools serialised at start-up around this envelope.
+            return Ok(ListToolsResult::with_all_items(Vec::new()));
+        }
         Ok(ListToolsResult::with_all_items((*self.tools).clone()))
     }
 

@@ -1,99 +1,113 @@
-//! The `tools/list` reply with its tools serialised once.
+//! `tools/list` answered with the catalog serialised once, written by the transport.
 //!
 //! The catalog is fixed for the life of a process, but it is 180 KB of JSON (every tool's input and output
-//! schema): serialising it again for every `tools/list` cost more than the rest of the call. The transport hands
-//! each outgoing `tools/list` result here first; when its tools are the catalog's own (the same schema objects,
-//! which is what `McpServer::list_tools` returns), the line is the result's envelope (whatever rmcp set for the
-//! negotiated protocol version: `resultType`, `ttlMs`, ...) around the tools array serialised at start-up.
-//! Anything else (another tool list, a changed tool) is serialised normally.
+//! schema). Serialising it per call cost more than the rest of the call, and so did handing rmcp an owned copy of
+//! the 54 tools (their `_meta` maps, annotations and strings) only to compare and drop it. So the stdio transport
+//! and the handler split the work:
+//!
+//! - the transport marks each incoming `tools/list` request with [`CatalogByTransport`] and remembers its id;
+//! - the handler, seeing the mark, returns the result's envelope with no tools (rmcp still fills in what the
+//!   negotiated protocol version asks for: `resultType`, `ttlMs`, ...);
+//! - the transport writes that envelope around the tools array serialised at start-up, as one vectored write.
+//!
+//! The handler never sees the mark on other transports (streamable HTTP), and the transport stops marking when it
+//! holds [`MAX_MARKED`] unanswered requests, so a result without tools is only ever sent where the transport fills
+//! it in.
 
-use std::sync::Arc;
-
-use rmcp::model::{JsonRpcMessage, ListToolsResult, ServerResult, Tool};
-use rmcp::service::TxJsonRpcMessage;
+use bytes::{Buf, Bytes};
+use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId, ServerResult, Tool};
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::RoleServer;
 use serde_json::Value;
 
-/// The catalog and its tools array as JSON.
+/// Marks a `tools/list` request whose tools the transport writes itself (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogByTransport;
+
+/// How many marked requests may wait for their answer. A request rmcp never answers (a cancelled one) keeps its
+/// id here; past this many the transport stops marking and the handler returns the tools itself.
+const MAX_MARKED: usize = 64;
+
+/// The catalog's tools array as JSON, and the requests marked for it.
 #[derive(Debug)]
 pub struct ToolsListReply {
-    tools: Arc<Vec<Tool>>,
-    tools_json: String,
+    tools_json: Bytes,
+    marked: Vec<RequestId>,
 }
 
 impl ToolsListReply {
     /// Serialises `tools` once.
-    pub fn new(tools: Arc<Vec<Tool>>) -> Result<ToolsListReply, serde_json::Error> {
-        let tools_json = serde_json::to_string(&*tools)?;
-        Ok(ToolsListReply { tools, tools_json })
+    pub fn new(tools: &[Tool]) -> Result<ToolsListReply, serde_json::Error> {
+        Ok(ToolsListReply {
+            tools_json: Bytes::from(serde_json::to_vec(tools)?),
+            marked: Vec::new(),
+        })
     }
 
-    /// The JSON line (without `\n`) for `message` when it is a `tools/list` result carrying this catalog.
-    pub fn line_for(&self, message: &TxJsonRpcMessage<RoleServer>) -> Option<Vec<u8>> {
-        let JsonRpcMessage::Response(response) = message else {
-            return None;
+    /// Marks `message` with [`CatalogByTransport`] when it is a `tools/list` request.
+    pub fn mark(&mut self, message: &mut RxJsonRpcMessage<RoleServer>) {
+        let JsonRpcMessage::Request(request) = message else {
+            return;
         };
-        let ServerResult::ListToolsResult(list) = &response.result else {
-            return None;
+        let ClientRequest::ListToolsRequest(list) = &mut request.request else {
+            return;
         };
-        if !self.is_catalog(&list.tools) {
-            return None;
+        if self.marked.len() >= MAX_MARKED {
+            return;
         }
-        let envelope = ListToolsResult {
-            result_type: list.result_type.clone(),
-            meta: list.meta.clone(),
-            next_cursor: list.next_cursor.clone(),
-            ttl_ms: list.ttl_ms,
-            cache_scope: list.cache_scope,
-            tools: Vec::new(),
+        list.extensions.insert(CatalogByTransport);
+        self.marked.push(request.id.clone());
+    }
+
+    /// The whole line (with its `\n`) for `message` when it answers a marked request with an envelope to fill;
+    /// `None` leaves `message` to be serialised as it is. Any answer to a marked id ends that mark.
+    pub fn line_for(&mut self, message: &TxJsonRpcMessage<RoleServer>) -> Option<impl Buf> {
+        let (id, list) = match message {
+            JsonRpcMessage::Response(response) => match &response.result {
+                ServerResult::ListToolsResult(list) => (&response.id, Some(list)),
+                _ => (&response.id, None),
+            },
+            JsonRpcMessage::Error(error) => (error.id.as_ref()?, None),
+            _ => return None,
         };
-        let Ok(Value::Object(mut fields)) = serde_json::to_value(&envelope) else {
+        let at = self.marked.iter().position(|marked| marked == id)?;
+        self.marked.swap_remove(at);
+        let list = list.filter(|list| list.tools.is_empty())?;
+        // The envelope as rmcp set it, with the tools array left for last.
+        let Ok(Value::Object(mut fields)) = serde_json::to_value(list) else {
             return None;
         };
         fields.remove("tools");
-        let id = serde_json::to_string(&response.id).ok()?;
-        let mut line = String::with_capacity(self.tools_json.len() + 128);
-        line.push_str(r#"{"jsonrpc":"2.0","id":"#);
-        line.push_str(&id);
-        line.push_str(r#","result":{"#);
+        let mut head = String::with_capacity(128);
+        head.push_str(r#"{"jsonrpc":"2.0","id":"#);
+        head.push_str(&serde_json::to_string(id).ok()?);
+        head.push_str(r#","result":{"#);
         for (key, value) in &fields {
-            line.push_str(&serde_json::to_string(key).ok()?);
-            line.push(':');
-            line.push_str(&serde_json::to_string(value).ok()?);
-            line.push(',');
+            head.push_str(&serde_json::to_string(key).ok()?);
+            head.push(':');
+            head.push_str(&serde_json::to_string(value).ok()?);
+            head.push(',');
         }
-        line.push_str(r#""tools":"#);
-        line.push_str(&self.tools_json);
-        line.push_str("}}");
-        Some(line.into_bytes())
-    }
-
-    /// Whether `tools` are the catalog's: the same names and the very same schema objects, in order.
-    fn is_catalog(&self, tools: &[Tool]) -> bool {
-        tools.len() == self.tools.len()
-            && tools.iter().zip(self.tools.iter()).all(|(sent, ours)| {
-                sent.name == ours.name
-                    && Arc::ptr_eq(&sent.input_schema, &ours.input_schema)
-                    && match (&sent.output_schema, &ours.output_schema) {
-                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                        (None, None) => true,
-                        _ => false,
-                    }
-                    && sent.description == ours.description
-                    && sent.annotations == ours.annotations
-                    && sent.meta == ours.meta
-                    && sent.title == ours.title
-                    && sent.icons == ours.icons
-            })
+        head.push_str(r#""tools":"#);
+        Some(
+            Bytes::from(head)
+                .chain(self.tools_json.clone())
+                .chain(&b"}}\n"[..]),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use rmcp::model::{JsonRpcResponse, JsonRpcVersion2_0, NumberOrString};
+    use std::sync::Arc;
 
-    fn catalog() -> Arc<Vec<Tool>> {
+    use super::*;
+    use rmcp::model::{
+        ErrorData, JsonRpcError, JsonRpcRequest, JsonRpcResponse, JsonRpcVersion2_0,
+        ListToolsResult, NumberOrString, RequestOptionalParam,
+    };
+
+    fn catalog() -> Vec<Tool> {
         let schema = |title: &str| {
             Arc::new(
                 serde_json::json!({"type": "object", "title": title})
@@ -102,10 +116,30 @@ mod tests {
                     .unwrap_or_default(),
             )
         };
-        Arc::new(vec![
+        vec![
             Tool::new("codex_a", "first", schema("a")),
             Tool::new("codex_b", "second \"quoted\"", schema("b")),
-        ])
+        ]
+    }
+
+    fn list_request(id: i64) -> RxJsonRpcMessage<RoleServer> {
+        JsonRpcMessage::Request(JsonRpcRequest {
+            jsonrpc: JsonRpcVersion2_0,
+            id: NumberOrString::Number(id),
+            request: ClientRequest::ListToolsRequest(RequestOptionalParam::default()),
+        })
+    }
+
+    fn is_marked(message: &RxJsonRpcMessage<RoleServer>) -> bool {
+        match message {
+            JsonRpcMessage::Request(request) => match &request.request {
+                ClientRequest::ListToolsRequest(list) => {
+                    list.extensions.get::<CatalogByTransport>().is_some()
+                }
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     fn reply(id: i64, result: ListToolsResult) -> TxJsonRpcMessage<RoleServer> {
@@ -116,43 +150,90 @@ mod tests {
         })
     }
 
-    #[test]
-    fn the_cached_line_is_what_serde_would_write() {
-        let tools = catalog();
-        let cache = ToolsListReply::new(tools.clone()).expect("serialise");
-        for result in [
-            ListToolsResult::with_all_items((*tools).clone()),
-            ListToolsResult::with_all_items((*tools).clone()).with_ttl_ms(5_000),
-        ] {
-            let message = reply(7, result);
-            let line = cache
-                .line_for(&message)
-                .expect("a tools/list of the catalog");
-            let cached: Value = serde_json::from_slice(&line).expect("JSON");
-            let direct = serde_json::to_value(&message).expect("serialise");
-            assert_eq!(cached, direct);
+    fn written(buf: impl Buf) -> Vec<u8> {
+        let mut buf = buf;
+        let mut out = Vec::new();
+        while buf.has_remaining() {
+            let chunk = buf.chunk();
+            out.extend_from_slice(chunk);
+            let n = chunk.len();
+            buf.advance(n);
         }
+        out
     }
 
     #[test]
-    fn another_list_is_left_to_serde() {
-        let cache = ToolsListReply::new(catalog()).expect("serialise");
-        // Equal content but other schema objects: not provably the catalog.
+    fn a_filled_envelope_is_what_serde_would_write_for_the_whole_list() {
+        let tools = catalog();
+        let mut cache = ToolsListReply::new(&tools).expect("serialise");
+        for (id, envelope) in [
+            (7, ListToolsResult::with_all_items(Vec::new())),
+            (
+                8,
+                ListToolsResult::with_all_items(Vec::new()).with_ttl_ms(5_000),
+            ),
+        ] {
+            let mut request = list_request(id);
+            cache.mark(&mut request);
+            assert!(is_marked(&request));
+            let mut whole = envelope.clone();
+            whole.tools = tools.clone();
+            let line = written(
+                cache
+                    .line_for(&reply(id, envelope))
+                    .expect("a marked tools/list"),
+            );
+            assert_eq!(line.last(), Some(&b'\n'));
+            let filled: Value = serde_json::from_slice(&line).expect("JSON");
+            let direct = serde_json::to_value(reply(id, whole)).expect("serialise");
+            assert_eq!(filled, direct);
+        }
+        assert!(cache.marked.is_empty());
+    }
+
+    #[test]
+    fn only_a_marked_id_answered_with_an_empty_envelope_is_filled() {
+        let tools = catalog();
+        let mut cache = ToolsListReply::new(&tools).expect("serialise");
+        // Not marked: left to serde, even when empty.
         assert!(cache
-            .line_for(&reply(
-                1,
-                ListToolsResult::with_all_items((*catalog()).clone())
-            ))
+            .line_for(&reply(1, ListToolsResult::with_all_items(Vec::new())))
             .is_none());
-        let mut changed = (*cache.tools).clone();
-        changed[0].description = Some("changed".into());
+        // Marked, but the handler returned the tools itself: left to serde, and the mark ends.
+        cache.mark(&mut list_request(2));
         assert!(cache
-            .line_for(&reply(1, ListToolsResult::with_all_items(changed)))
+            .line_for(&reply(2, ListToolsResult::with_all_items(tools.clone())))
             .is_none());
-        let mut shorter = (*cache.tools).clone();
-        shorter.pop();
+        assert!(cache.marked.is_empty());
+        // Marked and answered with an error: the mark ends, nothing to fill.
+        cache.mark(&mut list_request(3));
+        let error = JsonRpcMessage::Error(JsonRpcError {
+            jsonrpc: JsonRpcVersion2_0,
+            id: Some(NumberOrString::Number(3)),
+            error: ErrorData::internal_error("no", None),
+        });
+        assert!(cache.line_for(&error).is_none());
+        assert!(cache.marked.is_empty());
+    }
+
+    #[test]
+    fn marking_stops_while_too_many_marks_wait() {
+        let mut cache = ToolsListReply::new(&catalog()).expect("serialise");
+        for id in 0..MAX_MARKED as i64 {
+            cache.mark(&mut list_request(id));
+        }
+        let mut one_more = list_request(-1);
+        cache.mark(&mut one_more);
+        assert!(
+            !is_marked(&one_more),
+            "the handler returns the tools itself"
+        );
+        // An answer frees a place.
         assert!(cache
-            .line_for(&reply(1, ListToolsResult::with_all_items(shorter)))
-            .is_none());
+            .line_for(&reply(0, ListToolsResult::with_all_items(Vec::new())))
+            .is_some());
+        let mut next = list_request(-2);
+        cache.mark(&mut next);
+        assert!(is_marked(&next));
     }
 }

@@ -22,7 +22,7 @@ use rmcp::RoleServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
-use tokio_util::bytes::{Bytes, BytesMut};
+use tokio_util::bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, FramedRead};
 
 use super::tools_list_reply::ToolsListReply;
@@ -78,8 +78,8 @@ pub struct LenientTransport<R, W> {
     lines: FramedRead<R, LineCodec>,
     /// Replies and error answers share one writer; a whole line is written under the lock so lines never interleave.
     writer: Arc<Mutex<Option<W>>>,
-    /// The catalog's `tools/list` reply, serialised once (see [`ToolsListReply`]).
-    tools_list: Option<Arc<ToolsListReply>>,
+    /// The catalog's tools, serialised once, and the `tools/list` requests to answer with them.
+    tools_list: Option<ToolsListReply>,
 }
 
 impl<R: AsyncRead, W> LenientTransport<R, W> {
@@ -97,8 +97,8 @@ impl<R: AsyncRead, W> LenientTransport<R, W> {
         }
     }
 
-    /// Writes `tools/list` results that carry the catalog from `reply` instead of serialising them again.
-    pub fn with_tools_list(mut self, reply: Arc<ToolsListReply>) -> Self {
+    /// Answers `tools/list` with the catalog `reply` serialised at start-up (see [`ToolsListReply`]).
+    pub fn with_tools_list(mut self, reply: ToolsListReply) -> Self {
         self.tools_list = Some(reply);
         self
     }
@@ -107,9 +107,16 @@ impl<R: AsyncRead, W> LenientTransport<R, W> {
 /// Writes one line (a `\n` is appended) to the shared writer.
 async fn write_line<W: AsyncWrite + Unpin>(
     writer: &Mutex<Option<W>>,
-    mut line: Vec<u8>,
+    line: Vec<u8>,
 ) -> io::Result<()> {
-    line.push(b'\n');
+    write_all(writer, Bytes::from(line).chain(&b"\n"[..])).await
+}
+
+/// Writes `buf` whole to the shared writer, in one vectored write where the writer takes one.
+async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &Mutex<Option<W>>,
+    mut buf: impl Buf,
+) -> io::Result<()> {
     let mut guard = writer.lock().await;
     let Some(out) = guard.as_mut() else {
         return Err(io::Error::new(
@@ -117,7 +124,7 @@ async fn write_line<W: AsyncWrite + Unpin>(
             "transport closed",
         ));
     };
-    out.write_all(&line).await?;
+    out.write_all_buf(&mut buf).await?;
     out.flush().await
 }
 
@@ -133,16 +140,21 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), io::Error>> + Send + 'static {
         let writer = self.writer.clone();
-        let cached = self
+        let filled = self
             .tools_list
-            .as_ref()
+            .as_mut()
             .and_then(|reply| reply.line_for(&item));
         async move {
-            let line = match cached {
-                Some(line) => line,
-                None => serde_json::to_vec(&item).map_err(io::Error::other)?,
-            };
-            write_line(&writer, line).await
+            match filled {
+                Some(line) => write_all(&writer, line).await,
+                None => {
+                    write_line(
+                        &writer,
+                        serde_json::to_vec(&item).map_err(io::Error::other)?,
+                    )
+                    .await
+                }
+            }
         }
     }
 
@@ -164,7 +176,12 @@ where
                 }
             };
             match decode_line(&line) {
-                Decoded::Message(message) => return Some(*message),
+                Decoded::Message(mut message) => {
+                    if let Some(reply) = self.tools_list.as_mut() {
+                        reply.mark(&mut message);
+                    }
+                    return Some(*message);
+                }
                 Decoded::Skip => {}
                 Decoded::Answer(reply) => {
                     // Spawned, not awaited: a cancelled `receive` must not lose the answer halfway.

@@ -36,22 +36,10 @@ pub fn canonical_json(value: &Value) -> String {
     out
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Appends the canonical JSON of `value` to `out`.
+pub fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (idx, key) in keys.into_iter().enumerate() {
-                if idx > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_canonical_map(map, out),
         Value::Array(items) => {
             out.push('[');
             for (idx, item) in items.iter().enumerate() {
@@ -62,8 +50,58 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        Value::String(text) => write_canonical_str(text, out),
         scalar => out.push_str(&scalar.to_string()),
     }
+}
+
+/// Appends the canonical JSON of an object to `out`.
+pub fn write_canonical_map(map: &Map<String, Value>, out: &mut String) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by_key(|(key, _)| *key);
+    out.push('{');
+    for (idx, (key, value)) in entries.into_iter().enumerate() {
+        if idx > 0 {
+            out.push(',');
+        }
+        write_canonical_str(key, out);
+        out.push(':');
+        write_canonical(value, out);
+    }
+    out.push('}');
+}
+
+/// Appends `text` as a JSON string, escaped exactly as serde_json escapes it (`"`, `\\`, and control
+/// characters: the five short forms, the rest as `\u00xx`), so hashes of text written here and there agree.
+pub fn write_canonical_str(text: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let mut copied = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[copied..at]);
+        copied = at + 1;
+        if short.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+    }
+    out.push_str(&text[copied..]);
+    out.push('"');
 }
 
 /// sha256 hex of the canonical JSON: equal for requests that differ only in key order.
@@ -98,6 +136,17 @@ pub fn differing_fields(stored: &Value, incoming: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every: String = (0u8..0x80).map(char::from).collect();
+        every.push_str("é ü \u{2028} \u{10ffff} \\u0041");
+        for text in [every.as_str(), "", "plain", "\"", "a\\b", "\u{7f}"] {
+            let mut written = String::new();
+            write_canonical_str(text, &mut written);
+            assert_eq!(written, Value::from(text).to_string(), "{text:?}");
+        }
+    }
 
     #[test]
     fn key_order_does_not_change_the_fingerprint() {
