@@ -117,6 +117,7 @@ impl Started {
             }
         };
         tracing::info!(mode = %config.execution_mode, role = role.as_str(), "starting");
+        McpServer::prepare_in_background();
         let app = Arc::new(App::new(config, role).context("failed to initialise the server")?);
         let (trigger, listener) = shutdown::channel();
         // Work left unfinished when the last worker went away (a crash, a reboot) needs a worker before anyone

@@ -230,8 +230,8 @@ const SPECS: &[(&str, &str)] = &[
 pub struct Catalog {
     /// Tools in `tools/list` order.
     pub tools: Vec<ToolSpec>,
-    /// `toolSurfaceHash`: sha256 over the sorted canonical tool surface (the seed's formula).
-    pub tool_surface_hash: String,
+    /// `toolSurfaceHash`, computed on first use (see [`Catalog::tool_surface_hash`]).
+    surface_hash: OnceLock<String>,
 }
 
 impl Catalog {
@@ -244,6 +244,11 @@ impl Catalog {
             // build defect, not a runtime condition.
             Err(message) => panic!("built-in tool catalog is invalid: {message}"),
         })
+    }
+
+    /// `toolSurfaceHash`: sha256 over the sorted canonical tool surface (the seed's formula).
+    pub fn tool_surface_hash(&self) -> &str {
+        self.surface_hash.get_or_init(|| surface_hash(&self.tools))
     }
 
     /// Looks a tool up by name.
@@ -300,10 +305,9 @@ impl Catalog {
                 codex_mcp: field("codexMcp")?,
             });
         }
-        let tool_surface_hash = surface_hash(&tools);
         Ok(Catalog {
             tools,
-            tool_surface_hash,
+            surface_hash: OnceLock::new(),
         })
     }
 }
@@ -366,7 +370,7 @@ mod tests {
             })
             .collect();
         let reference = sha256_hex(canonical_json(&Value::Array(surface)).as_bytes());
-        assert_eq!(catalog.tool_surface_hash, reference);
+        assert_eq!(catalog.tool_surface_hash(), reference);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! Tasks extension's methods (served by [`super::tasks`]).
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
@@ -42,6 +44,32 @@ const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2026_07_28,
 ];
 
+/// The catalog's tools as `tools/list` publishes them, and their JSON.
+struct Published {
+    tools: Arc<Vec<Tool>>,
+    /// `None` if they could not be serialised (then each transport serialises them itself).
+    json: Option<Bytes>,
+}
+
+/// The process's published tools, rendered once.
+fn published() -> &'static Published {
+    static PUBLISHED: OnceLock<Published> = OnceLock::new();
+    PUBLISHED.get_or_init(|| {
+        let tools: Vec<Tool> = Catalog::get().tools.iter().map(to_rmcp_tool).collect();
+        let json = match ToolsListReply::serialise(&tools) {
+            Ok(json) => Some(json),
+            Err(err) => {
+                tracing::warn!(error = %err, "tools/list is serialised per call");
+                None
+            }
+        };
+        Published {
+            tools: Arc::new(tools),
+            json,
+        }
+    })
+}
+
 /// The MCP server: a cheap handle over the shared [`App`].
 #[derive(Clone)]
 pub struct McpServer {
@@ -52,23 +80,44 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// Builds the handler and renders the tool list once.
+    /// Builds the handler over the tools published once per process.
     pub fn new(app: Arc<App>) -> Self {
         let fixtures = app.config.http.conformance_fixtures;
-        let mut tools: Vec<Tool> = Catalog::get().tools.iter().map(to_rmcp_tool).collect();
-        if fixtures {
+        let tools = if fixtures {
+            let mut tools = (*published().tools).clone();
             tools.extend(conformance::tools());
-        }
+            Arc::new(tools)
+        } else {
+            published().tools.clone()
+        };
         McpServer {
             app,
-            tools: Arc::new(tools),
+            tools,
             fixtures,
         }
     }
 
-    /// This server's catalog serialised once, for a transport that writes `tools/list` answers itself.
+    /// Parses the catalog and renders the published tools (with their JSON and the surface hash) on a thread of
+    /// their own, so a cold start does that work while it opens the database and loads plugins; the first
+    /// [`McpServer::new`] waits only for what is not done yet.
+    pub fn prepare_in_background() {
+        let spawned = std::thread::Builder::new()
+            .name("catalog".to_string())
+            .spawn(|| {
+                published();
+                Catalog::get().tool_surface_hash();
+            });
+        if let Err(err) = spawned {
+            tracing::debug!(error = %err, "the catalog is prepared on first use instead");
+        }
+    }
+
+    /// This server's tools serialised once, for a transport that writes `tools/list` answers itself.
     pub fn tools_list_reply(&self) -> Result<ToolsListReply, serde_json::Error> {
-        ToolsListReply::new(&self.tools)
+        match &published().json {
+            Some(json) if !self.fixtures => Ok(ToolsListReply::new(json.clone())),
+            _ => Ok(ToolsListReply::new(ToolsListReply::serialise(&self.tools)?)),
+        }
     }
 
     /// Runs one tool call to its JSON payload (`ok:true` or the error shape); never fails at the protocol level.

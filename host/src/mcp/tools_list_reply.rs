@@ -36,12 +36,17 @@ pub struct ToolsListReply {
 }
 
 impl ToolsListReply {
-    /// Serialises `tools` once.
-    pub fn new(tools: &[Tool]) -> Result<ToolsListReply, serde_json::Error> {
-        Ok(ToolsListReply {
-            tools_json: Bytes::from(serde_json::to_vec(tools)?),
+    /// Answers with `tools_json`, a tools array as [`ToolsListReply::serialise`] writes it.
+    pub fn new(tools_json: Bytes) -> ToolsListReply {
+        ToolsListReply {
+            tools_json,
             marked: Vec::new(),
-        })
+        }
+    }
+
+    /// The JSON of a tools array.
+    pub fn serialise(tools: &[Tool]) -> Result<Bytes, serde_json::Error> {
+        Ok(Bytes::from(serde_json::to_vec(tools)?))
     }
 
     /// Marks `message` with [`CatalogByTransport`] when it is a `tools/list` request.
@@ -165,7 +170,7 @@ mod tests {
     #[test]
     fn a_filled_envelope_is_what_serde_would_write_for_the_whole_list() {
         let tools = catalog();
-        let mut cache = ToolsListReply::new(&tools).expect("serialise");
+        let mut cache = ToolsListReply::new(ToolsListReply::serialise(&tools).expect("serialise"));
         for (id, envelope) in [
             (7, ListToolsResult::with_all_items(Vec::new())),
             (
@@ -194,7 +199,7 @@ mod tests {
     #[test]
     fn only_a_marked_id_answered_with_an_empty_envelope_is_filled() {
         let tools = catalog();
-        let mut cache = ToolsListReply::new(&tools).expect("serialise");
+        let mut cache = ToolsListReply::new(ToolsListReply::serialise(&tools).expect("serialise"));
         // Not marked: left to serde, even when empty.
         assert!(cache
             .line_for(&reply(1, ListToolsResult::with_all_items(Vec::new())))
@@ -218,7 +223,8 @@ mod tests {
 
     #[test]
     fn marking_stops_while_too_many_marks_wait() {
-        let mut cache = ToolsListReply::new(&catalog()).expect("serialise");
+        let mut cache =
+            ToolsListReply::new(ToolsListReply::serialise(&catalog()).expect("serialise"));
         for id in 0..MAX_MARKED as i64 {
             cache.mark(&mut list_request(id));
         }

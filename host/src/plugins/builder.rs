@@ -75,7 +75,7 @@ impl<'a> PluginHostBuilder<'a> {
     /// [`PluginHost::infos`] and skipped; only an engine failure is an error.
     pub fn load(self) -> Result<PluginHost, PluginError> {
         let engine = engine::new_engine(self.config.plugins.default_memory_bytes)?;
-        let linker = runtime::new_linker(&engine)?;
+        let linker = Arc::new(runtime::new_linker(&engine)?);
         let cache = ArtifactCache::new(self.config.plugin_cache_dir());
         let mut loader = Loader {
             engine: &engine,

@@ -7,7 +7,7 @@
 //! linking them early; third-party plugins are still linked at start-up, where a broken one is
 //! reported before it is needed.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::Linker;
 use wasmtime::Engine;
@@ -23,8 +23,9 @@ use super::runtime::{PluginCtx, WasmPlugin};
 pub(super) struct LinkJob {
     /// The engine (a cheap handle).
     pub(super) engine: Engine,
-    /// The shared linker (a cheap handle).
-    pub(super) linker: Linker<PluginCtx>,
+    /// The shared linker. Shared, not cloned: a clone copies its name maps, which cost each deferred plugin more
+    /// start-up time than the rest of deferring it.
+    pub(super) linker: Arc<Linker<PluginCtx>>,
     /// The artifact cache.
     pub(super) cache: ArtifactCache,
     /// The plugin's manifest.

@@ -18,7 +18,7 @@ pub(super) struct Loader<'a> {
     /// The engine.
     pub(super) engine: &'a Engine,
     /// The shared linker.
-    pub(super) linker: &'a wasmtime::component::Linker<PluginCtx>,
+    pub(super) linker: &'a Arc<wasmtime::component::Linker<PluginCtx>>,
     /// The artifact cache.
     pub(super) cache: &'a ArtifactCache,
     /// Plugin configuration.

@@ -56,7 +56,7 @@ pub async fn agent_contract(app: &App, args: &Args) -> Result<Value, ToolError> 
     let mut contract = json!({
         "version": GUIDE_VERSION,
         "contractVersion": CONTRACT_VERSION,
-        "toolSurfaceHash": catalog.tool_surface_hash,
+        "toolSurfaceHash": catalog.tool_surface_hash(),
         "clientType": args.str("client_type").unwrap_or("generic-agent"),
         "recommendedStartupTool": RECOMMENDED_STARTUP_TOOL,
         "recommendedPrimaryWriteTool": RECOMMENDED_PRIMARY_WRITE_TOOL,

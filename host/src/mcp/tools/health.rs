@@ -35,7 +35,7 @@ pub async fn health_summary(app: &App, args: &Args) -> Result<Value, ToolError> 
         "serverName": SERVER_NAME,
         "serverVersion": env!("CARGO_PKG_VERSION"),
         "contractVersion": CONTRACT_VERSION,
-        "toolSurfaceHash": catalog.tool_surface_hash,
+        "toolSurfaceHash": catalog.tool_surface_hash(),
         "guideVersion": GUIDE_VERSION,
         "recommendedStartupFlow": "startup",
         "recommendedStartupTool": RECOMMENDED_STARTUP_TOOL,
