@@ -47,6 +47,12 @@ pub(super) fn configure(
     busy::install(conn, handoff)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Whichever connection starts the log over cuts the file back to this (see `checkpoint`).
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        super::checkpoint::WAL_SIZE_LIMIT_BYTES,
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     // Without the planner-stability guarantee SQLite marks a statement for re-preparation whenever a value is
     // bound to a parameter its plan looked at, and `LIMIT ?n` is such a parameter: every cached statement with

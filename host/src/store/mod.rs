@@ -46,6 +46,7 @@ mod busy;
 pub mod capabilities;
 pub mod changes;
 pub mod chats;
+mod checkpoint;
 pub mod commands;
 mod connection;
 pub mod diagnoses;
@@ -100,9 +101,6 @@ pub use turns::{
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept open; more are opened on demand under load and closed when returned.
 const MAX_IDLE_READERS: usize = 4;
-/// How often the background thread checkpoints the WAL. Commits never checkpoint themselves
-/// (`wal_autocheckpoint=0` on the writer), so a commit never pays for copying pages into the main file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// Page cache of the writer connection (KiB). An insert touches about a dozen index pages and a claim a few
 /// more; 4 MiB (about 1 000 pages) keeps every B-tree's interior pages with room to spare. More only fills
 /// with pages of one-off scans (health counts, recovery) and stays resident: with 32 MiB, a server that had
@@ -340,7 +338,7 @@ impl Store {
         schema::migrate(&mut conn)?;
         let (sender, receiver) = mpsc::channel::<Job>();
         let (commit_counter, commits) = tokio::sync::watch::channel(0u64);
-        let checkpointer = spawn_checkpointer(path, commits.clone())?;
+        let checkpointer = checkpoint::spawn(path, commits.clone())?;
 
         let writer_handoff = handoff.clone();
         let handle = std::thread::Builder::new()
@@ -546,55 +544,6 @@ impl Store {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
-}
-
-/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every [`CHECKPOINT_INTERVAL`]
-/// after this process committed something (an idle process leaves the files alone; each process checkpoints
-/// what it wrote). PASSIVE never blocks writers or readers; pages still in use by a reader are copied on a
-/// later round, so a round that may have left pages behind is followed by one more.
-fn spawn_checkpointer(
-    path: &Path,
-    mut commits: tokio::sync::watch::Receiver<u64>,
-) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
-    let mut conn = Connection::open(path)?;
-    busy::install(&mut conn, None)?;
-    let (stop, stopped) = mpsc::channel::<()>();
-    let handle = std::thread::Builder::new()
-        .name("store-checkpoint".to_string())
-        .spawn(move || {
-            let mut pending = false;
-            loop {
-                match stopped.recv_timeout(CHECKPOINT_INTERVAL) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let committed = commits.has_changed().unwrap_or(false);
-                        commits.mark_unchanged();
-                        if !committed && !pending {
-                            continue;
-                        }
-                        // (busy, WAL frames, frames checkpointed): frames left behind need another round.
-                        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-                        }) {
-                            Ok((log, done)) => pending = done < log,
-                            Err(error) => {
-                                pending = true;
-                                tracing::warn!(%error, "wal checkpoint failed");
-                            }
-                        }
-                    }
-                    // The store is gone: a last checkpoint keeps the WAL short for the next opener.
-                    _ => {
-                        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok((stop, handle))
 }
 
 fn run_immediate<R, F>(conn: &mut Connection, f: F) -> Result<R, StoreError>
