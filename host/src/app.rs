@@ -13,7 +13,7 @@ use crate::engine::worker_link::WorkerLink;
 use crate::engine::{config_fingerprint, Engine, EngineRole, EngineSettings};
 use crate::mcp::error::ToolError;
 use crate::mcp::tools::plugin_views::StoreViews;
-use crate::plugins::PluginHost;
+use crate::plugins::{PluginHost, PluginRuntime};
 use crate::projects::ProjectRegistry;
 use crate::store::{NewAppServerEvent, Store};
 
@@ -66,7 +66,24 @@ impl App {
                 "started inside a Codex session spawned by codex-control-plane-mcp; write tools are refused"
             );
         }
-        let store = Store::open(&config.state_db_path).with_context(|| {
+        // The plugin engine needs nothing from the database: it is made while the database opens (each takes
+        // about a millisecond of a cold start).
+        let max_memory = config.plugins.default_memory_bytes;
+        let (store, runtime) = std::thread::scope(|scope| {
+            let runtime = std::thread::Builder::new()
+                .name("plugin-runtime".to_string())
+                .spawn_scoped(scope, move || PluginRuntime::prepare(max_memory));
+            let store = Store::open(&config.state_db_path);
+            let runtime = match runtime {
+                Ok(handle) => handle.join().ok(),
+                Err(err) => {
+                    tracing::debug!(error = %err, "the plugin engine is made after the database opens");
+                    None
+                }
+            };
+            (store, runtime)
+        });
+        let store = store.with_context(|| {
             format!(
                 "cannot open the state database {}",
                 config.state_db_path.display()
@@ -75,9 +92,14 @@ impl App {
         // Plugins keep their key/value state in the database and see operations and workflows through the
         // status tools' snapshots; both are handed in, so `plugins` never names `store`.
         let views = Arc::new(StoreViews::new(store.clone()));
-        let plugins = PluginHost::builder(&config)
+        let mut builder = PluginHost::builder(&config)
             .state_store(Arc::new(StorePluginState::new(store.clone())))
-            .views(views.clone())
+            .views(views.clone());
+        // A failed or panicked preparation is made again (and reported) by the load itself.
+        if let Some(Ok(runtime)) = runtime {
+            builder = builder.runtime(runtime);
+        }
+        let plugins = builder
             .load()
             .map_err(|err| anyhow::anyhow!("{err}"))
             .context("failed to start the plugin runtime")?;

@@ -18,6 +18,24 @@ pub struct PluginHostBuilder<'a> {
     /// The one folder to load instead of `plugins.dirs` (and a component file name replacing its
     /// manifest's), for `plugins check`.
     only_folder: Option<(PathBuf, Option<String>)>,
+    /// An engine and linker made beforehand (see [`PluginRuntime::prepare`]).
+    runtime: Option<PluginRuntime>,
+}
+
+/// The wasmtime engine (with its instance pool) and the linker every plugin is linked with: the part of a load
+/// that needs nothing but the configuration, so a start-up can make it while it opens the database.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Arc<wasmtime::component::Linker<PluginCtx>>,
+}
+
+impl PluginRuntime {
+    /// Creates the engine with plugin memories of at most `max_memory_bytes` (`plugins.default_memory_bytes`).
+    pub fn prepare(max_memory_bytes: u64) -> Result<PluginRuntime, PluginError> {
+        let engine = engine::new_engine(max_memory_bytes)?;
+        let linker = Arc::new(runtime::new_linker(&engine)?);
+        Ok(PluginRuntime { engine, linker })
+    }
 }
 
 impl<'a> PluginHostBuilder<'a> {
@@ -30,7 +48,15 @@ impl<'a> PluginHostBuilder<'a> {
             defaults: true,
             config_overrides: BTreeMap::new(),
             only_folder: None,
+            runtime: None,
         }
+    }
+
+    /// Loads into `runtime` instead of creating one; it must come from this configuration's
+    /// `plugins.default_memory_bytes`.
+    pub fn runtime(mut self, runtime: PluginRuntime) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Uses `state` for plugin key/value state (default: in memory).
@@ -74,8 +100,10 @@ impl<'a> PluginHostBuilder<'a> {
     /// Creates the engine and loads every plugin. A plugin that fails to load is reported in
     /// [`PluginHost::infos`] and skipped; only an engine failure is an error.
     pub fn load(self) -> Result<PluginHost, PluginError> {
-        let engine = engine::new_engine(self.config.plugins.default_memory_bytes)?;
-        let linker = Arc::new(runtime::new_linker(&engine)?);
+        let PluginRuntime { engine, linker } = match self.runtime {
+            Some(runtime) => runtime,
+            None => PluginRuntime::prepare(self.config.plugins.default_memory_bytes)?,
+        };
         let cache = ArtifactCache::new(self.config.plugin_cache_dir());
         let mut loader = Loader {
             engine: &engine,

@@ -63,7 +63,7 @@ pub use limits::CallLimits;
 pub use manifest::{Manifest, PluginKind, World};
 pub use runtime::{PluginCtx, WarmInstance, WasmPlugin};
 
-pub use builder::PluginHostBuilder;
+pub use builder::{PluginHostBuilder, PluginRuntime};
 pub use capability::{Capability, CapabilityDenied};
 use capability::{CapabilityCtx, PluginIdentity};
 use embedded::{EmbeddedPlugin, DEFAULT_PLUGINS};
