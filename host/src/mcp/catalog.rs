@@ -318,28 +318,28 @@ impl Catalog {
 fn surface_hash(tools: &[ToolSpec]) -> String {
     let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
     sorted.sort_by_key(|t| t.name);
-    let mut text = String::with_capacity(256 << 10);
-    text.push('[');
+    let mut text: Vec<u8> = Vec::with_capacity(256 << 10);
+    text.push(b'[');
     for (idx, tool) in sorted.into_iter().enumerate() {
         if idx > 0 {
-            text.push(',');
+            text.push(b',');
         }
-        text.push_str(r#"{"codexMcp":"#);
+        text.extend_from_slice(br#"{"codexMcp":"#);
         write_canonical(&tool.codex_mcp, &mut text);
-        text.push_str(r#","contractGroup":"#);
+        text.extend_from_slice(br#","contractGroup":"#);
         write_canonical_str(tool.group.as_str(), &mut text);
-        text.push_str(r#","description":"#);
+        text.extend_from_slice(br#","description":"#);
         write_canonical_str(&tool.description, &mut text);
-        text.push_str(r#","inputSchema":"#);
+        text.extend_from_slice(br#","inputSchema":"#);
         write_canonical_map(&tool.input_schema, &mut text);
-        text.push_str(r#","name":"#);
+        text.extend_from_slice(br#","name":"#);
         write_canonical_str(tool.name, &mut text);
-        text.push_str(r#","outputSchema":"#);
+        text.extend_from_slice(br#","outputSchema":"#);
         write_canonical_map(&tool.output_schema, &mut text);
-        text.push('}');
+        text.push(b'}');
     }
-    text.push(']');
-    sha256_hex(text.as_bytes())
+    text.push(b']');
+    sha256_hex(&text)
 }
 
 pub use crate::domain::rules::canonical::{canonical_json, sha256_hex};

@@ -31,77 +31,56 @@ pub fn canonicalize(value: &Value) -> Value {
 /// Compact canonical JSON text of `value`: keys sorted at every level, no insignificant whitespace. Written
 /// in one pass, without building the sorted tree.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // Only serde_json's output and ASCII punctuation went in.
+    String::from_utf8(out)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Appends the canonical JSON of `value` to `out`.
-pub fn write_canonical(value: &Value, out: &mut String) {
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => write_canonical_map(map, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (idx, item) in items.iter().enumerate() {
                 if idx > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::String(text) => write_canonical_str(text, out),
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
 }
 
 /// Appends the canonical JSON of an object to `out`.
-pub fn write_canonical_map(map: &Map<String, Value>, out: &mut String) {
+pub fn write_canonical_map(map: &Map<String, Value>, out: &mut Vec<u8>) {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_unstable_by_key(|(key, _)| *key);
-    out.push('{');
+    out.push(b'{');
     for (idx, (key, value)) in entries.into_iter().enumerate() {
         if idx > 0 {
-            out.push(',');
+            out.push(b',');
         }
         write_canonical_str(key, out);
-        out.push(':');
+        out.push(b':');
         write_canonical(value, out);
     }
-    out.push('}');
+    out.push(b'}');
 }
 
-/// Appends `text` as a JSON string, escaped exactly as serde_json escapes it (`"`, `\\`, and control
-/// characters: the five short forms, the rest as `\u00xx`), so hashes of text written here and there agree.
-pub fn write_canonical_str(text: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(text.len() + 2);
-    out.push('"');
-    let mut copied = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let short = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&text[copied..at]);
-        copied = at + 1;
-        if short.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-    }
-    out.push_str(&text[copied..]);
-    out.push('"');
+/// Appends `text` as a JSON string, escaped by serde_json (as `Value::String(text).to_string()` writes it).
+pub fn write_canonical_str(text: &str, out: &mut Vec<u8>) {
+    write_json(text, out);
+}
+
+/// Appends serde_json's compact text of a string or scalar.
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and a string or a `Value` scalar always serialises.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// sha256 hex of the canonical JSON: equal for requests that differ only in key order.
@@ -142,9 +121,13 @@ mod tests {
         let mut every: String = (0u8..0x80).map(char::from).collect();
         every.push_str("é ü \u{2028} \u{10ffff} \\u0041");
         for text in [every.as_str(), "", "plain", "\"", "a\\b", "\u{7f}"] {
-            let mut written = String::new();
+            let mut written = Vec::new();
             write_canonical_str(text, &mut written);
-            assert_eq!(written, Value::from(text).to_string(), "{text:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&written),
+                Value::from(text).to_string(),
+                "{text:?}"
+            );
         }
     }
 
