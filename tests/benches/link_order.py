@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Writes host/link/symbol-order.txt: the server's functions a profiled session executes (run on demand).
 
-Usage: link_order.py [--check]
+Usage: link_order.py [--check]   (needs valgrind)
 
 Builds the release binaries the way the README does (`cargo build --release`, the whole workspace, so the
-symbol names match that build), runs the memory series (tests/benches/memory_series.py) under valgrind's
-callgrind in `inline` and `client` mode, and lists every function of the server binary that ran, sorted by
-name. host/build.rs gives the list to the linker, which places those functions side by side; functions not
+symbol names match that build), runs the memory series (tests/benches/memory_series.py, in `inline` and
+`client` mode) and the working session of tests/benches/memory_workload.py (submits dispatched to the
+scripted app-server, plan workflows) under valgrind's callgrind, and lists every function of the server
+binary that ran, sorted by name. host/build.rs gives the list to the linker, which places those functions side by side; functions not
 listed keep the linker's order after them. With --check it only reports how much of the current list the
 built binary still has (names change with dependency versions, features and the compiler).
 """
@@ -64,14 +65,19 @@ def profile():
         f.write("#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --smc-check=all-non-file "
                 f"--callgrind-out-file={work}/callgrind.%p {binary} \"$@\" 2>>{work}/valgrind.log\n")
     os.chmod(wrapper, 0o755)
-    series = os.path.join(repo, "tests", "benches", "memory_series.py")
+    benches = os.path.join(repo, "tests", "benches")
+    series = [sys.executable, os.path.join(benches, "memory_series.py")]
+    workload = [sys.executable, os.path.join(benches, "memory_workload.py")]
+    fake_app_server = os.path.join(target_dir, "release", "fake-app-server")
     # A first run without valgrind compiles the default plugins into a shared cache, as a server's first start
     # does once per install; the profiled runs then see what every later start runs.
     env = dict(os.environ, PLUGIN_CACHE=os.path.join(work, "plugin-cache"))
-    runs = [(binary, "inline"), (wrapper, "inline"), (wrapper, "client")]
-    for server, mode in runs:
-        subprocess.run([sys.executable, series, server, f"CODEX_MCP_EXECUTION_MODE={mode}"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+    runs = [series + [binary, "CODEX_MCP_EXECUTION_MODE=inline"],
+            series + [wrapper, "CODEX_MCP_EXECUTION_MODE=inline"],
+            series + [wrapper, "CODEX_MCP_EXECUTION_MODE=client"],
+            workload + [wrapper, fake_app_server]]
+    for command in runs:
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     ran = set()
     for name in os.listdir(work):
         if name.startswith("callgrind."):

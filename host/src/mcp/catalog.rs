@@ -45,12 +45,24 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the arguments; enforced on every call.
     pub input_schema: Arc<Map<String, Value>>,
-    /// JSON Schema of `structuredContent`.
-    pub output_schema: Arc<Map<String, Value>>,
+    /// JSON Schema of `structuredContent`, as compact JSON text: two thirds of the catalog, and only ever
+    /// published (`tools/list`, the surface hash), so a process does not hold it parsed (about 1.2 MB).
+    pub output_schema: OutputSchema,
     /// Stability group.
     pub group: ContractGroup,
     /// The seed's `codexMcp` guidance block (role, nextTools, idempotency, passiveRead, mayStartTurn...).
     pub codex_mcp: Value,
+}
+
+/// A tool's output schema held as compact JSON text (see [`ToolSpec::output_schema`]).
+#[derive(Debug, Clone)]
+pub struct OutputSchema(Box<str>);
+
+impl OutputSchema {
+    /// The schema as a JSON object, parsed from its text.
+    pub fn parse(&self) -> Result<Map<String, Value>, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
 }
 
 impl ToolSpec {
@@ -248,7 +260,13 @@ impl Catalog {
 
     /// `toolSurfaceHash`: sha256 over the sorted canonical tool surface (the seed's formula).
     pub fn tool_surface_hash(&self) -> &str {
-        self.surface_hash.get_or_init(|| surface_hash(&self.tools))
+        self.surface_hash
+            .get_or_init(|| match surface_hash(&self.tools) {
+                Ok(hash) => hash,
+                // Every output schema is text serde_json wrote and the catalog tests parse back, so a failure
+                // here is a build defect, as in `Catalog::get`.
+                Err(err) => panic!("built-in tool catalog is invalid: {err}"),
+            })
     }
 
     /// Looks a tool up by name.
@@ -293,14 +311,15 @@ impl Catalog {
             let Value::Object(input_schema) = field("inputSchema")? else {
                 return Err(format!("{name}: inputSchema is not an object"));
             };
-            let Value::Object(output_schema) = field("outputSchema")? else {
-                return Err(format!("{name}: outputSchema is not an object"));
+            let output_schema = match field("outputSchema")? {
+                schema @ Value::Object(_) => OutputSchema(schema.to_string().into_boxed_str()),
+                _ => return Err(format!("{name}: outputSchema is not an object")),
             };
             tools.push(ToolSpec {
                 name,
                 description,
                 input_schema: Arc::new(input_schema),
-                output_schema: Arc::new(output_schema),
+                output_schema,
                 group,
                 codex_mcp: field("codexMcp")?,
             });
@@ -315,7 +334,7 @@ impl Catalog {
 /// sha256 of `[{name, description, inputSchema, outputSchema, contractGroup, codexMcp}]` sorted by name, as
 /// canonical JSON (sorted keys, no spaces), so any change to the published surface changes the hash. Written
 /// straight from the specs (the keys of each entry in their sorted order) rather than through a copy of them.
-fn surface_hash(tools: &[ToolSpec]) -> String {
+fn surface_hash(tools: &[ToolSpec]) -> Result<String, serde_json::Error> {
     let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
     sorted.sort_by_key(|t| t.name);
     let mut text: Vec<u8> = Vec::with_capacity(256 << 10);
@@ -335,11 +354,11 @@ fn surface_hash(tools: &[ToolSpec]) -> String {
         text.extend_from_slice(br#","name":"#);
         write_canonical_str(tool.name, &mut text);
         text.extend_from_slice(br#","outputSchema":"#);
-        write_canonical_map(&tool.output_schema, &mut text);
+        write_canonical_map(&tool.output_schema.parse()?, &mut text);
         text.push(b'}');
     }
     text.push(b']');
-    sha256_hex(&text)
+    Ok(sha256_hex(&text))
 }
 
 pub use crate::domain::rules::canonical::{canonical_json, sha256_hex};
@@ -363,7 +382,7 @@ mod tests {
                     "name": t.name,
                     "description": t.description,
                     "inputSchema": Value::Object((*t.input_schema).clone()),
-                    "outputSchema": Value::Object((*t.output_schema).clone()),
+                    "outputSchema": Value::Object(t.output_schema.parse().unwrap()),
                     "contractGroup": t.group.as_str(),
                     "codexMcp": t.codex_mcp,
                 })
@@ -380,7 +399,8 @@ mod tests {
         let mut unsupported = Vec::new();
         for tool in &catalog.tools {
             assert_eq!(tool.input_schema.get("type"), Some(&Value::from("object")));
-            assert_eq!(tool.output_schema.get("type"), Some(&Value::from("object")));
+            let output_schema = tool.output_schema.parse().unwrap();
+            assert_eq!(output_schema.get("type"), Some(&Value::from("object")));
             assert_eq!(
                 tool.input_schema.get("additionalProperties"),
                 Some(&Value::Bool(false)),
@@ -433,8 +453,9 @@ mod tests {
     #[test]
     fn every_pattern_of_every_spec_compiles() {
         for tool in &Catalog::get().tools {
-            for schema in [&tool.input_schema, &tool.output_schema] {
-                let schema = Value::Object((**schema).clone());
+            let output_schema = tool.output_schema.parse().unwrap();
+            for schema in [(*tool.input_schema).clone(), output_schema] {
+                let schema = Value::Object(schema);
                 let mut patterns = Vec::new();
                 find_keyword(&schema, "pattern", &mut patterns);
                 for pattern in patterns {

@@ -44,37 +44,41 @@ const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2026_07_28,
 ];
 
-/// The catalog's tools as `tools/list` publishes them, and their JSON.
-struct Published {
-    tools: Arc<Vec<Tool>>,
-    /// `None` if they could not be serialised (then each transport serialises them itself).
-    json: Option<Bytes>,
+/// The catalog's tools as `tools/list` publishes them, built on first use: only a transport that hands
+/// `tools/list` to rmcp (HTTP) needs them; stdio writes [`published_json`].
+fn published_tools() -> Result<&'static Arc<Vec<Tool>>, ErrorData> {
+    static TOOLS: OnceLock<Result<Arc<Vec<Tool>>, String>> = OnceLock::new();
+    TOOLS
+        .get_or_init(|| rmcp_tools().map(Arc::new).map_err(|err| err.to_string()))
+        .as_ref()
+        .map_err(|err| ErrorData::internal_error(format!("tools cannot be published: {err}"), None))
 }
 
-/// The process's published tools, rendered once.
-fn published() -> &'static Published {
-    static PUBLISHED: OnceLock<Published> = OnceLock::new();
-    PUBLISHED.get_or_init(|| {
-        let tools: Vec<Tool> = Catalog::get().tools.iter().map(to_rmcp_tool).collect();
-        let json = match ToolsListReply::serialise(&tools) {
+/// The published tools serialised once, from tools built for the purpose and dropped after, so a stdio
+/// process holds their JSON and not their parsed output schemas. `None` if they could not be serialised.
+fn published_json() -> Option<&'static Bytes> {
+    static JSON: OnceLock<Option<Bytes>> = OnceLock::new();
+    JSON.get_or_init(
+        || match rmcp_tools().and_then(|tools| ToolsListReply::serialise(&tools)) {
             Ok(json) => Some(json),
             Err(err) => {
                 tracing::warn!(error = %err, "tools/list is serialised per call");
                 None
             }
-        };
-        Published {
-            tools: Arc::new(tools),
-            json,
-        }
-    })
+        },
+    )
+    .as_ref()
+}
+
+/// Every catalog tool as an rmcp [`Tool`].
+fn rmcp_tools() -> Result<Vec<Tool>, serde_json::Error> {
+    Catalog::get().tools.iter().map(to_rmcp_tool).collect()
 }
 
 /// The MCP server: a cheap handle over the shared [`App`].
 #[derive(Clone)]
 pub struct McpServer {
     app: Arc<App>,
-    tools: Arc<Vec<Tool>>,
     /// The conformance suite's fixtures are served (test-only switch).
     fixtures: bool,
 }
@@ -83,18 +87,16 @@ impl McpServer {
     /// Builds the handler over the tools published once per process.
     pub fn new(app: Arc<App>) -> Self {
         let fixtures = app.config.http.conformance_fixtures;
-        let tools = if fixtures {
-            let mut tools = (*published().tools).clone();
+        McpServer { app, fixtures }
+    }
+
+    /// The tools this server lists: the published ones, and the fixtures when they are served.
+    fn tools(&self) -> Result<Vec<Tool>, ErrorData> {
+        let mut tools = (**published_tools()?).clone();
+        if self.fixtures {
             tools.extend(conformance::tools());
-            Arc::new(tools)
-        } else {
-            published().tools.clone()
-        };
-        McpServer {
-            app,
-            tools,
-            fixtures,
         }
+        Ok(tools)
     }
 
     /// Parses the catalog and renders the published tools (with their JSON and the surface hash) on a thread of
@@ -104,7 +106,7 @@ impl McpServer {
         let spawned = std::thread::Builder::new()
             .name("catalog".to_string())
             .spawn(|| {
-                published();
+                published_json();
                 Catalog::get().tool_surface_hash();
             });
         if let Err(err) = spawned {
@@ -114,9 +116,15 @@ impl McpServer {
 
     /// This server's tools serialised once, for a transport that writes `tools/list` answers itself.
     pub fn tools_list_reply(&self) -> Result<ToolsListReply, serde_json::Error> {
-        match &published().json {
+        match published_json() {
             Some(json) if !self.fixtures => Ok(ToolsListReply::new(json.clone())),
-            _ => Ok(ToolsListReply::new(ToolsListReply::serialise(&self.tools)?)),
+            _ => {
+                let mut tools = rmcp_tools()?;
+                if self.fixtures {
+                    tools.extend(conformance::tools());
+                }
+                Ok(ToolsListReply::new(ToolsListReply::serialise(&tools)?))
+            }
         }
     }
 
@@ -232,7 +240,7 @@ fn declares_tasks(context: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|caps| caps.supports_tasks())
 }
 
-fn to_rmcp_tool(spec: &'static ToolSpec) -> Tool {
+fn to_rmcp_tool(spec: &'static ToolSpec) -> Result<Tool, serde_json::Error> {
     let role = spec
         .codex_mcp
         .get("role")
@@ -249,12 +257,12 @@ fn to_rmcp_tool(spec: &'static ToolSpec) -> Tool {
     meta.insert("codexMcp".into(), spec.codex_mcp.clone());
     meta.insert("openclawContractGroup".into(), json!(spec.group.as_str()));
     // Borrowed from the catalog, which lives as long as the process: a clone of the tool copies no text.
-    Tool::new(
+    Ok(Tool::new(
         spec.name,
         spec.description.as_str(),
         spec.input_schema.clone(),
     )
-    .with_raw_output_schema(spec.output_schema.clone())
+    .with_raw_output_schema(Arc::new(spec.output_schema.parse()?))
     .with_annotations(
         ToolAnnotations::new()
             .read_only(spec.is_passive_read())
@@ -262,7 +270,7 @@ fn to_rmcp_tool(spec: &'static ToolSpec) -> Tool {
             .idempotent(idempotent)
             .open_world(false),
     )
-    .with_meta(MetaObject(meta))
+    .with_meta(MetaObject(meta)))
 }
 
 impl ServerHandler for McpServer {
@@ -301,7 +309,7 @@ impl ServerHandler for McpServer {
             // The transport writes the tools serialised at start-up around this envelope.
             return Ok(ListToolsResult::with_all_items(Vec::new()));
         }
-        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+        Ok(ListToolsResult::with_all_items(self.tools()?))
     }
 
     async fn call_tool(
