@@ -72,21 +72,34 @@ def profile():
     # A first run without valgrind compiles the default plugins into a shared cache, as a server's first start
     # does once per install; the profiled runs then see what every later start runs.
     env = dict(os.environ, PLUGIN_CACHE=os.path.join(work, "plugin-cache"))
-    runs = [series + [binary, "CODEX_MCP_EXECUTION_MODE=inline"],
-            series + [wrapper, "CODEX_MCP_EXECUTION_MODE=inline"],
-            series + [wrapper, "CODEX_MCP_EXECUTION_MODE=client"],
-            workload + [wrapper, fake_app_server]]
-    for command in runs:
+    # Each run is profiled on its own and lists, in order, the functions no earlier run executed.
+    runs = [("start-up, tools/list and codex_health_summary", workload + ["--surface-only", wrapper, fake_app_server]),
+            ("submits and polls, inline", series + [wrapper, "CODEX_MCP_EXECUTION_MODE=inline"]),
+            ("submits and polls, client", series + [wrapper, "CODEX_MCP_EXECUTION_MODE=client"]),
+            ("turns dispatched to app-server, plan workflows", workload + [wrapper, fake_app_server])]
+    subprocess.run(series + [binary, "CODEX_MCP_EXECUTION_MODE=inline"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    seen, groups = set(), []
+    for label, command in runs:
+        for name in os.listdir(work):
+            if name.startswith("callgrind."):
+                os.remove(os.path.join(work, name))
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    ran = set()
-    for name in os.listdir(work):
-        if name.startswith("callgrind."):
-            ran |= executed(os.path.join(work, name), os.path.basename(binary))
-    listed = sorted(n for n in ran if n in sizes)
+        ran = set()
+        for name in os.listdir(work):
+            if name.startswith("callgrind."):
+                ran |= executed(os.path.join(work, name), os.path.basename(binary))
+        fresh = sorted(n for n in ran - seen if n in sizes)
+        seen |= ran
+        groups.append((label, fresh))
+    listed = [n for _, fresh in groups for n in fresh]
     with open(order_file, "w") as f:
         f.write("# Functions of the release server that a profiled session runs, placed side by side by the linker\n"
                 "# (host/build.rs). Written by `python3 tests/benches/link_order.py`; do not edit by hand.\n")
-        f.write("\n".join(listed) + "\n")
+        for label, fresh in groups:
+            f.write(f"# first run by: {label} ({len(fresh)} functions, "
+                    f"{sum(sizes[n] for n in fresh) / 1e6:.2f} MB)\n")
+            f.write("".join(n + "\n" for n in fresh))
     print(f"{len(listed)} functions, {sum(sizes[n] for n in listed) / 1e6:.2f} MB of code -> {order_file}")
 
 if __name__ == "__main__":

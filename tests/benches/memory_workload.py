@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Resident memory of one MCP stdio server through a working session (run on demand, never as a test).
 
-Usage: memory_workload.py SERVER_COMMAND FAKE_APP_SERVER
+Usage: memory_workload.py [--surface-only] SERVER_COMMAND FAKE_APP_SERVER
 
 The session the MCP benchmark's durable series runs, in `inline` mode with the scripted fake app-server in
 `hang` mode (turns start and never finish, so every submit dispatches and stays running): 20 tools/list and 20
@@ -9,11 +9,12 @@ codex_health_summary, 320 codex_submit_task over 20 projects, 300 more each into
 codex_get_operation_status, 120 codex_start_plan_workflow (the plan-workflow plugin runs) and 1 000
 codex_get_workflow_status. Prints VmRSS / RssAnon / RssFile from /proc/PID/status after each part;
 SMAPS_OUT=FILE copies /proc/PID/smaps at the end. FAKE_APP_SERVER is the tests package's `fake-app-server`
-binary (`cargo build --release --workspace --bins` builds it).
+binary (`cargo build --release --workspace --bins` builds it). --surface-only stops after the surface series.
 """
 import json, os, random, shutil, subprocess, sys, tempfile, time
 
-binary, fake_app_server = sys.argv[1], sys.argv[2]
+surface_only = "--surface-only" in sys.argv[1:]
+binary, fake_app_server = [arg for arg in sys.argv[1:] if arg != "--surface-only"]
 root = tempfile.mkdtemp(prefix="memworkload")
 os.makedirs(root + "/projects"); os.makedirs(root + "/state")
 env = dict(os.environ, HOME=root, CODEX_HOME=root + "/codex-home", CODEX_PROJECTS_ROOT=root + "/projects",
@@ -68,6 +69,11 @@ for _ in range(20):
 for _ in range(20):
     tool("codex_health_summary", {})
 status("the surface series")
+if surface_only:
+    p.stdin.close()
+    p.wait(timeout=30)
+    shutil.rmtree(root, ignore_errors=True)
+    sys.exit(0)
 shared = [project(f"p{i:02}") for i in range(20)]
 ids = [tool("codex_submit_task", {"operation_type": "start_chat", "message": message(i, "shared"),
                                   "project_id": shared[i % 20]})["operationId"] for i in range(320)]
