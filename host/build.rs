@@ -107,11 +107,15 @@ fn run() -> Result<(), String> {
     }
 
     let wasm_dir = workspace.join("target/wasm-plugins/wasm32-wasip2/release");
+    // The component bytes are statics in a section of their own: among the constants of `.rodata` they
+    // shared pages with data the server reads at every start, so the kernel's read-around kept a third of
+    // them resident in a process that never runs a plugin.
+    let mut statics = String::new();
     let mut source = String::from(
         "/// Default plugins built from `plugins/*` by `host/build.rs`.\n\
          pub const DEFAULT_PLUGINS: &[EmbeddedPlugin] = &[\n",
     );
-    for plugin in &crates {
+    for (idx, plugin) in crates.iter().enumerate() {
         let wasm_name = format!("{}.wasm", plugin.package.replace('-', "_"));
         let wasm_src = wasm_dir.join(&wasm_name);
         // Copy into OUT_DIR so the embedded bytes cannot change under a finished build.
@@ -122,16 +126,26 @@ fn run() -> Result<(), String> {
         let manifest_dst = out_dir.join(format!("{}.plugin.toml", plugin.package));
         fs::copy(&manifest_src, &manifest_dst)
             .map_err(|e| format!("copying {}: {e}", manifest_src.display()))?;
+        let wasm_len = fs::metadata(&wasm_dst)
+            .map_err(|e| format!("reading {}: {e}", wasm_dst.display()))?
+            .len();
+        writeln!(
+            statics,
+            "#[cfg_attr(target_os = \"linux\", link_section = \".plugin_components\")]\n\
+             static COMPONENT_{idx}: [u8; {wasm_len}] = *include_bytes!({:?});",
+            wasm_dst.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
         writeln!(
             source,
-            "    EmbeddedPlugin {{ crate_name: {:?}, manifest: include_str!({:?}), wasm: include_bytes!({:?}) }},",
+            "    EmbeddedPlugin {{ crate_name: {:?}, manifest: include_str!({:?}), wasm: &COMPONENT_{idx} }},",
             plugin.package,
             manifest_dst.display().to_string(),
-            wasm_dst.display().to_string()
         )
         .map_err(|e| e.to_string())?;
     }
     source.push_str("];\n");
+    source.push_str(&statics);
     fs::write(out_dir.join("default_plugins.rs"), source)
         .map_err(|e| format!("writing default_plugins.rs: {e}"))?;
     Ok(())

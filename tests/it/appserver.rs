@@ -11,7 +11,7 @@ use codex_control_plane::appserver::protocol::{
     ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive, TurnInterrupt, TurnStart, TurnSteer,
 };
 use codex_control_plane::appserver::{
-    AppServer, AppServerError, AppServerEvent, AppServerSettings, RestartMode,
+    AppServer, AppServerError, AppServerEvent, AppServerSettings, EventReceiver, RestartMode,
 };
 use serde_json::{json, Value};
 use support::fake_model::{FakeModel, Reply};
@@ -48,7 +48,7 @@ fn fake_settings(mode: &str, log: Option<PathBuf>) -> AppServerSettings {
 
 /// Waits for the first event matching `pick`, returning what it extracts.
 async fn wait_for<T>(
-    events: &mut broadcast::Receiver<AppServerEvent>,
+    events: &mut EventReceiver,
     timeout: Duration,
     mut pick: impl FnMut(&AppServerEvent) -> Option<T>,
 ) -> T {
@@ -77,10 +77,7 @@ fn notification<'a>(event: &'a AppServerEvent, wanted: &str) -> Option<&'a Value
     }
 }
 
-async fn wait_turn_completed(
-    events: &mut broadcast::Receiver<AppServerEvent>,
-    turn_id: &str,
-) -> Value {
+async fn wait_turn_completed(events: &mut EventReceiver, turn_id: &str) -> Value {
     wait_for(events, WAIT, |event| {
         notification(event, "turn/completed")
             .filter(|p| p.pointer("/turn/id").and_then(Value::as_str) == Some(turn_id))

@@ -160,7 +160,7 @@ pub(super) struct Exit {
 /// Reads the child's stdout until EOF, routing replies, notifications and server requests; then fails every
 /// waiter and reaps the child.
 pub(super) async fn read_loop(
-    events: broadcast::Sender<AppServerEvent>,
+    events: broadcast::Sender<Arc<AppServerEvent>>,
     process: Arc<Connection>,
     stdout: ChildStdout,
 ) -> Exit {
@@ -266,7 +266,7 @@ async fn read_line_bounded<R: tokio::io::AsyncBufRead + Unpin>(
 }
 
 async fn route(
-    events: &broadcast::Sender<AppServerEvent>,
+    events: &broadcast::Sender<Arc<AppServerEvent>>,
     process: &Arc<Connection>,
     message: Value,
 ) {
@@ -285,12 +285,12 @@ async fn route(
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(id.to_string());
                 let params = message.get("params").cloned().unwrap_or(Value::Null);
-                let _ = events.send(AppServerEvent::ServerRequest {
+                let _ = events.send(Arc::new(AppServerEvent::ServerRequest {
                     generation: process.generation,
                     id,
                     method,
                     params,
-                });
+                }));
             } else {
                 tracing::warn!(generation = process.generation, %method, "unknown server request answered with an error");
                 let reply = json!({
@@ -305,11 +305,11 @@ async fn route(
         (Some(method), None) => {
             let params = message.get("params").cloned().unwrap_or(Value::Null);
             track_turns(process, &method, &params);
-            let _ = events.send(AppServerEvent::Notification {
+            let _ = events.send(Arc::new(AppServerEvent::Notification {
                 generation: process.generation,
                 method,
                 params,
-            });
+            }));
         }
         (None, Some(id)) => {
             let Some(id) = id.as_i64() else {

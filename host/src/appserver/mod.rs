@@ -41,7 +41,7 @@ use serde_json::Value;
 
 pub use binary::{find_codex_binary, self_disable_overrides};
 pub use error::AppServerError;
-pub use supervisor::AppServer;
+pub use supervisor::{AppServer, EventReceiver};
 
 use crate::config::Config;
 
@@ -54,9 +54,10 @@ pub const RECURSION_MARKER_ENV: &str = "CODEX_CONTROL_PLANE_MCP_PARENT";
 pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many undelivered events a subscriber may fall behind before it sees `Lagged`. The channel allocates
-/// and writes every slot up front (about 200 bytes each), so this is resident memory from the first moment,
-/// whether or not app-server ever starts: 4096 slots cost 0.8 MB where 16384 cost 3.2 MB. Subscribers are
-/// in-process tasks that drain continuously; one 4096 frames behind is stalled, and reconciles anyway.
+/// and writes every slot up front, so this is resident memory from the first moment, whether or not
+/// app-server ever starts: a slot holds an `Arc` ([`EventReceiver`]), so 4096 cost about 160 KB (an event in
+/// the slot itself cost 0.8 MB). Subscribers are in-process tasks that drain continuously; one 4096 frames
+/// behind is stalled, and reconciles anyway.
 pub const EVENT_CAPACITY: usize = 4 * 1024;
 
 /// Upper bound between the child's death and [`AppServerEvent::Exited`].

@@ -24,8 +24,22 @@ struct Inner {
     current: Mutex<Option<Arc<Connection>>>,
     last_generation: AtomicU64,
     last_exit: Mutex<Option<Value>>,
-    events: broadcast::Sender<AppServerEvent>,
+    events: broadcast::Sender<Arc<AppServerEvent>>,
     shutting_down: AtomicBool,
+}
+
+/// A subscription to app-server events. The channel holds each event once, behind an `Arc`, so a slot of
+/// its [`EVENT_CAPACITY`] is a pointer; `recv` hands each subscriber its own copy, as a channel of events did.
+pub struct EventReceiver(broadcast::Receiver<Arc<AppServerEvent>>);
+
+impl EventReceiver {
+    /// The next event; `Lagged` when this subscriber fell more than [`EVENT_CAPACITY`] events behind.
+    pub async fn recv(&mut self) -> Result<AppServerEvent, broadcast::error::RecvError> {
+        self.0
+            .recv()
+            .await
+            .map(|event| AppServerEvent::clone(&event))
+    }
 }
 
 /// Cheap, cloneable handle to the supervisor.
@@ -52,8 +66,8 @@ impl AppServer {
     }
 
     /// Subscribes to every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<AppServerEvent> {
-        self.inner.events.subscribe()
+    pub fn subscribe(&self) -> EventReceiver {
+        EventReceiver(self.inner.events.subscribe())
     }
 
     fn live(&self) -> Option<Arc<Connection>> {
@@ -118,11 +132,11 @@ impl AppServer {
                 "activeTurns": exit.active_turns.len(),
                 "at": crate::time::iso8601_now(),
             }));
-            let _ = inner.events.send(AppServerEvent::Exited {
+            let _ = inner.events.send(Arc::new(AppServerEvent::Exited {
                 generation,
                 code: exit.code,
                 active_turns: exit.active_turns,
-            });
+            }));
         });
 
         if let Err(err) = call(
@@ -146,7 +160,7 @@ impl AppServer {
         let _ = self
             .inner
             .events
-            .send(AppServerEvent::Started { generation, pid });
+            .send(Arc::new(AppServerEvent::Started { generation, pid }));
         Ok(generation)
     }
 

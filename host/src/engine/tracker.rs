@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::{Engine, EngineError};
-use crate::appserver::AppServerEvent;
+use crate::appserver::{AppServerEvent, EventReceiver};
 use crate::domain::failure::FailureCode;
 use crate::domain::rules::status::is_terminal;
 use crate::domain::server_requests::ServerRequestKind;
@@ -89,7 +89,7 @@ impl Engine {
 
     pub(super) async fn tracker_loop(
         self: Arc<Self>,
-        mut events: broadcast::Receiver<AppServerEvent>,
+        mut events: EventReceiver,
         mut shutdown: Shutdown,
     ) {
         loop {
