@@ -13,6 +13,8 @@ and for the seed, which take the same environment variables.
 """
 import json, os, random, subprocess, sys, tempfile, time
 
+from proc_memory import resident_kib
+
 count = int(sys.argv[1]); binary = sys.argv[2]; extra = sys.argv[3:]
 root = tempfile.mkdtemp(prefix="memfleet")
 os.makedirs(root + "/projects"); os.makedirs(root + "/state")
@@ -46,16 +48,7 @@ class Session:
                 return r
 
     def memory(self):
-        d = {}
-        for line in open(f"/proc/{self.p.pid}/status"):
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon", "RssFile"):
-                d[k] = int(v.split()[0])
-        for line in open(f"/proc/{self.p.pid}/smaps_rollup"):
-            k, _, v = line.partition(":")
-            if k in ("Pss", "Pss_Anon", "Pss_File", "Private_Clean", "Private_Dirty"):
-                d[k] = int(v.split()[0])
-        return d
+        return resident_kib(self.p.pid, rollup=True)
 
 
 def mb(kib):

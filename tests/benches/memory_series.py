@@ -9,6 +9,8 @@ VmRSS / RssAnon / RssFile from /proc/PID/status (and Pss / private pages from sm
 the seed, which take the same environment variables.
 """
 import json, os, random, subprocess, sys, tempfile, time
+
+from proc_memory import resident_kib
 binary = sys.argv[1]; extra = sys.argv[2:]
 root = tempfile.mkdtemp(prefix="memseries")
 os.makedirs(root + "/projects"); os.makedirs(root + "/state")
@@ -27,20 +29,12 @@ def call(method, params):
         r = json.loads(p.stdout.readline())
         if r.get("id") == n: return r
 def status():
-    d = {}
-    for line in open(f"/proc/{p.pid}/status"):
-        k, _, v = line.partition(":")
-        if k in ("VmRSS","RssAnon","RssFile"): d[k] = v.strip()
-    # Pss: shared pages (the binary's code, shared by every server process) count 1/k in each of k processes.
-    for line in open(f"/proc/{p.pid}/smaps_rollup"):
-        k, _, v = line.partition(":")
-        if k in ("Pss", "Private_Clean", "Private_Dirty"): d[k] = v.strip()
-    return d
+    return resident_kib(p.pid, rollup=True)
 call("initialize", {"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"1"}})
 p.stdin.write(json.dumps({"jsonrpc":"2.0","method":"notifications/initialized"})+"\n"); p.stdin.flush()
 for i in range(50): call("tools/list", {})
 for i in range(50): call("tools/call", {"name":"codex_health_summary","arguments":{}})
-time.sleep(0.3); print("after surface series", status())
+time.sleep(0.3); print("after surface series (KiB)", status())
 projects = []
 for i in range(20):
     d = f"{root}/projects/p{i:02}"; os.makedirs(d); projects.append(d)
@@ -58,6 +52,6 @@ for i in range(300):
 for i in range(1000):
     call("tools/call", {"name":"codex_get_operation_status","arguments":{"operation_id":ids[i%len(ids)]}})
 print(f"submitted {len(ids)}")
-time.sleep(0.3); print("after 300 submits + 1000 polls", status())
-time.sleep(6); print("after 6 s idle", status())
+time.sleep(0.3); print("after 300 submits + 1000 polls (KiB)", status())
+time.sleep(6); print("after 6 s idle (KiB)", status())
 p.stdin.close(); p.wait(timeout=10)

@@ -13,6 +13,8 @@ binary (`cargo build --release --workspace --bins` builds it). --surface-only st
 """
 import json, os, random, shutil, subprocess, sys, tempfile, time
 
+from proc_memory import resident_kib
+
 surface_only = "--surface-only" in sys.argv[1:]
 binary, fake_app_server = [arg for arg in sys.argv[1:] if arg != "--surface-only"]
 root = tempfile.mkdtemp(prefix="memworkload")
@@ -44,12 +46,7 @@ def tool(name, args):
     return payload
 
 def status(label):
-    fields = {}
-    for line in open(f"/proc/{p.pid}/status"):
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile"):
-            fields[key] = value.strip()
-    print(f"after {label}", fields, flush=True)
+    print(f"after {label} (KiB)", resident_kib(p.pid), flush=True)
 
 def project(name):
     path = f"{root}/projects/{name}"
