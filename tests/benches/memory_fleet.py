@@ -11,18 +11,13 @@ size (Pss: a page shared by k processes counts 1/k in each) and the private (uns
 binary's code once per process; Pss is what one more process really costs the machine. Works for this server
 and for the seed, which take the same environment variables.
 """
-import json, os, random, subprocess, sys, tempfile, time
+import json, os, random, subprocess, sys, time
 
+from isolated_server import isolated_env
 from proc_memory import resident_kib
 
 count = int(sys.argv[1]); binary = sys.argv[2]; extra = sys.argv[3:]
-root = tempfile.mkdtemp(prefix="memfleet")
-os.makedirs(root + "/projects"); os.makedirs(root + "/state")
-env = dict(os.environ, HOME=root, CODEX_HOME=root + "/codex-home", CODEX_PROJECTS_ROOT=root + "/projects",
-           CODEX_ALLOWED_ROOTS=root + "/projects", CODEX_MCP_STATE_DB=root + "/state/state.sqlite3",
-           CODEX_CONTROL_PLANE_MCP_LOG=root + "/server.log",
-           CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE=os.environ.get("PLUGIN_CACHE", root + "/plugin-cache"),
-           CODEX_MCP_EXECUTION_MODE="client", CODEX_BINARY="/nonexistent/codex")
+root, env = isolated_env("memfleet", "client", CODEX_BINARY="/nonexistent/codex")
 for kv in extra:
     k, v = kv.split("=", 1); env[k] = v
 

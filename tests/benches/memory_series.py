@@ -8,16 +8,12 @@ Spawns the server with a fresh state directory, sends initialize, 50 tools/list 
 VmRSS / RssAnon / RssFile from /proc/PID/status (and Pss / private pages from smaps_rollup) after each part and after 6 s idle. Works for this server and for
 the seed, which take the same environment variables.
 """
-import json, os, random, subprocess, sys, tempfile, time
+import json, os, random, subprocess, sys, time
 
+from isolated_server import isolated_env
 from proc_memory import resident_kib
 binary = sys.argv[1]; extra = sys.argv[2:]
-root = tempfile.mkdtemp(prefix="memseries")
-os.makedirs(root + "/projects"); os.makedirs(root + "/state")
-env = dict(os.environ, HOME=root, CODEX_HOME=root+"/codex-home", CODEX_PROJECTS_ROOT=root+"/projects",
-  CODEX_ALLOWED_ROOTS=root+"/projects", CODEX_MCP_STATE_DB=root+"/state/state.sqlite3",
-  CODEX_CONTROL_PLANE_MCP_LOG=root+"/server.log", CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE=os.environ.get("PLUGIN_CACHE", root+"/plugin-cache"),
-  CODEX_MCP_EXECUTION_MODE="client", CODEX_BINARY="/nonexistent/codex")
+root, env = isolated_env("memseries", "client", CODEX_BINARY="/nonexistent/codex")
 for kv in extra:
     k, v = kv.split("=", 1); env[k] = v
 p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)

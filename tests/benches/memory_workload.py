@@ -11,20 +11,15 @@ codex_get_workflow_status. Prints VmRSS / RssAnon / RssFile from /proc/PID/statu
 SMAPS_OUT=FILE copies /proc/PID/smaps at the end. FAKE_APP_SERVER is the tests package's `fake-app-server`
 binary (`cargo build --release --workspace --bins` builds it). --surface-only stops after the surface series.
 """
-import json, os, random, shutil, subprocess, sys, tempfile, time
+import json, os, random, shutil, subprocess, sys, time
 
+from isolated_server import isolated_env
 from proc_memory import resident_kib
 
 surface_only = "--surface-only" in sys.argv[1:]
 binary, fake_app_server = [arg for arg in sys.argv[1:] if arg != "--surface-only"]
-root = tempfile.mkdtemp(prefix="memworkload")
-os.makedirs(root + "/projects"); os.makedirs(root + "/state")
-env = dict(os.environ, HOME=root, CODEX_HOME=root + "/codex-home", CODEX_PROJECTS_ROOT=root + "/projects",
-           CODEX_ALLOWED_ROOTS=root + "/projects", CODEX_MCP_STATE_DB=root + "/state/state.sqlite3",
-           CODEX_CONTROL_PLANE_MCP_LOG=root + "/server.log",
-           CODEX_CONTROL_PLANE_MCP_PLUGIN_CACHE=os.environ.get("PLUGIN_CACHE", root + "/plugin-cache"),
-           CODEX_MCP_EXECUTION_MODE="inline", CODEX_BINARY_PATH=fake_app_server, FAKE_APP_SERVER_MODE="hang",
-           CODEX_MCP_APP_SERVER_REQUEST_TIMEOUT_MS="600000")
+root, env = isolated_env("memworkload", "inline", CODEX_BINARY_PATH=fake_app_server, FAKE_APP_SERVER_MODE="hang",
+                         CODEX_MCP_APP_SERVER_REQUEST_TIMEOUT_MS="600000")
 p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
 n = 0
 
