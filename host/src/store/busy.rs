@@ -6,7 +6,7 @@
 //! free long before, waiters pile up behind each other, and a burst of submits from ten processes had a p99 above a
 //! second. This handler retries after pauses that start at 50 µs and double up to 1 ms, with jitter so waiting
 //! processes do not retry in lockstep, until the wait reaches the calling thread's limit ([`BUSY_TIMEOUT`] unless
-//! [`with_limit`] says otherwise).
+//! [`with_limit`] says otherwise). [`retry`] applies the same pauses to the statements SQLite fails at once instead.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -54,6 +54,25 @@ pub(super) fn with_limit<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
     let result = f();
     LIMIT.with(|cell| cell.set(previous));
     result
+}
+
+/// Runs `f` again after the same pauses while it fails with `SQLITE_BUSY`, up to the thread's limit. For the few
+/// statements SQLite answers `SQLITE_BUSY` without consulting the handler: switching a new file's journal mode
+/// while another process holds a lock on it would deadlock if it waited, so SQLite returns at once.
+pub(super) fn retry<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let began = Instant::now();
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && on_busy(attempt, began.elapsed(), None) =>
+            {
+                attempt = attempt.saturating_add(1);
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// SQLite's busy callback: `attempt` counts the busy results of the current statement from 0, `waited` is the

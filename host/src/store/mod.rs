@@ -327,8 +327,9 @@ impl Store {
         let handoff = handoff::Handoff::open(path).map(Arc::new);
         let mut conn = Connection::open(path)?;
         busy::install(&mut conn, handoff.clone())?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let mode: String = busy::retry(|| {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        })?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "sqlite refused WAL journal mode");
         }

@@ -647,6 +647,35 @@ mod tests {
         assert_eq!(n_fks, 1);
     }
 
+    /// Every agent's client starts its own server, so on a fresh install several processes open a database
+    /// that does not exist yet at the same moment (separate connections lock as separate processes do).
+    #[test]
+    fn concurrent_first_opens_of_a_new_file_all_succeed() {
+        const OPENERS: usize = 8;
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("state.sqlite3");
+            let start = std::sync::Barrier::new(OPENERS);
+            let failures: Vec<String> = std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            Store::open(&path).map(drop).map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                openers
+                    .into_iter()
+                    .filter_map(|opener| opener.join().expect("opener thread").err())
+                    .collect()
+            });
+            assert!(failures.is_empty(), "round {round}: {failures:?}");
+            let conn = Connection::open(&path).expect("raw open");
+            assert_eq!(current_version(&conn).expect("version"), known_version());
+        }
+    }
+
     #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
