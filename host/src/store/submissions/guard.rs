@@ -233,7 +233,7 @@ fn live_rows(
     if keys.is_empty() {
         // Nothing to compare (a new project, an idle one): no window to read, no view worth keeping.
         memory::forget_view(scope);
-        return Ok(Some((keys, (i64::MIN, i64::MIN))));
+        return Ok(Some((keys, memory::START_OF_TIME)));
     }
     let recent = recent_positions(conn, scope)?;
     let start = memory::window_start(&recent);
@@ -330,7 +330,7 @@ fn find_in(
         // Every row read is in the window or has the probe's hash.
         None => (
             Rc::new(windowed_keys(conn, scope, probe)?),
-            (i64::MIN, i64::MIN),
+            memory::START_OF_TIME,
         ),
     };
     let picked = candidates(conn, &keys, probe, cutoff)?;

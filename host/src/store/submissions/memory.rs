@@ -23,6 +23,9 @@ pub(super) type LiveKey = (String, i64, String, Option<String>, Option<String>, 
 /// A position `(created_at, rowid)` of a submission in its scope.
 pub(super) type Position = (i64, i64);
 
+/// A position before every submission: the window of a scope that holds fewer submissions than it spans.
+pub(super) const START_OF_TIME: Position = (i64::MIN, i64::MIN);
+
 /// A scope's live keys (shared with this thread's view of it) and the start of its window.
 pub(super) type ScopeRows = (Rc<Vec<LiveKey>>, Position);
 
@@ -91,7 +94,7 @@ pub(super) fn remember(submission_id: &str, prompt: Rc<SubmittedPrompt>) {
 pub(super) fn window_start(recent: &[Position]) -> Position {
     match recent.first() {
         Some(oldest) if recent.len() >= SIMILARITY_WINDOW => *oldest,
-        _ => (i64::MIN, i64::MIN),
+        _ => START_OF_TIME,
     }
 }
 
