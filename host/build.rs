@@ -6,7 +6,8 @@
 //! outer build's lock, and clears the variables the outer cargo sets for build scripts (flags meant
 //! for the host target, the jobserver, clippy's wrapper) so the wasm build is an ordinary one.
 //!
-//! It also passes the release server binary's code layout to the linker (`code_layout`).
+//! It also writes the published tools (`publish_tools`) and passes the release server binary's code layout
+//! to the linker (`code_layout`).
 
 use std::env;
 use std::fmt::Write as _;
@@ -39,11 +40,69 @@ const CLEARED_ENV: &[&str] = &[
     "DEBUG",
 ];
 
+#[path = "src/mcp/published.rs"]
+mod published;
+
 fn main() {
     if let Err(message) = run() {
         // A build script reports failure by panicking; the message is what the user sees.
-        panic!("building the default plugins failed: {message}");
+        panic!("the host crate's build script failed: {message}");
     }
+}
+
+/// Writes what the tool specs publish into `OUT_DIR`: `tool_specs.rs`, the table of every spec's text in
+/// `tools/list` order (`catalog.rs` includes it), and `published_tools.json`, the whole tools array of
+/// `tools/list` (`published.rs` says what each entry holds). Serialising the 180 KB array was most of a cold
+/// start's catalog work, and holding it most of the catalog's memory; now it is a constant of the binary.
+fn publish_tools(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
+    let specs_dir = manifest_dir.join("src/mcp/tools/specs");
+    println!("cargo:rerun-if-changed={}", specs_dir.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("src/mcp/published.rs").display()
+    );
+    let mut unlisted = Vec::new();
+    for entry in
+        fs::read_dir(&specs_dir).map_err(|e| format!("reading {}: {e}", specs_dir.display()))?
+    {
+        let entry = entry.map_err(|e| format!("reading {}: {e}", specs_dir.display()))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file.strip_suffix(".json") {
+            if !published::TOOL_NAMES.contains(&name) {
+                unlisted.push(file);
+            }
+        }
+    }
+    if !unlisted.is_empty() {
+        return Err(format!(
+            "tool specs missing from published::TOOL_NAMES: {unlisted:?}"
+        ));
+    }
+    let mut tools = Vec::with_capacity(published::TOOL_NAMES.len());
+    let mut table = String::from(
+        "/// Every tool's spec, in `tools/list` order (written by `host/build.rs`).\n\
+         const SPECS: &[(&str, &str)] = &[\n",
+    );
+    for name in published::TOOL_NAMES {
+        let path = specs_dir.join(format!("{name}.json"));
+        let text =
+            fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let spec: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        tools.push(published::published_tool(name, &spec)?);
+        writeln!(
+            table,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    table.push_str("];\n");
+    let json = serde_json::to_vec(&tools).map_err(|e| format!("serialising the tools: {e}"))?;
+    fs::write(out_dir.join("published_tools.json"), json)
+        .map_err(|e| format!("writing published_tools.json: {e}"))?;
+    fs::write(out_dir.join("tool_specs.rs"), table)
+        .map_err(|e| format!("writing tool_specs.rs: {e}"))
 }
 
 /// Lays out the release server's code from `link/symbol-order.txt`: the functions a profiled session
@@ -98,6 +157,7 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed={}", plugins_dir.display());
     println!("cargo:rerun-if-changed=build.rs");
     code_layout(&manifest_dir);
+    publish_tools(&manifest_dir, &out_dir)?;
 
     // Cargo scans a watched directory recursively, so any edit under wit/ or plugins/ reruns this.
     let crates = find_plugin_crates(&plugins_dir)?;

@@ -2,10 +2,13 @@
 //!
 //! **API Boundary:** the specs under `tools/specs/` are the published contract. Names, parameters, defaults and
 //! bounds of the input schemas are the seed's, verbatim, so a client switches by changing one line of its MCP
-//! config; output schemas are ours and describe the real fields. The catalog is parsed once, on first use.
+//! config; output schemas are ours and describe the real fields. The catalog is parsed once, on first use; what
+//! `tools/list` publishes of it is written at build time (`published.rs`).
 
 use std::sync::{Arc, OnceLock};
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Version of the agent guide the `codexMcp` metadata refers to (the seed's).
@@ -45,8 +48,8 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the arguments; enforced on every call.
     pub input_schema: Arc<Map<String, Value>>,
-    /// JSON Schema of `structuredContent`, as compact JSON text: two thirds of the catalog, and only ever
-    /// published (`tools/list`, the surface hash), so a process does not hold it parsed (about 1.2 MB).
+    /// JSON Schema of `structuredContent`, as its text in the spec: two thirds of the catalog, and only ever
+    /// published (`tools/list`, the surface hash), so a process holds it neither parsed (about 1.2 MB) nor copied.
     pub output_schema: OutputSchema,
     /// Stability group.
     pub group: ContractGroup,
@@ -54,15 +57,28 @@ pub struct ToolSpec {
     pub codex_mcp: Value,
 }
 
-/// A tool's output schema held as compact JSON text (see [`ToolSpec::output_schema`]).
-#[derive(Debug, Clone)]
-pub struct OutputSchema(Box<str>);
+/// A tool's output schema: its text in the spec compiled into the binary (see [`ToolSpec::output_schema`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputSchema(&'static RawValue);
 
 impl OutputSchema {
     /// The schema as a JSON object, parsed from its text.
     pub fn parse(&self) -> Result<Map<String, Value>, serde_json::Error> {
-        serde_json::from_str(&self.0)
+        serde_json::from_str(self.0.get())
     }
+}
+
+/// The fields of one spec file. The output schema is only checked and kept as the span of text it is: building
+/// it as a [`Value`] and writing it back out was most of a cold start's catalog work.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecFields {
+    description: String,
+    contract_group: String,
+    input_schema: Map<String, Value>,
+    #[serde(borrow)]
+    output_schema: &'static RawValue,
+    codex_mcp: Value,
 }
 
 impl ToolSpec {
@@ -80,162 +96,8 @@ impl ToolSpec {
     }
 }
 
-/// The specs of the tools this build serves, in `tools/list` order.
-const SPECS: &[(&str, &str)] = &[
-    (
-        "codex_health_summary",
-        include_str!("tools/specs/codex_health_summary.json"),
-    ),
-    (
-        "codex_get_agent_contract",
-        include_str!("tools/specs/codex_get_agent_contract.json"),
-    ),
-    (
-        "codex_get_app_server_status",
-        include_str!("tools/specs/codex_get_app_server_status.json"),
-    ),
-    (
-        "codex_restart_app_server",
-        include_str!("tools/specs/codex_restart_app_server.json"),
-    ),
-    (
-        "codex_get_runtime_capabilities",
-        include_str!("tools/specs/codex_get_runtime_capabilities.json"),
-    ),
-    (
-        "codex_submit_task",
-        include_str!("tools/specs/codex_submit_task.json"),
-    ),
-    (
-        "codex_start_chat",
-        include_str!("tools/specs/codex_start_chat.json"),
-    ),
-    (
-        "codex_send_message",
-        include_str!("tools/specs/codex_send_message.json"),
-    ),
-    (
-        "codex_get_operation_status",
-        include_str!("tools/specs/codex_get_operation_status.json"),
-    ),
-    (
-        "codex_get_turn_status",
-        include_str!("tools/specs/codex_get_turn_status.json"),
-    ),
-    (
-        "codex_list_pending_interactions",
-        include_str!("tools/specs/codex_list_pending_interactions.json"),
-    ),
-    (
-        "codex_answer_pending_interaction",
-        include_str!("tools/specs/codex_answer_pending_interaction.json"),
-    ),
-    (
-        "codex_interrupt_turn",
-        include_str!("tools/specs/codex_interrupt_turn.json"),
-    ),
-    (
-        "codex_get_queue_status",
-        include_str!("tools/specs/codex_get_queue_status.json"),
-    ),
-    (
-        "codex_get_concurrency_status",
-        include_str!("tools/specs/codex_get_concurrency_status.json"),
-    ),
-    (
-        "codex_get_worker_status",
-        include_str!("tools/specs/codex_get_worker_status.json"),
-    ),
-    (
-        "codex_get_worker_command_status",
-        include_str!("tools/specs/codex_get_worker_command_status.json"),
-    ),
-    ("codex_wait", include_str!("tools/specs/codex_wait.json")),
-    (
-        "codex_start_plan_workflow",
-        include_str!("tools/specs/codex_start_plan_workflow.json"),
-    ),
-    (
-        "codex_get_workflow_status",
-        include_str!("tools/specs/codex_get_workflow_status.json"),
-    ),
-    (
-        "codex_approve_plan",
-        include_str!("tools/specs/codex_approve_plan.json"),
-    ),
-    (
-        "codex_adopt_workflow_plan",
-        include_str!("tools/specs/codex_adopt_workflow_plan.json"),
-    ),
-    (
-        "codex_start_review_workflow",
-        include_str!("tools/specs/codex_start_review_workflow.json"),
-    ),
-    (
-        "codex_execute_plan",
-        include_str!("tools/specs/codex_execute_plan.json"),
-    ),
-    (
-        "codex_archive_thread",
-        include_str!("tools/specs/codex_archive_thread.json"),
-    ),
-    (
-        "codex_unarchive_thread",
-        include_str!("tools/specs/codex_unarchive_thread.json"),
-    ),
-    (
-        "codex_start_thread_compaction",
-        include_str!("tools/specs/codex_start_thread_compaction.json"),
-    ),
-    (
-        "codex_get_thread_compaction_status",
-        include_str!("tools/specs/codex_get_thread_compaction_status.json"),
-    ),
-    (
-        "codex_list_projects",
-        include_str!("tools/specs/codex_list_projects.json"),
-    ),
-    (
-        "codex_list_project_chats",
-        include_str!("tools/specs/codex_list_project_chats.json"),
-    ),
-    (
-        "codex_list_active_chats",
-        include_str!("tools/specs/codex_list_active_chats.json"),
-    ),
-    (
-        "codex_get_chat_status",
-        include_str!("tools/specs/codex_get_chat_status.json"),
-    ),
-    (
-        "codex_get_chat",
-        include_str!("tools/specs/codex_get_chat.json"),
-    ),
-    (
-        "codex_search_chats",
-        include_str!("tools/specs/codex_search_chats.json"),
-    ),
-    (
-        "codex_collect_diagnostics",
-        include_str!("tools/specs/codex_collect_diagnostics.json"),
-    ),
-    (
-        "codex_get_diagnostic_logs",
-        include_str!("tools/specs/codex_get_diagnostic_logs.json"),
-    ),
-    (
-        "codex_analyze_issue",
-        include_str!("tools/specs/codex_analyze_issue.json"),
-    ),
-    (
-        "codex_repair_issue",
-        include_str!("tools/specs/codex_repair_issue.json"),
-    ),
-    (
-        "codex_preflight_project_run",
-        include_str!("tools/specs/codex_preflight_project_run.json"),
-    ),
-];
+// `SPECS`: every tool's spec text, in `tools/list` order (`published::TOOL_NAMES`).
+include!(concat!(env!("OUT_DIR"), "/tool_specs.rs"));
 
 /// The parsed catalog plus derived values computed once.
 #[derive(Debug)]
@@ -286,42 +148,26 @@ impl Catalog {
         names
     }
 
-    fn parse(specs: &[(&'static str, &str)]) -> Result<Catalog, String> {
+    fn parse(specs: &[(&'static str, &'static str)]) -> Result<Catalog, String> {
         let mut tools = Vec::with_capacity(specs.len());
         for (name, text) in specs {
-            let Value::Object(mut spec) =
-                serde_json::from_str(text).map_err(|err| format!("{name}: {err}"))?
-            else {
-                return Err(format!("{name}: not a JSON object"));
-            };
-            // Fields are moved out of the parsed spec: the schemas are most of the 180 KB, and copying them
-            // was most of a cold start's catalog time.
-            let mut field = |key: &str| {
-                spec.remove(key)
-                    .ok_or_else(|| format!("{name}: missing {key}"))
-            };
-            let group = match field("contractGroup")?.as_str() {
-                Some("stable") => ContractGroup::Stable,
-                Some("compatibility") => ContractGroup::Compatibility,
+            let spec: SpecFields =
+                serde_json::from_str(text).map_err(|err| format!("{name}: {err}"))?;
+            let group = match spec.contract_group.as_str() {
+                "stable" => ContractGroup::Stable,
+                "compatibility" => ContractGroup::Compatibility,
                 other => return Err(format!("{name}: bad contractGroup {other:?}")),
             };
-            let Value::String(description) = field("description")? else {
-                return Err(format!("{name}: description is not a string"));
-            };
-            let Value::Object(input_schema) = field("inputSchema")? else {
-                return Err(format!("{name}: inputSchema is not an object"));
-            };
-            let output_schema = match field("outputSchema")? {
-                schema @ Value::Object(_) => OutputSchema(schema.to_string().into_boxed_str()),
-                _ => return Err(format!("{name}: outputSchema is not an object")),
-            };
+            if !spec.output_schema.get().starts_with('{') {
+                return Err(format!("{name}: outputSchema is not an object"));
+            }
             tools.push(ToolSpec {
                 name,
-                description,
-                input_schema: Arc::new(input_schema),
-                output_schema,
+                description: spec.description,
+                input_schema: Arc::new(spec.input_schema),
+                output_schema: OutputSchema(spec.output_schema),
                 group,
-                codex_mcp: field("codexMcp")?,
+                codex_mcp: spec.codex_mcp,
             });
         }
         Ok(Catalog {

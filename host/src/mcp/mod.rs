@@ -14,6 +14,7 @@ pub mod catalog;
 mod conformance;
 pub mod error;
 pub mod http;
+pub mod published;
 pub mod schema;
 pub mod server;
 pub mod stdio;

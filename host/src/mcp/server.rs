@@ -11,9 +11,9 @@ use rmcp::model::{
     CompleteRequestParams, CompleteResult, ContentBlock, CustomRequest, CustomResult,
     ExtensionCapabilities, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
     Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams, ProtocolVersion,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, SubscribeRequestParams,
-    Tool, ToolAnnotations, UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
+    Tool, UnsubscribeRequestParams, UpdateTaskParams, TASKS_EXTENSION_ID,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::args::Args;
 use super::call::CallContext;
-use super::catalog::{Catalog, ToolSpec};
+use super::catalog::Catalog;
 use super::conformance;
 use super::error::{ErrorCode, ToolError};
 use super::schema;
@@ -44,35 +44,23 @@ const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
     ProtocolVersion::V_2026_07_28,
 ];
 
-/// The catalog's tools as `tools/list` publishes them, built on first use: only a transport that hands
-/// `tools/list` to rmcp (HTTP) needs them; stdio writes [`published_json`].
+/// The tools array of `tools/list`, written at build time from the specs (`published.rs`): stdio writes these
+/// bytes as they are.
+static PUBLISHED_TOOLS_JSON: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/published_tools.json"));
+
+/// The published tools as rmcp [`Tool`]s, read from [`PUBLISHED_TOOLS_JSON`] on first use: only a transport
+/// that hands `tools/list` to rmcp (HTTP) needs them.
 fn published_tools() -> Result<&'static Arc<Vec<Tool>>, ErrorData> {
     static TOOLS: OnceLock<Result<Arc<Vec<Tool>>, String>> = OnceLock::new();
     TOOLS
-        .get_or_init(|| rmcp_tools().map(Arc::new).map_err(|err| err.to_string()))
+        .get_or_init(|| {
+            serde_json::from_slice(PUBLISHED_TOOLS_JSON)
+                .map(Arc::new)
+                .map_err(|err| err.to_string())
+        })
         .as_ref()
         .map_err(|err| ErrorData::internal_error(format!("tools cannot be published: {err}"), None))
-}
-
-/// The published tools serialised once, from tools built for the purpose and dropped after, so a stdio
-/// process holds their JSON and not their parsed output schemas. `None` if they could not be serialised.
-fn published_json() -> Option<&'static Bytes> {
-    static JSON: OnceLock<Option<Bytes>> = OnceLock::new();
-    JSON.get_or_init(
-        || match rmcp_tools().and_then(|tools| ToolsListReply::serialise(&tools)) {
-            Ok(json) => Some(json),
-            Err(err) => {
-                tracing::warn!(error = %err, "tools/list is serialised per call");
-                None
-            }
-        },
-    )
-    .as_ref()
-}
-
-/// Every catalog tool as an rmcp [`Tool`].
-fn rmcp_tools() -> Result<Vec<Tool>, serde_json::Error> {
-    Catalog::get().tools.iter().map(to_rmcp_tool).collect()
 }
 
 /// The MCP server: a cheap handle over the shared [`App`].
@@ -99,14 +87,13 @@ impl McpServer {
         Ok(tools)
     }
 
-    /// Parses the catalog and renders the published tools (with their JSON and the surface hash) on a thread of
-    /// their own, so a cold start does that work while it opens the database and loads plugins; the first
-    /// [`McpServer::new`] waits only for what is not done yet.
+    /// Parses the catalog and computes its surface hash on a thread of its own, so a cold start does that work
+    /// while it opens the database and loads plugins; the first call that needs either waits only for what is
+    /// not done yet.
     pub fn prepare_in_background() {
         let spawned = std::thread::Builder::new()
             .name("catalog".to_string())
             .spawn(|| {
-                published_json();
                 Catalog::get().tool_surface_hash();
             });
         if let Err(err) = spawned {
@@ -114,18 +101,19 @@ impl McpServer {
         }
     }
 
-    /// This server's tools serialised once, for a transport that writes `tools/list` answers itself.
-    pub fn tools_list_reply(&self) -> Result<ToolsListReply, serde_json::Error> {
-        match published_json() {
-            Some(json) if !self.fixtures => Ok(ToolsListReply::new(json.clone())),
-            _ => {
-                let mut tools = rmcp_tools()?;
-                if self.fixtures {
-                    tools.extend(conformance::tools());
-                }
-                Ok(ToolsListReply::new(ToolsListReply::serialise(&tools)?))
-            }
+    /// This server's tools serialised, for a transport that writes `tools/list` answers itself.
+    pub fn tools_list_reply(&self) -> Result<ToolsListReply, ErrorData> {
+        if !self.fixtures {
+            return Ok(ToolsListReply::new(Bytes::from_static(
+                PUBLISHED_TOOLS_JSON,
+            )));
         }
+        let tools = self.tools()?;
+        ToolsListReply::serialise(&tools)
+            .map(ToolsListReply::new)
+            .map_err(|err| {
+                ErrorData::internal_error(format!("tools cannot be published: {err}"), None)
+            })
     }
 
     /// Runs one tool call to its JSON payload (`ok:true` or the error shape); never fails at the protocol level.
@@ -238,39 +226,6 @@ fn declares_tasks(context: &RequestContext<RoleServer>) -> bool {
     context
         .client_capabilities()
         .is_some_and(|caps| caps.supports_tasks())
-}
-
-fn to_rmcp_tool(spec: &'static ToolSpec) -> Result<Tool, serde_json::Error> {
-    let role = spec
-        .codex_mcp
-        .get("role")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let idempotent = spec.is_passive_read()
-        || matches!(
-            spec.codex_mcp.get("idempotency").and_then(Value::as_str),
-            Some("required") | Some("natural")
-        );
-    // Custom contract metadata goes to `_meta`, the place MCP reserves for it; the standard hints go to
-    // `annotations`, where clients look for them.
-    let mut meta = Map::new();
-    meta.insert("codexMcp".into(), spec.codex_mcp.clone());
-    meta.insert("openclawContractGroup".into(), json!(spec.group.as_str()));
-    // Borrowed from the catalog, which lives as long as the process: a clone of the tool copies no text.
-    Ok(Tool::new(
-        spec.name,
-        spec.description.as_str(),
-        spec.input_schema.clone(),
-    )
-    .with_raw_output_schema(Arc::new(spec.output_schema.parse()?))
-    .with_annotations(
-        ToolAnnotations::new()
-            .read_only(spec.is_passive_read())
-            .destructive(role == "lifecycle")
-            .idempotent(idempotent)
-            .open_world(false),
-    )
-    .with_meta(MetaObject(meta)))
 }
 
 impl ServerHandler for McpServer {
@@ -466,5 +421,60 @@ impl ServerHandler for McpServer {
                 None,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{MetaObject, ToolAnnotations};
+
+    use crate::mcp::catalog::ToolSpec;
+
+    use super::*;
+
+    /// A catalog tool built through rmcp's own API, independently of `published.rs`.
+    fn built_by_rmcp(spec: &ToolSpec) -> Tool {
+        let hint = |key: &str| spec.codex_mcp.get(key).and_then(Value::as_str);
+        let mut meta = Map::new();
+        meta.insert("codexMcp".into(), spec.codex_mcp.clone());
+        meta.insert("openclawContractGroup".into(), json!(spec.group.as_str()));
+        Tool::new(
+            spec.name,
+            spec.description.clone(),
+            spec.input_schema.clone(),
+        )
+        .with_raw_output_schema(Arc::new(spec.output_schema.parse().expect("output schema")))
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(spec.is_passive_read())
+                .destructive(hint("role") == Some("lifecycle"))
+                .idempotent(
+                    spec.is_passive_read()
+                        || matches!(hint("idempotency"), Some("required" | "natural")),
+                )
+                .open_world(false),
+        )
+        .with_meta(MetaObject(meta))
+    }
+
+    #[test]
+    fn the_array_written_at_build_time_is_what_rmcp_writes_for_the_catalog() {
+        let by_rmcp: Vec<Tool> = Catalog::get().tools.iter().map(built_by_rmcp).collect();
+        let expected = ToolsListReply::serialise(&by_rmcp).expect("serialise");
+        assert_eq!(
+            std::str::from_utf8(PUBLISHED_TOOLS_JSON).expect("UTF-8"),
+            std::str::from_utf8(&expected).expect("UTF-8"),
+        );
+        // HTTP reads the same bytes back into the same tools.
+        assert_eq!(**published_tools().expect("published tools"), by_rmcp);
+        let destructive: Vec<&str> = by_rmcp
+            .iter()
+            .filter(|tool| tool.annotations.as_ref().and_then(|a| a.destructive_hint) == Some(true))
+            .map(|tool| tool.name.as_ref())
+            .collect();
+        assert!(
+            destructive.contains(&"codex_restart_app_server"),
+            "{destructive:?}"
+        );
     }
 }

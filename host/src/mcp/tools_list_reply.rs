@@ -1,8 +1,8 @@
-//! `tools/list` answered with the catalog serialised once, written by the transport.
+//! `tools/list` answered with the catalog's tools array as the build wrote it, written by the transport.
 //!
 //! The catalog is fixed for the life of a process, but it is 180 KB of JSON (every tool's input and output
 //! schema). Serialising it per call cost more than the rest of the call, and so did handing rmcp an owned copy of
-//! the 54 tools (their `_meta` maps, annotations and strings) only to compare and drop it. So the stdio transport
+//! the tools (their `_meta` maps, annotations and strings) only to compare and drop it. So the stdio transport
 //! and the handler split the work:
 //!
 //! - the transport marks each incoming `tools/list` request with [`CatalogByTransport`] and remembers its id;

@@ -78,7 +78,7 @@ pub struct LenientTransport<R, W> {
     lines: FramedRead<R, LineCodec>,
     /// Replies and error answers share one writer; a whole line is written under the lock so lines never interleave.
     writer: Arc<Mutex<Option<W>>>,
-    /// The catalog's tools, serialised once, and the `tools/list` requests to answer with them.
+    /// The catalog's tools array and the `tools/list` requests to answer with it.
     tools_list: Option<ToolsListReply>,
 }
 
