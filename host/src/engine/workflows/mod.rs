@@ -379,7 +379,7 @@ impl Engine {
 
     pub(super) async fn workflow_loop(self: Arc<Self>, mut shutdown: Shutdown) {
         // Passes over workflows waiting on long turns used to run every PUMP_INTERVAL whether or not anything had
-        // changed: with 120 such workflows, a tenth of a core in a process nobody called.
+        // changed: with 120 such workflows, a tenth of a core and a growing heap in a process nobody called.
         // Without a watcher (it needs a connection of its own) the pump falls back to that timer.
         let mut changes = match self.store.watch_changes() {
             Ok(watcher) => Some(watcher),
