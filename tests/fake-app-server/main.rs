@@ -23,6 +23,9 @@
 //! - `approval_first`: like `approval`, but `turn/started` and the approval request come before the
 //!   `turn/start` reply (the order the caller can least expect; the pipe allows it).
 //! - `hold_turn`: turns start and run until they are interrupted.
+//! - `modelless_thread`: threads record no model (as a plan-mode turn that named an empty one leaves them):
+//!   `thread/resume` without a `model` is refused with JSON-RPC -32600 "No models are available", as codex
+//!   does; `config/read` reports `configured-model`, and a resume naming a model succeeds.
 //! - `inventory_partial`: `skills/list` is refused with JSON-RPC error -32603; the other inventory methods of
 //!   `codex_get_runtime_capabilities` answer as in every mode (an empty result).
 //!
@@ -40,8 +43,9 @@ use std::io::{BufRead, Write};
 use serde_json::{json, Value};
 
 /// The client request methods `generate-json-schema` reports.
-const METHODS: [&str; 14] = [
+const METHODS: [&str; 15] = [
     "initialize",
+    "config/read",
     "thread/start",
     "thread/resume",
     "thread/read",
@@ -163,12 +167,23 @@ fn main() {
                     json!({"id": id, "error": {"code": -32001, "message": "server overloaded; retry later"}}),
                 );
             }
+            ("config/read", Some(id)) if mode == "modelless_thread" => send(
+                json!({"id": id, "result": {"config": {"model": "configured-model"}, "origins": {}}}),
+            ),
             ("thread/resume", Some(id)) => {
                 let thread = message
                     .pointer("/params/threadId")
                     .cloned()
                     .unwrap_or(json!("thr_fake"));
-                send(json!({"id": id, "result": {"thread": {"id": thread, "turns": []}}}));
+                let model = message.pointer("/params/model").cloned();
+                if mode == "modelless_thread" && model.is_none() {
+                    send(json!({"id": id, "error": {"code": -32600, "message":
+                        "No models are available. Set `model` explicitly or check your model catalog configuration."}}));
+                    continue;
+                }
+                send(
+                    json!({"id": id, "result": {"thread": {"id": thread, "turns": []}, "model": model}}),
+                );
             }
             ("turn/start", Some(id)) => {
                 turn_counter += 1;

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use codex_control_plane::appserver::protocol::{
-    self, ClientInfo, ClientRequest, CollaborationMode, CollaborationSettings, Created, GoalStatus,
-    Initialize, InitializeCapabilities, InputItem, ReviewStart, SandboxPolicy, ThreadArchive,
-    ThreadCompactStart, ThreadFork, ThreadGoalClear, ThreadGoalGet, ThreadGoalSet, ThreadRead,
-    ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive, TurnInterrupt, TurnStart, TurnSteer,
+    self, ClientInfo, ClientRequest, CollaborationMode, CollaborationSettings, ConfigRead, Created,
+    GoalStatus, Initialize, InitializeCapabilities, InputItem, ReviewStart, SandboxPolicy,
+    ThreadArchive, ThreadCompactStart, ThreadFork, ThreadGoalClear, ThreadGoalGet, ThreadGoalSet,
+    ThreadRead, ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive, TurnInterrupt,
+    TurnStart, TurnSteer,
 };
 use codex_control_plane::appserver::{
     AppServer, AppServerError, AppServerEvent, AppServerSettings, EventReceiver, RestartMode,
@@ -417,6 +418,13 @@ fn every_request_type_with_all_its_fields_conforms_to_the_pinned_schema() {
             "v2/ThreadResumeParams",
             encode(&ThreadResume {
                 thread_id: thread(),
+                cwd: Some("/tmp/x".into()),
+                model: Some("m".into()),
+            }),
+        ),
+        (
+            "v2/ConfigReadParams",
+            encode(&ConfigRead {
                 cwd: Some("/tmp/x".into()),
             }),
         ),

@@ -139,6 +139,54 @@ fn an_overloaded_app_server_queues_the_turn_instead_of_failing_it() {
     client.close(Duration::from_secs(15)).expect("exit");
 }
 
+/// A thread whose history records no model (left by a plan-mode turn that named an empty one) cannot be
+/// resumed as it is: the next message resumes it on the model codex is configured with, instead of failing.
+#[test]
+fn a_thread_that_records_no_model_is_resumed_on_the_configured_one() {
+    let dir = TempDir::new("recovery-modelless");
+    let log = dir.path().join("fake.log");
+    let project = project(dir.path());
+    let mut client = McpClient::start(&env(dir.path(), "modelless_thread", &log)).expect("start");
+    let first = submit(&mut client, &project, "start the thread");
+    let status = wait_terminal(&mut client, &first);
+    assert_eq!(status["status"], json!("completed"), "{status}");
+    let thread = status["threadId"].as_str().expect("threadId").to_string();
+    // A new app-server generation has not loaded the thread: the next turn must resume it.
+    let restarted = client
+        .call_tool("codex_restart_app_server", json!({}))
+        .expect("restart");
+    assert_eq!(restarted["ok"], json!(true), "{restarted}");
+    let next = client
+        .call_tool(
+            "codex_submit_task",
+            json!({"operation_type": "send_message", "thread_id": thread, "message": "continue",
+                   "project_id": project.display().to_string()}),
+        )
+        .expect("submit");
+    let next = next["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_string();
+    let status = wait_terminal(&mut client, &next);
+    assert_eq!(status["status"], json!("completed"), "{status}");
+    assert_eq!(
+        status["attemptCount"],
+        json!(1),
+        "repaired within the attempt: {status}"
+    );
+    let resumes: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["method"] == json!("thread/resume"))
+        .collect();
+    assert_eq!(resumes.len(), 2, "{resumes:?}");
+    assert!(resumes[0]["params"].get("model").is_none(), "{resumes:?}");
+    assert_eq!(resumes[1]["params"]["model"], json!("configured-model"));
+    assert_eq!(sent(&log, "config/read"), 1);
+    client.close(Duration::from_secs(15)).expect("exit");
+}
+
 /// The pinned schema still lists the legacy `execCommandApproval`: it becomes a pending interaction like the v2
 /// approval, and its answer reaches app-server as the `ReviewDecision` the method expects.
 #[test]

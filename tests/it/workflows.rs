@@ -252,6 +252,35 @@ fn a_crash_after_approval_never_runs_the_execution_twice() {
     assert_eq!(again["idempotent"], json!(true), "{again}");
 }
 
+/// The plan turn runs in plan mode, which names a model: had it named none, codex would record an empty model
+/// and no later app-server could resume the thread ("No models are available"), so a plan approved after a
+/// restart would fail. The execution runs on the thread the new app-server resumed.
+#[test]
+fn a_plan_approved_after_an_app_server_restart_runs_on_the_resumed_thread() {
+    let mut h = Harness::start("wf-restart");
+    h.model.push([Reply::text(
+        "<proposed_plan>\n1. Do the thing\n</proposed_plan>",
+    )]);
+    let started = h.call(
+        "codex_start_plan_workflow",
+        json!({"project_id": h.project.display().to_string(), "message": "plan a thing"}),
+    );
+    let workflow_id = started["workflowId"]
+        .as_str()
+        .expect("workflowId")
+        .to_string();
+    h.wait_workflow(&workflow_id, |w| w["phase"] == json!("plan_ready"));
+    let restarted = h.call("codex_restart_app_server", json!({}));
+    assert_eq!(restarted["ok"], json!(true), "{restarted}");
+
+    h.model.push([Reply::text("Executed the plan.")]);
+    let approved = h.call("codex_approve_plan", json!({"workflow_id": workflow_id}));
+    assert_eq!(approved["ok"], json!(true), "{approved}");
+    let done = h.wait_workflow(&workflow_id, |w| w["terminal"] == json!(true));
+    assert_eq!(done["phase"], json!("completed"), "{done}");
+    assert_eq!(h.model.n_model_calls(), 2, "plan turn and execution turn");
+}
+
 #[test]
 fn archive_unarchive_and_compaction_are_audited_lifecycle_actions() {
     let mut h = Harness::start("lifecycle");

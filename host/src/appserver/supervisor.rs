@@ -183,13 +183,28 @@ impl AppServer {
         protocol::decode::<R>(result)
     }
 
+    /// How long a request waits for its reply unless told otherwise.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.settings.request_timeout
+    }
+
     /// Sends a typed request and also returns the generation that served it.
     pub async fn send_on<R: ClientRequest>(
         &self,
         request: &R,
     ) -> Result<(u64, R::Reply), AppServerError> {
+        self.send_on_with_timeout(request, self.inner.settings.request_timeout)
+            .await
+    }
+
+    /// [`AppServer::send_on`] with an explicit timeout.
+    pub async fn send_on_with_timeout<R: ClientRequest>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<(u64, R::Reply), AppServerError> {
         let (generation, result) = self
-            .request_on(R::METHOD, protocol::encode(request)?)
+            .request_on_with_timeout(R::METHOD, protocol::encode(request)?, timeout)
             .await?;
         Ok((generation, protocol::decode::<R>(result)?))
     }
@@ -220,17 +235,22 @@ impl AppServer {
         method: &str,
         params: Value,
     ) -> Result<(u64, Value), AppServerError> {
+        self.request_on_with_timeout(method, params, self.inner.settings.request_timeout)
+            .await
+    }
+
+    /// [`AppServer::request_on`] with an explicit timeout.
+    pub async fn request_on_with_timeout(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<(u64, Value), AppServerError> {
         self.ensure_started().await?;
         let process = self.live().ok_or_else(|| AppServerError::Unavailable {
             reason: "app-server exited during start".into(),
         })?;
-        let reply = call(
-            &process,
-            method,
-            params,
-            self.inner.settings.request_timeout,
-        )
-        .await?;
+        let reply = call(&process, method, params, timeout).await?;
         Ok((process.generation, reply))
     }
 

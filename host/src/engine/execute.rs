@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use super::{Engine, EngineError};
 use crate::appserver::protocol::{
     self, ClientRequest, CollaborationMode as WireCollaborationMode, CollaborationSettings,
-    Created, InputItem, ReviewStart, SandboxPolicy, ThreadFork, ThreadResume, ThreadSetName,
-    ThreadStart, TurnStart, TurnSteer,
+    Created, InputItem, ReviewStart, SandboxPolicy, ThreadFork, ThreadSetName, ThreadStart,
+    TurnStart, TurnSteer,
 };
 use crate::appserver::AppServerError;
 use crate::domain::operation::OperationStatus;
@@ -162,11 +162,11 @@ impl Engine {
             .await?;
         match self.appserver.request_on(method, params).await {
             Ok((generation, reply)) => {
-                match protocol::decode::<R>(reply).map(Created::created_id) {
-                    Ok(id) => {
+                match protocol::decode::<R>(reply).map(|r| (r.thread_model(), r.created_id())) {
+                    Ok((model, id)) => {
                         self.store.confirm_intent(&intent.intent_id, &id).await?;
                         if matches!(method, "thread/start" | "thread/fork") {
-                            self.note_loaded(generation, &id);
+                            self.loaded_threads.note(generation, &id, model);
                         }
                         Ok(id)
                     }
@@ -362,15 +362,11 @@ impl Engine {
                 .await?;
         }
         let generation = self.appserver.ensure_started().await?;
-        if self.is_loaded(generation, thread_id) {
+        if self.loaded_threads.contains(generation, thread_id) {
             return Ok(());
         }
-        let resume = ThreadResume {
-            thread_id: thread_id.to_string(),
-            cwd: op.cwd.clone(),
-        };
-        let (generation, _) = self.appserver.send_on(&resume).await?;
-        self.note_loaded(generation, thread_id);
+        self.resume_thread(thread_id, op.cwd.clone(), self.appserver.request_timeout())
+            .await?;
         Ok(())
     }
 
@@ -386,11 +382,17 @@ impl Engine {
         if let Some(items) = op.request.get("inputItems").and_then(Value::as_array) {
             input.extend(items.iter().cloned().map(InputItem::Given));
         }
+        // A plan-mode turn must name a model, or codex records an empty one and the thread cannot be resumed.
+        let plan_model = settings
+            .model
+            .clone()
+            .or_else(|| self.loaded_thread_model(thread_id));
         let turn = turn_start(
             thread_id,
             input,
             format!("mcp-turn:{}", op.operation_id),
             &settings,
+            plan_model,
             op.request
                 .get("outputSchema")
                 .filter(|s| !s.is_null())
@@ -508,6 +510,7 @@ fn turn_start(
     input: Vec<InputItem>,
     client_user_message_id: String,
     settings: &TurnSettings,
+    plan_model: Option<String>,
     output_schema: Option<Value>,
 ) -> TurnStart {
     TurnStart {
@@ -527,7 +530,7 @@ fn turn_start(
             || WireCollaborationMode {
                 mode: "plan".into(),
                 settings: CollaborationSettings {
-                    model: settings.model.clone().unwrap_or_default(),
+                    model: plan_model.unwrap_or_default(),
                     reasoning_effort: None,
                     developer_instructions: None,
                 },
@@ -592,18 +595,23 @@ mod tests {
             vec![InputItem::text("hi")],
             "mcp-turn:op".into(),
             &settings,
+            Some("thread-model".into()),
             None,
         );
         let params = serde_json::to_value(&turn).expect("params");
         assert_eq!(params["sandboxPolicy"], json!({"type": "workspaceWrite"}));
         assert_eq!(params["approvalPolicy"], json!("untrusted"));
         assert_eq!(params["collaborationMode"]["mode"], json!("plan"));
+        assert_eq!(
+            params["collaborationMode"]["settings"]["model"],
+            json!("thread-model")
+        );
         assert_eq!(params["clientUserMessageId"], json!("mcp-turn:op"));
         let default = TurnSettings {
             collaboration_mode: Some(CollaborationMode::Default),
             ..settings
         };
-        let turn = turn_start("t", Vec::new(), "id".into(), &default, None);
+        let turn = turn_start("t", Vec::new(), "id".into(), &default, None, None);
         assert!(turn.collaboration_mode.is_none());
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineError};
-use crate::appserver::protocol::{
-    ThreadArchive, ThreadCompactStart, ThreadResume, ThreadUnarchive,
-};
+use crate::appserver::protocol::{ThreadArchive, ThreadCompactStart, ThreadUnarchive};
 use crate::store::lifecycle::LifecycleAction;
 use crate::store::operations::OperationFilter;
 use crate::store::InteractionFilter;
@@ -130,10 +128,6 @@ impl Engine {
         timeout: Duration,
     ) -> Result<LifecycleAction, EngineError> {
         let thread_id = action.thread_id.as_str();
-        let generation = action
-            .process_generation
-            .and_then(|g| u64::try_from(g).ok())
-            .unwrap_or_default();
         let thread = || thread_id.to_string();
         // Each of these replies is an empty object: success is all there is to record.
         let call = match kind {
@@ -157,27 +151,19 @@ impl Engine {
                 )
                 .await
                 .map(drop),
-            LifecycleKind::Compact => {
-                let resume = ThreadResume {
-                    thread_id: thread(),
-                    cwd: None,
-                };
-                match self.appserver.send_with_timeout(&resume, timeout).await {
-                    Ok(_) => {
-                        self.note_loaded(generation, thread_id);
-                        self.appserver
-                            .send_with_timeout(
-                                &ThreadCompactStart {
-                                    thread_id: thread(),
-                                },
-                                timeout,
-                            )
-                            .await
-                            .map(drop)
-                    }
-                    Err(err) => Err(err),
-                }
-            }
+            LifecycleKind::Compact => match self.resume_thread(thread_id, None, timeout).await {
+                Ok(_) => self
+                    .appserver
+                    .send_with_timeout(
+                        &ThreadCompactStart {
+                            thread_id: thread(),
+                        },
+                        timeout,
+                    )
+                    .await
+                    .map(drop),
+                Err(err) => Err(err),
+            },
         };
         let on_success = match kind {
             LifecycleKind::Compact => "running",

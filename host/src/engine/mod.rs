@@ -25,6 +25,7 @@ pub mod execute;
 pub mod goals;
 pub mod interactions;
 pub mod lifecycle;
+mod loaded_threads;
 pub mod plugin_state;
 pub mod repairs;
 pub mod request;
@@ -49,6 +50,7 @@ use crate::shutdown::Shutdown;
 use crate::store::leases::{DEFAULT_LEASE_TTL, HEARTBEAT_INTERVAL};
 use crate::store::liveness::{owner_lock_path, HeldLock};
 use crate::store::{ClaimLimits, RecoveryReport, Store, StoreError, WorkerInfo};
+use loaded_threads::LoadedThreads;
 
 /// What this process does with work: dispatch it (owning app-server), or leave it to the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,8 +177,8 @@ pub struct Engine {
     wake: Notify,
     courier_wake: Notify,
     workflow_wake: Notify,
-    /// `(generation, thread id)` of threads loaded in the live app-server (started, forked or resumed there).
-    loaded_threads: Mutex<HashSet<(u64, String)>>,
+    /// Threads loaded in the live app-server (started, forked or resumed there), with their models.
+    loaded_threads: LoadedThreads,
     /// Operations this process is driving right now (so a claim never runs twice here).
     running: Mutex<HashSet<String>>,
     startup_recovery: Mutex<Option<RecoveryReport>>,
@@ -206,7 +208,7 @@ impl Engine {
             wake: Notify::new(),
             courier_wake: Notify::new(),
             workflow_wake: Notify::new(),
-            loaded_threads: Mutex::new(HashSet::new()),
+            loaded_threads: LoadedThreads::default(),
             running: Mutex::new(HashSet::new()),
             startup_recovery: Mutex::new(None),
             draining: AtomicBool::new(false),
@@ -406,20 +408,6 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(operation_id);
-    }
-
-    fn note_loaded(&self, generation: u64, thread_id: &str) {
-        self.loaded_threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((generation, thread_id.to_string()));
-    }
-
-    fn is_loaded(&self, generation: u64, thread_id: &str) -> bool {
-        self.loaded_threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(generation, thread_id.to_string()))
     }
 }
 

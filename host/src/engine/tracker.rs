@@ -361,8 +361,8 @@ impl Engine {
 
     /// The app-server generation died: its turns and their operations end `unknown_after_app_server_exit`
     /// (never success), its interactions are orphaned.
-    async fn app_server_exited(&self, generation: u64) -> Result<(), EngineError> {
-        let generation = i64::try_from(generation).unwrap_or(i64::MAX);
+    async fn app_server_exited(&self, exited: u64) -> Result<(), EngineError> {
+        let generation = i64::try_from(exited).unwrap_or(i64::MAX);
         let turns = self
             .store
             .mark_generation_lost(&self.worker.owner_id, generation)
@@ -374,10 +374,7 @@ impl Engine {
         self.store
             .lose_lifecycle_generation(&self.worker.owner_id, generation)
             .await?;
-        self.loaded_threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(g, _)| i64::try_from(*g).unwrap_or(i64::MAX) != generation);
+        self.loaded_threads.forget_generation(exited);
         tracing::warn!(
             generation,
             turns = turns.len(),

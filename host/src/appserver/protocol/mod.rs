@@ -16,15 +16,15 @@ use serde_json::Value;
 use super::AppServerError;
 
 pub use replies::{
-    Ack, Created, GoalCleared, GoalReply, HookInfo, HooksListEntry, HooksListReply,
-    ThreadReadReply, ThreadReply, TurnReply, TurnSteered,
+    Ack, ConfigReadReply, Created, EffectiveConfig, GoalCleared, GoalReply, HookInfo,
+    HooksListEntry, HooksListReply, ThreadReadReply, ThreadReply, TurnReply, TurnSteered,
 };
 pub use requests::{
-    ClientInfo, CollaborationMode, CollaborationSettings, ConfigBatchWrite, ConfigEdit, GoalStatus,
-    HooksList, Initialize, InitializeCapabilities, InputItem, ReviewStart, SandboxPolicy,
-    ThreadArchive, ThreadCompactStart, ThreadFork, ThreadGoalClear, ThreadGoalGet, ThreadGoalSet,
-    ThreadRead, ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive, TurnInterrupt,
-    TurnStart, TurnSteer,
+    ClientInfo, CollaborationMode, CollaborationSettings, ConfigBatchWrite, ConfigEdit, ConfigRead,
+    GoalStatus, HooksList, Initialize, InitializeCapabilities, InputItem, ReviewStart,
+    SandboxPolicy, ThreadArchive, ThreadCompactStart, ThreadFork, ThreadGoalClear, ThreadGoalGet,
+    ThreadGoalSet, ThreadRead, ThreadResume, ThreadSetName, ThreadStart, ThreadUnarchive,
+    TurnInterrupt, TurnStart, TurnSteer,
 };
 
 /// A client request of the pinned protocol: its params, its method name and the reply it gets.

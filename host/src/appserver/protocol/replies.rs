@@ -9,6 +9,10 @@ pub type Ack = serde::de::IgnoredAny;
 
 /// The id of what a request created: the reply that tells the intent journal it happened.
 pub trait Created {
+    /// The model a created thread runs with (none for a turn).
+    fn thread_model(&self) -> Option<String> {
+        None
+    }
     /// The new thread's or turn's id.
     fn created_id(self) -> String;
 }
@@ -18,6 +22,24 @@ pub trait Created {
 pub struct ThreadReply {
     /// The thread.
     pub thread: IdOnly,
+    /// The model the thread runs with (the protocol always sends it; absent is tolerated).
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// `config/read`: the effective configuration; only its model is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigReadReply {
+    /// The configuration.
+    pub config: EffectiveConfig,
+}
+
+/// The part of codex's effective configuration the engine reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EffectiveConfig {
+    /// The configured model, if any.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// `turn/start` and `review/start`: the turn.
@@ -43,6 +65,10 @@ pub struct IdOnly {
 }
 
 impl Created for ThreadReply {
+    fn thread_model(&self) -> Option<String> {
+        self.model.clone()
+    }
+
     fn created_id(self) -> String {
         self.thread.id
     }

@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::replies::{
-    Ack, GoalCleared, GoalReply, HooksListReply, ThreadReadReply, ThreadReply, TurnReply,
-    TurnSteered,
+    Ack, ConfigReadReply, GoalCleared, GoalReply, HooksListReply, ThreadReadReply, ThreadReply,
+    TurnReply, TurnSteered,
 };
 use super::ClientRequest;
 
@@ -107,6 +107,9 @@ pub struct ThreadResume {
     /// Working directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Model for the resumed thread; absent keeps the one its history records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 impl ClientRequest for ThreadResume {
@@ -424,6 +427,20 @@ pub struct ConfigBatchWrite {
 impl ClientRequest for ConfigBatchWrite {
     const METHOD: &'static str = "config/batchWrite";
     type Reply = Ack;
+}
+
+/// `config/read`: the effective configuration as seen from `cwd` (project layers included).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigRead {
+    /// Working directory whose project layers apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+}
+
+impl ClientRequest for ConfigRead {
+    const METHOD: &'static str = "config/read";
+    type Reply = ConfigReadReply;
 }
 
 #[cfg(test)]
