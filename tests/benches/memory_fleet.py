@@ -17,9 +17,9 @@ from isolated_server import isolated_env
 from proc_memory import resident_kib
 
 count = int(sys.argv[1]); binary = sys.argv[2]; extra = sys.argv[3:]
-root, env = isolated_env("memfleet", "client", CODEX_BINARY="/nonexistent/codex")
-for kv in extra:
-    k, v = kv.split("=", 1); env[k] = v
+# Trailing KEY=VALUE arguments add to or override the server's environment.
+root, env = isolated_env("memfleet", "client", **{"CODEX_BINARY": "/nonexistent/codex",
+                                               **dict(kv.split("=", 1) for kv in extra)})
 
 
 class Session:

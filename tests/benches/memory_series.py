@@ -13,9 +13,9 @@ import json, os, random, subprocess, sys, time
 from isolated_server import isolated_env
 from proc_memory import resident_kib
 binary = sys.argv[1]; extra = sys.argv[2:]
-root, env = isolated_env("memseries", "client", CODEX_BINARY="/nonexistent/codex")
-for kv in extra:
-    k, v = kv.split("=", 1); env[k] = v
+# Trailing KEY=VALUE arguments add to or override the server's environment.
+root, env = isolated_env("memseries", "client", **{"CODEX_BINARY": "/nonexistent/codex",
+                                               **dict(kv.split("=", 1) for kv in extra)})
 p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
 n = 0
 def call(method, params):

@@ -84,10 +84,7 @@ struct SpecFields {
 impl ToolSpec {
     /// True when the tool only reads state.
     pub fn is_passive_read(&self) -> bool {
-        self.codex_mcp
-            .get("passiveRead")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        super::published::is_passive_read(&self.codex_mcp)
     }
 
     /// True when the tool writes (refused by the recursion guard).

@@ -48,6 +48,14 @@ pub const TOOL_NAMES: &[&str] = &[
     "codex_preflight_project_run",
 ];
 
+/// True when a tool's `codexMcp` block marks it as one that only reads state.
+pub fn is_passive_read(codex_mcp: &Value) -> bool {
+    codex_mcp
+        .get("passiveRead")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// The `tools/list` entry of tool `name` with spec `spec`, field for field as rmcp's `Tool` writes it: the
 /// standard hints in `annotations`, where clients look for them, and our contract metadata in `_meta`, the
 /// place MCP reserves for it.
@@ -58,10 +66,7 @@ pub fn published_tool(name: &str, spec: &Map<String, Value>) -> Result<Value, St
     };
     let codex_mcp = field("codexMcp")?;
     let hint = |key: &str| codex_mcp.get(key).and_then(Value::as_str);
-    let passive_read = codex_mcp
-        .get("passiveRead")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let passive_read = is_passive_read(codex_mcp);
     let idempotent = passive_read || matches!(hint("idempotency"), Some("required" | "natural"));
     Ok(json!({
         "name": name,
