@@ -20,7 +20,7 @@
 //! - in the same sessions, `codex_start_plan_workflow` (every other one with a thread goal) and
 //!   `codex_get_workflow_status` polls of those workflows (their plan turn stays queued behind the hanging
 //!   app-server, so each poll reads a workflow with its actions, history, pending goal and operation);
-//! - the server's VmRSS at the end of each session;
+//! - the server's VmRSS at the end of each session, and again after 12 s idle;
 //! - with `SEED_MCP_COMMAND` set, the same series against the seed (its database holds only what the series
 //!   submit: it cannot be prefilled from here) and a side-by-side table with ratios. Unset, that part is skipped.
 //!
@@ -684,6 +684,12 @@ fn durable(binary: &Path, n: usize, results: &mut Results) -> anyhow::Result<()>
     }
     workflow_series(&mut client, results, dir.path(), &suffix)?;
     results.rss(&format!("VmRSS after the {suffix} series"), client.pid());
+    // What the server keeps once left alone: the heap trimmer (`memory.rs`) runs every 5 s.
+    std::thread::sleep(Duration::from_secs(12));
+    results.rss(
+        &format!("VmRSS after the {suffix} series and 12 s idle"),
+        client.pid(),
+    );
     client.close();
     Ok(())
 }

@@ -5,7 +5,7 @@ Usage: memory_series.py SERVER_COMMAND [VAR=VALUE ...]
 
 Spawns the server with a fresh state directory, sends initialize, 50 tools/list and 50 codex_health_summary, then
 300 codex_submit_task (start_chat, 20 projects, unique prompts) and 1 000 codex_get_operation_status, and prints
-VmRSS / RssAnon / RssFile from /proc/PID/status (and Pss / private pages from smaps_rollup) after each part and after 6 s idle. Works for this server and for
+VmRSS / RssAnon / RssFile from /proc/PID/status (and Pss / private pages from smaps_rollup) after each part and after 6 and 12 s idle. Works for this server and for
 the seed, which take the same environment variables.
 """
 import json, os, random, subprocess, sys, time
@@ -50,4 +50,5 @@ for i in range(1000):
 print(f"submitted {len(ids)}")
 time.sleep(0.3); print("after 300 submits + 1000 polls (KiB)", status())
 time.sleep(6); print("after 6 s idle (KiB)", status())
+time.sleep(6); print("after 12 s idle (KiB)", status())
 p.stdin.close(); p.wait(timeout=10)

@@ -7,7 +7,7 @@ The session the MCP benchmark's durable series runs, in `inline` mode with the s
 `hang` mode (turns start and never finish, so every submit dispatches and stays running): 20 tools/list and 20
 codex_health_summary, 320 codex_submit_task over 20 projects, 300 more each into a new project, 1 000
 codex_get_operation_status, 120 codex_start_plan_workflow (the plan-workflow plugin runs) and 1 000
-codex_get_workflow_status. Prints VmRSS / RssAnon / RssFile from /proc/PID/status after each part;
+codex_get_workflow_status, then 12 s idle. Prints VmRSS / RssAnon / RssFile from /proc/PID/status after each part;
 SMAPS_OUT=FILE copies /proc/PID/smaps at the end. FAKE_APP_SERVER is the tests package's `fake-app-server`
 binary (`cargo build --release --workspace --bins` builds it). --surface-only stops after the surface series.
 """
@@ -86,6 +86,9 @@ for i in range(1000):
     tool("codex_get_workflow_status", {"workflow_id": workflows[i % len(workflows)]})
 time.sleep(0.3)
 status("120 plan workflows + 1 000 workflow polls")
+# What the server keeps once left alone (the heap trimmer runs every 5 s; the workflows stay live).
+time.sleep(12)
+status("12 s idle")
 if os.environ.get("SMAPS_OUT"):
     shutil.copy(f"/proc/{p.pid}/smaps", os.environ["SMAPS_OUT"])
 p.stdin.close()

@@ -33,10 +33,11 @@ mod goal_actions;
 mod live;
 mod reports;
 
-/// How often the pump looks at active workflows when nothing wakes it.
+/// The shortest time between two passes of the pump over active workflows.
 const PUMP_INTERVAL: Duration = Duration::from_millis(200);
-/// How often it looks when the last pass found nothing to drive: only a dead process's workflow to take
-/// over can appear without a wake-up, and that is not urgent.
+/// How long the pump waits for a wake-up or a change to the database before it looks anyway: a workflow
+/// moves only when something is written (an operation settles, an answer or an approval is recorded), and
+/// only a dead process's workflow to take over or a deadline can come due without a write; neither is urgent.
 const PUMP_IDLE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A workflow to start.
@@ -377,19 +378,42 @@ impl Engine {
     }
 
     pub(super) async fn workflow_loop(self: Arc<Self>, mut shutdown: Shutdown) {
+        // Passes over workflows waiting on long turns used to run every PUMP_INTERVAL whether or not anything had
+        // changed: with 120 such workflows, a tenth of a core in a process nobody called.
+        // Without a watcher (it needs a connection of its own) the pump falls back to that timer.
+        let mut changes = match self.store.watch_changes() {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, "the workflow pump polls instead of watching for changes");
+                None
+            }
+        };
         loop {
-            let pause = match self.pump_workflows().await {
-                Ok(0) => PUMP_IDLE_INTERVAL,
-                Ok(_) => PUMP_INTERVAL,
-                Err(error) => {
-                    tracing::warn!(%error, "workflow pump failed");
-                    PUMP_INTERVAL
+            let outcome = self.pump_workflows().await;
+            if let Err(error) = &outcome {
+                tracing::warn!(%error, "workflow pump failed");
+            }
+            let driving = !matches!(outcome, Ok(0));
+            // Never sooner than PUMP_INTERVAL after the last pass, unless woken.
+            tokio::select! {
+                _ = shutdown.recv() => return,
+                _ = self.workflow_wake.notified() => continue,
+                _ = tokio::time::sleep(PUMP_INTERVAL) => {}
+            }
+            if driving && changes.is_none() {
+                continue;
+            }
+            let changed = async {
+                match changes.as_mut() {
+                    Some(watcher) if driving => watcher.changed().await,
+                    _ => std::future::pending().await,
                 }
             };
             tokio::select! {
                 _ = shutdown.recv() => return,
                 _ = self.workflow_wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
+                _ = changed => {}
+                _ = tokio::time::sleep(PUMP_IDLE_INTERVAL.saturating_sub(PUMP_INTERVAL)) => {}
             }
         }
     }
