@@ -20,7 +20,8 @@
 //! - in the same sessions, `codex_start_plan_workflow` (every other one with a thread goal) and
 //!   `codex_get_workflow_status` polls of those workflows (their plan turn stays queued behind the hanging
 //!   app-server, so each poll reads a workflow with its actions, history, pending goal and operation);
-//! - the server's VmRSS at the end of each session, and again after 12 s idle;
+//! - the server's VmRSS at the end of each session, and again after 12 s idle (with `MCP_BENCH_SMAPS=DIR`, a
+//!   copy of its `/proc/PID/smaps` at each of those points goes to `DIR`);
 //! - with `SEED_MCP_COMMAND` set, the same series against the seed (its database holds only what the series
 //!   submit: it cannot be prefilled from here) and a side-by-side table with ratios. Unset, that part is skipped.
 //!
@@ -110,10 +111,32 @@ impl Results {
             println!("  {name:<58} {:.1} MB", kb as f64 / 1024.0);
             self.rss_kb.push((name.to_string(), kb));
         }
+        keep_smaps(name, pid);
     }
 
     fn get(&self, name: &str) -> Option<Stats> {
         self.rows.iter().find(|(n, _)| n == name).map(|(_, s)| *s)
+    }
+}
+
+/// With `MCP_BENCH_SMAPS=DIR`, copies the server's `/proc/PID/smaps` at each memory point into `DIR` (one file
+/// per point, named after it), so where the resident set lies can be read afterwards.
+fn keep_smaps(name: &str, pid: u32) {
+    let Some(dir) = std::env::var_os("MCP_BENCH_SMAPS").map(PathBuf::from) else {
+        return;
+    };
+    let file: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::copy(
+            format!("/proc/{pid}/smaps"),
+            dir.join(format!("{pid}-{file}.smaps")),
+        )
+    });
+    if let Err(error) = copied {
+        eprintln!("smaps of {pid} not kept: {error}");
     }
 }
 
