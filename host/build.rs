@@ -43,6 +43,11 @@ const CLEARED_ENV: &[&str] = &[
 #[path = "src/mcp/published.rs"]
 mod published;
 
+// Only `canonical_json` and `sha256_hex` are used here.
+#[allow(dead_code)]
+#[path = "src/domain/rules/canonical.rs"]
+mod canonical;
+
 fn main() {
     if let Err(message) = run() {
         // A build script reports failure by panicking; the message is what the user sees.
@@ -51,16 +56,20 @@ fn main() {
 }
 
 /// Writes what the tool specs publish into `OUT_DIR`: `tool_specs.rs`, the table of every spec's text in
-/// `tools/list` order (`catalog.rs` includes it), and `published_tools.json`, the whole tools array of
-/// `tools/list` (`published.rs` says what each entry holds). Serialising the 180 KB array was most of a cold
-/// start's catalog work, and holding it most of the catalog's memory; now it is a constant of the binary.
+/// `tools/list` order (`catalog.rs` includes it), `published_tools.json`, the whole tools array of
+/// `tools/list` (`published.rs` says what each entry holds), and `tool_surface_hash.txt`, the seed's
+/// `toolSurfaceHash` of the specs (see `catalog::Catalog::tool_surface_hash`). Serialising the 180 KB array
+/// was most of a cold start's catalog work, and holding it most of the catalog's memory; now it is a constant
+/// of the binary, and so is the hash.
 fn publish_tools(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let specs_dir = manifest_dir.join("src/mcp/tools/specs");
     println!("cargo:rerun-if-changed={}", specs_dir.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest_dir.join("src/mcp/published.rs").display()
-    );
+    for source in ["src/mcp/published.rs", "src/domain/rules/canonical.rs"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest_dir.join(source).display()
+        );
+    }
     let mut unlisted = Vec::new();
     for entry in
         fs::read_dir(&specs_dir).map_err(|e| format!("reading {}: {e}", specs_dir.display()))?
@@ -79,6 +88,7 @@ fn publish_tools(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
         ));
     }
     let mut tools = Vec::with_capacity(published::TOOL_NAMES.len());
+    let mut surface = Vec::with_capacity(published::TOOL_NAMES.len());
     let mut table = String::from(
         "/// Every tool's spec, in `tools/list` order (written by `host/build.rs`).\n\
          const SPECS: &[(&str, &str)] = &[\n",
@@ -90,6 +100,7 @@ fn publish_tools(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
         let spec: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         tools.push(published::published_tool(name, &spec)?);
+        surface.push(surface_entry(name, &spec)?);
         writeln!(
             table,
             "    ({name:?}, include_str!({:?})),",
@@ -102,7 +113,36 @@ fn publish_tools(manifest_dir: &Path, out_dir: &Path) -> Result<(), String> {
     fs::write(out_dir.join("published_tools.json"), json)
         .map_err(|e| format!("writing published_tools.json: {e}"))?;
     fs::write(out_dir.join("tool_specs.rs"), table)
-        .map_err(|e| format!("writing tool_specs.rs: {e}"))
+        .map_err(|e| format!("writing tool_specs.rs: {e}"))?;
+    surface.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let hash = canonical::sha256_hex(canonical::canonical_json(&serde_json::Value::Array(
+        surface,
+    )));
+    fs::write(out_dir.join("tool_surface_hash.txt"), hash)
+        .map_err(|e| format!("writing tool_surface_hash.txt: {e}"))
+}
+
+/// A tool's part of the surface hash: `{name, description, inputSchema, outputSchema, contractGroup,
+/// codexMcp}` of its spec.
+fn surface_entry(
+    name: &str,
+    spec: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let mut entry = serde_json::Map::new();
+    entry.insert("name".into(), serde_json::Value::from(name));
+    for key in [
+        "description",
+        "inputSchema",
+        "outputSchema",
+        "contractGroup",
+        "codexMcp",
+    ] {
+        let value = spec
+            .get(key)
+            .ok_or_else(|| format!("{name}: missing {key}"))?;
+        entry.insert(key.into(), value.clone());
+    }
+    Ok(serde_json::Value::Object(entry))
 }
 
 /// Lays out the release server's code from `link/symbol-order.txt`: the functions a profiled session

@@ -49,7 +49,7 @@ pub struct ToolSpec {
     /// JSON Schema of the arguments; enforced on every call.
     pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of `structuredContent`, as its text in the spec: two thirds of the catalog, and only ever
-    /// published (`tools/list`, the surface hash), so a process holds it neither parsed (about 1.2 MB) nor copied.
+    /// published (`tools/list`), so a process holds it neither parsed (about 1.2 MB) nor copied.
     pub output_schema: OutputSchema,
     /// Stability group.
     pub group: ContractGroup,
@@ -101,8 +101,6 @@ include!(concat!(env!("OUT_DIR"), "/tool_specs.rs"));
 pub struct Catalog {
     /// Tools in `tools/list` order.
     pub tools: Vec<ToolSpec>,
-    /// `toolSurfaceHash`, computed on first use (see [`Catalog::tool_surface_hash`]).
-    surface_hash: OnceLock<String>,
 }
 
 impl Catalog {
@@ -117,15 +115,11 @@ impl Catalog {
         })
     }
 
-    /// `toolSurfaceHash`: sha256 over the sorted canonical tool surface (the seed's formula).
-    pub fn tool_surface_hash(&self) -> &str {
-        self.surface_hash
-            .get_or_init(|| match surface_hash(&self.tools) {
-                Ok(hash) => hash,
-                // Every output schema is text serde_json wrote and the catalog tests parse back, so a failure
-                // here is a build defect, as in `Catalog::get`.
-                Err(err) => panic!("built-in tool catalog is invalid: {err}"),
-            })
+    /// `toolSurfaceHash`: sha256 of `[{name, description, inputSchema, outputSchema, contractGroup, codexMcp}]`
+    /// sorted by name, as canonical JSON (sorted keys, no spaces), so any change to the published surface
+    /// changes it (the seed's formula). It depends on the specs alone, so `build.rs` computes it.
+    pub fn tool_surface_hash(&self) -> &'static str {
+        TOOL_SURFACE_HASH
     }
 
     /// Looks a tool up by name.
@@ -167,45 +161,14 @@ impl Catalog {
                 codex_mcp: spec.codex_mcp,
             });
         }
-        Ok(Catalog {
-            tools,
-            surface_hash: OnceLock::new(),
-        })
+        Ok(Catalog { tools })
     }
 }
 
-/// sha256 of `[{name, description, inputSchema, outputSchema, contractGroup, codexMcp}]` sorted by name, as
-/// canonical JSON (sorted keys, no spaces), so any change to the published surface changes the hash. Written
-/// straight from the specs (the keys of each entry in their sorted order) rather than through a copy of them.
-fn surface_hash(tools: &[ToolSpec]) -> Result<String, serde_json::Error> {
-    let mut sorted: Vec<&ToolSpec> = tools.iter().collect();
-    sorted.sort_by_key(|t| t.name);
-    let mut text: Vec<u8> = Vec::with_capacity(256 << 10);
-    text.push(b'[');
-    for (idx, tool) in sorted.into_iter().enumerate() {
-        if idx > 0 {
-            text.push(b',');
-        }
-        text.extend_from_slice(br#"{"codexMcp":"#);
-        write_canonical(&tool.codex_mcp, &mut text);
-        text.extend_from_slice(br#","contractGroup":"#);
-        write_canonical_str(tool.group.as_str(), &mut text);
-        text.extend_from_slice(br#","description":"#);
-        write_canonical_str(&tool.description, &mut text);
-        text.extend_from_slice(br#","inputSchema":"#);
-        write_canonical_map(&tool.input_schema, &mut text);
-        text.extend_from_slice(br#","name":"#);
-        write_canonical_str(tool.name, &mut text);
-        text.extend_from_slice(br#","outputSchema":"#);
-        write_canonical_map(&tool.output_schema.parse()?, &mut text);
-        text.push(b'}');
-    }
-    text.push(b']');
-    Ok(sha256_hex(&text))
-}
+/// The surface hash `build.rs` computed from the specs.
+const TOOL_SURFACE_HASH: &str = include_str!(concat!(env!("OUT_DIR"), "/tool_surface_hash.txt"));
 
 pub use crate::domain::rules::canonical::{canonical_json, sha256_hex};
-use crate::domain::rules::canonical::{write_canonical, write_canonical_map, write_canonical_str};
 
 #[cfg(test)]
 mod tests {

@@ -87,14 +87,13 @@ impl McpServer {
         Ok(tools)
     }
 
-    /// Parses the catalog and computes its surface hash on a thread of its own, so a cold start does that work
-    /// while it opens the database and loads plugins; the first call that needs either waits only for what is
-    /// not done yet.
+    /// Parses the catalog on a thread of its own, so a cold start does that work while it opens the database
+    /// and loads plugins; the first call that needs it waits only for what is not done yet.
     pub fn prepare_in_background() {
         let spawned = std::thread::Builder::new()
             .name("catalog".to_string())
             .spawn(|| {
-                Catalog::get().tool_surface_hash();
+                Catalog::get();
             });
         if let Err(err) = spawned {
             tracing::debug!(error = %err, "the catalog is prepared on first use instead");

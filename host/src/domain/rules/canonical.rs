@@ -2,6 +2,8 @@
 //! schema hashes, the tool surface hash and event keys, and the top-level fields two requests differ in.
 //!
 //! serde_json keeps insertion order in this workspace (`preserve_order`), so sorting is done here explicitly.
+//!
+//! `host/build.rs` includes this file to compute the tool surface hash: it names nothing of the crate.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
