@@ -78,9 +78,12 @@ pub fn recover(
 ) -> Result<RecoveryReport, StoreError> {
     let mut live: Vec<&str> = STARTABLE.to_vec();
     live.extend(ACTIVE);
+    // A queued op nobody holds needs nothing (the next claim takes it), so the queue itself is not read:
+    // this runs every few seconds while serving, and a long queue would be loaded whole each time.
     let sql = format!(
         "SELECT {OP_COLUMNS} FROM codex_operations WHERE status IN ({}) \
-         AND (lease_owner IS NULL OR lease_owner != ?1) ORDER BY created_at",
+         AND (lease_owner IS NULL OR lease_owner != ?1) \
+         AND NOT (status = 'queued' AND lease_owner IS NULL) ORDER BY created_at",
         super::sql_status_list(&live)
     );
     let ops: Vec<Operation> = conn
@@ -106,8 +109,7 @@ pub fn recover(
                 dead
             }
         };
-        // A queued op nobody holds needs nothing: the next claim takes it.
-        if !orphaned || (op.status == "queued" && op.lease_owner.is_none()) {
+        if !orphaned {
             continue;
         }
         let id = op.operation_id.clone();
