@@ -102,12 +102,13 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle read connections kept open; more are opened on demand under load and closed when returned.
 const MAX_IDLE_READERS: usize = 4;
 /// Page cache of the writer connection (KiB). An insert touches about a dozen index pages and a claim a few
-/// more; 4 MiB (about 1 000 pages) keeps every B-tree's interior pages with room to spare. More only fills
-/// with pages of one-off scans (health counts, recovery) and stays resident: with 32 MiB, a server that had
-/// scanned a 100k-row database held 51 MB. Pages that fall out come back from the OS page cache.
-const WRITER_CACHE_KIB: i64 = 4 * 1024;
+/// more; 1 MiB (about 250 pages) keeps every B-tree's interior pages. More only fills with pages of one-off
+/// scans (health counts, recovery) and stays resident: with 32 MiB, a server that had scanned a 100k-row
+/// database held 51 MB; 4 MiB cost 2-4 MB more than this after the MCP bench's 100k-row session, for no
+/// measurable speed (PERFORMANCE, run N). Pages that fall out come back from the OS page cache.
+const WRITER_CACHE_KIB: i64 = 1024;
 /// Page cache of each reader connection (KiB): a status poll reads a handful of pages.
-const READER_CACHE_KIB: i64 = 1024;
+const READER_CACHE_KIB: i64 = 256;
 
 /// Everything the store can fail with.
 #[derive(Debug, thiserror::Error)]
