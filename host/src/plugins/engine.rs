@@ -8,6 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -26,24 +27,37 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Plugin calls in flight in this process. The ticker only ticks while there are some: an idle
 /// server must not wake 200 times a second for deadlines nobody has set.
-static RUNNING_CALLS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+static RUNNING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Tickers sleeping on [`TICKER_WAKE`] for want of calls (one per engine; tests make several): only
+/// then does a call have to wake them. A call that finds them ticking costs two atomic operations, no
+/// lock and no system call (a condition variable's notify is a futex system call whether or not
+/// anyone waits).
+static TICKERS_PARKED: AtomicUsize = AtomicUsize::new(0);
+
+/// Where the ticker sleeps while no call runs.
+static TICKER_WAKE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
 
 /// Held for the duration of a plugin call (instantiation included): keeps the epoch ticking.
 pub struct Ticking(());
 
 /// Starts the epoch ticking for one call; it stops when the last [`Ticking`] is dropped.
 pub fn ticking() -> Ticking {
-    let (running, wake) = &RUNNING_CALLS;
-    let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
-    *running += 1;
-    wake.notify_all();
+    // SeqCst on both sides: either the ticker sees this call before it parks, or this call sees it parked
+    // and wakes it under the lock the ticker holds from its check until it sleeps.
+    if RUNNING_CALLS.fetch_add(1, Ordering::SeqCst) == 0
+        && TICKERS_PARKED.load(Ordering::SeqCst) > 0
+    {
+        let (lock, wake) = &TICKER_WAKE;
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        wake.notify_all();
+    }
     Ticking(())
 }
 
 impl Drop for Ticking {
     fn drop(&mut self) {
-        let mut running = RUNNING_CALLS.0.lock().unwrap_or_else(|p| p.into_inner());
-        *running = running.saturating_sub(1);
+        RUNNING_CALLS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -117,18 +131,21 @@ fn start_epoch_ticker(engine: &Engine) -> Result<(), PluginError> {
     std::thread::Builder::new()
         .name("plugin-epoch".to_string())
         .spawn(move || loop {
-            {
-                let (running, wake) = &RUNNING_CALLS;
-                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
-                while *running == 0 {
-                    running = match wake.wait_timeout(running, IDLE_CHECK) {
+            if RUNNING_CALLS.load(Ordering::SeqCst) == 0 {
+                let (lock, wake) = &TICKER_WAKE;
+                let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                TICKERS_PARKED.fetch_add(1, Ordering::SeqCst);
+                while RUNNING_CALLS.load(Ordering::SeqCst) == 0 {
+                    guard = match wake.wait_timeout(guard, IDLE_CHECK) {
                         Ok((guard, _)) => guard,
                         Err(poisoned) => poisoned.into_inner().0,
                     };
                     if weak.upgrade().is_none() {
+                        TICKERS_PARKED.fetch_sub(1, Ordering::SeqCst);
                         return;
                     }
                 }
+                TICKERS_PARKED.fetch_sub(1, Ordering::SeqCst);
             }
             std::thread::sleep(EPOCH_TICK);
             match weak.upgrade() {
