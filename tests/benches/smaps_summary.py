@@ -33,9 +33,9 @@ def mappings(path):
         yield current
 
 
-def kind(perms, name, size):
-    """The row a mapping is summed into."""
-    if name.endswith("codex-control-plane-mcp") or "/release/" in name or "/debug/" in name:
+def kind(perms, name, size, binary):
+    """The row a mapping is summed into; `binary` is the executable's path (the first mapping's)."""
+    if name == binary:
         return {"r-xp": "binary: code", "r--p": "binary: constants / relro", "rw-p": "binary: data"}.get(
             perms, f"binary: {perms}")
     if ".so" in name:
@@ -60,10 +60,12 @@ def kind(perms, name, size):
 def main():
     for path in sys.argv[1:]:
         rows = {}
+        binary = None
         for start, end, perms, name, rss, _anon in mappings(path):
+            binary = binary or name
             if rss == 0:
                 continue
-            key = kind(perms, name, end - start)
+            key = kind(perms, name, end - start, binary)
             rows[key] = rows.get(key, 0) + rss
         total = sum(rows.values())
         print(f"{path}: {total / 1024:.1f} MB resident")
