@@ -222,11 +222,10 @@ impl AppServer {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, AppServerError> {
-        self.ensure_started().await?;
-        let process = self.live().ok_or_else(|| AppServerError::Unavailable {
-            reason: "app-server exited during start".into(),
-        })?;
-        call(&process, method, params, timeout).await
+        let (_, reply) = self
+            .request_on_with_timeout(method, params, timeout)
+            .await?;
+        Ok(reply)
     }
 
     /// Like [`AppServer::request`] but also returns the generation that served it.

@@ -387,6 +387,10 @@ impl Engine {
             .model
             .clone()
             .or_else(|| self.loaded_thread_model(thread_id));
+        if plan_model.is_none() && settings.collaboration_mode == Some(CollaborationMode::Plan) {
+            tracing::warn!(operation = %op.operation_id, thread = %thread_id,
+                "plan-mode turn without a known model; app-server will record an empty one");
+        }
         let turn = turn_start(
             thread_id,
             input,
