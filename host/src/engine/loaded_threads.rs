@@ -88,13 +88,15 @@ impl Engine {
                 let config = ConfigRead {
                     cwd: resume.cwd.clone(),
                 };
-                let configured = self
-                    .appserver
-                    .send_with_timeout(&config, timeout)
-                    .await?
-                    .config
-                    .model
-                    .filter(|model| !model.is_empty());
+                // The refusal is what the caller must see if the repair cannot be made (a codex without
+                // `config/read`, or no model configured either).
+                let configured = match self.appserver.send_with_timeout(&config, timeout).await {
+                    Ok(reply) => reply.config.model.filter(|model| !model.is_empty()),
+                    Err(read_error) => {
+                        tracing::warn!(thread = %thread_id, error = %read_error, "config/read failed; cannot name a model for the thread");
+                        None
+                    }
+                };
                 let Some(model) = configured else {
                     return Err(error);
                 };
