@@ -14,11 +14,15 @@ use support::peer::CodexHome;
 use crate::mcp_appserver::peer_env;
 
 /// A server under test with its model, home and project.
+///
+/// Fields drop in declaration order: the server first (it stops its app-server child on stdin EOF), then the
+/// directories that process wrote into, then the model it talked to. Removing the codex home while app-server
+/// still ran let it recreate files there after the test had cleaned up.
 pub struct Harness {
-    pub model: FakeModel,
-    pub _home: CodexHome,
-    pub dir: TempDir,
     pub client: McpClient,
+    pub dir: TempDir,
+    pub _home: CodexHome,
+    pub model: FakeModel,
     schemas: HashMap<String, jsonschema::Validator>,
     pub project: PathBuf,
 }

@@ -266,7 +266,10 @@ fn a_crash_ends_the_running_turn_unknown_and_queued_work_runs_once_after_restart
             ))
         })
         .collect();
-    let status = h.status(&queued[0]);
+    // The submit answers once the row is committed; the dispatcher's claim, which records why it waits, follows.
+    let status = h.wait_for(&queued[0], Duration::from_secs(10), |s| {
+        s["queueState"]["queuedReason"] != json!("waiting_for_worker")
+    });
     assert_eq!(
         status["queueState"]["queuedReason"],
         json!("global_slot_limit"),

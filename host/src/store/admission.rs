@@ -79,15 +79,7 @@ pub fn slot_holders(
     now: i64,
     dead: &HashSet<String>,
 ) -> Result<Vec<Holder>, StoreError> {
-    let sql = format!(
-        "SELECT operation_id, project_path_key, agent_id, thread_id, lease_owner, status IN ({active}), writes, \
-         resource_keys_json, COALESCE(started_at, created_at) FROM codex_operations \
-         WHERE takes_slot = 1 AND (status IN ({active}) OR (status IN ({startable}) AND lease_owner IS NOT NULL \
-         AND lease_expires_at > ?1))",
-        active = super::sql_status_list(&ACTIVE),
-        startable = super::sql_status_list(&STARTABLE),
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&slot_holders_sql())?;
     let rows = stmt.query_map([now], |r| {
         Ok((
             Holder {
@@ -112,6 +104,19 @@ pub fn slot_holders(
         out.push(holder);
     }
     Ok(out)
+}
+
+/// The query of [`slot_holders`]. Every claim runs it, so it must read the holders, not the queue: the
+/// status-and-lease index (migration V14) finds the leased startable rows without visiting the queued ones.
+fn slot_holders_sql() -> String {
+    format!(
+        "SELECT operation_id, project_path_key, agent_id, thread_id, lease_owner, status IN ({active}), writes, \
+         resource_keys_json, COALESCE(started_at, created_at) FROM codex_operations \
+         WHERE takes_slot = 1 AND (status IN ({active}) OR (status IN ({startable}) AND lease_owner IS NOT NULL \
+         AND lease_expires_at > ?1))",
+        active = super::sql_status_list(&ACTIVE),
+        startable = super::sql_status_list(&STARTABLE),
+    )
 }
 
 /// What is held right now, counted for admission decisions.
@@ -393,5 +398,60 @@ mod tests {
             &json!({"sandbox": "read-only", "runtimePolicy": {"effectiveSandbox": "workspace-write"}})
         ));
         assert!(!sandbox_can_write(&json!({})));
+    }
+
+    /// Virtual-machine steps of one [`slot_holders`] query, which must find exactly `holders` rows.
+    async fn holder_query_steps(store: &crate::store::Store, holders: usize) -> i32 {
+        store
+            .read(move |c| {
+                let sql = slot_holders_sql();
+                c.prepare_cached(&sql)?
+                    .reset_status(rusqlite::StatementStatus::VmStep);
+                let found = slot_holders(c, crate::time::now_ms(), &HashSet::new())?;
+                assert_eq!(found.len(), holders);
+                Ok(c.prepare_cached(&sql)?
+                    .get_status(rusqlite::StatementStatus::VmStep))
+            })
+            .await
+            .expect("slot holders")
+    }
+
+    async fn queue(store: &crate::store::Store, from: usize, to: usize) {
+        for idx in from..to {
+            let mut new =
+                crate::store::operations::tests::chat(&format!("queued task {idx}"), None);
+            new.project_path_key = format!("/p{idx}");
+            store.insert_operation(new).await.expect("insert");
+        }
+    }
+
+    #[tokio::test]
+    async fn finding_the_slot_holders_does_not_read_the_queue() {
+        // Every claim (so every submit) counts the slot holders; a long queue of unleased rows must not make that
+        // slower. One leased row holds a slot; the query's work must stay the same as the queue grows 20x.
+        let (_dir, store) = crate::store::test_support::temp_store();
+        queue(&store, 0, 1).await;
+        let worker = crate::store::leases::WorkerInfo::current(None);
+        let owner = worker.owner_id.clone();
+        store.register_worker(worker).await.expect("register");
+        let limits = ClaimLimits::default();
+        store
+            .claim_next_operation(
+                &owner,
+                std::time::Duration::from_secs(60),
+                crate::time::now_ms(),
+                limits,
+            )
+            .await
+            .expect("claim")
+            .expect("claimed");
+        queue(&store, 1, 20).await;
+        let short = holder_query_steps(&store, 1).await;
+        queue(&store, 20, 400).await;
+        let long = holder_query_steps(&store, 1).await;
+        assert!(
+            long <= short + 8,
+            "steps grew with the queue: {short} with 20 queued rows, {long} with 400"
+        );
     }
 }

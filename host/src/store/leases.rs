@@ -210,6 +210,22 @@ pub fn is_owner_dead(conn: &Connection, owner: &str) -> Result<bool, StoreError>
     })
 }
 
+/// Which of `owners` are provably dead, each distinct owner looked up once: a pass over many rows held by a
+/// few owners (recovery, the workflow pump, a claim) asks about each owner, not each row.
+pub fn dead_among<'a>(
+    conn: &Connection,
+    owners: impl IntoIterator<Item = &'a str>,
+) -> Result<HashSet<String>, StoreError> {
+    let mut asked = HashSet::new();
+    let mut dead = HashSet::new();
+    for owner in owners {
+        if asked.insert(owner) && is_owner_dead(conn, owner)? {
+            dead.insert(owner.to_string());
+        }
+    }
+    Ok(dead)
+}
+
 /// Owners other than `me` holding unexpired leases that are provably dead.
 fn dead_lease_owners(conn: &Connection, me: &str, now: i64) -> Result<HashSet<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -219,13 +235,7 @@ fn dead_lease_owners(conn: &Connection, me: &str, now: i64) -> Result<HashSet<St
     let owners: Vec<String> = stmt
         .query_map(params![me, now], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut dead = HashSet::new();
-    for owner in owners {
-        if is_owner_dead(conn, &owner)? {
-            dead.insert(owner);
-        }
-    }
-    Ok(dead)
+    dead_among(conn, owners.iter().map(String::as_str))
 }
 
 /// Slots in use now.
@@ -572,6 +582,15 @@ impl Store {
     pub async fn is_owner_dead(&self, owner: &str) -> Result<bool, StoreError> {
         let owner = owner.to_string();
         self.read(move |c| is_owner_dead(c, &owner)).await
+    }
+
+    /// Which of `owners` are provably dead, in one read ([`dead_among`]).
+    pub async fn dead_owners(&self, owners: Vec<String>) -> Result<HashSet<String>, StoreError> {
+        if owners.is_empty() {
+            return Ok(HashSet::new());
+        }
+        self.read(move |c| dead_among(c, owners.iter().map(String::as_str)))
+            .await
     }
 
     /// Slots in use now.

@@ -13,7 +13,6 @@
 //! The seed treats "fork/review attempted" as "status past queued"; with the journal we know whether a call was
 //! sent, so a fork that never recorded an intent is simply queued again.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
@@ -21,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::intents::{self, Intent, RECONCILE_METHODS};
-use super::leases::is_owner_dead;
+use super::leases::dead_among;
 use super::operations::{self, operation_from_row, Operation, OP_COLUMNS};
 use super::{Store, StoreError};
 use crate::domain::operation::OperationKind;
@@ -90,24 +89,19 @@ pub fn recover(
         .prepare_cached(&sql)?
         .query_map([owner], operation_from_row)?
         .collect::<Result<_, _>>()?;
-    let mut dead_checked: HashSet<String> = HashSet::new();
-    let mut alive_checked: HashSet<String> = HashSet::new();
+    let unexpired = |op: &&Operation| op.lease_expires_at.is_none_or(|expiry| expiry.ms() > now);
+    let dead = dead_among(
+        conn,
+        ops.iter()
+            .filter(unexpired)
+            .filter_map(|op| op.lease_owner.as_deref()),
+    )?;
     let mut report = RecoveryReport::default();
     for op in ops {
         let orphaned = match (&op.lease_owner, op.lease_expires_at) {
             (None, _) => true,
             (Some(_), Some(expiry)) if expiry.ms() <= now => true,
-            (Some(holder), _) if dead_checked.contains(holder) => true,
-            (Some(holder), _) if alive_checked.contains(holder) => false,
-            (Some(holder), _) => {
-                let dead = is_owner_dead(conn, holder)?;
-                if dead {
-                    dead_checked.insert(holder.clone());
-                } else {
-                    alive_checked.insert(holder.clone());
-                }
-                dead
-            }
+            (Some(holder), _) => dead.contains(holder),
         };
         if !orphaned {
             continue;

@@ -12,7 +12,6 @@
 //! A plugin that traps, runs out of fuel or returns garbage fails its own workflow (`CODEX_PLUGIN_FAILED`);
 //! other workflows and the server carry on.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -424,18 +423,21 @@ impl Engine {
     async fn pump_workflows(&self) -> Result<usize, EngineError> {
         let active = self.store.active_workflows(200).await?;
         let seen = active.len();
-        // Owners found alive in this pass: their workflows are theirs to drive. Asking on a read first keeps
-        // every serving process of a fleet from taking the write lock for each of another's workflows on
-        // every pass (the take-over below would refuse them anyway).
-        let mut live_owners: HashSet<String> = HashSet::new();
+        // Other owners' liveness, asked once per owner on a read: a live owner's workflows are its own to drive,
+        // and asking first keeps every serving process of a fleet from taking the write lock for each of
+        // another's workflows on every pass (the take-over below would refuse them anyway).
+        let me = self.worker.owner_id.as_str();
+        let others: Vec<String> = active
+            .iter()
+            .filter_map(|workflow| workflow.owner_id.as_deref())
+            .filter(|owner| *owner != me)
+            .map(str::to_string)
+            .collect();
+        let dead = self.store.dead_owners(others).await?;
         for mut workflow in active {
-            if workflow.owner_id.as_deref() != Some(self.worker.owner_id.as_str()) {
+            if workflow.owner_id.as_deref() != Some(me) {
                 if let Some(owner) = workflow.owner_id.as_deref() {
-                    if live_owners.contains(owner) {
-                        continue;
-                    }
-                    if !self.store.is_owner_dead(owner).await? {
-                        live_owners.insert(owner.to_string());
+                    if !dead.contains(owner) {
                         continue;
                     }
                 }
