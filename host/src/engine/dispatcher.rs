@@ -93,8 +93,17 @@ impl Engine {
             }
             return;
         }
-        // An idle tick must not take the database's write lock: look first, claim only when something is due.
-        match self.store.has_due_operations(crate::time::now_ms()).await {
+        // A tick with nothing to start, or a submit while every slot is taken, must not take the database's write
+        // lock: decide on a read first, claim only when the claim would change something.
+        match self
+            .store
+            .claim_would_act(
+                &self.worker.owner_id,
+                crate::time::now_ms(),
+                self.settings.limits,
+            )
+            .await
+        {
             Ok(false) => return,
             Ok(true) => {}
             Err(error) => tracing::warn!(%error, "checking the queue failed; claiming anyway"),

@@ -273,16 +273,34 @@ struct ClaimCandidate {
     resource_keys: Vec<String>,
 }
 
-/// Claims the best startable operation for `owner` (see [`Store::claim_next_operation`]); must run inside a
-/// `BEGIN IMMEDIATE` transaction. Operations submitted under another config fingerprint than the owner's worker
-/// row are skipped (reason `config_fingerprint_mismatch`) unless `limits.allow_cross_config`.
-pub fn claim_next(
+/// What a claim would do, decided on reads alone: the reasons it records on the rows it passes over, and the row
+/// it takes.
+#[derive(Debug, Default)]
+pub struct ClaimPlan {
+    /// `(operation id, queued_reason)` for rows whose recorded reason would change.
+    reasons: Vec<(String, &'static str)>,
+    /// The operation to take, with the owner of the lease it takes over (if any).
+    take: Option<(String, Option<String>)>,
+}
+
+impl ClaimPlan {
+    /// True when a claim would neither take an operation nor record a reason: nothing for the write lock to do.
+    pub fn is_idle(&self) -> bool {
+        self.reasons.is_empty() && self.take.is_none()
+    }
+}
+
+/// Decides what a claim by `owner` does now (see [`Store::claim_next_operation`]), reading only. The claim runs
+/// it under the write lock and applies it; the dispatcher runs it on a read first and skips the write lock when
+/// the plan is idle, so a burst of submits while every slot is taken does not queue futile write transactions.
+/// Operations submitted under another config fingerprint than the owner's worker row are passed over (reason
+/// `config_fingerprint_mismatch`) unless `limits.allow_cross_config`.
+pub fn plan_claim(
     conn: &Connection,
     owner: &str,
-    ttl: Duration,
     now: i64,
     limits: &ClaimLimits,
-) -> Result<Option<Operation>, StoreError> {
+) -> Result<ClaimPlan, StoreError> {
     let dead = dead_lease_owners(conn, owner, now)?;
     let occupancy = Occupancy::of(&slot_holders(conn, now, &dead)?);
     let dead_list: Vec<String> = dead.into_iter().collect();
@@ -321,21 +339,15 @@ pub fn claim_next(
         .query_row([owner], |r| r.get(0))
         .optional()?
         .flatten();
+    let mut plan = ClaimPlan::default();
     for op in candidates {
         // A worker with another configuration (codex home, roots, database) must not run this operation.
         let foreign = !limits.allow_cross_config
             && matches!((&my_fingerprint, &op.submitter_config_fingerprint), (Some(mine), Some(theirs)) if mine != theirs);
-        if foreign {
-            if op.queued_reason.as_deref() != Some("config_fingerprint_mismatch") {
-                conn.prepare_cached(
-                    "UPDATE codex_operations SET queued_reason = ?2 WHERE operation_id = ?1",
-                )?
-                .execute(params![op.operation_id, "config_fingerprint_mismatch"])?;
-            }
-            continue;
-        }
-        if op.takes_slot {
-            let reason = occupancy.refuse(
+        let refusal = if foreign {
+            Some("config_fingerprint_mismatch")
+        } else if op.takes_slot {
+            occupancy.refuse(
                 &Candidate {
                     project: &op.project_path_key,
                     agent: op.agent_id.as_deref(),
@@ -344,33 +356,54 @@ pub fn claim_next(
                     resource_keys: &op.resource_keys,
                 },
                 limits,
-            );
-            if let Some(reason) = reason {
-                if op.queued_reason.as_deref() != Some(reason) {
-                    conn.prepare_cached(
-                        "UPDATE codex_operations SET queued_reason = ?2 WHERE operation_id = ?1",
-                    )?
-                    .execute(params![op.operation_id, reason])?;
-                }
-                if reason == "global_slot_limit" {
-                    // Nothing else can start either; the remaining rows keep their previous reason.
-                    return Ok(None);
-                }
-                continue;
-            }
+            )
+        } else {
+            None
+        };
+        let Some(reason) = refusal else {
+            plan.take = Some((op.operation_id, op.lease_owner));
+            return Ok(plan);
+        };
+        if op.queued_reason.as_deref() != Some(reason) {
+            plan.reasons.push((op.operation_id, reason));
         }
-        if let Some(previous) = &op.lease_owner {
-            tracing::info!(operation_id = %op.operation_id, previous, owner, "taking over lease");
+        if reason == "global_slot_limit" {
+            // Nothing else can start either; the remaining rows keep their previous reason.
+            return Ok(plan);
         }
-        conn.prepare_cached(
-            "UPDATE codex_operations SET lease_owner = ?2, lease_expires_at = ?3, last_heartbeat_at = ?4, \
-             worker_id = ?2, queue_status = 'scheduled', queued_reason = NULL, attempt_count = attempt_count + 1, \
-             started_at = COALESCE(started_at, ?4), updated_at = ?4 WHERE operation_id = ?1",
-        )?
-        .execute(params![op.operation_id, owner, now.saturating_add(ms(ttl)), now])?;
-        return Ok(Some(require(conn, &op.operation_id)?));
     }
-    Ok(None)
+    Ok(plan)
+}
+
+/// Claims the best startable operation for `owner` (see [`Store::claim_next_operation`]): [`plan_claim`], applied.
+/// Must run inside a `BEGIN IMMEDIATE` transaction.
+pub fn claim_next(
+    conn: &Connection,
+    owner: &str,
+    ttl: Duration,
+    now: i64,
+    limits: &ClaimLimits,
+) -> Result<Option<Operation>, StoreError> {
+    let plan = plan_claim(conn, owner, now, limits)?;
+    for (operation_id, reason) in &plan.reasons {
+        conn.prepare_cached(
+            "UPDATE codex_operations SET queued_reason = ?2 WHERE operation_id = ?1",
+        )?
+        .execute(params![operation_id, reason])?;
+    }
+    let Some((operation_id, previous)) = plan.take else {
+        return Ok(None);
+    };
+    if let Some(previous) = &previous {
+        tracing::info!(operation_id = %operation_id, previous, owner, "taking over lease");
+    }
+    conn.prepare_cached(
+        "UPDATE codex_operations SET lease_owner = ?2, lease_expires_at = ?3, last_heartbeat_at = ?4, \
+         worker_id = ?2, queue_status = 'scheduled', queued_reason = NULL, attempt_count = attempt_count + 1, \
+         started_at = COALESCE(started_at, ?4), updated_at = ?4 WHERE operation_id = ?1",
+    )?
+    .execute(params![operation_id, owner, now.saturating_add(ms(ttl)), now])?;
+    Ok(Some(require(conn, &operation_id)?))
 }
 
 /// Extends every lease `owner` holds on a non-terminal operation and stamps its worker row; returns how many
@@ -543,18 +576,17 @@ impl Store {
         self.read(move |c| list_workers(c, limit)).await
     }
 
-    /// True when some startable operation is due (a read: the dispatcher asks on every tick and takes the
-    /// write lock for a claim only then).
-    pub async fn has_due_operations(&self, now: i64) -> Result<bool, StoreError> {
-        self.read(move |c| {
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM codex_operations INDEXED BY idx_codex_operations_claim \
-                 WHERE status IN ({}) AND attempt_count < max_attempts AND next_attempt_at <= ?1)",
-                super::sql_status_list(&STARTABLE)
-            );
-            Ok(c.prepare_cached(&sql)?.query_row([now], |r| r.get(0))?)
-        })
-        .await
+    /// True when a claim by `owner` would take an operation or record why one waits ([`plan_claim`] on a read):
+    /// the dispatcher asks on every tick and after every submit, and takes the write lock for a claim only then.
+    pub async fn claim_would_act(
+        &self,
+        owner: &str,
+        now: i64,
+        limits: ClaimLimits,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_string();
+        self.read(move |c| Ok(!plan_claim(c, &owner, now, &limits)?.is_idle()))
+            .await
     }
 
     /// True while anything still needs a worker: operations not yet terminal (queued ones included, whatever
@@ -684,6 +716,65 @@ mod tests {
         assert_eq!(all.len(), 200, "every op claimed once");
         assert_eq!(unique.len(), 200, "no op claimed twice");
         assert!(ids.iter().all(|id| unique.contains(id)));
+    }
+
+    #[tokio::test]
+    async fn a_claim_with_nothing_to_do_is_known_before_the_write_lock() {
+        // One global slot. A claim that would neither take an operation nor record a new reason is idle, and the
+        // dispatcher then skips the write transaction; it must never be idle when a claim would act.
+        let (_dir, store) = temp_store();
+        let owner = worker(&store).await;
+        let one_slot = ClaimLimits {
+            global: 1,
+            ..ClaimLimits::default()
+        };
+        let acts = |store: &Store| {
+            let store = store.clone();
+            let owner = owner.clone();
+            async move {
+                store
+                    .claim_would_act(&owner, crate::time::now_ms(), one_slot)
+                    .await
+                    .expect("plan")
+            }
+        };
+        assert!(!acts(&store).await, "an empty queue");
+        let ids = insert_n(&store, 2).await;
+        assert!(acts(&store).await, "a free slot and a due operation");
+        let claim = |store: &Store| {
+            let store = store.clone();
+            let owner = owner.clone();
+            async move {
+                store
+                    .claim_next_operation(&owner, TTL, crate::time::now_ms(), one_slot)
+                    .await
+                    .expect("claim")
+            }
+        };
+        assert!(claim(&store).await.is_some());
+        assert!(
+            acts(&store).await,
+            "the second waits, and its reason is not recorded yet"
+        );
+        assert!(claim(&store).await.is_none());
+        assert!(
+            !acts(&store).await,
+            "every slot taken and the reason recorded"
+        );
+        let mut later = chat(&distinct(99), None);
+        later.project_path_key = "/p99".to_string();
+        store.insert_operation(later).await.expect("insert");
+        assert!(
+            !acts(&store).await,
+            "a later submit queues behind the recorded one"
+        );
+        store.release(&ids[0], &owner).await.expect("release");
+        assert!(acts(&store).await, "a slot freed");
+        assert_eq!(
+            claim(&store).await.map(|op| op.operation_id).as_deref(),
+            Some(ids[0].as_str()),
+            "the oldest due operation first"
+        );
     }
 
     #[tokio::test]
