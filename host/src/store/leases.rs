@@ -317,30 +317,31 @@ pub fn plan_claim(
          ORDER BY priority DESC, created_at, rowid LIMIT {CLAIM_SCAN}",
         startable = super::sql_status_list(&STARTABLE),
     );
-    let candidates: Vec<ClaimCandidate> = conn
-        .prepare_cached(&sql)?
-        .query_map(params![now, dead_json], |r| {
-            Ok(ClaimCandidate {
-                operation_id: r.get(0)?,
-                takes_slot: r.get(1)?,
-                project_path_key: r.get(2)?,
-                agent_id: r.get(3)?,
-                thread_id: r.get(4)?,
-                queued_reason: r.get(5)?,
-                lease_owner: r.get(6)?,
-                submitter_config_fingerprint: r.get(7)?,
-                writes: r.get(8)?,
-                resource_keys: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
-            })
-        })?
-        .collect::<Result<_, _>>()?;
     let my_fingerprint: Option<String> = conn
         .prepare_cached("SELECT config_fingerprint FROM codex_workers WHERE owner_id = ?1")?
         .query_row([owner], |r| r.get(0))
         .optional()?
         .flatten();
+    let mut stmt = conn.prepare_cached(&sql)?;
+    // Read lazily: with every slot taken the plan ends at the first slot-taking row, and the rest of the scan would
+    // be decoded for nothing on every submit.
+    let candidates = stmt.query_map(params![now, dead_json], |r| {
+        Ok(ClaimCandidate {
+            operation_id: r.get(0)?,
+            takes_slot: r.get(1)?,
+            project_path_key: r.get(2)?,
+            agent_id: r.get(3)?,
+            thread_id: r.get(4)?,
+            queued_reason: r.get(5)?,
+            lease_owner: r.get(6)?,
+            submitter_config_fingerprint: r.get(7)?,
+            writes: r.get(8)?,
+            resource_keys: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        })
+    })?;
     let mut plan = ClaimPlan::default();
     for op in candidates {
+        let op = op?;
         // A worker with another configuration (codex home, roots, database) must not run this operation.
         let foreign = !limits.allow_cross_config
             && matches!((&my_fingerprint, &op.submitter_config_fingerprint), (Some(mine), Some(theirs)) if mine != theirs);
