@@ -301,6 +301,19 @@ pub fn plan_claim(
     now: i64,
     limits: &ClaimLimits,
 ) -> Result<ClaimPlan, StoreError> {
+    // The dispatcher plans on every tick: with nothing due (the usual idle case) one index probe answers, without
+    // probing other owners' lock files or counting the slot holders.
+    let due = format!(
+        "SELECT EXISTS (SELECT 1 FROM codex_operations INDEXED BY idx_codex_operations_claim \
+         WHERE status IN ({}) AND attempt_count < max_attempts AND next_attempt_at <= ?1)",
+        super::sql_status_list(&STARTABLE)
+    );
+    if !conn
+        .prepare_cached(&due)?
+        .query_row([now], |r| r.get::<_, bool>(0))?
+    {
+        return Ok(ClaimPlan::default());
+    }
     let dead = dead_lease_owners(conn, owner, now)?;
     let occupancy = Occupancy::of(&slot_holders(conn, now, &dead)?);
     let dead_list: Vec<String> = dead.into_iter().collect();
