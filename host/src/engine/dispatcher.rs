@@ -95,18 +95,25 @@ impl Engine {
         }
         // A tick with nothing to start, or a submit while every slot is taken, must not take the database's write
         // lock: decide on a read first, claim only when the claim would change something.
+        let look = self.queue_gate.look();
         match self
             .store
-            .claim_would_act(
+            .claim_outlook(
                 &self.worker.owner_id,
                 crate::time::now_ms(),
                 self.settings.limits,
             )
             .await
         {
-            Ok(false) => return,
-            Ok(true) => {}
-            Err(error) => tracing::warn!(%error, "checking the queue failed; claiming anyway"),
+            Ok(outlook) if !outlook.acts => {
+                self.queue_gate.found(look, outlook.slots_full_at);
+                return;
+            }
+            Ok(_) => self.queue_gate.found(look, None),
+            Err(error) => {
+                self.queue_gate.found(look, None);
+                tracing::warn!(%error, "checking the queue failed; claiming anyway");
+            }
         }
         loop {
             let claimed = self

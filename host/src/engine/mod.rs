@@ -27,6 +27,7 @@ pub mod interactions;
 pub mod lifecycle;
 mod loaded_threads;
 pub mod plugin_state;
+pub mod queue_gate;
 pub mod repairs;
 pub mod request;
 pub mod summaries;
@@ -175,6 +176,8 @@ pub struct Engine {
     pub plugins: Arc<PluginHost>,
     settings: EngineSettings,
     wake: Notify,
+    /// The dispatcher's last finding about the queue (see [`queue_gate`]).
+    queue_gate: queue_gate::QueueGate,
     courier_wake: Notify,
     workflow_wake: Notify,
     /// Threads loaded in the live app-server (started, forked or resumed there), with their models.
@@ -206,6 +209,7 @@ impl Engine {
             worker,
             settings,
             wake: Notify::new(),
+            queue_gate: queue_gate::QueueGate::default(),
             courier_wake: Notify::new(),
             workflow_wake: Notify::new(),
             loaded_threads: LoadedThreads::default(),
@@ -250,6 +254,20 @@ impl Engine {
 
     /// Tells the dispatcher (here, or the worker's) that new work may be startable.
     pub fn wake(&self) {
+        self.queue_gate.forget();
+        self.wake.notify_one();
+        self.ring_worker();
+    }
+
+    /// Tells the dispatcher about an operation just queued, unless it would find nothing new: every slot is taken
+    /// and the operation lands behind the queue's head (see [`queue_gate`]). A worker in another process is always
+    /// told; its dispatcher keeps its own findings.
+    pub fn wake_for_queued(&self, operation: &crate::store::operations::Operation) {
+        let behind_a_full_queue = crate::store::operations::priority_rank(&operation.priority)
+            .is_some_and(|rank| self.queue_gate.holds(operation.takes_slot, rank));
+        if behind_a_full_queue {
+            return;
+        }
         self.wake.notify_one();
         self.ring_worker();
     }
@@ -262,6 +280,7 @@ impl Engine {
 
     /// Wakes every task of this engine at once (the worker's doorbell rang).
     pub fn wake_all(&self) {
+        self.queue_gate.forget();
         self.wake.notify_one();
         self.courier_wake.notify_one();
         self.workflow_wake.notify_one();

@@ -271,6 +271,7 @@ struct ClaimCandidate {
     submitter_config_fingerprint: Option<String>,
     writes: bool,
     resource_keys: Vec<String>,
+    priority: i64,
 }
 
 /// What a claim would do, decided on reads alone: the reasons it records on the rows it passes over, and the row
@@ -281,6 +282,9 @@ pub struct ClaimPlan {
     reasons: Vec<(String, &'static str)>,
     /// The operation to take, with the owner of the lease it takes over (if any).
     take: Option<(String, Option<String>)>,
+    /// Set when the plan stopped because every slot is taken: the priority rank of the first slot-taking row
+    /// that waits for one (the queue's head).
+    slots_full_at: Option<i64>,
 }
 
 impl ClaimPlan {
@@ -288,6 +292,17 @@ impl ClaimPlan {
     pub fn is_idle(&self) -> bool {
         self.reasons.is_empty() && self.take.is_none()
     }
+}
+
+/// What the dispatcher learns from a plan read ([`Store::claim_outlook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimOutlook {
+    /// A claim would take an operation or record why one waits.
+    pub acts: bool,
+    /// With `acts` false: every slot is taken and the queue's head waits at this priority rank. Until a slot
+    /// frees, a new slot-taking operation at this rank or lower lands behind the head and changes nothing a claim
+    /// would do.
+    pub slots_full_at: Option<i64>,
 }
 
 /// Decides what a claim by `owner` does now (see [`Store::claim_next_operation`]), reading only. The claim runs
@@ -322,7 +337,7 @@ pub fn plan_claim(
     // decoding whole rows (request JSON included) would make it the slowest write of a submit burst.
     let sql = format!(
         "SELECT operation_id, takes_slot, project_path_key, agent_id, thread_id, queued_reason, lease_owner, \
-         submitter_config_fingerprint, writes, resource_keys_json FROM codex_operations \
+         submitter_config_fingerprint, writes, resource_keys_json, priority FROM codex_operations \
          INDEXED BY idx_codex_operations_claim \
          WHERE status IN ({startable}) AND attempt_count < max_attempts AND next_attempt_at <= ?1 \
          AND (lease_owner IS NULL OR lease_expires_at <= ?1 \
@@ -350,6 +365,7 @@ pub fn plan_claim(
             submitter_config_fingerprint: r.get(7)?,
             writes: r.get(8)?,
             resource_keys: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+            priority: r.get(10)?,
         })
     })?;
     let mut plan = ClaimPlan::default();
@@ -383,6 +399,7 @@ pub fn plan_claim(
         }
         if reason == "global_slot_limit" {
             // Nothing else can start either; the remaining rows keep their previous reason.
+            plan.slots_full_at = Some(op.priority);
             return Ok(plan);
         }
     }
@@ -590,17 +607,24 @@ impl Store {
         self.read(move |c| list_workers(c, limit)).await
     }
 
-    /// True when a claim by `owner` would take an operation or record why one waits ([`plan_claim`] on a read):
-    /// the dispatcher asks on every tick and after every submit, and takes the write lock for a claim only then.
-    pub async fn claim_would_act(
+    /// Whether a claim by `owner` would take an operation or record why one waits, and whether every slot is
+    /// taken ([`plan_claim`] on a read): the dispatcher asks on every tick and after a submit that may start
+    /// something, and takes the write lock for a claim only when it would act.
+    pub async fn claim_outlook(
         &self,
         owner: &str,
         now: i64,
         limits: ClaimLimits,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ClaimOutlook, StoreError> {
         let owner = owner.to_string();
-        self.read(move |c| Ok(!plan_claim(c, &owner, now, &limits)?.is_idle()))
-            .await
+        self.read(move |c| {
+            let plan = plan_claim(c, &owner, now, &limits)?;
+            Ok(ClaimOutlook {
+                acts: !plan.is_idle(),
+                slots_full_at: plan.slots_full_at,
+            })
+        })
+        .await
     }
 
     /// True while anything still needs a worker: operations not yet terminal (queued ones included, whatever
@@ -742,19 +766,26 @@ mod tests {
             global: 1,
             ..ClaimLimits::default()
         };
-        let acts = |store: &Store| {
+        let outlook = |store: &Store| {
             let store = store.clone();
             let owner = owner.clone();
             async move {
                 store
-                    .claim_would_act(&owner, crate::time::now_ms(), one_slot)
+                    .claim_outlook(&owner, crate::time::now_ms(), one_slot)
                     .await
                     .expect("plan")
             }
         };
-        assert!(!acts(&store).await, "an empty queue");
+        let idle = |slots_full_at| ClaimOutlook {
+            acts: false,
+            slots_full_at,
+        };
+        assert_eq!(outlook(&store).await, idle(None), "an empty queue");
         let ids = insert_n(&store, 2).await;
-        assert!(acts(&store).await, "a free slot and a due operation");
+        assert!(
+            outlook(&store).await.acts,
+            "a free slot and a due operation"
+        );
         let claim = |store: &Store| {
             let store = store.clone();
             let owner = owner.clone();
@@ -767,27 +798,41 @@ mod tests {
         };
         assert!(claim(&store).await.is_some());
         assert!(
-            acts(&store).await,
+            outlook(&store).await.acts,
             "the second waits, and its reason is not recorded yet"
         );
         assert!(claim(&store).await.is_none());
-        assert!(
-            !acts(&store).await,
-            "every slot taken and the reason recorded"
+        assert_eq!(
+            outlook(&store).await,
+            idle(Some(1)),
+            "every slot taken, the reason recorded, the head at normal priority"
         );
         let mut later = chat(&distinct(99), None);
         later.project_path_key = "/p99".to_string();
         store.insert_operation(later).await.expect("insert");
-        assert!(
-            !acts(&store).await,
-            "a later submit queues behind the recorded one"
-        );
-        store.release(&ids[0], &owner).await.expect("release");
-        assert!(acts(&store).await, "a slot freed");
         assert_eq!(
-            claim(&store).await.map(|op| op.operation_id).as_deref(),
-            Some(ids[0].as_str()),
-            "the oldest due operation first"
+            outlook(&store).await,
+            idle(Some(1)),
+            "a later submit at the head's priority queues behind it"
+        );
+        let mut urgent = chat(&distinct(98), None);
+        urgent.project_path_key = "/p98".to_string();
+        urgent.priority = "high".to_string();
+        store.insert_operation(urgent).await.expect("insert");
+        assert!(
+            outlook(&store).await.acts,
+            "a higher priority becomes the head, whose reason is not recorded yet"
+        );
+        assert!(claim(&store).await.is_none());
+        assert_eq!(outlook(&store).await, idle(Some(2)));
+        store.release(&ids[0], &owner).await.expect("release");
+        let freed = outlook(&store).await;
+        assert!(freed.acts, "a slot freed");
+        assert_eq!(freed.slots_full_at, None);
+        let taken = claim(&store).await.expect("a claim");
+        assert_eq!(
+            taken.priority, "high",
+            "the highest priority first, then the oldest"
         );
     }
 

@@ -87,7 +87,7 @@ use crate::domain::rules::dedup::DuplicateMatch;
 pub use events::{AppServerEvent, EventFilter, NewAppServerEvent};
 pub use intents::{Intent, CREATING_METHODS};
 pub use interactions::{InteractionFilter, NewInteraction, PendingInteraction};
-pub use leases::{ClaimLimits, ConcurrencyCounts, WorkerInfo, WorkerRow};
+pub use leases::{ClaimLimits, ClaimOutlook, ConcurrencyCounts, WorkerInfo, WorkerRow};
 pub use operations::{
     HealthCounts, InsertOutcome, NewOperation, Operation, OperationFilter, OperationSnapshot,
     QueueCounts,

@@ -110,7 +110,6 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
         .insert_operation(new)
         .await
         .map_err(ToolError::from)?;
-    engine.wake();
     let (operation, idempotent, continued_from) = match &outcome {
         InsertOutcome::Created {
             operation,
@@ -119,6 +118,11 @@ pub async fn submit(app: &App, args: &Args) -> Result<Value, ToolError> {
         } => (operation, false, continued_from.clone()),
         InsertOutcome::Existing { operation, .. } => (operation, true, None),
     };
+    if idempotent {
+        engine.wake();
+    } else {
+        engine.wake_for_queued(operation);
+    }
     // A row just created has no turn, messages or interactions yet: render it without reading it back.
     let mut payload = if idempotent {
         operation_payload(app, operation, &PayloadOptions::default()).await?
