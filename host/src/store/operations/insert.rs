@@ -267,8 +267,58 @@ pub fn insert_prepared(
         }
         None => None,
     };
+    // The row as just written, built from what was bound instead of read back (a submit's last statement was a
+    // full-row SELECT of the row it had in hand); `inserted_rows_read_back_equal_what_insert_returns` holds the
+    // two equal.
+    let operation_type = OperationKind::parse(&new.operation_type).ok_or_else(|| {
+        invalid(
+            "operation_type",
+            format!("unknown operation type {:?}", new.operation_type),
+        )
+    })?;
+    let operation = Operation {
+        operation_id,
+        client_request_id,
+        operation_type,
+        status: OperationStatus::Queued,
+        phase: OperationStatus::Queued,
+        project_id: new.project_id.clone(),
+        project_path_key: new.project_path_key.clone(),
+        cwd: new.cwd.clone(),
+        chat_id: new.thread_id.clone(),
+        thread_id: new.thread_id.clone(),
+        source_thread_id: new.source_thread_id.clone(),
+        expected_turn_id: new.expected_turn_id.clone(),
+        turn_id: None,
+        workflow_id: new.workflow_id.clone(),
+        agent_id: new.agent_id.clone(),
+        has_message,
+        takes_slot,
+        priority: new.priority.clone(),
+        estimated_cost_class: new.estimated_cost_class.clone(),
+        resource_keys: new.resource_keys.clone(),
+        queue_status: "queued".to_string(),
+        queued_reason: Some("waiting_for_worker".to_string()),
+        attempt_count: 0,
+        max_attempts: new.max_attempts,
+        next_attempt_at: Timestamp(now),
+        last_error: None,
+        lease_owner: None,
+        lease_expires_at: None,
+        last_heartbeat_at: None,
+        worker_id: None,
+        result: None,
+        final_report: None,
+        created_at: Timestamp(now),
+        updated_at: Timestamp(now),
+        started_at: None,
+        completed_at: None,
+        request: canonical,
+        request_fingerprint: fingerprint,
+        submitter_config_fingerprint: new.config_fingerprint.clone(),
+    };
     Ok(InsertOutcome::Created {
-        operation: require(conn, &operation_id)?,
+        operation,
         submission_id,
         continued_from,
     })

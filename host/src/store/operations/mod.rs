@@ -619,6 +619,53 @@ pub(crate) mod tests {
     const PROMPT: &str = "Please refactor the storage layer to use WAL mode and add tests";
 
     #[tokio::test]
+    async fn inserted_rows_read_back_equal_what_insert_returns() {
+        // `insert` builds the operation it returns from what it bound; every kind of row must read back equal.
+        let (_dir, store) = temp_store();
+        let mut variants = vec![chat("read me back", Some("key-1"))];
+        let mut rich = chat("a richer row to read back", None);
+        rich.project_id = Some("proj_1".to_string());
+        rich.cwd = Some("/p".to_string());
+        rich.agent_id = Some("agent-7".to_string());
+        rich.workflow_id = Some("wf_1".to_string());
+        rich.priority = "high".to_string();
+        rich.estimated_cost_class = "heavy".to_string();
+        rich.resource_keys = vec!["src/a.rs".to_string(), "docs".to_string()];
+        rich.max_attempts = 5;
+        rich.config_fingerprint = Some("cfg".to_string());
+        rich.request["nested"] = json!({"b": [1, 2.5, null], "a": true});
+        variants.push(rich);
+        let mut steer = NewOperation::new(
+            "steer_turn",
+            json!({"operationType": "steer_turn", "message": "also this"}),
+        );
+        steer.message = Some("also this".to_string());
+        steer.thread_id = Some("thr-1".to_string());
+        steer.expected_turn_id = Some("turn-1".to_string());
+        steer.project_path_key = "/q".to_string();
+        variants.push(steer);
+        let mut fork = NewOperation::new("fork_thread", json!({"operationType": "fork_thread"}));
+        fork.source_thread_id = Some("thr-2".to_string());
+        fork.priority = "low".to_string();
+        fork.project_path_key = "/r".to_string();
+        variants.push(fork);
+        for new in variants {
+            let inserted = store
+                .insert_operation(new)
+                .await
+                .expect("insert")
+                .operation()
+                .clone();
+            let read = store
+                .get_operation(&inserted.operation_id)
+                .await
+                .expect("read")
+                .expect("row");
+            assert_eq!(inserted, read);
+        }
+    }
+
+    #[tokio::test]
     async fn only_an_unclaimed_queued_operation_is_cancelled() {
         let (_dir, store) = temp_store();
         let id = match store
