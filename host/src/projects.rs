@@ -82,10 +82,13 @@ impl ProjectRegistry {
 
     /// True when `path` lies inside an allowed root (after normalisation, so `..` cannot escape).
     pub fn is_allowed(&self, path: &Path) -> bool {
-        let candidate = normalize_path(path);
-        self.allowed_roots
-            .iter()
-            .any(|root| candidate.starts_with(root))
+        self.contains_normalized(&normalize_path(path))
+    }
+
+    /// [`is_allowed`](Self::is_allowed) for a path already normalised (resolving it again would cost a system
+    /// call per path component on every submit).
+    fn contains_normalized(&self, path: &Path) -> bool {
+        self.allowed_roots.iter().any(|root| path.starts_with(root))
     }
 
     /// Every registered project (inside or outside the allowed roots).
@@ -165,8 +168,10 @@ impl ProjectRegistry {
             .find(|p| p.project_id == reference)
             .or_else(|| projects.iter().find(|p| p.name == reference))
             .cloned();
-        let project = match found {
-            Some(project) => project,
+        // A path reference is normalised here, now; a registry entry's root was normalised when the registry was
+        // read and may be a symlink changed since, so it is resolved again.
+        let (project, normalized_now) = match found {
+            Some(project) => (project, false),
             None => {
                 let path = Path::new(reference);
                 if !path.is_absolute() {
@@ -174,20 +179,26 @@ impl ProjectRegistry {
                 }
                 let root_path = normalize_path(path);
                 if let Some(project) = projects.iter().find(|p| p.root_path == root_path) {
-                    project.clone()
+                    (project.clone(), true)
                 } else if root_path.is_dir() {
-                    Project {
+                    let project = Project {
                         project_id: derived_id(&root_path),
                         name: basename(&root_path),
                         root_path,
                         source: "path",
-                    }
+                    };
+                    (project, true)
                 } else {
                     return Err(not_found());
                 }
             }
         };
-        if !self.is_allowed(&project.root_path) {
+        let allowed = if normalized_now {
+            self.contains_normalized(&project.root_path)
+        } else {
+            self.is_allowed(&project.root_path)
+        };
+        if !allowed {
             return Err(ProjectError::OutsideAllowedRoots {
                 path: project.root_path,
             });
@@ -198,7 +209,7 @@ impl ProjectRegistry {
     /// The project whose root contains `cwd`, if any (longest root wins); else an ad-hoc project for `cwd`.
     pub fn for_cwd(&self, cwd: &Path) -> Result<Project, ProjectError> {
         let cwd = normalize_path(cwd);
-        if !self.is_allowed(&cwd) {
+        if !self.contains_normalized(&cwd) {
             return Err(ProjectError::OutsideAllowedRoots { path: cwd });
         }
         let projects = self.list()?;
