@@ -6,11 +6,11 @@
 //! lets a submit skip the wake when its row lands behind the head: same slot holders, same head, nothing a claim
 //! would do differently.
 //!
-//! Invariant: the gate only ever skips a wake that would have found nothing to do; it may be stale only towards
-//! "wake". Any event that may free a slot or change the head (an operation ending, a lease released, a workflow
-//! queuing work, the worker's doorbell) goes through [`QueueGate::forget`], and a finding is kept only if no such
-//! event happened while the dispatcher was reading. What other processes change is found by the dispatcher's
-//! poll, as before: a submit here never was how this process learnt of their slots.
+//! Invariant: every event of this process that may free a slot or change the head (an operation ending or
+//! repaired, a lease released, a workflow queuing work, the worker's doorbell) goes through `Engine::wake`, which
+//! calls [`QueueGate::forget`], and a finding is kept only if no such event happened while the dispatcher was
+//! reading. What this process does not see (another process freeing a slot, a lease expiring, a retry's backoff
+//! ending) is found by the dispatcher's poll within its interval, as it was whenever no submit happened to come.
 
 use std::sync::Mutex;
 

@@ -255,6 +255,8 @@ pub async fn perform(
                 .store
                 .end_operation_by_repair(id, actions::failed_status(action), error)
                 .await?;
+            // An operation that held a slot freed it: the next one in the queue may start now, not at the poll.
+            app.engine.wake();
         }
         StepAction::ExpireInteraction(id) => {
             app.engine
