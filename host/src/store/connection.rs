@@ -39,6 +39,19 @@ pub(super) fn configure_library() {
     });
 }
 
+/// Opens the writer connection: through the VFS that writes each commit's WAL frames in one call
+/// (`wal_writes`), or the default VFS where that cannot be registered.
+pub(super) fn open_writer(path: &std::path::Path) -> Result<Connection, StoreError> {
+    if !super::wal_writes::register() {
+        return Ok(Connection::open(path)?);
+    }
+    Ok(Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        super::wal_writes::VFS_NAME,
+    )?)
+}
+
 /// Sets up one connection of the store (writer or reader): busy handler, pragmas, statement cache, plan stability.
 pub(super) fn configure(
     conn: &mut Connection,

@@ -71,6 +71,7 @@ pub mod schema;
 pub mod submissions;
 pub mod summaries;
 pub mod turns;
+mod wal_writes;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
@@ -326,7 +327,7 @@ impl Store {
             })?;
         }
         let handoff = handoff::Handoff::open(path).map(Arc::new);
-        let mut conn = Connection::open(path)?;
+        let mut conn = connection::open_writer(path)?;
         busy::install(&mut conn, handoff.clone())?;
         let mode: String = busy::retry(|| {
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
