@@ -170,8 +170,9 @@ impl ProjectRegistry {
             .cloned();
         // A path reference is normalised here, now; a registry entry's root was normalised when the registry was
         // read and may be a symlink changed since, so it is resolved again.
-        let (project, normalized_now) = match found {
-            Some(project) => (project, false),
+        let by_path = found.is_none();
+        let project = match found {
+            Some(project) => project,
             None => {
                 let path = Path::new(reference);
                 if !path.is_absolute() {
@@ -179,21 +180,20 @@ impl ProjectRegistry {
                 }
                 let root_path = normalize_path(path);
                 if let Some(project) = projects.iter().find(|p| p.root_path == root_path) {
-                    (project.clone(), true)
+                    project.clone()
                 } else if root_path.is_dir() {
-                    let project = Project {
+                    Project {
                         project_id: derived_id(&root_path),
                         name: basename(&root_path),
                         root_path,
                         source: "path",
-                    };
-                    (project, true)
+                    }
                 } else {
                     return Err(not_found());
                 }
             }
         };
-        let allowed = if normalized_now {
+        let allowed = if by_path {
             self.contains_normalized(&project.root_path)
         } else {
             self.is_allowed(&project.root_path)
