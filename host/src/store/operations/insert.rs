@@ -13,6 +13,8 @@ use super::*;
 /// What [`prepare`] computed of a request before the write lock.
 #[derive(Debug)]
 pub struct PreparedInsert {
+    /// The operation type (checked).
+    kind: OperationKind,
     /// The priority's rank (checked).
     priority: i64,
     canonical: Value,
@@ -39,12 +41,12 @@ pub fn prepare(
     snapshot: Option<&Connection>,
     new: &NewOperation,
 ) -> Result<PreparedInsert, StoreError> {
-    if !OPERATION_TYPES.contains(&new.operation_type.as_str()) {
-        return Err(invalid(
+    let kind = OperationKind::parse(&new.operation_type).ok_or_else(|| {
+        invalid(
             "operation_type",
             format!("unknown operation type {:?}", new.operation_type),
-        ));
-    }
+        )
+    })?;
     let priority = priority_rank(&new.priority)
         .ok_or_else(|| invalid("priority", format!("unknown priority {:?}", new.priority)))?;
     if !new.request.is_object() {
@@ -87,6 +89,7 @@ pub fn prepare(
         _ => None,
     };
     Ok(PreparedInsert {
+        kind,
         priority,
         canonical,
         canonical_text,
@@ -118,6 +121,7 @@ pub fn insert_prepared(
     now: i64,
 ) -> Result<InsertOutcome, StoreError> {
     let PreparedInsert {
+        mut kind,
         priority,
         canonical,
         canonical_text,
@@ -179,7 +183,8 @@ pub fn insert_prepared(
             submissions::find_historical_match(conn, &new.project_path_key, normalized, hash)?
         {
             let owned = new.to_mut();
-            owned.operation_type = "send_message".to_string();
+            kind = OperationKind::SendMessage;
+            owned.operation_type = kind.as_str().to_string();
             owned.thread_id = Some(thread_id.clone());
             owned.request["continuedFromOperationId"] = json!(operation_id);
             owned.request["threadId"] = json!(thread_id);
@@ -270,16 +275,10 @@ pub fn insert_prepared(
     // The row as just written, built from what was bound instead of read back (a submit's last statement was a
     // full-row SELECT of the row it had in hand); `inserted_rows_read_back_equal_what_insert_returns` holds the
     // two equal.
-    let operation_type = OperationKind::parse(&new.operation_type).ok_or_else(|| {
-        invalid(
-            "operation_type",
-            format!("unknown operation type {:?}", new.operation_type),
-        )
-    })?;
     let operation = Operation {
         operation_id,
         client_request_id,
-        operation_type,
+        operation_type: kind,
         status: OperationStatus::Queued,
         phase: OperationStatus::Queued,
         project_id: new.project_id.clone(),

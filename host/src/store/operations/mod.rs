@@ -42,7 +42,7 @@ pub use transitions::*;
 
 use crate::domain::rules::status::{
     self, is_active, is_reopen_allowed, is_startable, is_terminal, is_transition_allowed,
-    queue_status_for, retry_backoff_seconds, DEDUP_TYPES, OPERATION_TYPES,
+    queue_status_for, retry_backoff_seconds, DEDUP_TYPES,
 };
 
 /// Up to this many messages plus progress events, a snapshot is a point read (see [`Store::read_point`]): the
