@@ -10,7 +10,10 @@
 //! status poll is never stuck behind a long write. Blocking SQLite work therefore does not run on a reactor
 //! thread, with one exception: a **point read** ([`Store::read_point`], a status poll's snapshot: a few index
 //! lookups of a bounded number of rows, tens of microseconds) runs on the calling thread, because the hop to the
-//! blocking pool and back (two thread wake-ups) costs more than the read. It never waits for a lock either.
+//! blocking pool and back (two thread wake-ups) costs more than the read. It never waits for a lock either. Its
+//! counterpart, a **point write** ([`Store::write_point_prepared`], a submit's insert), runs on the calling thread
+//! only when the writer connection is idle and the write lock is free at once, else on the writer thread
+//! ([`writer`]).
 //!
 //! # Layout
 //!
@@ -37,6 +40,7 @@
 //! - [`chats`]: the chat read model (threads with their project, title, latest turn and activity).
 //! - [`history`]: the mirrored chat history and its FTS5 index.
 //! - [`plugin_state`]: plugin key/value state, read and written synchronously from inside plugin calls.
+//! - [`writer`]: the writer connection, its thread, and point writes.
 //!
 //! **Architecture Invariant:** only `store` contains SQL. Timestamps are stored as unix milliseconds and
 //! rendered as ISO-8601 UTC only when serialised.
@@ -73,14 +77,15 @@ pub mod summaries;
 pub mod turns;
 mod wal_writes;
 pub mod workflows;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use serde::{Serialize, Serializer};
 
 use crate::domain::rules::dedup::DuplicateMatch;
@@ -200,8 +205,9 @@ pub enum StoreError {
         /// How long the caller waited.
         waited_ms: u64,
     },
-    /// A blocking write was asked for on the writer thread itself, which would wait on itself forever.
-    #[error("store write refused: called on the store's writer thread")]
+    /// A blocking write was asked for on a thread holding the writer connection (the writer thread, or inside a
+    /// point write), which would wait on itself forever.
+    #[error("store write refused: called while holding the store's writer")]
     WriteWouldDeadlock,
     /// A blocking read task failed to run.
     #[error("store reader task failed: {0}")]
@@ -266,14 +272,14 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+use writer::{run_immediate, Job, NotHere, Writer};
 
 struct Inner {
     path: PathBuf,
+    /// The writer connection, for point writes on the calling thread.
+    writer_conn: Arc<Writer>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
-    /// The writer thread's id: a blocking write from that thread would wait on itself.
-    writer_thread_id: ThreadId,
     /// Dropping the sender stops the checkpoint thread.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
@@ -343,41 +349,15 @@ impl Store {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         schema::migrate(&mut conn)?;
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let (commit_counter, commits) = tokio::sync::watch::channel(0u64);
+        let started = Writer::spawn(conn, handoff.clone(), path)?;
+        let commits = started.commits;
         let checkpointer = checkpoint::spawn(path, commits.clone())?;
-
-        let writer_handoff = handoff.clone();
-        let handle = std::thread::Builder::new()
-            .name("store-writer".to_string())
-            .spawn(move || {
-                let mut conn = conn;
-                while let Ok(job) = receiver.recv() {
-                    // A panicking job must not take the writer down with it; its caller sees `Closed`.
-                    let outcome =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
-                    if outcome.is_err() {
-                        tracing::error!("store write job panicked");
-                    }
-                    // The job's transaction is over (committed or rolled back): wake processes waiting for the lock.
-                    if let Some(handoff) = &writer_handoff {
-                        handoff.released();
-                    }
-                    // Rolled-back jobs count too: a spurious wake only costs the waiter one re-read.
-                    commit_counter.send_modify(|n| *n = n.wrapping_add(1));
-                }
-            })
-            .map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let writer_thread_id = handle.thread().id();
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: Mutex::new(Some(sender)),
-                writer_thread: Mutex::new(Some(handle)),
-                writer_thread_id,
+                writer_conn: started.writer,
+                writer: Mutex::new(Some(started.jobs)),
+                writer_thread: Mutex::new(Some(started.thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
                 readers: Mutex::new(Vec::new()),
                 handoff,
@@ -424,12 +404,32 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// [`write_prepared`](Self::write_prepared) for a **point write** (a bounded handful of rows, well under a
+    /// millisecond): on the calling thread when the writer connection is idle and no other process holds the
+    /// write lock, else queued to the writer thread as usual (see [`writer`]). It never waits for a lock here.
+    pub async fn write_point_prepared<T, R, P, F>(&self, prepare: P, f: F) -> Result<R, StoreError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        P: FnOnce(&Connection) -> T + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, T) -> Result<R, StoreError> + Send + 'static,
+    {
+        match self.inner.writer_conn.try_here(prepare, f) {
+            Ok(result) => result,
+            Err((NotHere::Busy(prepare), f)) => self.write_prepared(prepare, f).await,
+            Err((NotHere::Locked(prepared), f)) => self.write_prepared(move |_| prepared, f).await,
+        }
+    }
+
     /// [`write`](Self::write) for callers outside an async context (benchmarks, blocking threads).
     pub fn write_blocking<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
     {
+        if writer::held_here() {
+            return Err(StoreError::WriteWouldDeadlock);
+        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.send_job(Box::new(move |conn: &mut Connection| {
             let _ = reply.send(run_immediate(conn, f));
@@ -450,7 +450,7 @@ impl Store {
         const QUEUED: u8 = 0;
         const STARTED: u8 = 1;
         const WITHDRAWN: u8 = 2;
-        if std::thread::current().id() == self.inner.writer_thread_id {
+        if writer::held_here() {
             return Err(StoreError::WriteWouldDeadlock);
         }
         let began = Instant::now();
@@ -553,16 +553,6 @@ impl Store {
     }
 }
 
-fn run_immediate<R, F>(conn: &mut Connection, f: F) -> Result<R, StoreError>
-where
-    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError>,
-{
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = f(&tx)?;
-    tx.commit()?;
-    Ok(value)
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -585,9 +575,16 @@ mod tests {
         for id in &ids {
             let hex = id.strip_prefix("op_").expect("prefix");
             assert_eq!(hex.len(), 32, "{id}");
-            assert!(hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
         }
         // Strictly increasing, also within one millisecond: new keys append to the index, and none repeats.
-        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids out of order");
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "ids out of order"
+        );
     }
 }

@@ -384,7 +384,7 @@ impl Store {
     ///   with [`StoreError::DuplicatePromptActive`].
     /// - Otherwise the operation (status `queued`) and its prompt submission are inserted.
     pub async fn insert_operation(&self, new: NewOperation) -> Result<InsertOutcome, StoreError> {
-        self.write_prepared(
+        self.write_point_prepared(
             move |snapshot| {
                 let prepared = prepare(Some(snapshot), &new);
                 (new, prepared)

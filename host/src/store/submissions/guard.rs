@@ -266,6 +266,7 @@ pub(crate) fn note_inserted(
     judged: i64,
     row: &InsertedRow<'_>,
 ) -> Result<(), StoreError> {
+    memory::for_database(conn.path().unwrap_or_default());
     if !memory::view_settled_at(scope, judged) {
         return Ok(());
     }
@@ -379,6 +380,7 @@ pub(crate) fn prejudge(
     scope: &str,
     probe: &DedupProbe<'_>,
 ) -> Result<Verdict, StoreError> {
+    memory::for_database(conn.path().unwrap_or_default());
     // One snapshot for both reads; read-only, so dropping it (a rollback) ends it.
     let snapshot = conn.unchecked_transaction()?;
     let version = scope_version(&snapshot, scope)?;
@@ -396,6 +398,7 @@ pub(crate) fn judge(
     probe: &DedupProbe<'_>,
     earlier: Option<Verdict>,
 ) -> Result<Verdict, StoreError> {
+    memory::for_database(conn.path().unwrap_or_default());
     let version = scope_version(conn, scope)?;
     if let Some(earlier) = earlier.filter(|earlier| earlier.version == version) {
         return Ok(earlier);
@@ -422,6 +425,7 @@ mod tests {
     use super::memory::{Seen, SEEN, SEEN_BYTES};
     use super::*;
     use crate::store::operations::tests::chat;
+    use crate::store::operations::InsertOutcome;
     use crate::store::test_support::temp_store;
 
     const PROMPT: &str = "Please refactor the storage layer to use WAL mode and add tests";
@@ -440,6 +444,42 @@ mod tests {
 
     fn version(conn: &Connection, scope: &str) -> i64 {
         scope_version(conn, scope).expect("version")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_thread_serving_two_databases_never_mixes_their_scopes() {
+        // Point writes run on the caller's thread, so one thread may serve two stores. Their scopes may share a
+        // path and reach the same version with different rows: a view of one must never answer for the other.
+        let (_dir_a, a) = temp_store();
+        let (_dir_b, b) = temp_store();
+        a.insert_operation(chat(PROMPT, None))
+            .await
+            .expect("first in a");
+        let again = a.insert_operation(chat(PROMPT, None)).await;
+        assert!(
+            matches!(again, Err(StoreError::DuplicatePromptActive(_))),
+            "{again:?}"
+        );
+        // Another process brings b's scope to the version this thread's view of a's is at, with another prompt.
+        let path = b.path().to_path_buf();
+        std::thread::spawn(move || {
+            let conn = Connection::open(&path).expect("open b");
+            let tx = conn.unchecked_transaction().expect("begin");
+            let other = chat(
+                "Write a haiku about the sea and the sky at night, please",
+                None,
+            );
+            crate::store::operations::insert(&tx, &other, 1).expect("insert into b");
+            assert_eq!(version(&tx, "/p"), 2);
+            tx.commit().expect("commit");
+        })
+        .join()
+        .expect("other process");
+        let created = b.insert_operation(chat(PROMPT, None)).await;
+        assert!(
+            matches!(created, Ok(InsertOutcome::Created { .. })),
+            "{created:?}"
+        );
     }
 
     #[test]

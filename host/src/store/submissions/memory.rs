@@ -1,4 +1,4 @@
-//! What a writer thread remembers between submits for the duplicate guard: the prompts it has read (which never
+//! What a thread that ran submits remembers between them for the duplicate guard: the prompts it has read (which never
 //! change once written) and, per scope, the live rows it last read at some version of the scope. No SQL here:
 //! [`super::guard`] decides when an entry may be used.
 
@@ -67,6 +67,22 @@ const SCOPE_VIEWS: usize = 8;
 thread_local! {
     pub(super) static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
     static VIEWS: RefCell<HashMap<String, ScopeView>> = RefCell::new(HashMap::new());
+    /// The database file the memory above is of.
+    static DATABASE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Makes this thread's memory that of the database at `path`, forgetting it if it was another's. Scopes and
+/// versions are only meaningful within one database, and a submit's insert may run on any thread that holds the
+/// writer connection (its own thread, or a caller's for a point write), so a thread could serve two stores.
+pub(super) fn for_database(path: &str) {
+    DATABASE.with(|database| {
+        let mut database = database.borrow_mut();
+        if *database != path {
+            SEEN.with(|seen| *seen.borrow_mut() = Seen::default());
+            VIEWS.with(|views| views.borrow_mut().clear());
+            path.clone_into(&mut database);
+        }
+    });
 }
 
 /// The prompt of `submission_id`, if this thread has it.
