@@ -74,6 +74,13 @@ pub const MAX_LIVE_INSTANCES: u32 = 32;
 /// warm pages (reset with a memset) instead of faulting in fresh ones on every call.
 const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
 
+/// Pool slots kept warm while unused, beyond the ones calls hold: past this, a call for a module without a warm
+/// slot of its own takes over the least recently used warm slot instead of a cold one. Every slot a plugin has
+/// used keeps [`KEEP_RESIDENT_BYTES`] resident, and with wasmtime's default (100) each module that ever ran kept
+/// one: the MCP bench's 100k-row session ended with two to five such slots, 2-5 MB of its resident set, varying
+/// with which plugins had run. Calls of one plugin still find their own slot warm.
+const WARM_SPARE_SLOTS: u32 = 1;
+
 /// Builds the engine: component model, fuel metering (a deterministic instruction budget), epoch
 /// interruption (a wall-clock deadline, which also bounds time spent in host calls that fuel does
 /// not count) and the pooling allocator sized for `max_memory_bytes` per memory. If the pool
@@ -112,6 +119,7 @@ fn engine_config(pool_memory_bytes: Option<u64>) -> Config {
             .total_stacks(MAX_LIVE_INSTANCES)
             .max_memory_size(usize::try_from(memory_bytes).unwrap_or(usize::MAX))
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .max_unused_warm_slots(WARM_SPARE_SLOTS)
             .table_keep_resident(64 * 1024);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
