@@ -291,8 +291,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Dropping the sender ends the writer loop; joining closes the writer connection (and lets SQLite
-        // checkpoint the WAL) before the store is considered gone.
+        // Dropping the sender ends the writer loop; joining waits for the job in progress. The writer connection
+        // closes with `writer_conn` right after this body (SQLite checkpoints the WAL then), still before the
+        // store is considered gone.
         if let Ok(mut writer) = self.writer.lock() {
             drop(writer.take());
         }
