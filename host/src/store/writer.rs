@@ -47,9 +47,13 @@ pub(super) struct Writer {
 
 /// What [`Writer::spawn`] starts: the job queue, the thread serving it, and the commit counter's receiver.
 pub(super) struct Started {
+    /// The connection, shared with the thread.
     pub writer: Arc<Writer>,
+    /// Where jobs for the thread go; dropping it ends the thread.
     pub jobs: mpsc::Sender<Job>,
+    /// The thread.
     pub thread: JoinHandle<()>,
+    /// Moves after every transaction of this process's writer.
     pub commits: tokio::sync::watch::Receiver<u64>,
 }
 
