@@ -247,6 +247,8 @@ mod tests {
         store
             .write_blocking(|tx| Ok(tx.execute_batch("CREATE TABLE probe_rows (v INTEGER)")?))
             .expect("create");
+        // The job's caller wakes before the writer thread lets the connection go: wait until it has.
+        drop(store.inner.writer_conn.conn.lock());
         (dir, store)
     }
 
