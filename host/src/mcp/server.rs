@@ -4,8 +4,6 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientCapabilities,
     CompleteRequestParams, CompleteResult, ContentBlock, CustomRequest, CustomResult,
@@ -103,9 +101,7 @@ impl McpServer {
     /// This server's tools serialised, for a transport that writes `tools/list` answers itself.
     pub fn tools_list_reply(&self) -> Result<ToolsListReply, ErrorData> {
         if !self.fixtures {
-            return Ok(ToolsListReply::new(Bytes::from_static(
-                PUBLISHED_TOOLS_JSON,
-            )));
+            return Ok(ToolsListReply::new(PUBLISHED_TOOLS_JSON));
         }
         let tools = self.tools()?;
         ToolsListReply::serialise(&tools)
@@ -462,7 +458,7 @@ mod tests {
         let expected = ToolsListReply::serialise(&by_rmcp).expect("serialise");
         assert_eq!(
             std::str::from_utf8(PUBLISHED_TOOLS_JSON).expect("UTF-8"),
-            std::str::from_utf8(&expected).expect("UTF-8"),
+            std::str::from_utf8(expected).expect("UTF-8"),
         );
         // HTTP reads the same bytes back into the same tools.
         assert_eq!(**published_tools().expect("published tools"), by_rmcp);

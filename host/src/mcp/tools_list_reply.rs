@@ -8,7 +8,9 @@
 //! - the transport marks each incoming `tools/list` request with [`CatalogByTransport`] and remembers its id;
 //! - the handler, seeing the mark, returns the result's envelope with no tools (rmcp still fills in what the
 //!   negotiated protocol version asks for: `resultType`, `ttlMs`, ...);
-//! - the transport writes that envelope around the tools array serialised at start-up, as one vectored write.
+//! - the transport writes that envelope around the tools array serialised at start-up: into a pipe, the envelope's
+//!   head copied and the constant rest (tools array, closing braces) by reference (`stdio::Output`); elsewhere as
+//!   one vectored write.
 //!
 //! The handler never sees the mark on other transports (streamable HTTP), and the transport stops marking when it
 //! holds [`MAX_MARKED`] unanswered requests, so a result without tools is only ever sent where the transport fills
@@ -28,25 +30,45 @@ pub struct CatalogByTransport;
 /// id here; past this many the transport stops marking and the handler returns the tools itself.
 const MAX_MARKED: usize = 64;
 
+/// What closes a filled reply line after the tools array.
+const TAIL: &[u8] = b"}}\n";
+
 /// The catalog's tools array as JSON, and the requests marked for it.
 #[derive(Debug)]
 pub struct ToolsListReply {
-    tools_json: Bytes,
+    /// Constant for the life of the process, so a pipe may be handed its pages (see `stdio::Output`).
+    tools_json: &'static [u8],
     marked: Vec<RequestId>,
+}
+
+/// One `tools/list` reply line: the envelope's head, then the tools array and [`TAIL`], both constant.
+pub struct FilledReply {
+    /// `{"jsonrpc":"2.0","id":..,"result":{..,"tools":`
+    pub head: Bytes,
+    /// The tools array, then the closing braces and newline.
+    pub rest: [&'static [u8]; 2],
+}
+
+impl FilledReply {
+    /// The whole line as one buffer chain, for a writer that copies.
+    pub fn into_buf(self) -> impl Buf {
+        let [tools, tail] = self.rest;
+        self.head.chain(tools).chain(tail)
+    }
 }
 
 impl ToolsListReply {
     /// Answers with `tools_json`, a tools array as [`ToolsListReply::serialise`] writes it.
-    pub fn new(tools_json: Bytes) -> ToolsListReply {
+    pub fn new(tools_json: &'static [u8]) -> ToolsListReply {
         ToolsListReply {
             tools_json,
             marked: Vec::new(),
         }
     }
 
-    /// The JSON of a tools array.
-    pub fn serialise(tools: &[Tool]) -> Result<Bytes, serde_json::Error> {
-        Ok(Bytes::from(serde_json::to_vec(tools)?))
+    /// The JSON of a tools array, kept for the life of the process (a process serialises one catalog, once).
+    pub fn serialise(tools: &[Tool]) -> Result<&'static [u8], serde_json::Error> {
+        Ok(Box::leak(serde_json::to_vec(tools)?.into_boxed_slice()))
     }
 
     /// Marks `message` with [`CatalogByTransport`] when it is a `tools/list` request.
@@ -66,7 +88,7 @@ impl ToolsListReply {
 
     /// The whole line (with its `\n`) for `message` when it answers a marked request with an envelope to fill;
     /// `None` leaves `message` to be serialised as it is. Any answer to a marked id ends that mark.
-    pub fn line_for(&mut self, message: &TxJsonRpcMessage<RoleServer>) -> Option<impl Buf> {
+    pub fn line_for(&mut self, message: &TxJsonRpcMessage<RoleServer>) -> Option<FilledReply> {
         let (id, list) = match message {
             JsonRpcMessage::Response(response) => match &response.result {
                 ServerResult::ListToolsResult(list) => (&response.id, Some(list)),
@@ -94,11 +116,10 @@ impl ToolsListReply {
             head.push(',');
         }
         head.push_str(r#""tools":"#);
-        Some(
-            Bytes::from(head)
-                .chain(self.tools_json.clone())
-                .chain(&b"}}\n"[..]),
-        )
+        Some(FilledReply {
+            head: Bytes::from(head),
+            rest: [self.tools_json, TAIL],
+        })
     }
 }
 
@@ -186,7 +207,8 @@ mod tests {
             let line = written(
                 cache
                     .line_for(&reply(id, envelope))
-                    .expect("a marked tools/list"),
+                    .expect("a marked tools/list")
+                    .into_buf(),
             );
             assert_eq!(line.last(), Some(&b'\n'));
             let filled: Value = serde_json::from_slice(&line).expect("JSON");

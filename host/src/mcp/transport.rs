@@ -20,12 +20,13 @@ use rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH;
 use rmcp::transport::Transport;
 use rmcp::RoleServer;
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tokio_util::bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder, FramedRead};
 
-use super::tools_list_reply::ToolsListReply;
+use super::stdio::Output;
+use super::tools_list_reply::{FilledReply, ToolsListReply};
 
 /// JSON-RPC: the line is not JSON.
 const PARSE_ERROR: i64 = -32700;
@@ -34,7 +35,7 @@ const INVALID_REQUEST: i64 = -32600;
 
 /// The server side of MCP over this process's stdin and stdout (on the reactor when they are pipes or sockets,
 /// see [`super::stdio`]).
-pub fn stdio() -> LenientTransport<super::stdio::Input, super::stdio::Output> {
+pub fn stdio() -> LenientTransport<super::stdio::Input> {
     let (input, output) = super::stdio::streams();
     LenientTransport::new(input, output)
 }
@@ -73,18 +74,18 @@ fn lift(result: Result<Option<Bytes>, AnyDelimiterCodecError>) -> Result<Option<
     }
 }
 
-/// rmcp's [`Transport`] over any reader and writer, decoding leniently (see the module docs).
-pub struct LenientTransport<R, W> {
+/// rmcp's [`Transport`] over any reader and stdout, decoding leniently (see the module docs).
+pub struct LenientTransport<R> {
     lines: FramedRead<R, LineCodec>,
     /// Replies and error answers share one writer; a whole line is written under the lock so lines never interleave.
-    writer: Arc<Mutex<Option<W>>>,
+    writer: Arc<Mutex<Option<Output>>>,
     /// The catalog's tools array and the `tools/list` requests to answer with it.
     tools_list: Option<ToolsListReply>,
 }
 
-impl<R: AsyncRead, W> LenientTransport<R, W> {
+impl<R: AsyncRead> LenientTransport<R> {
     /// A transport reading lines from `read` and writing them to `write`.
-    pub fn new(read: R, write: W) -> Self {
+    pub fn new(read: R, write: Output) -> Self {
         let codec = AnyDelimiterCodec::new_with_max_length(
             b"\n".to_vec(),
             b"\n".to_vec(),
@@ -105,33 +106,62 @@ impl<R: AsyncRead, W> LenientTransport<R, W> {
 }
 
 /// Writes one line (a `\n` is appended) to the shared writer.
-async fn write_line<W: AsyncWrite + Unpin>(
-    writer: &Mutex<Option<W>>,
-    line: Vec<u8>,
-) -> io::Result<()> {
-    write_all(writer, Bytes::from(line).chain(&b"\n"[..])).await
-}
-
-/// Writes `buf` whole to the shared writer, in one vectored write where the writer takes one.
-async fn write_all<W: AsyncWrite + Unpin>(
-    writer: &Mutex<Option<W>>,
-    mut buf: impl Buf,
-) -> io::Result<()> {
+async fn write_line(writer: &Mutex<Option<Output>>, line: Vec<u8>) -> io::Result<()> {
     let mut guard = writer.lock().await;
-    let Some(out) = guard.as_mut() else {
-        return Err(io::Error::new(
-            io::ErrorKind::NotConnected,
-            "transport closed",
-        ));
-    };
-    out.write_all_buf(&mut buf).await?;
+    let out = open(&mut guard)?;
+    out.write_all_buf(&mut Bytes::from(line).chain(&b"\n"[..]))
+        .await?;
     out.flush().await
 }
 
-impl<R, W> Transport<RoleServer> for LenientTransport<R, W>
+/// Writes a `tools/list` reply line: its constant part by reference where the writer takes it so, else the whole
+/// line in one vectored write.
+async fn write_filled(writer: &Mutex<Option<Output>>, reply: FilledReply) -> io::Result<()> {
+    let mut guard = writer.lock().await;
+    let out = open(&mut guard)?;
+    if !out.by_reference() {
+        out.write_all_buf(&mut reply.into_buf()).await?;
+        return out.flush().await;
+    }
+    let FilledReply { mut head, mut rest } = reply;
+    out.write_all_buf(&mut head).await?;
+    let mut from = 0;
+    while from < rest.len() {
+        let written = std::future::poll_fn(|cx| out.poll_write_static(cx, &rest[from..])).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        advance(&mut rest, &mut from, written);
+    }
+    out.flush().await
+}
+
+/// Moves past `written` bytes of `parts[from..]`.
+fn advance(parts: &mut [&'static [u8]], from: &mut usize, mut written: usize) {
+    while written > 0 && *from < parts.len() {
+        let part = &mut parts[*from];
+        let step = written.min(part.len());
+        *part = &part[step..];
+        written -= step;
+        if part.is_empty() {
+            *from += 1;
+        }
+    }
+    while *from < parts.len() && parts[*from].is_empty() {
+        *from += 1;
+    }
+}
+
+/// The writer, unless the transport was closed.
+fn open(writer: &mut Option<Output>) -> io::Result<&mut Output> {
+    writer
+        .as_mut()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "transport closed"))
+}
+
+impl<R> Transport<RoleServer> for LenientTransport<R>
 where
     R: AsyncRead + Send + Unpin,
-    W: AsyncWrite + Send + Unpin + 'static,
 {
     type Error = io::Error;
 
@@ -146,7 +176,7 @@ where
             .and_then(|reply| reply.line_for(&item));
         async move {
             match filled {
-                Some(line) => write_all(&writer, line).await,
+                Some(reply) => write_filled(&writer, reply).await,
                 None => {
                     write_line(
                         &writer,
@@ -363,5 +393,71 @@ mod tests {
             decode_line(br#"{"jsonrpc":"2.0","method":"notifications/x","params":5}"#),
             Decoded::Skip
         ));
+    }
+
+    /// A reply line through a real pipe, read back by another thread, for each way `write_filled` writes.
+    fn through_a_pipe(splice: bool, tools: &'static [u8]) -> Vec<u8> {
+        use std::io::Read;
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let read = std::thread::spawn(move || {
+            let mut line = Vec::new();
+            reader.read_to_end(&mut line).map(|_| line)
+        });
+        runtime.block_on(async {
+            let pipe = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into())
+                .expect("pipe on the reactor");
+            let writer = Mutex::new(Some(Output::Pipe { pipe, splice }));
+            assert_eq!(
+                writer.lock().await.as_ref().map(Output::by_reference),
+                Some(splice)
+            );
+            let reply = FilledReply {
+                head: Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":"#),
+                rest: [tools, b"}}\n"],
+            };
+            write_filled(&writer, reply).await.expect("written");
+            // Still by reference: the kernel took the pages rather than refusing `vmsplice`.
+            assert_eq!(
+                writer.lock().await.as_ref().map(Output::by_reference),
+                Some(splice)
+            );
+            // Dropping the writer closes the pipe, which ends the reader.
+        });
+        read.join().expect("reader").expect("read")
+    }
+
+    #[test]
+    fn a_tools_list_line_through_a_pipe_arrives_whole_by_reference_or_copied() {
+        // Larger than a default pipe (64 KiB), so the write waits for the reader at least once; no two
+        // neighbouring 4 KiB pages alike, so a page out of place would show.
+        let tools: Vec<u8> = (0..300_000u32)
+            .map(|at| b'a' + ((at / 4096 + at) % 26) as u8)
+            .collect();
+        let tools: &'static [u8] = Box::leak(tools.into_boxed_slice());
+        let mut expected = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":"#.to_vec();
+        expected.extend_from_slice(tools);
+        expected.extend_from_slice(b"}}\n");
+        for splice in [true, false] {
+            assert!(
+                through_a_pipe(splice, tools) == expected,
+                "splice {splice}: the line read back differs"
+            );
+        }
+    }
+
+    #[test]
+    fn advancing_past_written_bytes_skips_whole_and_empty_parts() {
+        let mut parts: [&'static [u8]; 3] = [b"abc", b"", b"defg"];
+        let mut from = 0;
+        advance(&mut parts, &mut from, 2);
+        assert_eq!((from, parts[0]), (0, &b"c"[..]));
+        advance(&mut parts, &mut from, 3);
+        assert_eq!((from, parts[2]), (2, &b"fg"[..]));
+        advance(&mut parts, &mut from, 2);
+        assert_eq!(from, 3);
     }
 }
