@@ -205,7 +205,7 @@ pub enum StoreError {
         /// How long the caller waited.
         waited_ms: u64,
     },
-    /// A blocking write was asked for on a thread holding the writer connection (the writer thread, or inside a
+    /// A write was asked for on a thread holding the writer connection (the writer thread, or inside a
     /// point write), which would wait on itself forever.
     #[error("store write refused: called while holding the store's writer")]
     WriteWouldDeadlock,
@@ -372,7 +372,12 @@ impl Store {
         &self.inner.path
     }
 
+    /// Queues `job` for the writer thread. Refused on a thread that holds the writer (the writer thread, or inside
+    /// a point write): the job could only run after the caller lets go, which it never would while waiting for it.
     fn send_job(&self, job: Job) -> Result<(), StoreError> {
+        if writer::held_here() {
+            return Err(StoreError::WriteWouldDeadlock);
+        }
         let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
         let sender = guard.as_ref().ok_or(StoreError::Closed)?;
         sender.send(job).map_err(|_| StoreError::Closed)
@@ -428,9 +433,6 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        if writer::held_here() {
-            return Err(StoreError::WriteWouldDeadlock);
-        }
         let (reply, answer) = mpsc::sync_channel(1);
         self.send_job(Box::new(move |conn: &mut Connection| {
             let _ = reply.send(run_immediate(conn, f));
@@ -451,9 +453,6 @@ impl Store {
         const QUEUED: u8 = 0;
         const STARTED: u8 = 1;
         const WITHDRAWN: u8 = 2;
-        if writer::held_here() {
-            return Err(StoreError::WriteWouldDeadlock);
-        }
         let began = Instant::now();
         let deadline = began + wait;
         let claim = Arc::new(AtomicU8::new(QUEUED));

@@ -339,20 +339,27 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_blocking_write_from_inside_a_point_write_is_refused() {
+    async fn a_write_from_inside_a_point_write_is_refused() {
         let (_dir, store) = store_with_table();
         let inner = store.clone();
-        let nested = store
+        let (blocking, queued) = store
             .write_point_prepared(
                 |_conn: &Connection| (),
-                move |_tx, ()| Ok(inner.write_blocking(|_tx| Ok(()))),
+                move |_tx, ()| {
+                    let blocking = inner.write_blocking(|_tx| Ok(()));
+                    // An async write would queue a job and wait for it: refused before it queues.
+                    let queued = futures::executor::block_on(inner.write(|_tx| Ok(())));
+                    Ok((blocking, queued))
+                },
             )
             .await
             .expect("outer write");
-        assert!(
-            matches!(nested, Err(StoreError::WriteWouldDeadlock)),
-            "{nested:?}"
-        );
+        for nested in [blocking, queued] {
+            assert!(
+                matches!(nested, Err(StoreError::WriteWouldDeadlock)),
+                "{nested:?}"
+            );
+        }
         // The flag ends with the point write: the same thread may queue writes again.
         store
             .write_blocking(|_tx| Ok(()))
