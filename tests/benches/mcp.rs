@@ -11,7 +11,8 @@
 //! - `ping` (the floor: stdio both ways and the JSON-RPC dispatch; the seed has no `ping`), `tools/list` and
 //!   `codex_health_summary` on a running server;
 //! - the pipe floor: a line as long as our `tools/list` reply, written by a thread of this process through a
-//!   pipe as wide as the server's and read the same way (what the kernel and the client cost without a server);
+//!   pipe as wide as the server's and read the same way (what the kernel and the client cost without a server),
+//!   once copied into the pipe (`write`) and once handed over by reference (`vmsplice`, as the server does);
 //! - with 1k and with 100k operations already in the database (prefilled through the library's `Store` before
 //!   the server starts): `codex_submit_task` (`start_chat`) -> `operationId`, once round-robin over 20 projects
 //!   (the duplicate-prompt guard compares each prompt with the live prompts of its scope) and once with a new
@@ -346,7 +347,11 @@ fn main() -> anyhow::Result<()> {
     let list_bytes = surface(&ours_binary, &mut ours)?;
     ours.record(
         "pipe floor: a tools/list-sized line written by a thread",
-        pipe_floor(list_bytes)?,
+        pipe_floor(list_bytes, Handover::Copied)?,
+    );
+    ours.record(
+        "pipe floor: the same line vmspliced by a thread",
+        pipe_floor(list_bytes, Handover::ByReference)?,
     );
     for n in [1_000usize, 100_000] {
         durable(&ours_binary, n, &mut ours)?;
@@ -429,11 +434,20 @@ fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<usize> {
     Ok(list_bytes)
 }
 
+/// How the floor's writer puts its reply into the pipe.
+#[derive(Clone, Copy)]
+enum Handover {
+    /// `write`: the kernel copies the bytes into fresh pipe pages.
+    Copied,
+    /// `vmsplice`: the pipe takes the pages of the (constant) reply, as the server does with its tools array.
+    ByReference,
+}
+
 /// What moving a reply of `bytes` costs with no server at all: a thread answers each request line with a
 /// prebuilt line of that size through a pipe widened like the server's (512 KiB), and this thread reads it the
 /// way [`Client::request`] does. The kernel's copies, the wake-ups and the client's reading are all that is left,
-/// so no server can answer `tools/list` faster than this on the same machine.
-fn pipe_floor(bytes: usize) -> anyhow::Result<Vec<Duration>> {
+/// so no server can answer `tools/list` faster than this on the same machine (with [`Handover::ByReference`]).
+fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>> {
     use std::os::fd::AsRawFd;
     let (requests, mut ask) = std::io::pipe()?;
     let (answers, answer) = std::io::pipe()?;
@@ -443,6 +457,8 @@ fn pipe_floor(bytes: usize) -> anyhow::Result<Vec<Duration>> {
     if let Some(last) = reply.last_mut() {
         *last = b'\n';
     }
+    // Never freed or written again, so the pipe may hold its pages for as long as it likes.
+    let reply: &'static [u8] = Box::leak(reply.into_boxed_slice());
     let server = std::thread::spawn(move || -> std::io::Result<()> {
         let mut requests = BufReader::new(requests);
         let mut answer = answer;
@@ -452,7 +468,10 @@ fn pipe_floor(bytes: usize) -> anyhow::Result<Vec<Duration>> {
             if requests.read_line(&mut line)? == 0 {
                 return Ok(());
             }
-            answer.write_all(&reply)?;
+            match handover {
+                Handover::Copied => answer.write_all(reply)?,
+                Handover::ByReference => splice_all(&answer, reply)?,
+            }
         }
     });
     let mut answers = BufReader::new(answers);
@@ -476,6 +495,24 @@ fn pipe_floor(bytes: usize) -> anyhow::Result<Vec<Duration>> {
         Err(_) => bail!("the floor's writer panicked"),
     }
     Ok(samples)
+}
+
+/// Hands all of `bytes` to the pipe `to` by reference (blocking).
+fn splice_all(to: &std::io::PipeWriter, mut bytes: &'static [u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        let iovec = libc::iovec {
+            iov_base: bytes.as_ptr().cast_mut().cast(),
+            iov_len: bytes.len(),
+        };
+        // SAFETY: `to` is an open pipe descriptor and `iovec` describes `bytes`, which is never freed or written.
+        let taken = unsafe { libc::vmsplice(to.as_raw_fd(), &iovec, 1, 0) };
+        if taken < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        bytes = &bytes[taken as usize..];
+    }
+    Ok(())
 }
 
 /// Fills the database at `path` with `n` completed `start_chat` operations (1 000 rows per transaction).
