@@ -23,6 +23,8 @@
 //!   app-server, so each poll reads a workflow with its actions, history, pending goal and operation);
 //! - the server's VmRSS at the end of each session, and again after 12 s idle (with `MCP_BENCH_SMAPS=DIR`, a
 //!   copy of its `/proc/PID/smaps` at each of those points goes to `DIR`);
+//! - with `MCP_BENCH_SURFACE_ONLY=1`, only the cold start, `ping`, `tools/list`, health and the floors (about a
+//!   minute: enough to compare two builds, alternating, where the full run takes a quarter of an hour);
 //! - with `SEED_MCP_COMMAND` set, the same series against the seed (its database holds only what the series
 //!   submit: it cannot be prefilled from here) and a side-by-side table with ratios. Unset, that part is skipped.
 //!
@@ -341,6 +343,7 @@ fn main() -> anyhow::Result<()> {
     );
     let ours_binary = support::mcp_client::server_binary()?;
     let seed_binary = std::env::var_os("SEED_MCP_COMMAND").map(PathBuf::from);
+    let surface_only = std::env::var_os("MCP_BENCH_SURFACE_ONLY").is_some_and(|v| v == "1");
 
     let mut ours = Results::default();
     println!("== codex-control-plane-mcp ({})", ours_binary.display());
@@ -353,8 +356,10 @@ fn main() -> anyhow::Result<()> {
         "pipe floor: the same line vmspliced by a thread",
         pipe_floor(list_bytes, Handover::ByReference)?,
     );
-    for n in [1_000usize, 100_000] {
-        durable(&ours_binary, n, &mut ours)?;
+    if !surface_only {
+        for n in [1_000usize, 100_000] {
+            durable(&ours_binary, n, &mut ours)?;
+        }
     }
 
     let mut seed = Results::default();
@@ -364,7 +369,9 @@ fn main() -> anyhow::Result<()> {
             binary.display()
         );
         surface(binary, &mut seed)?;
-        seed_durable(binary, &mut seed)?;
+        if !surface_only {
+            seed_durable(binary, &mut seed)?;
+        }
     } else {
         println!("== seed skipped (set SEED_MCP_COMMAND to the seed's server executable)");
     }
