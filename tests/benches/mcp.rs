@@ -12,7 +12,8 @@
 //!   `codex_health_summary` on a running server;
 //! - the pipe floor: a line as long as our `tools/list` reply, written by a thread of this process through a
 //!   pipe as wide as the server's and read the same way (what the kernel and the client cost without a server),
-//!   once copied into the pipe (`write`) and once handed over by reference (`vmsplice`, as the server does);
+//!   once copied into the pipe (`write`) and once handed over by reference (`vmsplice`, as the server does), and
+//!   once written into a Unix socket pair (what Node-based clients spawn servers with);
 //! - with 1k and with 100k operations already in the database (prefilled through the library's `Store` before
 //!   the server starts): `codex_submit_task` (`start_chat`) -> `operationId`, once round-robin over 20 projects
 //!   (the duplicate-prompt guard compares each prompt with the live prompts of its scope) and once with a new
@@ -356,6 +357,10 @@ fn main() -> anyhow::Result<()> {
         "pipe floor: the same line vmspliced by a thread",
         pipe_floor(list_bytes, Handover::ByReference)?,
     );
+    ours.record(
+        "socket pair floor: the same line written by a thread",
+        pipe_floor(list_bytes, Handover::SocketPair)?,
+    );
     if !surface_only {
         for n in [1_000usize, 100_000] {
             durable(&ours_binary, n, &mut ours)?;
@@ -441,13 +446,22 @@ fn surface(binary: &Path, results: &mut Results) -> anyhow::Result<usize> {
     Ok(list_bytes)
 }
 
-/// How the floor's writer puts its reply into the pipe.
+/// How the floor's writer puts its reply into the client's stream.
 #[derive(Clone, Copy)]
 enum Handover {
-    /// `write`: the kernel copies the bytes into fresh pipe pages.
+    /// `write` into a pipe: the kernel copies the bytes into fresh pipe pages.
     Copied,
-    /// `vmsplice`: the pipe takes the pages of the (constant) reply, as the server does with its tools array.
+    /// `vmsplice` into a pipe: the pipe takes the pages of the (constant) reply, as the server does with its tools
+    /// array.
     ByReference,
+    /// `write` into a Unix socket pair, what Node's `child_process` gives a server for its stdio.
+    SocketPair,
+}
+
+/// The floor writer's end of the client's stream.
+enum Answer {
+    Pipe(std::io::PipeWriter),
+    Socket(std::os::unix::net::UnixStream),
 }
 
 /// What moving a reply of `bytes` costs with no server at all: a thread answers each request line with a
@@ -457,9 +471,18 @@ enum Handover {
 fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>> {
     use std::os::fd::AsRawFd;
     let (requests, mut ask) = std::io::pipe()?;
-    let (answers, answer) = std::io::pipe()?;
-    // SAFETY: `answer` is an open pipe descriptor; F_SETPIPE_SZ takes an int argument.
-    unsafe { libc::fcntl(answer.as_raw_fd(), libc::F_SETPIPE_SZ, 512 << 10) };
+    let (answers, answer): (Box<dyn std::io::Read + Send>, Answer) = match handover {
+        Handover::SocketPair => {
+            let (answers, answer) = std::os::unix::net::UnixStream::pair()?;
+            (Box::new(answers), Answer::Socket(answer))
+        }
+        Handover::Copied | Handover::ByReference => {
+            let (answers, answer) = std::io::pipe()?;
+            // SAFETY: `answer` is an open pipe descriptor; F_SETPIPE_SZ takes an int argument.
+            unsafe { libc::fcntl(answer.as_raw_fd(), libc::F_SETPIPE_SZ, 512 << 10) };
+            (Box::new(answers), Answer::Pipe(answer))
+        }
+    };
     let mut reply = vec![b'x'; bytes.max(1)];
     if let Some(last) = reply.last_mut() {
         *last = b'\n';
@@ -475,9 +498,10 @@ fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>>
             if requests.read_line(&mut line)? == 0 {
                 return Ok(());
             }
-            match handover {
-                Handover::Copied => answer.write_all(reply)?,
-                Handover::ByReference => splice_all(&answer, reply)?,
+            match (&mut answer, handover) {
+                (Answer::Pipe(pipe), Handover::ByReference) => splice_all(pipe, reply)?,
+                (Answer::Pipe(pipe), _) => pipe.write_all(reply)?,
+                (Answer::Socket(socket), _) => socket.write_all(reply)?,
             }
         }
     });
