@@ -6,6 +6,10 @@
 //! Run: `cargo bench -p codex-control-plane-tests --bench clients`
 //! (seed side by side: `SEED_MCP_COMMAND=/path/to/venv/bin/codex-control-plane-mcp cargo bench ...`)
 //!
+//! Then the same two series with ten sessions over one server process: `serve --http 127.0.0.1:0` (streamable
+//! HTTP), each client its own MCP session, one POST per call on a fresh connection (as the test client does; a
+//! client that keeps its connection alive would only do better).
+//!
 //! Our database is prefilled (through the library's `Store`, before the servers start) with 1 000 queued
 //! operations, and the servers run in `client` execution mode with no worker: nothing is dispatched, so the
 //! polls read queued operations and the submits only insert, which is what a fleet of agents does to the
@@ -20,6 +24,7 @@ use anyhow::Context;
 use codex_control_plane::store::{operations, NewOperation, Store};
 use serde_json::{json, Value};
 use support::bench::{percentile, report};
+use support::http_client::{token_file, HttpServer, McpHttpClient};
 use support::mcp_client::{isolated_env, server_binary, McpClient, TempDir};
 
 /// Concurrent sessions.
@@ -99,11 +104,23 @@ fn call(client: &mut McpClient, name: &str, arguments: Value) -> anyhow::Result<
     Ok((elapsed, ok_payload(&result)?))
 }
 
+/// [`call`] over streamable HTTP.
+fn http_call(
+    client: &mut McpHttpClient,
+    name: &str,
+    arguments: Value,
+) -> anyhow::Result<(Duration, Value)> {
+    let started = Instant::now();
+    let result = client.request("tools/call", json!({"name": name, "arguments": arguments}))?;
+    let elapsed = started.elapsed();
+    Ok((elapsed, ok_payload(&result)?))
+}
+
 /// Runs `work(client_index, client)` on every client at once for [`SERIES`]; returns every latency and the
 /// wall time.
-fn concurrently(
-    clients: &mut [McpClient],
-    work: impl Fn(usize, usize, &mut McpClient) -> anyhow::Result<Duration> + Sync,
+fn concurrently<C: Send>(
+    clients: &mut [C],
+    work: impl Fn(usize, usize, &mut C) -> anyhow::Result<Duration> + Sync,
 ) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let barrier = Arc::new(Barrier::new(clients.len()));
     let started = Instant::now();
@@ -161,12 +178,11 @@ struct Figures {
     submits: (f64, Duration, Duration),
 }
 
-fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
-    let dir = TempDir::new(if seed {
-        "bench-clients-seed"
-    } else {
-        "bench-clients"
-    });
+/// A server's environment variables.
+type Env = Vec<(String, String)>;
+
+/// The environment of a server in `client` execution mode under `dir`, and the projects the clients use.
+fn setting(dir: &TempDir) -> anyhow::Result<(Env, Vec<String>)> {
     let mut env = isolated_env(dir.path());
     env.retain(|(k, _)| k != "CODEX_MCP_EXECUTION_MODE");
     env.push(("CODEX_MCP_EXECUTION_MODE".into(), "client".into()));
@@ -177,6 +193,72 @@ fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
             Ok(path.display().to_string())
         })
         .collect::<anyhow::Result<_>>()?;
+    Ok((env, projects))
+}
+
+/// The database of the environment `env`.
+fn database(env: &[(String, String)]) -> anyhow::Result<PathBuf> {
+    env.iter()
+        .find(|(k, _)| k == "CODEX_MCP_STATE_DB")
+        .map(|(_, v)| PathBuf::from(v))
+        .context("db")
+}
+
+/// Our two series with every client in its own session of one server process over streamable HTTP.
+fn http_series() -> anyhow::Result<Figures> {
+    let dir = TempDir::new("bench-clients-http");
+    let (env, projects) = setting(&dir)?;
+    let ids = prefill(&database(&env)?, &projects)?;
+    let server = HttpServer::start(&env)?;
+    let token = std::fs::read_to_string(token_file(dir.path()))?
+        .trim()
+        .to_string();
+    let mut clients = (0..CLIENTS)
+        .map(|_| {
+            let mut client = server.client(&token);
+            client.initialize("2025-06-18")?;
+            Ok(client)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
+        let id = &ids[(n * 37 + i * 101) % ids.len()];
+        Ok(http_call(
+            client,
+            "codex_get_operation_status",
+            json!({"operation_id": id}),
+        )?
+        .0)
+    })?;
+    let polls = rate(
+        &format!("ours over HTTP: status polls, {CLIENTS} sessions"),
+        &samples,
+        wall,
+    );
+    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
+        Ok(http_call(
+            client,
+            "codex_submit_task",
+            json!({"operation_type": "start_chat",
+            "message": prompt(i, n, "http"), "project_id": projects[CLIENTS + i]}),
+        )?
+        .0)
+    })?;
+    let submits = rate(
+        &format!("ours over HTTP: submits, {CLIENTS} sessions"),
+        &samples,
+        wall,
+    );
+    server.terminate(Duration::from_secs(20))?;
+    Ok(Figures { polls, submits })
+}
+
+fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
+    let dir = TempDir::new(if seed {
+        "bench-clients-seed"
+    } else {
+        "bench-clients"
+    });
+    let (env, projects) = setting(&dir)?;
     let mut clients = (0..CLIENTS)
         .map(|_| {
             let mut client = McpClient::spawn_program(binary, &env, &[])?;
@@ -207,12 +289,7 @@ fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
         }
         own
     } else {
-        let db = env
-            .iter()
-            .find(|(k, _)| k == "CODEX_MCP_STATE_DB")
-            .map(|(_, v)| PathBuf::from(v))
-            .context("db")?;
-        let all = prefill(&db, &projects)?;
+        let all = prefill(&database(&env)?, &projects)?;
         (0..CLIENTS).map(|_| all.clone()).collect()
     };
     let who = if seed { "seed" } else { "ours" };
@@ -261,6 +338,7 @@ fn main() -> anyhow::Result<()> {
             .trim()
     );
     let ours = series(&server_binary()?, false)?;
+    let http = http_series()?;
     let seed = match std::env::var_os("SEED_MCP_COMMAND") {
         Some(binary) => Some(series(Path::new(&binary), true)?),
         None => {
@@ -268,8 +346,16 @@ fn main() -> anyhow::Result<()> {
             None
         }
     };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (name, o) in [("status polls", http.polls), ("submits", http.submits)] {
+        println!(
+            "  {name:<14} ours, one process over HTTP {:>7.0}/s p50 {:.2} p99 {:.2} ms",
+            o.0,
+            ms(o.1),
+            ms(o.2)
+        );
+    }
     if let Some(seed) = seed {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         for (name, o, s) in [
             ("status polls", ours.polls, seed.polls),
             ("submits", ours.submits, seed.submits),
