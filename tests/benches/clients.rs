@@ -97,23 +97,30 @@ fn ok_payload(result: &Value) -> anyhow::Result<Value> {
     Ok(payload)
 }
 
-fn call(client: &mut McpClient, name: &str, arguments: Value) -> anyhow::Result<(Duration, Value)> {
-    let started = Instant::now();
-    let result = client.call_tool_raw(name, arguments)?;
-    let elapsed = started.elapsed();
-    Ok((elapsed, ok_payload(&result)?))
+/// A client session the series can time tool calls on.
+trait Session: Send {
+    /// The tool's `tools/call` result.
+    fn call_tool(&mut self, name: &str, arguments: Value) -> anyhow::Result<Value>;
+
+    /// Calls `name` and returns how long it took and its `ok:true` payload.
+    fn timed(&mut self, name: &str, arguments: Value) -> anyhow::Result<(Duration, Value)> {
+        let started = Instant::now();
+        let result = self.call_tool(name, arguments)?;
+        let elapsed = started.elapsed();
+        Ok((elapsed, ok_payload(&result)?))
+    }
 }
 
-/// [`call`] over streamable HTTP.
-fn http_call(
-    client: &mut McpHttpClient,
-    name: &str,
-    arguments: Value,
-) -> anyhow::Result<(Duration, Value)> {
-    let started = Instant::now();
-    let result = client.request("tools/call", json!({"name": name, "arguments": arguments}))?;
-    let elapsed = started.elapsed();
-    Ok((elapsed, ok_payload(&result)?))
+impl Session for McpClient {
+    fn call_tool(&mut self, name: &str, arguments: Value) -> anyhow::Result<Value> {
+        self.call_tool_raw(name, arguments)
+    }
+}
+
+impl Session for McpHttpClient {
+    fn call_tool(&mut self, name: &str, arguments: Value) -> anyhow::Result<Value> {
+        self.request("tools/call", json!({"name": name, "arguments": arguments}))
+    }
 }
 
 /// Runs `work(client_index, client)` on every client at once for [`SERIES`]; returns every latency and the
@@ -178,6 +185,36 @@ struct Figures {
     submits: (f64, Duration, Duration),
 }
 
+/// The poll series (client `i` polls the operations `ids[i]`), then the submit series (client `i` into
+/// `projects[CLIENTS + i]`), reported as `who`.
+fn poll_and_submit<C: Session>(
+    who: &str,
+    clients: &mut [C],
+    ids: &[Vec<String>],
+    projects: &[String],
+) -> anyhow::Result<Figures> {
+    let (samples, wall) = concurrently(clients, |i, n, client| {
+        let list = &ids[i];
+        let id = &list[(n * 37 + i * 101) % list.len()];
+        Ok(client
+            .timed("codex_get_operation_status", json!({"operation_id": id}))?
+            .0)
+    })?;
+    let polls = rate(&format!("{who}: status polls"), &samples, wall);
+    let (samples, wall) = concurrently(clients, |i, n, client| {
+        let project = &projects[CLIENTS + i];
+        Ok(client
+            .timed(
+                "codex_submit_task",
+                json!({"operation_type": "start_chat",
+                "message": prompt(i, n, "timed"), "project_id": project}),
+            )?
+            .0)
+    })?;
+    let submits = rate(&format!("{who}: submits"), &samples, wall);
+    Ok(Figures { polls, submits })
+}
+
 /// A server's environment variables.
 type Env = Vec<(String, String)>;
 
@@ -220,36 +257,15 @@ fn http_series() -> anyhow::Result<Figures> {
             Ok(client)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
-        let id = &ids[(n * 37 + i * 101) % ids.len()];
-        Ok(http_call(
-            client,
-            "codex_get_operation_status",
-            json!({"operation_id": id}),
-        )?
-        .0)
-    })?;
-    let polls = rate(
-        &format!("ours over HTTP: status polls, {CLIENTS} sessions"),
-        &samples,
-        wall,
-    );
-    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
-        Ok(http_call(
-            client,
-            "codex_submit_task",
-            json!({"operation_type": "start_chat",
-            "message": prompt(i, n, "http"), "project_id": projects[CLIENTS + i]}),
-        )?
-        .0)
-    })?;
-    let submits = rate(
-        &format!("ours over HTTP: submits, {CLIENTS} sessions"),
-        &samples,
-        wall,
-    );
+    let ids: Vec<Vec<String>> = (0..CLIENTS).map(|_| ids.clone()).collect();
+    let figures = poll_and_submit(
+        &format!("ours over HTTP, {CLIENTS} sessions"),
+        &mut clients,
+        &ids,
+        &projects,
+    )?;
     server.terminate(Duration::from_secs(20))?;
-    Ok(Figures { polls, submits })
+    Ok(figures)
 }
 
 fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
@@ -272,8 +288,7 @@ fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
         for (i, client) in clients.iter_mut().enumerate() {
             let mut mine = Vec::new();
             for n in 0..SEED_OWN_OPS {
-                let (_, payload) = call(
-                    client,
+                let (_, payload) = client.timed(
                     "codex_submit_task",
                     json!({"operation_type": "start_chat",
                     "message": prompt(i, n, "own"), "project_id": projects[i]}),
@@ -293,40 +308,16 @@ fn series(binary: &Path, seed: bool) -> anyhow::Result<Figures> {
         (0..CLIENTS).map(|_| all.clone()).collect()
     };
     let who = if seed { "seed" } else { "ours" };
-    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
-        let list = &ids[i];
-        let id = &list[(n * 37 + i * 101) % list.len()];
-        Ok(call(
-            client,
-            "codex_get_operation_status",
-            json!({"operation_id": id}),
-        )?
-        .0)
-    })?;
-    let polls = rate(
-        &format!("{who}: status polls, {CLIENTS} clients"),
-        &samples,
-        wall,
-    );
-    let (samples, wall) = concurrently(&mut clients, |i, n, client| {
-        let project = &projects[CLIENTS + i];
-        Ok(call(
-            client,
-            "codex_submit_task",
-            json!({"operation_type": "start_chat",
-            "message": prompt(i, n, "timed"), "project_id": project}),
-        )?
-        .0)
-    })?;
-    let submits = rate(
-        &format!("{who}: submits, {CLIENTS} clients"),
-        &samples,
-        wall,
-    );
+    let figures = poll_and_submit(
+        &format!("{who}, {CLIENTS} clients"),
+        &mut clients,
+        &ids,
+        &projects,
+    )?;
     for client in clients {
         let _ = client.close(Duration::from_secs(15));
     }
-    Ok(Figures { polls, submits })
+    Ok(figures)
 }
 
 fn main() -> anyhow::Result<()> {
