@@ -16,6 +16,7 @@
 //! holds [`MAX_MARKED`] unanswered requests, so a result without tools is only ever sent where the transport fills
 //! it in.
 
+use bytes::buf::Chain;
 use bytes::{Buf, Bytes};
 use rmcp::model::{ClientRequest, JsonRpcMessage, RequestId, ServerResult, Tool};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
@@ -45,15 +46,14 @@ pub struct ToolsListReply {
 pub struct FilledReply {
     /// `{"jsonrpc":"2.0","id":..,"result":{..,"tools":`
     pub head: Bytes,
-    /// The tools array, then the closing braces and newline.
-    pub rest: [&'static [u8]; 2],
+    /// The tools array, then the closing braces and newline; advancing it keeps both parts `'static`.
+    pub rest: Chain<&'static [u8], &'static [u8]>,
 }
 
 impl FilledReply {
     /// The whole line as one buffer chain, for a writer that copies.
     pub fn into_buf(self) -> impl Buf {
-        let [tools, tail] = self.rest;
-        self.head.chain(tools).chain(tail)
+        self.head.chain(self.rest)
     }
 }
 
@@ -118,7 +118,7 @@ impl ToolsListReply {
         head.push_str(r#""tools":"#);
         Some(FilledReply {
             head: Bytes::from(head),
-            rest: [self.tools_json, TAIL],
+            rest: self.tools_json.chain(TAIL),
         })
     }
 }
