@@ -458,15 +458,16 @@ enum Handover {
     SocketPair,
 }
 
-/// The floor writer's end of the client's stream.
+/// The floor writer's end of the client's stream, and how it writes there.
 enum Answer {
-    Pipe(std::io::PipeWriter),
+    Copied(std::io::PipeWriter),
+    ByReference(std::io::PipeWriter),
     Socket(std::os::unix::net::UnixStream),
 }
 
 /// What moving a reply of `bytes` costs with no server at all: a thread answers each request line with a
-/// prebuilt line of that size through a pipe widened like the server's (512 KiB), and this thread reads it the
-/// way [`Client::request`] does. The kernel's copies, the wake-ups and the client's reading are all that is left,
+/// prebuilt line of that size, `handover`'s way (a pipe is widened like the server's, 512 KiB), and this thread
+/// reads it the way [`Client::request`] does. The kernel's copies, the wake-ups and the client's reading are all that is left,
 /// so no server can answer `tools/list` faster than this on the same machine (with [`Handover::ByReference`]).
 fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>> {
     use std::os::fd::AsRawFd;
@@ -480,7 +481,11 @@ fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>>
             let (answers, answer) = std::io::pipe()?;
             // SAFETY: `answer` is an open pipe descriptor; F_SETPIPE_SZ takes an int argument.
             unsafe { libc::fcntl(answer.as_raw_fd(), libc::F_SETPIPE_SZ, 512 << 10) };
-            (Box::new(answers), Answer::Pipe(answer))
+            let answer = match handover {
+                Handover::ByReference => Answer::ByReference(answer),
+                _ => Answer::Copied(answer),
+            };
+            (Box::new(answers), answer)
         }
     };
     let mut reply = vec![b'x'; bytes.max(1)];
@@ -498,10 +503,10 @@ fn pipe_floor(bytes: usize, handover: Handover) -> anyhow::Result<Vec<Duration>>
             if requests.read_line(&mut line)? == 0 {
                 return Ok(());
             }
-            match (&mut answer, handover) {
-                (Answer::Pipe(pipe), Handover::ByReference) => splice_all(pipe, reply)?,
-                (Answer::Pipe(pipe), _) => pipe.write_all(reply)?,
-                (Answer::Socket(socket), _) => socket.write_all(reply)?,
+            match &mut answer {
+                Answer::Copied(pipe) => pipe.write_all(reply)?,
+                Answer::ByReference(pipe) => splice_all(pipe, reply)?,
+                Answer::Socket(socket) => socket.write_all(reply)?,
             }
         }
     });
