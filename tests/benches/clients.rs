@@ -24,7 +24,7 @@ use anyhow::Context;
 use codex_control_plane::store::{operations, NewOperation, Store};
 use serde_json::{json, Value};
 use support::bench::{percentile, report};
-use support::http_client::{token_file, HttpServer, McpHttpClient};
+use support::http_client::{read_token, HttpServer, McpHttpClient};
 use support::mcp_client::{isolated_env, server_binary, McpClient, TempDir};
 
 /// Concurrent sessions.
@@ -247,9 +247,7 @@ fn http_series() -> anyhow::Result<Figures> {
     let (env, projects) = setting(&dir)?;
     let ids = prefill(&database(&env)?, &projects)?;
     let server = HttpServer::start(&env)?;
-    let token = std::fs::read_to_string(token_file(dir.path()))?
-        .trim()
-        .to_string();
+    let token = read_token(dir.path())?;
     let mut clients = (0..CLIENTS)
         .map(|_| {
             let mut client = server.client(&token);

@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::http_client::{run_to_exit, send, token_file, HttpServer, McpHttpClient};
+use support::http_client::{read_token, run_to_exit, send, token_file, HttpServer, McpHttpClient};
 use support::mcp_client::{isolated_env, McpClient, TempDir};
 
 /// A configured token for the tests that do not want a file.
@@ -25,13 +25,6 @@ fn initialize_body() -> String {
     .to_string()
 }
 
-fn read_token(root: &std::path::Path) -> String {
-    std::fs::read_to_string(token_file(root))
-        .expect("token file")
-        .trim()
-        .to_string()
-}
-
 fn stop(server: HttpServer) {
     let status = server
         .terminate(Duration::from_secs(20))
@@ -43,7 +36,7 @@ fn stop(server: HttpServer) {
 fn requests_without_the_token_or_from_foreign_sites_are_refused() {
     let dir = TempDir::new("http-guard");
     let server = HttpServer::start(&isolated_env(dir.path())).expect("start");
-    let token = read_token(dir.path());
+    let token = read_token(dir.path()).expect("token file");
     let addr = server.addr;
     let body = initialize_body();
     let json_headers = [
@@ -112,7 +105,7 @@ fn requests_without_the_token_or_from_foreign_sites_are_refused() {
 fn an_authorized_client_gets_the_same_tools_as_stdio() {
     let dir = TempDir::new("http-tools");
     let server = HttpServer::start(&isolated_env(dir.path())).expect("start");
-    let mut client = server.client(&read_token(dir.path()));
+    let mut client = server.client(&read_token(dir.path()).expect("token file"));
     let result = client.initialize("2025-11-25").expect("initialize");
     assert_eq!(result["protocolVersion"], json!("2025-11-25"));
     assert_eq!(
@@ -140,7 +133,7 @@ fn an_authorized_client_gets_the_same_tools_as_stdio() {
         json!("codex_health_summary")
     );
     // A second client gets its own session on the same server and state.
-    let mut second = McpHttpClient::new(server.addr, &read_token(dir.path()));
+    let mut second = McpHttpClient::new(server.addr, &read_token(dir.path()).expect("token file"));
     second.initialize("2025-06-18").expect("second initialize");
     let again = second
         .call_tool("codex_health_summary", json!({}))
@@ -177,12 +170,12 @@ fn the_generated_token_file_is_private_and_reused() {
     );
     let metadata = std::fs::metadata(&path).expect("token file");
     assert_eq!(metadata.mode() & 0o777, 0o600);
-    let first = read_token(dir.path());
+    let first = read_token(dir.path()).expect("token file");
     assert!(first.len() >= 64, "{first}");
     stop(server);
 
     let server = HttpServer::start(&env).expect("second start");
-    assert_eq!(read_token(dir.path()), first);
+    assert_eq!(read_token(dir.path()).expect("token file"), first);
     server
         .client(&first)
         .initialize("2025-06-18")

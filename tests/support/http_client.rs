@@ -392,3 +392,10 @@ impl McpHttpClient {
 pub fn token_file(root: &Path) -> std::path::PathBuf {
     root.join("state").join("state.sqlite3.http-token")
 }
+
+/// The token the server generated into [`token_file`] for `isolated_env(root)`.
+pub fn read_token(root: &Path) -> anyhow::Result<String> {
+    let path = token_file(root);
+    let token = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(token.trim().to_string())
+}
